@@ -1,0 +1,93 @@
+"""What every command needs: the database, who is acting, and how to print."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from govtui import db, migrations
+from govtui.models import Operator
+from govtui.services import operators
+
+Handler = Callable[["Context", argparse.Namespace], int]
+
+
+def acting_name(explicit: str | None) -> str:
+    """Who is acting: --as, else GOVTUI_OPERATOR, else the login name."""
+    return explicit or os.environ.get("GOVTUI_OPERATOR") or getpass.getuser()
+
+
+@dataclass
+class Context:
+    url: str
+    actor_name: str
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, created on first use so `--help` never touches a database."""
+        if self._engine is None:
+            self._engine = db.make_engine(self.url)
+        return self._engine
+
+    def ready_engine(self) -> Engine:
+        """The engine of a database whose schema is current (else a clear error)."""
+        migrations.require_current(self.engine)
+        return self.engine
+
+    @contextmanager
+    def write(self) -> Iterator[tuple[Session, Operator]]:
+        """One transaction, acting as the resolved operator."""
+        with db.write_session(self.ready_engine()) as session:
+            yield session, operators.find(session, self.actor_name)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session."""
+        with db.read_session(self.ready_engine()) as session:
+            yield session
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, dates and tuples as plain JSON values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Write a value as indented JSON on stdout."""
+    json.dump(to_jsonable(value), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Write rows as aligned columns, or a line saying there are none."""
+    if not rows:
+        print("(none)")
+        return
+    cells = [[str(h) for h in headers]] + [
+        ["" if c is None else str(c) for c in row] for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

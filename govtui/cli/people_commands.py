@@ -1,0 +1,144 @@
+"""`govtui contractor ...` and `govtui operator ...`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from govtui import db
+from govtui.cli.context import Context, print_json, print_table
+from govtui.models import ROLES
+from govtui.services import contractor_import, contractors, operators
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    contractor = sub.add_parser("contractor", help="contractors who work on client data")
+    csub = contractor.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = csub.add_parser("add", help="add one contractor")
+    p.add_argument("external_id", metavar="EXTERNAL_ID")
+    p.add_argument("--name", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--uid", required=True, help="directory uid (login name)")
+    p.add_argument("--contract-end", required=True, metavar="YYYY-MM-DD")
+    p.set_defaults(handler=run_contractor_add)
+    p = csub.add_parser("list", help="list contractors, by name")
+    p.add_argument("--search", help="part of a name, email, external id or uid")
+    p.add_argument("--limit", type=int, default=contractors.PAGE, help="rows (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_contractor_list)
+    p = csub.add_parser("show", help="show one contractor")
+    p.add_argument("external_id", metavar="EXTERNAL_ID")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_contractor_show)
+    p = csub.add_parser(
+        "import", help="import or update contractors from CSV or JSON (all rows or none)"
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.set_defaults(handler=run_contractor_import)
+
+    operator = sub.add_parser("operator", help="operators (people using govtui) and their roles")
+    osub = operator.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = osub.add_parser("add", help="add an operator (the first one must be an admin)")
+    p.add_argument("name")
+    p.add_argument("--role", action="append", required=True, choices=ROLES, help="repeatable")
+    p.add_argument("--approves", action="append", default=[], metavar="CLIENT", help="repeatable")
+    p.set_defaults(handler=run_operator_add)
+    p = osub.add_parser("list", help="list operators")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_operator_list)
+
+
+def run_contractor_add(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.write() as (session, actor):
+        contractors.add(
+            session,
+            actor,
+            external_id=args.external_id,
+            name=args.name,
+            email=args.email,
+            directory_uid=args.uid,
+            contract_end=args.contract_end,
+        )
+    print(f"contractor {args.external_id} added")
+    return 0
+
+
+def run_contractor_list(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.read() as session:
+        rows = contractors.window(session, search=args.search, limit=max(1, args.limit))
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["EXTERNAL ID", "NAME", "EMAIL", "UID", "CONTRACT END", "STATUS"],
+            [
+                [r.external_id, r.name, r.email, r.directory_uid, r.contract_end, r.status]
+                for r in rows
+            ],
+        )
+    return 0
+
+
+def run_contractor_show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.read() as session:
+        c = contractors.find(session, args.external_id)
+    record = {
+        "external_id": c.external_id,
+        "name": c.name,
+        "email": c.email,
+        "directory_uid": c.directory_uid,
+        "contract_end": c.contract_end,
+        "status": c.status,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
+    if args.json:
+        print_json(record)
+    else:
+        print_table(["FIELD", "VALUE"], [[k, v] for k, v in record.items()])
+    return 0
+
+
+def run_contractor_import(ctx: Context, args: argparse.Namespace) -> int:
+    rows, digest = contractor_import.parse(args.file)
+    with ctx.write() as (session, actor):
+        result = contractor_import.apply(session, actor, rows, source=str(args.file), sha256=digest)
+    print(f"imported {args.file}: {result.created} created, {result.updated} updated")
+    return 0
+
+
+def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
+    with db.write_session(ctx.ready_engine()) as session:
+        bootstrap = operators.count(session) == 0
+        actor = None if bootstrap else operators.find(session, ctx.actor_name)
+        operators.add(
+            session,
+            actor,
+            name=args.name,
+            roles=args.role,
+            approves=args.approves,
+            bootstrap_actor=ctx.actor_name,
+        )
+    print(f"operator {args.name} added" + (" (the first operator)" if bootstrap else ""))
+    return 0
+
+
+def run_operator_list(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.read() as session:
+        views = operators.list_all(session)
+    if args.json:
+        print_json(views)
+    else:
+        print_table(
+            ["NAME", "ROLES", "APPROVES FOR", "TOTP"],
+            [
+                [
+                    v.name,
+                    ",".join(v.roles),
+                    ",".join(v.approves) or "-",
+                    "enrolled" if v.totp_enrolled else "-",
+                ]
+                for v in views
+            ],
+        )
+    return 0

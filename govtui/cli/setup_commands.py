@@ -1,0 +1,35 @@
+"""`govtui init` and `govtui demo`."""
+
+from __future__ import annotations
+
+import argparse
+
+from govtui import db, migrations
+from govtui.cli.context import Context
+from govtui.services import demo
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("init", help="create or upgrade the database schema (idempotent)")
+    p.set_defaults(handler=run_init)
+    p = sub.add_parser("demo", help="fill an empty database with demo data")
+    p.add_argument("--contractors", type=int, default=400, help="how many (default 400)")
+    p.set_defaults(handler=run_demo)
+
+
+def run_init(ctx: Context, args: argparse.Namespace) -> int:
+    applied = migrations.upgrade(ctx.engine)
+    where = db.redacted(ctx.url)
+    if applied:
+        names = ", ".join(f"{m.version} ({m.description})" for m in applied)
+        print(f"database {where}: applied migration {names}; schema at version {migrations.LATEST}")
+    else:
+        print(f"database {where}: schema already at version {migrations.LATEST}")
+    return 0
+
+
+def run_demo(ctx: Context, args: argparse.Namespace) -> int:
+    with db.write_session(ctx.ready_engine()) as session:
+        admin = demo.load(session, contractors=args.contractors)
+    print(f"demo data loaded; act as the demo admin with --as {admin} or GOVTUI_OPERATOR={admin}")
+    return 0

@@ -1,0 +1,122 @@
+"""Engine and sessions: SQLite (WAL, FULL sync, foreign keys, BEGIN IMMEDIATE) or PostgreSQL.
+
+Every service operation runs inside exactly one `write_session`; helpers never commit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session, create_engine
+
+from govtui.errors import ConfigurationError
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+def default_url() -> str:
+    """The SQLite file in the user's data directory (XDG_DATA_HOME, else ~/.local/share)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return f"sqlite:///{Path(base) / 'govtui' / 'govtui.db'}"
+
+
+def resolve_url(url: str | None) -> str:
+    """The database URL to use: the argument, else GOVTUI_DB, else the default file."""
+    return url or os.environ.get("GOVTUI_DB") or default_url()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database or "")
+
+
+def redacted(url: str) -> str:
+    """The URL with any password hidden, safe for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine with govtui's connection rules for the URL's backend."""
+    try:
+        parsed: URL = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True)
+    raise ConfigurationError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    path = sqlite_path(url.render_as_string(hide_password=False))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # NullPool: a connection per session, so worker threads in the TUI never share one.
+    engine = create_engine(
+        url,
+        poolclass=NullPool,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would issue a deferred BEGIN; take it over so
+        # writers can say BEGIN IMMEDIATE and never deadlock upgrading a read lock.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        readonly = connection.get_execution_options().get("govtui_readonly", False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """One write transaction: committed when the block ends, rolled back if it raises."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A read-only session that takes no write lock (a deferred BEGIN on SQLite)."""
+    # Closing (not rolling back) ends the transaction without expiring the loaded rows, so
+    # callers may read them after the block.
+    with Session(engine.execution_options(govtui_readonly=True), expire_on_commit=False) as session:
+        yield session
+
+
+def ident(row: Any) -> int:
+    """The primary key of a flushed or loaded row (None only before the first flush)."""
+    value = row.id
+    if value is None:
+        raise RuntimeError(f"{type(row).__name__} has no id yet: flush the session first")
+    return int(value)

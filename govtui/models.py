@@ -1,0 +1,306 @@
+"""The tables. Rules the database itself can hold are written here as constraints."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from govtui.sqltypes import UTCDateTime
+
+CLIENT_STATUSES = ("active", "paused")
+SENSITIVITIES = ("internal", "confidential", "restricted")
+CONTRACTOR_STATUSES = ("active", "offboarded")
+ROLES = ("requester", "approver", "reviewer", "admin")
+ACCESS_LEVELS = ("read", "label", "write")
+GRANT_STATES = ("requested", "active", "suspended", "expired", "revoked", "denied")
+DECISIONS = ("approve", "deny")
+REVIEW_DECISIONS = ("keep", "revoke")
+CAMPAIGN_STATES = ("open", "closed")
+DIRECTORY_FLAVOURS = ("openldap", "ad")
+OUTBOX_OPERATIONS = ("add_member", "remove_member", "disable_account")
+OUTBOX_STATES = ("pending", "done", "failed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({quoted})", name=f"ck_%(table_name)s_{column}")
+
+
+def _utc(nullable: bool = True) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+class SchemaVersion(SQLModel, table=True):
+    """One row per applied migration (see govtui.migrations)."""
+
+    __tablename__ = "schema_version"
+    version: int = Field(primary_key=True)
+    applied_at: datetime = Field(sa_column=_utc(nullable=False))
+    description: str
+
+
+class Client(SQLModel, table=True):
+    __tablename__ = "client"
+    __table_args__ = (
+        _in("status", CLIENT_STATUSES),
+        CheckConstraint("name <> ''", name="ck_client_name"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    status: str = Field(default="active")
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "project"
+    __table_args__ = (
+        UniqueConstraint("client_id", "name"),
+        CheckConstraint("name <> ''", name="ck_project_name"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="client.id", index=True)
+    name: str
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class DatasetScope(SQLModel, table=True):
+    __tablename__ = "dataset_scope"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name"),
+        _in("sensitivity", SENSITIVITIES),
+        CheckConstraint("max_grant_days > 0", name="ck_dataset_scope_max_days"),
+        CheckConstraint("name <> ''", name="ck_dataset_scope_name"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    name: str
+    sensitivity: str
+    max_grant_days: int
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class Contractor(SQLModel, table=True):
+    __tablename__ = "contractor"
+    __table_args__ = (
+        _in("status", CONTRACTOR_STATUSES),
+        CheckConstraint("external_id <> ''", name="ck_contractor_external_id"),
+        CheckConstraint("directory_uid <> ''", name="ck_contractor_directory_uid"),
+        Index("ix_contractor_name_id", "name", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(unique=True)
+    name: str
+    email: str
+    directory_uid: str = Field(unique=True)
+    contract_end: date
+    status: str = Field(default="active")
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    updated_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class Operator(SQLModel, table=True):
+    __tablename__ = "operator"
+    __table_args__ = (CheckConstraint("name <> ''", name="ck_operator_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    # TOTP enrolment: the secret itself lives only in the OS keyring.
+    totp_enrolled_at: datetime | None = Field(default=None, sa_column=_utc())
+    totp_last_step: int | None = None
+    totp_failures: int = Field(default=0)
+    totp_locked_until: datetime | None = Field(default=None, sa_column=_utc())
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class OperatorRole(SQLModel, table=True):
+    __tablename__ = "operator_role"
+    __table_args__ = (_in("role", ROLES),)
+    operator_id: int = Field(foreign_key="operator.id", primary_key=True)
+    role: str = Field(primary_key=True)
+
+
+class OperatorClient(SQLModel, table=True):
+    """The clients an approver may approve for."""
+
+    __tablename__ = "operator_client"
+    operator_id: int = Field(foreign_key="operator.id", primary_key=True)
+    client_id: int = Field(foreign_key="client.id", primary_key=True, index=True)
+
+
+class Grant(SQLModel, table=True):
+    __tablename__ = "access_grant"  # GRANT is a reserved word in SQL
+    __table_args__ = (
+        _in("state", GRANT_STATES),
+        _in("access", ACCESS_LEVELS),
+        CheckConstraint("requested_days > 0", name="ck_access_grant_days"),
+        CheckConstraint("reason <> ''", name="ck_access_grant_reason"),
+        CheckConstraint(
+            "state NOT IN ('active', 'suspended') OR (starts_at IS NOT NULL AND expires_at IS NOT NULL)",
+            name="ck_access_grant_window",
+        ),
+        CheckConstraint(
+            "state NOT IN ('expired', 'revoked', 'denied') OR ended_at IS NOT NULL",
+            name="ck_access_grant_ended",
+        ),
+        Index("ix_access_grant_state_expires", "state", "expires_at"),
+        Index("ix_access_grant_scope_state", "scope_id", "state"),
+        Index("ix_access_grant_contractor", "contractor_id", "scope_id", "access"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    contractor_id: int = Field(foreign_key="contractor.id")
+    scope_id: int = Field(foreign_key="dataset_scope.id")
+    access: str
+    state: str = Field(default="requested")
+    reason: str
+    requested_by: int = Field(foreign_key="operator.id")
+    requested_days: int
+    requested_at: datetime = Field(sa_column=_utc(nullable=False))
+    starts_at: datetime | None = Field(default=None, sa_column=_utc())
+    expires_at: datetime | None = Field(default=None, sa_column=_utc())
+    ended_at: datetime | None = Field(default=None, sa_column=_utc())
+    ended_by: int | None = Field(default=None, foreign_key="operator.id")
+    end_reason: str | None = None
+
+
+class Approval(SQLModel, table=True):
+    __tablename__ = "approval"
+    __table_args__ = (UniqueConstraint("grant_id", "approver_id"), _in("decision", DECISIONS))
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="access_grant.id", index=True)
+    approver_id: int = Field(foreign_key="operator.id")
+    decision: str
+    totp_step: int | None = None
+    decided_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class ClientPause(SQLModel, table=True):
+    __tablename__ = "client_pause"
+    __table_args__ = (CheckConstraint("reason <> ''", name="ck_client_pause_reason"),)
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="client.id", index=True)
+    reason: str
+    paused_by: int = Field(foreign_key="operator.id")
+    paused_at: datetime = Field(sa_column=_utc(nullable=False))
+    resumed_by: int | None = Field(default=None, foreign_key="operator.id")
+    resumed_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class PausedGrant(SQLModel, table=True):
+    """Which grants one pause suspended, and the state each had, so resume restores exactly."""
+
+    __tablename__ = "paused_grant"
+    __table_args__ = (_in("prior_state", ("requested", "active")),)
+    pause_id: int = Field(foreign_key="client_pause.id", primary_key=True)
+    grant_id: int = Field(foreign_key="access_grant.id", primary_key=True, index=True)
+    prior_state: str
+
+
+class ReviewCampaign(SQLModel, table=True):
+    __tablename__ = "review_campaign"
+    __table_args__ = (_in("state", CAMPAIGN_STATES),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    client_id: int | None = Field(default=None, foreign_key="client.id")
+    project_id: int | None = Field(default=None, foreign_key="project.id")
+    reviewer_id: int = Field(foreign_key="operator.id")
+    due_at: datetime = Field(sa_column=_utc(nullable=False))
+    revoke_unanswered: bool = Field(default=False)
+    state: str = Field(default="open")
+    created_by: int = Field(foreign_key="operator.id")
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    closed_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class ReviewItem(SQLModel, table=True):
+    __tablename__ = "review_item"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "grant_id"),
+        CheckConstraint(
+            "decision IS NULL OR decision IN ('keep', 'revoke')", name="ck_review_item_decision"
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="review_campaign.id")
+    grant_id: int = Field(foreign_key="access_grant.id", index=True)
+    decision: str | None = None
+    comment: str | None = None
+    decided_by: int | None = Field(default=None, foreign_key="operator.id")
+    decided_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class DirectoryTarget(SQLModel, table=True):
+    """An LDAP / AD to keep in step; the bind secret is in the OS keyring, never here."""
+
+    __tablename__ = "directory_target"
+    __table_args__ = (_in("flavour", DIRECTORY_FLAVOURS),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    url: str
+    bind_dn: str
+    users_base: str
+    groups_base: str
+    flavour: str = Field(default="openldap")
+    starttls: bool = Field(default=False)
+    ca_file: str | None = None
+    group_template: str = Field(default="cn={client}-{project}-{scope}-{access}")
+    create_groups: bool = Field(default=True)
+    max_attempts: int = Field(default=8)
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class GroupMapping(SQLModel, table=True):
+    """An explicit (scope, access) → group DN that overrides the target's template."""
+
+    __tablename__ = "group_mapping"
+    __table_args__ = (_in("access", ACCESS_LEVELS),)
+    target_id: int = Field(foreign_key="directory_target.id", primary_key=True)
+    scope_id: int = Field(foreign_key="dataset_scope.id", primary_key=True)
+    access: str = Field(primary_key=True)
+    group_dn: str
+
+
+class OutboxOp(SQLModel, table=True):
+    __tablename__ = "outbox_op"
+    __table_args__ = (
+        _in("operation", OUTBOX_OPERATIONS),
+        _in("state", OUTBOX_STATES),
+        Index("ix_outbox_op_state_next", "state", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="directory_target.id")
+    grant_id: int | None = Field(default=None, foreign_key="access_grant.id")
+    operation: str
+    group_dn: str | None = None
+    user_dn: str
+    state: str = Field(default="pending")
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(sa_column=_utc(nullable=False))
+    last_error: str | None = None
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    done_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class AuditEvent(SQLModel, table=True):
+    """One link of the hash chain: hash = SHA-256 of the canonical JSON of the other fields."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (CheckConstraint("seq > 0", name="ck_audit_event_seq"),)
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_column=_utc(nullable=False))
+    actor: str
+    action: str
+    object: str
+    details: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str
+    hash: str = Field(unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    """The newest link, one row; locking it serialises appends so seq stays contiguous."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_audit_head_single"),)
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(default=0)
+    hash: str

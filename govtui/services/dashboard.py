@@ -1,0 +1,80 @@
+"""The overview the dashboard shows: per client, its size and its grants by state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from govtui.models import Client, Contractor, DatasetScope, Grant, Project
+
+
+@dataclass
+class ClientSummary:
+    name: str
+    status: str
+    projects: int = 0
+    scopes: int = 0
+    contractors: int = 0  # distinct contractors holding an active or suspended grant
+    grants: dict[str, int] = field(default_factory=dict)  # by state
+
+
+@dataclass(frozen=True)
+class Overview:
+    clients: list[ClientSummary]
+    contractors_total: int
+    contractors_active: int
+
+
+def overview(session: Session) -> Overview:
+    """Counts for every client in a handful of grouped queries, whatever the data size."""
+    summaries = {
+        cid: ClientSummary(name=name, status=status)
+        for cid, name, status in session.execute(
+            sa.select(col(Client.id), col(Client.name), col(Client.status)).order_by(
+                col(Client.name)
+            )
+        )
+    }
+    project_counts = sa.select(col(Project.client_id), sa.func.count()).group_by(
+        col(Project.client_id)
+    )
+    for cid, n in session.execute(project_counts):
+        summaries[cid].projects = n
+    scope_counts = (
+        sa.select(col(Project.client_id), sa.func.count())
+        .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
+        .group_by(col(Project.client_id))
+    )
+    for cid, n in session.execute(scope_counts):
+        summaries[cid].scopes = n
+    grants = (
+        sa.select(col(Project.client_id), col(Grant.state), sa.func.count())
+        .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
+        .join(Grant, col(Grant.scope_id) == col(DatasetScope.id))
+        .group_by(col(Project.client_id), col(Grant.state))
+    )
+    for cid, state, n in session.execute(grants):
+        summaries[cid].grants[state] = n
+    holders = (
+        sa.select(col(Project.client_id), sa.func.count(sa.distinct(col(Grant.contractor_id))))
+        .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
+        .join(Grant, col(Grant.scope_id) == col(DatasetScope.id))
+        .where(col(Grant.state).in_(("active", "suspended")))
+        .group_by(col(Project.client_id))
+    )
+    for cid, n in session.execute(holders):
+        summaries[cid].contractors = n
+    by_status: dict[str, int] = dict(
+        session.execute(
+            sa.select(col(Contractor.status), sa.func.count()).group_by(col(Contractor.status))
+        )
+        .tuples()
+        .all()
+    )
+    return Overview(
+        clients=list(summaries.values()),
+        contractors_total=sum(by_status.values()),
+        contractors_active=by_status.get("active", 0),
+    )
