@@ -157,9 +157,7 @@ def apply(
     """Insert new contractors and update known ones in bulk, with one audit event."""
     require_role(session, actor, "admin")
     existing: dict[str, str] = dict(
-        session.execute(sa.select(col(Contractor.external_id), col(Contractor.directory_uid)))
-        .tuples()
-        .all()
+        session.execute(sa.select(col(Contractor.external_id), col(Contractor.directory_uid))).all()
     )
     uid_owner = {uid: ext for ext, uid in existing.items()}
     problems = [

@@ -69,9 +69,7 @@ def overview(session: Session) -> Overview:
     by_status: dict[str, int] = dict(
         session.execute(
             sa.select(col(Contractor.status), sa.func.count()).group_by(col(Contractor.status))
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return Overview(
         clients=list(summaries.values()),

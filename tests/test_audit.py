@@ -1,0 +1,174 @@
+"""The audit chain: every service change appends a linked event; verify catches an edited
+field, a broken link, a gap, and a deleted tail (via the checkpoint kept outside the database)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from govtui import db
+from govtui.models import AuditEvent, AuditHead, Operator
+from govtui.services import audit, catalog
+
+from .conftest import FakeClock
+
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent / "schemas" / "audit-event.schema.json").read_text()
+)
+
+
+def _changes(engine: Engine, admin: Operator, clock: FakeClock, n: int = 5) -> None:
+    for i in range(n):
+        clock.advance(seconds=1)
+        with db.write_session(engine) as session:
+            catalog.add_client(session, admin, name=f"client-{i}")
+
+
+def _verify(engine: Engine) -> audit.VerifyResult:
+    with db.read_session(engine) as session:
+        return audit.verify(session, engine)
+
+
+def _sql(engine: Engine, statement: str, **params: Any) -> None:
+    with db.write_session(engine) as session:
+        session.execute(sa.text(statement), params)
+
+
+def test_each_change_appends_a_linked_event(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock, 3)
+    with db.read_session(engine) as session:
+        events = session.execute(sa.select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()  # type: ignore[arg-type]
+    assert [e.seq for e in events] == [1, 2, 3, 4]  # operator.add + three client.add
+    assert [e.action for e in events][1:] == ["client.add"] * 3
+    assert events[0].prev_hash == "0" * 64
+    for before, after in zip(events, events[1:], strict=False):
+        assert after.prev_hash == before.hash
+    assert events[1].actor == "root" and events[1].object == "client:client-0"
+    assert events[1].at == fake_clock.current.replace(second=1)
+    result = _verify(engine)
+    assert result.ok and result.checked == 4 and result.warning is None
+
+
+def test_a_failed_change_writes_no_event(engine: Engine, admin: Operator) -> None:
+    with db.write_session(engine) as session:
+        catalog.add_client(session, admin, name="acme")
+    with pytest.raises(Exception, match="exists already"), db.write_session(engine) as session:
+        catalog.add_client(session, admin, name="acme")
+    with db.read_session(engine) as session:
+        assert session.get(AuditHead, 1).seq == 2  # type: ignore[union-attr]
+
+
+def test_edited_field_is_caught(engine: Engine, admin: Operator, fake_clock: FakeClock) -> None:
+    _changes(engine, admin, fake_clock)
+    _sql(engine, "UPDATE audit_event SET actor = 'mallory' WHERE seq = 3")
+    result = _verify(engine)
+    assert not result.ok and result.first_bad_seq == 3 and "altered" in (result.problem or "")
+
+
+def test_edited_details_are_caught(engine: Engine, admin: Operator, fake_clock: FakeClock) -> None:
+    _changes(engine, admin, fake_clock)
+    _sql(engine, "UPDATE audit_event SET details = :d WHERE seq = 4", d='{"x":1}')
+    assert _verify(engine).first_bad_seq == 4
+
+
+def test_rehashed_edit_breaks_the_next_link(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock)
+    with db.write_session(engine) as session:
+        row = session.get(AuditEvent, 2)
+        assert row is not None
+        row.actor = "mallory"
+        row.hash = audit.event_hash(
+            seq=row.seq,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            obj=row.object,
+            details=row.details,
+            prev_hash=row.prev_hash,
+        )
+    result = _verify(engine)
+    assert result.first_bad_seq == 3 and "does not link" in (result.problem or "")
+
+
+def test_removed_event_is_caught(engine: Engine, admin: Operator, fake_clock: FakeClock) -> None:
+    _changes(engine, admin, fake_clock)
+    _sql(engine, "DELETE FROM audit_event WHERE seq = 3")
+    result = _verify(engine)
+    assert result.first_bad_seq == 3 and "missing" in (result.problem or "")
+
+
+def test_truncated_tail_with_head_row_rewritten_is_caught_by_checkpoint(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock)
+    with db.read_session(engine) as session:
+        kept = session.get(AuditEvent, 4)
+        assert kept is not None
+    # A careful attacker deletes the newest events and rewinds the head row to match.
+    _sql(engine, "DELETE FROM audit_event WHERE seq > 4")
+    _sql(engine, "UPDATE audit_head SET seq = 4, hash = :h", h=kept.hash)
+    result = _verify(engine)
+    assert not result.ok and result.first_bad_seq == 5 and "deleted" in (result.problem or "")
+
+
+def test_truncated_tail_without_head_update_is_caught(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock)
+    _sql(engine, "DELETE FROM audit_event WHERE seq = 6")
+    assert _verify(engine).first_bad_seq == 6
+
+
+def test_checkpoint_records_the_newest_head(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock, 2)
+    path = audit.checkpoint_path(engine.url.render_as_string(hide_password=False))
+    assert path is not None
+    checkpoint = audit.read_checkpoint(path)
+    with db.read_session(engine) as session:
+        head = session.get(AuditHead, 1)
+    assert head is not None and checkpoint == audit.Checkpoint(seq=head.seq, hash=head.hash)
+    audit.write_checkpoint(path, 1, "f" * 64)  # an older head never replaces a newer one
+    assert audit.read_checkpoint(path) == checkpoint
+
+
+def test_missing_checkpoint_is_a_warning(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock, 1)
+    path = audit.checkpoint_path(engine.url.render_as_string(hide_password=False))
+    assert path is not None
+    path.unlink()
+    result = _verify(engine)
+    assert result.ok and "no checkpoint" in (result.warning or "")
+
+
+def test_export_lines_match_the_schema_and_recompute(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock, 3)
+    with db.read_session(engine) as session:
+        lines = list(audit.export_lines(session))
+    assert len(lines) == 4
+    prev = "0" * 64
+    for line in lines:
+        record = json.loads(line)
+        jsonschema.validate(record, SCHEMA)
+        assert record["prev_hash"] == prev
+        body = {k: record[k] for k in ("seq", "at", "actor", "action", "object", "prev_hash")}
+        body["details"] = audit.canonical_json(record["details"])
+        import hashlib
+
+        assert hashlib.sha256(audit.canonical_json(body).encode()).hexdigest() == record["hash"]
+        prev = record["hash"]
