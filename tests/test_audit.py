@@ -3,6 +3,7 @@ field, a broken link, a gap, and a deleted tail (via the checkpoint kept outside
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def test_each_change_appends_a_linked_event(
     assert [e.seq for e in events] == [1, 2, 3, 4]  # operator.add + three client.add
     assert [e.action for e in events][1:] == ["client.add"] * 3
     assert events[0].prev_hash == "0" * 64
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.prev_hash == before.hash
     assert events[1].actor == "root" and events[1].object == "client:client-0"
     assert events[1].at == fake_clock.current.replace(second=1)

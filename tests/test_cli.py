@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
 
 from govtui import db
 from govtui.cli import main
