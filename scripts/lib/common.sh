@@ -1,0 +1,153 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/test and scripts/run. Sourced, never executed: it installs an EXIT
+# trap in the sourcing shell, so whatever a script starts is stopped however the script ends.
+
+# The repository root, whatever directory the calling script was started from.
+GOVTUI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+readonly GOVTUI_ROOT
+export GOVTUI_ROOT
+
+# A headline before each step, so a long CI log shows where it failed.
+step() {
+    printf '\n==> %s\n' "$*"
+}
+
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Runs a command as root: directly when we are root (CI, containers), else through sudo.
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "need root for: $* (not root, and no sudo)"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup: one EXIT trap runs every registered command, last registered first, so a service
+# is stopped before the directory it lives in is removed. It runs on success, on failure
+# (set -e) and on Ctrl-C or kill, because INT/TERM/HUP are turned into an ordinary exit.
+# Register only from the main shell: a registration made inside $(...) or a pipeline is lost
+# with that subshell.
+
+_GOVTUI_CLEANUPS=()
+
+# add_cleanup CMD [ARG...]: run CMD ARG... at exit. The words are quoted now, so paths with
+# spaces or odd characters are safe when the command is evaluated later.
+add_cleanup() {
+    local cmd
+    printf -v cmd '%q ' "$@"
+    _GOVTUI_CLEANUPS+=("$cmd")
+}
+
+_govtui_run_cleanups() {
+    local rc=$? i
+    # A second Ctrl-C must not cut the teardown short and leave a server running.
+    trap '' INT TERM HUP
+    set +e
+    for ((i = ${#_GOVTUI_CLEANUPS[@]} - 1; i >= 0; i--)); do
+        eval "${_GOVTUI_CLEANUPS[i]}"
+    done
+    _GOVTUI_CLEANUPS=()
+    exit "$rc"
+}
+
+trap _govtui_run_cleanups EXIT
+# Without these, a signal could kill bash without the EXIT trap on some versions; exiting with
+# the conventional 128+N status keeps the "killed by a signal" meaning for the caller.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Debian packages.
+
+_GOVTUI_APT_UPDATED=
+
+# ensure_debs PKG...: installs those of PKG that are not installed yet; nothing (and no root,
+# no network) when all are there, which is the common case on a developer's machine.
+ensure_debs() {
+    local pkg status missing=() log
+    for pkg in "$@"; do
+        status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+        [[ $status == "install ok installed" ]] || missing+=("$pkg")
+    done
+    ((${#missing[@]})) || return 0
+
+    echo "installing Debian packages: ${missing[*]}"
+    # apt's progress is long and rarely interesting; keep it, and show it only on failure.
+    log=$(mktemp -t govtui-apt.XXXXXX)
+    # sudo resets the environment, so DEBIAN_FRONTEND goes through env(1) to reach apt/debconf
+    # (slapd, for one, would otherwise ask questions on a terminal CI does not have).
+    if { [[ -n $_GOVTUI_APT_UPDATED ]] || as_root apt-get update; } >"$log" 2>&1 &&
+        _GOVTUI_APT_UPDATED=1 &&
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+        rm -f "$log"
+    else
+        tail -n 40 "$log" >&2
+        rm -f "$log"
+        die "could not install: ${missing[*]}"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The project's virtualenv.
+
+# ensure_venv LOCKFILE: makes $GOVTUI_ROOT/.venv hold exactly LOCKFILE's packages plus govtui
+# itself (editable). Reinstalls only when LOCKFILE or pyproject.toml changed since the last
+# successful install, so a second run costs nothing.
+ensure_venv() {
+    local lock=$1 venv="$GOVTUI_ROOT/.venv" stamp want pip
+    [[ -f $lock ]] || die "no lock file: $lock"
+    command -v python3 >/dev/null || ensure_debs python3 python3-venv
+
+    if [[ ! -x $venv/bin/python ]]; then
+        step "creating $venv"
+        # Debian's python3 has the venv module but not ensurepip without python3-venv, so
+        # trying is the only reliable test; a failed attempt leaves a venv without pip.
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            rm -rf "$venv"
+            ensure_debs python3-venv
+            python3 -m venv "$venv" || { rm -rf "$venv"; die "python3 -m venv failed"; }
+        fi
+    fi
+
+    # pyproject.toml is part of the stamp: a new console script or package needs the
+    # editable install redone even when no pin changed.
+    want="$(basename "$lock") $(sha256sum <"$lock" | cut -d' ' -f1)"
+    want+=" pyproject $(sha256sum <"$GOVTUI_ROOT/pyproject.toml" | cut -d' ' -f1)"
+    stamp="$venv/.govtui-lock"
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return 0
+    fi
+
+    step "installing $lock into .venv"
+    # -qq: errors only; the machine's pip configuration can add pages of harmless warnings.
+    pip=("$venv/bin/pip" --quiet --quiet --disable-pip-version-check --no-input)
+    # Every third-party file is checked against the lock's hashes. The project itself is the
+    # only thing installed without them, and with --no-build-isolation it is built by the
+    # locked setuptools, so the build fetches nothing the lock did not check.
+    "${pip[@]}" install --require-hashes -r "$lock"
+    "${pip[@]}" install --no-deps --no-build-isolation -e "$GOVTUI_ROOT"
+    # Written last: an interrupted install is retried by the next run.
+    printf '%s\n' "$want" >"$stamp.tmp"
+    mv "$stamp.tmp" "$stamp"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# free_port: prints a TCP port on 127.0.0.1 that was free a moment ago. Another process could
+# take it before we bind it; on a test machine that is rare enough.
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
