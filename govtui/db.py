@@ -95,13 +95,18 @@ def _sqlite_engine(url: URL) -> Engine:
 
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
-    """One write transaction: committed when the block ends, rolled back if it raises."""
+    """One write transaction: committed when the block ends, rolled back if it raises,
+    except for errors marked `commit_before_raising` (a counted failed TOTP code), whose
+    writes are kept before the error goes on."""
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
-        except BaseException:
-            session.rollback()
+        except BaseException as exc:
+            if getattr(exc, "commit_before_raising", False):
+                session.commit()
+            else:
+                session.rollback()
             raise
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from govtui.sqltypes import UTCDateTime
@@ -107,6 +107,8 @@ class Operator(SQLModel, table=True):
     name: str = Field(unique=True)
     # TOTP enrolment: the secret itself lives only in the OS keyring.
     totp_enrolled_at: datetime | None = Field(default=None, sa_column=_utc())
+    totp_pending_at: datetime | None = Field(default=None, sa_column=_utc())
+    # The newest TOTP time step accepted: a code is accepted only for a later step (replay).
     totp_last_step: int | None = None
     totp_failures: int = Field(default=0)
     totp_locked_until: datetime | None = Field(default=None, sa_column=_utc())
@@ -146,6 +148,17 @@ class Grant(SQLModel, table=True):
         Index("ix_access_grant_state_expires", "state", "expires_at"),
         Index("ix_access_grant_scope_state", "scope_id", "state"),
         Index("ix_access_grant_contractor", "contractor_id", "scope_id", "access"),
+        # At most one live grant per contractor, scope and access level, even when two
+        # requests race past the service's own check.
+        Index(
+            "ux_access_grant_live",
+            "contractor_id",
+            "scope_id",
+            "access",
+            unique=True,
+            sqlite_where=text("state IN ('requested', 'active', 'suspended')"),
+            postgresql_where=text("state IN ('requested', 'active', 'suspended')"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     contractor_id: int = Field(foreign_key="contractor.id")
@@ -163,11 +176,42 @@ class Grant(SQLModel, table=True):
     end_reason: str | None = None
 
 
-class Approval(SQLModel, table=True):
-    __tablename__ = "approval"
-    __table_args__ = (UniqueConstraint("grant_id", "approver_id"), _in("decision", DECISIONS))
+class GrantExtension(SQLModel, table=True):
+    """A request for more time on an active grant; approved like a new request."""
+
+    __tablename__ = "grant_extension"
+    __table_args__ = (
+        UniqueConstraint("grant_id", "round"),
+        _in("state", ("requested", "approved", "denied", "void")),
+        CheckConstraint("days > 0", name="ck_grant_extension_days"),
+        CheckConstraint("round > 0", name="ck_grant_extension_round"),
+        CheckConstraint("reason <> ''", name="ck_grant_extension_reason"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     grant_id: int = Field(foreign_key="access_grant.id", index=True)
+    round: int  # 1 for the first extension of a grant, 2 for the next ...
+    days: int
+    reason: str
+    state: str = Field(default="requested")
+    requested_by: int = Field(foreign_key="operator.id")
+    requested_at: datetime = Field(sa_column=_utc(nullable=False))
+    decided_at: datetime | None = Field(default=None, sa_column=_utc())
+    previous_expires_at: datetime | None = Field(default=None, sa_column=_utc())
+    new_expires_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class Approval(SQLModel, table=True):
+    """One approver's decision on one round of a grant: round 0 is the request itself,
+    round N its Nth extension. Unique per round and approver, so a race cannot double it."""
+
+    __tablename__ = "approval"
+    __table_args__ = (
+        UniqueConstraint("grant_id", "round", "approver_id"),
+        _in("decision", DECISIONS),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="access_grant.id", index=True)
+    round: int = Field(default=0)
     approver_id: int = Field(foreign_key="operator.id")
     decision: str
     totp_step: int | None = None

@@ -9,11 +9,17 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from govtui import db
-from govtui.cli import audit_commands, catalog_commands, people_commands, setup_commands
+from govtui.cli import (
+    audit_commands,
+    catalog_commands,
+    grant_commands,
+    people_commands,
+    setup_commands,
+)
 from govtui.cli.context import Context, acting_name
 from govtui.errors import GovtuiError
 
-COMMAND_GROUPS = (setup_commands, catalog_commands, people_commands, audit_commands)
+COMMAND_GROUPS = (setup_commands, catalog_commands, people_commands, grant_commands, audit_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 from pathlib import Path
 
 from govtui import db
 from govtui.cli.context import Context, print_json, print_table
+from govtui.errors import InputError
 from govtui.models import ROLES
-from govtui.services import contractor_import, contractors, operators
+from govtui.security import qr
+from govtui.services import contractor_import, contractors, enrollment, operators
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,6 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = osub.add_parser("list", help="list operators")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_operator_list)
+    register_enroll(osub)
 
 
 def run_contractor_add(ctx: Context, args: argparse.Namespace) -> int:
@@ -142,3 +147,59 @@ def run_operator_list(ctx: Context, args: argparse.Namespace) -> int:
             ],
         )
     return 0
+
+
+def register_enroll(osub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = osub.add_parser(
+        "enroll", help="enrol an operator's TOTP authenticator (secret kept in the OS keyring)"
+    )
+    p.add_argument("name")
+    p.add_argument(
+        "--print-uri",
+        action="store_true",
+        help="print the otpauth URI and leave the enrolment pending (for scripted provisioning)",
+    )
+    p.add_argument("--confirm", metavar="CODE", help="finish a pending enrolment with a code")
+    p.add_argument("--current-code", metavar="CODE", help="re-enrol: the operator's current code")
+    p.add_argument("--admin-code", metavar="CODE", help="re-enrol: the acting admin's own code")
+    p.set_defaults(handler=run_operator_enroll)
+
+
+def run_operator_enroll(ctx: Context, args: argparse.Namespace) -> int:
+    if args.confirm is not None:
+        with ctx.write() as (session, actor):
+            enrollment.confirm(session, actor, name=args.name, code=args.confirm)
+        print(f"operator {args.name} enrolled")
+        return 0
+    if not args.print_uri and not sys.stdin.isatty():
+        raise InputError(
+            "enrolment needs a terminal to show the QR code; use --print-uri and --confirm CODE"
+        )
+    with ctx.write() as (session, actor):
+        uri = enrollment.start(
+            session,
+            actor,
+            name=args.name,
+            current_code=args.current_code,
+            admin_code=args.admin_code,
+        )
+    if args.print_uri:
+        print(uri)
+        return 0
+    print(f"Scan this with {args.name}'s authenticator app:\n")
+    print(qr.qr_text(uri))
+    for _attempt in range(3):
+        code = getpass.getpass("\nThe 6-digit code it shows now: ")
+        try:
+            with ctx.write() as (session, actor):
+                enrollment.confirm(session, actor, name=args.name, code=code)
+        except InputError as exc:
+            print(f"govtui: {exc}", file=sys.stderr)
+            continue
+        # Take the QR code (the secret) off the screen and out of the scrollback.
+        print("\033[3J\033[2J\033[H", end="")
+        print(f"operator {args.name} enrolled")
+        return 0
+    raise InputError(
+        f"three wrong codes: the enrolment of {args.name!r} stays pending; run enroll again"
+    )

@@ -1,0 +1,198 @@
+"""`govtui grant ...` and `govtui expire`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from govtui import db
+from govtui.cli.context import Context, print_json, print_table
+from govtui.errors import InputError
+from govtui.models import ACCESS_LEVELS, GRANT_STATES
+from govtui.services import grant_views, grants
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    grant = sub.add_parser("grant", help="request, approve, deny, extend, revoke and list grants")
+    gsub = grant.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = gsub.add_parser("request", help="ask for a contractor's access to one scope")
+    p.add_argument("contractor", metavar="CONTRACTOR", help="external id")
+    p.add_argument("scope", metavar="CLIENT/PROJECT/SCOPE")
+    p.add_argument("--access", required=True, choices=ACCESS_LEVELS)
+    p.add_argument("--days", required=True, type=int)
+    p.add_argument("--reason", required=True)
+    p.set_defaults(handler=run_request)
+    p = gsub.add_parser(
+        "approve", help="approve requests with your TOTP code (one code, one batch)"
+    )
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("--totp", metavar="CODE", help="your current code (prompted for when omitted)")
+    p.set_defaults(handler=run_approve)
+    p = gsub.add_parser("deny", help="turn down requests or pending extensions")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(handler=run_deny)
+    p = gsub.add_parser("revoke", help="end a grant now (no code needed)")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(handler=run_revoke)
+    p = gsub.add_parser("extend", help="ask for more days on an active grant (needs approval)")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--days", required=True, type=int)
+    p.add_argument("--reason", required=True)
+    p.set_defaults(handler=run_extend)
+    p = gsub.add_parser("list", help="list grants, newest first")
+    p.add_argument("--state", choices=GRANT_STATES)
+    p.add_argument("--client")
+    p.add_argument("--contractor", metavar="EXTERNAL_ID")
+    p.add_argument("--expiring-within", type=int, metavar="DAYS")
+    p.add_argument("--pending", action="store_true", help="only what you (--as) may approve now")
+    p.add_argument("--limit", type=int, default=grant_views.PAGE)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_list)
+    p = gsub.add_parser("show", help="one grant with its whole history")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_show)
+    p = sub.add_parser("expire", help="end every grant past its expiry (safe to run from cron)")
+    p.set_defaults(handler=run_expire)
+
+
+def read_code(given: str | None, prompt: str = "TOTP code: ") -> str:
+    """The code from --totp, else asked for without echo (never left in shell history)."""
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        raise InputError("no TOTP code: pass --totp CODE or run in a terminal to be asked")
+    return getpass.getpass(prompt)
+
+
+def run_request(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.write() as (session, actor):
+        grant = grants.request(
+            session,
+            actor,
+            contractor=args.contractor,
+            scope_path=args.scope,
+            access=args.access,
+            days=args.days,
+            reason=args.reason,
+        )
+    print(grant.id)
+    return 0
+
+
+def run_approve(ctx: Context, args: argparse.Namespace) -> int:
+    code = read_code(args.totp)
+    with ctx.write() as (session, actor):
+        outcomes = grants.approve(session, actor, grant_ids=args.ids, code=code)
+    for outcome in outcomes:
+        what = "extension" if outcome.round else "grant"
+        if outcome.activated and outcome.expires_at is not None:
+            print(
+                f"{what} {outcome.grant_id} approved: active until {outcome.expires_at:%Y-%m-%d %H:%M} UTC"
+            )
+        else:
+            print(
+                f"{what} {outcome.grant_id}: approval recorded; a second approver is needed (restricted scope)"
+            )
+    return 0
+
+
+def run_deny(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.write() as (session, actor):
+        grants.deny(session, actor, grant_ids=args.ids, reason=args.reason)
+    print(f"denied {', '.join(map(str, args.ids))}")
+    return 0
+
+
+def run_revoke(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.write() as (session, actor):
+        grants.revoke(session, actor, grant_id=args.id, reason=args.reason)
+    print(f"grant {args.id} revoked")
+    return 0
+
+
+def run_extend(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.write() as (session, actor):
+        extension = grants.extend(
+            session, actor, grant_id=args.id, days=args.days, reason=args.reason
+        )
+    print(
+        f"extension {extension.round} of grant {args.id} requested ({args.days} days); it needs approval"
+    )
+    return 0
+
+
+def run_list(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.write() as (session, actor):  # the acting operator is needed for --pending
+        if args.pending:
+            rows = grant_views.pending_for(session, actor)
+        else:
+            rows = grant_views.list_grants(
+                session,
+                state=args.state,
+                client=args.client,
+                contractor=args.contractor,
+                expiring_within=args.expiring_within,
+                limit=max(1, args.limit),
+            )
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        ["ID", "CONTRACTOR", "SCOPE", "ACCESS", "STATE", "EXPIRES", "APPROVED BY"],
+        [
+            [
+                r.id,
+                r.contractor,
+                r.scope,
+                r.access,
+                r.state
+                + (f" (+{r.pending_extension_days}d asked)" if r.pending_extension_days else ""),
+                f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "-",
+                ",".join(r.approvals) or "-",
+            ]
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def run_show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.read() as session:
+        detail = grant_views.show(session, args.id)
+    if args.json:
+        print_json(detail)
+        return 0
+    g = detail.grant
+    print(
+        f"grant {g.id}: {g.contractor} ({g.contractor_name}) {g.access} on {g.scope} [{g.sensitivity}]"
+    )
+    print(
+        f"state {g.state}; expires {g.expires_at:%Y-%m-%d %H:%M} UTC"
+        if g.expires_at
+        else f"state {g.state}"
+    )
+    print_table(
+        ["WHEN (UTC)", "EVENT", "BY", "DETAILS"],
+        [
+            [
+                f"{h.at:%Y-%m-%d %H:%M:%S}",
+                h.event,
+                h.by or "-",
+                ", ".join(f"{k}={v}" for k, v in h.details.items() if v is not None),
+            ]
+            for h in detail.history
+        ],
+    )
+    return 0
+
+
+def run_expire(ctx: Context, args: argparse.Namespace) -> int:
+    # Expiry removes access and needs nobody's authority; the actor is recorded for the audit.
+    with db.write_session(ctx.ready_engine()) as session:
+        ended = grants.expire_due(session, actor_name=f"system ({ctx.actor_name})")
+    print(f"expired {len(ended)} grant(s)")
+    return 0

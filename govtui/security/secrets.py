@@ -1,0 +1,74 @@
+"""Secrets live in the OS keyring and nowhere else: not the database, logs or the screen.
+
+A keyring backend that does not protect secrets (keyring's `fail` and `null` backends, any
+plaintext file backend) is refused with a message that says how to get a real one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import keyring
+import keyring.errors
+from keyring.backend import KeyringBackend
+
+from govtui.errors import ConfigurationError
+
+SERVICE = "govtui"
+_UNSAFE_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
+
+
+def _unsafe(backend: KeyringBackend) -> bool:
+    kind = type(backend)
+    if kind.__module__.startswith(_UNSAFE_MODULES) or "plaintext" in kind.__name__.lower():
+        return True
+    children = getattr(backend, "backends", None)
+    if kind.__module__ == "keyring.backends.chainer":
+        return not children or all(_unsafe(child) for child in children)
+    return False
+
+
+def require_safe_backend() -> KeyringBackend:
+    """The keyring backend in use, or a ConfigurationError if it would not protect secrets."""
+    backend = keyring.get_keyring()
+    if _unsafe(backend):
+        kind = type(backend)
+        raise ConfigurationError(
+            f"the keyring backend {kind.__module__}.{kind.__name__} does not protect secrets; "
+            "govtui keeps secrets only in a real OS keyring: start a Secret Service (e.g. "
+            "gnome-keyring in your desktop session, or `dbus-run-session` with "
+            "`gnome-keyring-daemon --unlock`), or set PYTHON_KEYRING_BACKEND to a real backend"
+        )
+    return backend
+
+
+def db_key(database_url: str) -> str:
+    """A short, password-free tag of a database, so two databases' secrets never collide."""
+    return hashlib.sha256(database_url.encode()).hexdigest()[:12]
+
+
+def _call(action: str, func: object, *args: str) -> str | None:
+    require_safe_backend()
+    try:
+        return func(*args)  # type: ignore[operator, no-any-return]
+    except keyring.errors.KeyringError as exc:
+        raise ConfigurationError(f"the OS keyring refused to {action}: {exc}") from None
+
+
+def store(key: str, secret: str) -> None:
+    """Keep a secret under `key` in the govtui service of the keyring."""
+    _call("store a secret", keyring.set_password, SERVICE, key, secret)
+
+
+def load(key: str) -> str | None:
+    """The secret under `key`, or None if there is none."""
+    return _call("read a secret", keyring.get_password, SERVICE, key)
+
+
+def delete(key: str) -> None:
+    """Remove the secret under `key`, if any."""
+    try:
+        _call("delete a secret", keyring.delete_password, SERVICE, key)
+    except ConfigurationError:
+        if load(key) is not None:
+            raise

@@ -1,0 +1,449 @@
+"""The grant lifecycle: request, approve with a second person's TOTP code, deny, extend,
+revoke, and expire. Adding access needs a code; removing it never waits for one."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from govtui import clock
+from govtui.db import ident
+from govtui.errors import ConflictError, InputError, NotFoundError, PolicyError
+from govtui.models import (
+    ACCESS_LEVELS,
+    Approval,
+    Client,
+    Contractor,
+    DatasetScope,
+    Grant,
+    GrantExtension,
+    Operator,
+    OperatorClient,
+    Project,
+)
+from govtui.services import audit, catalog, contractors, operators, second_factor, validation
+
+LIVE_STATES = ("requested", "active", "suspended")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What one approval decides: the request itself (round 0) or one extension."""
+
+    grant: Grant
+    scope: DatasetScope
+    client: Client
+    contractor: Contractor
+    round: int
+    extension: GrantExtension | None
+
+    @property
+    def requested_by(self) -> int:
+        return self.extension.requested_by if self.extension else self.grant.requested_by
+
+    @property
+    def approvals_needed(self) -> int:
+        return 2 if self.scope.sensitivity == "restricted" else 1
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    grant_id: int
+    round: int
+    activated: bool  # False: a restricted scope still waits for a second approver
+    expires_at: datetime | None
+
+
+def contract_end_instant(contract_end: date) -> datetime:
+    """Access ends at the latest when the contract's last day ends (UTC)."""
+    return datetime.combine(contract_end + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def expiry(now: datetime, *, days: int, scope: DatasetScope, contractor: Contractor) -> datetime:
+    """The smallest of: the days asked for, the scope's max days, the sensitivity tier's cap,
+    and the end of the contractor's contract (DESIGN invariant 1)."""
+    limit = min(days, scope.max_grant_days, catalog.TIER_CAP_DAYS[scope.sensitivity])
+    return min(now + timedelta(days=limit), contract_end_instant(contractor.contract_end))
+
+
+def _client_of(session: Session, scope: DatasetScope) -> Client:
+    project = session.get(Project, scope.project_id)
+    assert project is not None
+    client = session.get(Client, project.client_id)
+    assert client is not None
+    return client
+
+
+def _require_not_paused(client: Client, what: str) -> None:
+    if client.status == "paused":
+        raise PolicyError(
+            f"client {client.name!r} is paused: no grant can be {what} until it is resumed"
+        )
+
+
+def _require_can_work(contractor: Contractor, now: datetime) -> None:
+    if contractor.status != "active":
+        raise PolicyError(f"contractor {contractor.external_id!r} is {contractor.status}")
+    if contract_end_instant(contractor.contract_end) <= now:
+        raise PolicyError(
+            f"contractor {contractor.external_id!r}'s contract ended on {contractor.contract_end.isoformat()}"
+        )
+
+
+def request(
+    session: Session,
+    actor: Operator,
+    *,
+    contractor: str,
+    scope_path: str,
+    access: str,
+    days: int,
+    reason: str,
+) -> Grant:
+    """Ask for one contractor's access to one scope at one level, for some days."""
+    operators.require_role(session, actor, "requester")
+    access = validation.choice(access, ACCESS_LEVELS, "access level")
+    days = validation.positive_days(days)
+    reason = reason.strip()
+    if not reason:
+        raise InputError("give a reason for the request (--reason)")
+    person = contractors.find(session, contractor)
+    scope = catalog.find_scope(session, scope_path)
+    client = _client_of(session, scope)
+    now = clock.now()
+    _require_can_work(person, now)
+    _require_not_paused(client, "requested")
+    live = session.exec(
+        select(Grant).where(
+            Grant.contractor_id == ident(person),
+            Grant.scope_id == ident(scope),
+            Grant.access == access,
+            col(Grant.state).in_(LIVE_STATES),
+        )
+    ).first()
+    if live is not None:
+        raise ConflictError(
+            f"contractor {contractor!r} has grant {live.id} ({live.state}) for {scope_path} at {access} already"
+        )
+    grant = Grant(
+        contractor_id=ident(person),
+        scope_id=ident(scope),
+        access=access,
+        state="requested",
+        reason=reason,
+        requested_by=ident(actor),
+        requested_days=days,
+        requested_at=now,
+    )
+    session.add(grant)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor.name,
+        action="grant.request",
+        obj=f"grant:{grant.id}",
+        details={
+            "contractor": contractor,
+            "scope": scope_path,
+            "access": access,
+            "days": days,
+            "reason": reason,
+        },
+    )
+    return grant
+
+
+def _locked_grants(session: Session, grant_ids: Sequence[int]) -> list[Grant]:
+    if not grant_ids:
+        raise InputError("name at least one grant id")
+    wanted = sorted(set(grant_ids))
+    # FOR UPDATE in id order: concurrent approvals of overlapping batches queue up instead of
+    # deadlocking (PostgreSQL); SQLite's BEGIN IMMEDIATE already serialises writers.
+    query = select(Grant).where(col(Grant.id).in_(wanted)).order_by(col(Grant.id)).with_for_update()
+    found = list(session.exec(query.execution_options(populate_existing=True)).all())
+    missing = sorted(set(wanted) - {ident(g) for g in found})
+    if missing:
+        raise NotFoundError(f"unknown grant {missing[0]}")
+    return found
+
+
+def _pending_extension(session: Session, grant: Grant) -> GrantExtension | None:
+    return session.exec(
+        select(GrantExtension).where(
+            GrantExtension.grant_id == ident(grant), GrantExtension.state == "requested"
+        )
+    ).first()
+
+
+def _subject(session: Session, grant: Grant) -> Subject:
+    scope = session.get(DatasetScope, grant.scope_id)
+    person = session.get(Contractor, grant.contractor_id)
+    assert scope is not None
+    assert person is not None
+    extension = _pending_extension(session, grant) if grant.state == "active" else None
+    if grant.state != "requested" and extension is None:
+        raise PolicyError(f"grant {grant.id} is {grant.state}, not awaiting approval")
+    return Subject(
+        grant=grant,
+        scope=scope,
+        client=_client_of(session, scope),
+        contractor=person,
+        round=extension.round if extension else 0,
+        extension=extension,
+    )
+
+
+def _may_approve_for(session: Session, approver: Operator, client: Client) -> bool:
+    if "approver" not in operators.roles_of(session, approver):
+        return False
+    link = session.get(OperatorClient, (ident(approver), ident(client)))
+    return link is not None
+
+
+def approve(
+    session: Session, actor: Operator, *, grant_ids: Sequence[int], code: str
+) -> list[ApprovalOutcome]:
+    """Approve a batch of requests (or extensions) with one TOTP code: all or none."""
+    grants = _locked_grants(session, grant_ids)
+    now = clock.now()
+    subjects = []
+    for grant in grants:
+        subject = _subject(session, grant)
+        if subject.requested_by == actor.id:
+            raise PolicyError(f"grant {grant.id}: you cannot approve your own request")
+        if not _may_approve_for(session, actor, subject.client):
+            raise PolicyError(
+                f"grant {grant.id}: {actor.name!r} is not an approver for client {subject.client.name!r}"
+            )
+        _require_not_paused(subject.client, "approved")
+        _require_can_work(subject.contractor, now)
+        earlier = session.exec(
+            select(Approval.id).where(
+                Approval.grant_id == ident(grant),
+                Approval.round == subject.round,
+                Approval.approver_id == ident(actor),
+            )
+        ).first()
+        if earlier is not None:
+            raise PolicyError(
+                f"grant {grant.id}: {actor.name!r} approved it already; a restricted scope needs a second, different approver"
+            )
+        subjects.append(subject)
+    ids = ", ".join(str(g.id) for g in grants)
+    step = second_factor.verify(session, actor, code, purpose=f"approval of grant {ids}")
+    return [_record_approval(session, actor, subject, step, now) for subject in subjects]
+
+
+def _record_approval(
+    session: Session, actor: Operator, subject: Subject, step: int, now: datetime
+) -> ApprovalOutcome:
+    grant = subject.grant
+    session.add(
+        Approval(
+            grant_id=ident(grant),
+            round=subject.round,
+            approver_id=ident(actor),
+            decision="approve",
+            totp_step=step,
+            decided_at=now,
+        )
+    )
+    session.flush()
+    given = session.execute(
+        sa.select(sa.func.count()).where(
+            col(Approval.grant_id) == ident(grant),
+            col(Approval.round) == subject.round,
+            col(Approval.decision) == "approve",
+        )
+    ).scalar_one()
+    activated = given >= subject.approvals_needed
+    details: dict[str, object] = {
+        "round": subject.round,
+        "approvals": given,
+        "needed": subject.approvals_needed,
+    }
+    if activated and subject.extension is None:
+        grant.state = "active"
+        grant.starts_at = now
+        grant.expires_at = expiry(
+            now, days=grant.requested_days, scope=subject.scope, contractor=subject.contractor
+        )
+    elif activated and subject.extension is not None:
+        extension = subject.extension
+        assert grant.expires_at is not None
+        longer = expiry(
+            now, days=extension.days, scope=subject.scope, contractor=subject.contractor
+        )
+        extension.previous_expires_at = grant.expires_at
+        grant.expires_at = max(grant.expires_at, longer)
+        extension.new_expires_at = grant.expires_at
+        extension.state = "approved"
+        extension.decided_at = now
+        session.add(extension)
+    if activated:
+        assert grant.expires_at is not None
+        details["expires_at"] = audit.format_time(grant.expires_at)
+    session.add(grant)
+    action = "grant.extension_approve" if subject.extension else "grant.approve"
+    audit.append(session, actor=actor.name, action=action, obj=f"grant:{grant.id}", details=details)
+    return ApprovalOutcome(
+        ident(grant), subject.round, activated, grant.expires_at if activated else None
+    )
+
+
+def deny(session: Session, actor: Operator, *, grant_ids: Sequence[int], reason: str) -> None:
+    """Turn down requests (or pending extensions); no code needed, nothing is granted."""
+    reason = reason.strip()
+    if not reason:
+        raise InputError("give a reason for the denial (--reason)")
+    grants = _locked_grants(session, grant_ids)
+    now = clock.now()
+    for grant in grants:
+        subject = _subject(session, grant)
+        if not _may_approve_for(session, actor, subject.client):
+            raise PolicyError(
+                f"grant {grant.id}: {actor.name!r} is not an approver for client {subject.client.name!r}"
+            )
+        session.add(
+            Approval(
+                grant_id=ident(grant),
+                round=subject.round,
+                approver_id=ident(actor),
+                decision="deny",
+                decided_at=now,
+            )
+        )
+        if subject.extension is not None:
+            subject.extension.state = "denied"
+            subject.extension.decided_at = now
+            session.add(subject.extension)
+        else:
+            grant.state, grant.ended_at, grant.ended_by, grant.end_reason = (
+                "denied",
+                now,
+                ident(actor),
+                reason,
+            )
+            session.add(grant)
+        audit.append(
+            session,
+            actor=actor.name,
+            action="grant.deny",
+            obj=f"grant:{grant.id}",
+            details={"round": subject.round, "reason": reason},
+        )
+
+
+def revoke(session: Session, actor: Operator, *, grant_id: int, reason: str) -> Grant:
+    """End a live grant at once. Removing access never waits for a code."""
+    reason = reason.strip()
+    if not reason:
+        raise InputError("give a reason for the revocation (--reason)")
+    (grant,) = _locked_grants(session, [grant_id])
+    if grant.state not in LIVE_STATES:
+        raise PolicyError(f"grant {grant_id} is {grant.state} already")
+    now = clock.now()
+    previous = grant.state
+    grant.state, grant.ended_at, grant.ended_by, grant.end_reason = (
+        "revoked",
+        now,
+        ident(actor),
+        reason,
+    )
+    session.add(grant)
+    _void_extensions(session, [grant_id])
+    audit.append(
+        session,
+        actor=actor.name,
+        action="grant.revoke",
+        obj=f"grant:{grant_id}",
+        details={"from": previous, "reason": reason},
+    )
+    return grant
+
+
+def extend(
+    session: Session, actor: Operator, *, grant_id: int, days: int, reason: str
+) -> GrantExtension:
+    """Ask for more time on an active grant; it needs approval like a new request and the
+    grant stays active meanwhile until its current end."""
+    operators.require_role(session, actor, "requester")
+    days = validation.positive_days(days)
+    reason = reason.strip()
+    if not reason:
+        raise InputError("give a reason for the extension (--reason)")
+    (grant,) = _locked_grants(session, [grant_id])
+    if grant.state != "active":
+        raise PolicyError(
+            f"grant {grant_id} is {grant.state}: only an active grant can be extended"
+        )
+    scope = session.get(DatasetScope, grant.scope_id)
+    assert scope is not None
+    _require_not_paused(_client_of(session, scope), "extended")
+    if _pending_extension(session, grant) is not None:
+        raise ConflictError(f"grant {grant_id} has an extension awaiting approval already")
+    last_round = session.execute(
+        sa.select(sa.func.max(col(GrantExtension.round))).where(
+            col(GrantExtension.grant_id) == grant_id
+        )
+    ).scalar_one()
+    extension = GrantExtension(
+        grant_id=grant_id,
+        round=(last_round or 0) + 1,
+        days=days,
+        reason=reason,
+        requested_by=ident(actor),
+        requested_at=clock.now(),
+    )
+    session.add(extension)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor.name,
+        action="grant.extension_request",
+        obj=f"grant:{grant_id}",
+        details={"round": extension.round, "days": days, "reason": reason},
+    )
+    return extension
+
+
+def _void_extensions(session: Session, grant_ids: Sequence[int]) -> None:
+    if grant_ids:
+        session.execute(
+            sa.update(GrantExtension)
+            .where(
+                col(GrantExtension.grant_id).in_(grant_ids),
+                col(GrantExtension.state) == "requested",
+            )
+            .values(state="void", decided_at=clock.now())
+        )
+
+
+def expire_due(session: Session, *, actor_name: str) -> list[int]:
+    """End every active or suspended grant past its expiry in one bulk statement; return ids."""
+    now = clock.now()
+    ended = list(
+        session.execute(
+            sa.update(Grant)
+            .where(col(Grant.state).in_(("active", "suspended")), col(Grant.expires_at) <= now)
+            .values(state="expired", ended_at=now, end_reason="expired")
+            .returning(col(Grant.id))
+        ).scalars()
+    )
+    if ended:
+        ended.sort()
+        _void_extensions(session, ended)
+        digest = hashlib.sha256(",".join(map(str, ended)).encode()).hexdigest()
+        audit.append(
+            session,
+            actor=actor_name,
+            action="grant.expire",
+            obj="grants",
+            details={"count": len(ended), "ids_sha256": digest, "first_ids": ended[:20]},
+        )
+    return ended

@@ -1,0 +1,124 @@
+"""Checking an operator's TOTP code against the database's replay and lock-out state.
+
+A failed code must be counted even though the action it was meant for fails: `CodeRejected`
+tells `db.write_session` to commit what was written before it is raised, so callers verify the
+code before they write anything else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlmodel import Session, col
+
+from govtui import clock
+from govtui.db import ident
+from govtui.errors import ConfigurationError, PolicyError
+from govtui.models import Operator
+from govtui.security import secrets, totp
+from govtui.services import audit
+
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+
+
+class CodeRejected(PolicyError):
+    """A wrong, reused or locked-out code; the failure count is kept (committed)."""
+
+    commit_before_raising = True
+
+
+def secret_key(session: Session, operator_name: str, *, pending: bool = False) -> str:
+    """The keyring entry of an operator's TOTP secret for this database."""
+    bind = session.get_bind()
+    url = bind.engine.url.render_as_string(hide_password=True)
+    return f"totp{'-pending' if pending else ''}:{operator_name}@{secrets.db_key(url)}"
+
+
+def remaining_lockout(operator: Operator, now: datetime | None = None) -> timedelta | None:
+    """How long the operator's approvals stay locked, or None."""
+    now = now or clock.now()
+    if operator.totp_locked_until is not None and operator.totp_locked_until > now:
+        return operator.totp_locked_until - now
+    return None
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = max(1, int(-(-delta.total_seconds() // 60)))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _lock_row(session: Session, operator: Operator) -> Operator:
+    # FOR UPDATE: two processes checking the same operator's codes queue up (PostgreSQL);
+    # SQLite's BEGIN IMMEDIATE already serialises writers.
+    query = sa.select(Operator).where(col(Operator.id) == ident(operator)).with_for_update()
+    fresh: Operator = session.execute(query.execution_options(populate_existing=True)).scalar_one()
+    return fresh
+
+
+def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> int:
+    """Accept `code` for `operator` once, or count the failure and raise CodeRejected.
+
+    Returns the accepted time step. Must run before the caller writes anything else."""
+    operator = _lock_row(session, operator)
+    now = clock.now()
+    if operator.totp_enrolled_at is None:
+        raise PolicyError(
+            f"operator {operator.name!r} has no TOTP enrolment: run `govtui operator enroll {operator.name}`"
+        )
+    locked = remaining_lockout(operator, now)
+    if locked is not None:
+        raise CodeRejected(
+            f"approvals by {operator.name!r} are locked for {_minutes(locked)} after {MAX_FAILURES} wrong codes"
+        )
+    secret = secrets.load(secret_key(session, operator.name))
+    if secret is None:
+        raise ConfigurationError(
+            f"no TOTP secret for {operator.name!r} in this machine's keyring: enrol here with "
+            f"`govtui operator enroll {operator.name}`"
+        )
+    step = totp.matching_step(secret, code, now)
+    if step is not None:
+        # Compare-and-set: only a step newer than the last accepted one moves the mark, so the
+        # same code (or an older one) is refused even by a second process racing this one.
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            sa.update(Operator)
+            .where(col(Operator.id) == ident(operator))
+            .where(
+                sa.or_(col(Operator.totp_last_step).is_(None), col(Operator.totp_last_step) < step)
+            )
+            .values(totp_last_step=step, totp_failures=0, totp_locked_until=None)
+        )
+        if result.rowcount == 1:
+            session.expire(operator)
+            return step
+        return _fail(session, operator, now, purpose, "a code that was already used")
+    return _fail(session, operator, now, purpose, "a wrong code")
+
+
+def _fail(session: Session, operator: Operator, now: datetime, purpose: str, what: str) -> int:
+    failures = operator.totp_failures + 1
+    details: dict[str, object] = {"purpose": purpose, "failures": failures, "reason": what}
+    message = f"{what} for {operator.name!r}: {purpose} refused"
+    if failures >= MAX_FAILURES:
+        operator.totp_locked_until = now + LOCKOUT
+        operator.totp_failures = 0
+        details["locked_until"] = audit.format_time(operator.totp_locked_until)
+        message += f"; approvals locked for {_minutes(LOCKOUT)} after {MAX_FAILURES} failures"
+        action = "totp.lockout"
+    else:
+        operator.totp_failures = failures
+        message += f" ({MAX_FAILURES - failures} tries left before a {_minutes(LOCKOUT)} lock-out)"
+        action = "totp.failure"
+    session.add(operator)
+    audit.append(
+        session,
+        actor=operator.name,
+        action=action,
+        obj=f"operator:{operator.name}",
+        details=details,
+    )
+    raise CodeRejected(message)
