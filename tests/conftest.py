@@ -7,14 +7,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
+import keyring
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from govtui import clock, db, migrations
 from govtui.models import Operator
-from govtui.services import operators
+from govtui.security import totp
+from govtui.services import enrollment, operators
+
+from .memory_keyring import MemoryKeyring
 
 PG_URL = os.environ.get("GOVTUI_TEST_PG_URL")
 
@@ -105,6 +110,35 @@ def bootstrap_admin(engine: Engine, name: str = "root") -> Operator:
 def admin(engine: Engine) -> Operator:
     """The first operator, an admin, in `engine`."""
     return bootstrap_admin(engine)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """An in-memory keyring for the duration of a test."""
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def enroll(engine: Engine, name: str) -> str:
+    """Enrol an operator's TOTP (acting as themselves) and return the secret."""
+    with db.write_session(engine) as session:
+        actor = operators.find(session, name)
+        uri = enrollment.start(session, actor, name=name)
+    secret = parse_qs(urlparse(uri).query)["secret"][0]
+    with db.write_session(engine) as session:
+        actor = operators.find(session, name)
+        # The confirming code belongs to the previous step, so the current one stays usable.
+        step = totp.step_of(clock.now()) - 1
+        enrollment.confirm(session, actor, name=name, code=totp.code_for_step(secret, step))
+    return secret
+
+
+def code(secret: str, offset: int = 0) -> str:
+    """The code for the current step of the test clock (or `offset` steps away)."""
+    return totp.code_for_step(secret, totp.step_of(clock.now()) + offset)
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:

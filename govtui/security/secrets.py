@@ -11,6 +11,7 @@ import hashlib
 import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
+from keyring.backends.chainer import ChainerBackend
 
 from govtui.errors import ConfigurationError
 
@@ -22,9 +23,11 @@ def _unsafe(backend: KeyringBackend) -> bool:
     kind = type(backend)
     if kind.__module__.startswith(_UNSAFE_MODULES) or "plaintext" in kind.__name__.lower():
         return True
-    children = getattr(backend, "backends", None)
-    if kind.__module__ == "keyring.backends.chainer":
-        return not children or all(_unsafe(child) for child in children)
+    if isinstance(backend, ChainerBackend):
+        # The chainer writes to the first of its backends that accepts: any unsafe one in the
+        # chain could end up holding a secret.
+        children = getattr(backend, "backends", None)
+        return not children or any(_unsafe(child) for child in children)
     return False
 
 

@@ -1,0 +1,171 @@
+"""Secrets: only in a real OS keyring. Unsafe backends are refused; the real Secret Service
+(started by scripts/test) holds TOTP secrets, and the database never sees them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlparse
+
+import keyring
+import keyring.backends.fail
+import keyring.backends.null
+import pytest
+import sqlalchemy as sa
+from keyring.backend import KeyringBackend
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from govtui import db
+from govtui.errors import ConfigurationError, InputError, PolicyError
+from govtui.security import secrets, totp
+from govtui.services import enrollment, operators, second_factor
+
+from .conftest import code, enroll
+from .memory_keyring import MemoryKeyring
+
+
+class PlaintextKeyring(MemoryKeyring):
+    """Stands for any backend that writes secrets to a plain file."""
+
+
+@pytest.fixture
+def backend_restored() -> Iterator[None]:
+    previous = keyring.get_keyring()
+    yield
+    keyring.set_keyring(previous)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [keyring.backends.fail.Keyring, keyring.backends.null.Keyring, PlaintextKeyring],
+    ids=["fail", "null", "plaintext"],
+)
+def test_unsafe_backends_are_refused_loudly(
+    backend_restored: None, backend: type[KeyringBackend]
+) -> None:
+    keyring.set_keyring(backend())
+    with pytest.raises(
+        ConfigurationError, match="does not protect secrets.*Secret Service.*PYTHON_KEYRING_BACKEND"
+    ):
+        secrets.store("k", "v")
+    with pytest.raises(ConfigurationError):
+        secrets.load("k")
+
+
+def test_enrolment_refused_without_a_safe_keyring(
+    sqlite_engine: Engine, backend_restored: None
+) -> None:
+    with db.write_session(sqlite_engine) as session:
+        operators.add(session, None, name="root", roles=["admin"])
+    keyring.set_keyring(keyring.backends.null.Keyring())
+    with pytest.raises(ConfigurationError), db.write_session(sqlite_engine) as session:
+        enrollment.start(session, operators.find(session, "root"), name="root")
+
+
+def _real_secret_service() -> None:
+    backend = keyring.get_keyring()
+    if type(backend).__module__ != "keyring.backends.SecretService":
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"no Secret Service in CI (backend {backend!r}): run the suite with scripts/test"
+            )
+        pytest.skip("no Secret Service: run the suite with scripts/test")
+
+
+def test_real_secret_service_round_trip() -> None:
+    _real_secret_service()
+    secrets.store("govtui-test:probe", "s3cret-value")
+    assert secrets.load("govtui-test:probe") == "s3cret-value"
+    secrets.delete("govtui-test:probe")
+    assert secrets.load("govtui-test:probe") is None
+
+
+def test_enrolment_keeps_the_secret_in_the_keyring_only(sqlite_engine: Engine) -> None:
+    _real_secret_service()
+    with db.write_session(sqlite_engine) as session:
+        operators.add(session, None, name="root", roles=["admin"])
+    secret = enroll(sqlite_engine, "root")
+    with db.read_session(sqlite_engine) as session:
+        stored = secrets.load(second_factor.secret_key(session, "root"))
+        dump = repr([session.execute(sa.select(t)).all() for t in SQLModel.metadata.sorted_tables])
+    assert stored == secret
+    assert secret not in dump
+    path = db.sqlite_path(sqlite_engine.url.render_as_string(hide_password=False))
+    assert path is not None
+    raw = b"".join(p.read_bytes() for p in path.parent.iterdir() if p.is_file())
+    assert secret.encode() not in raw
+
+
+@pytest.fixture
+def root_and_ann(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> Engine:
+    with db.write_session(sqlite_engine) as session:
+        root = operators.add(session, None, name="root", roles=["admin"])
+        operators.add(session, root, name="ann", roles=["approver"])
+        operators.add(session, root, name="cid", roles=["approver"])
+    return sqlite_engine
+
+
+def _op(engine: Engine, name: str) -> object:
+    with db.read_session(engine) as session:
+        return operators.find(session, name)
+
+
+def test_print_uri_leaves_enrolment_pending_until_confirmed(root_and_ann: Engine) -> None:
+    engine = root_and_ann
+    with db.write_session(engine) as session:
+        uri = enrollment.start(session, operators.find(session, "ann"), name="ann")
+    assert uri.startswith("otpauth://totp/govtui:ann?") and "issuer=govtui" in uri
+    secret = parse_qs(urlparse(uri).query)["secret"][0]
+    with db.read_session(engine) as session:
+        ann = operators.find(session, "ann")
+    assert ann.totp_pending_at is not None and ann.totp_enrolled_at is None
+    with pytest.raises(InputError, match="still pending"), db.write_session(engine) as session:
+        enrollment.confirm(session, operators.find(session, "ann"), name="ann", code="000000")
+    with db.write_session(engine) as session:
+        enrollment.confirm(session, operators.find(session, "ann"), name="ann", code=code(secret))
+    with db.read_session(engine) as session:
+        ann = operators.find(session, "ann")
+        assert secrets.load(second_factor.secret_key(session, "ann", pending=True)) is None
+    assert ann.totp_enrolled_at is not None and ann.totp_pending_at is None
+
+
+def test_only_self_or_admin_enrols(root_and_ann: Engine) -> None:
+    with (
+        pytest.raises(PolicyError, match="only 'ann' or an admin"),
+        db.write_session(root_and_ann) as session,
+    ):
+        enrollment.start(session, operators.find(session, "cid"), name="ann")
+
+
+def test_re_enrolment_needs_the_current_code_or_an_admins_code(root_and_ann: Engine) -> None:
+    engine = root_and_ann
+    ann_secret = enroll(engine, "ann")
+    with pytest.raises(PolicyError, match="enrolled already"), db.write_session(engine) as session:
+        enrollment.start(session, operators.find(session, "ann"), name="ann")
+    with pytest.raises(PolicyError, match="wrong code"), db.write_session(engine) as session:
+        enrollment.start(session, operators.find(session, "ann"), name="ann", current_code="000000")
+    with db.write_session(engine) as session:
+        enrollment.start(
+            session, operators.find(session, "ann"), name="ann", current_code=code(ann_secret)
+        )
+    root_secret = enroll(engine, "root")
+    with pytest.raises(PolicyError, match="enrolled already"), db.write_session(engine) as session:
+        # an admin's approval needs the admin's own code
+        enrollment.start(session, operators.find(session, "root"), name="ann")
+    with db.write_session(engine) as session:
+        uri = enrollment.start(
+            session, operators.find(session, "root"), name="ann", admin_code=code(root_secret)
+        )
+    assert "secret=" in uri and totp.new_secret() not in uri
+
+
+def test_a_chain_with_an_unsafe_backend_is_refused(backend_restored: None) -> None:
+    from keyring.backends.chainer import ChainerBackend
+
+    class Chain(ChainerBackend):
+        backends = [MemoryKeyring(), PlaintextKeyring()]
+
+    keyring.set_keyring(Chain())
+    with pytest.raises(ConfigurationError, match="does not protect secrets"):
+        secrets.store("k", "v")
