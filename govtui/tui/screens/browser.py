@@ -1,0 +1,164 @@
+"""Browse the catalog: clients → projects → dataset scopes, with a scope's details beside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from govtui.db import read_session
+from govtui.services import catalog
+from govtui.services.catalog import ScopeView
+from govtui.tui.screens.base import GovtuiScreen
+
+PAUSED_STYLE = "bold red"
+
+
+@dataclass(frozen=True)
+class ClientNode:
+    name: str
+    status: str
+    projects: int
+
+
+@dataclass(frozen=True)
+class ProjectNode:
+    client: str
+    name: str
+    scopes: int
+
+
+NodeData = ClientNode | ProjectNode | ScopeView
+
+
+def describe(data: NodeData | None) -> Text:
+    """What the side panel says about a tree node."""
+    if isinstance(data, ScopeView):
+        paused = data.client_status == "paused"
+        return Text.assemble(
+            ("Scope\n\n", "bold"),
+            ("Path          ", "dim"),
+            f"{data.path}\n",
+            ("Sensitivity   ", "dim"),
+            f"{data.sensitivity}\n",
+            ("Max days      ", "dim"),
+            f"{data.max_grant_days}\n",
+            ("Client status ", "dim"),
+            (data.client_status, PAUSED_STYLE if paused else ""),
+        )
+    if isinstance(data, ProjectNode):
+        return Text.assemble(
+            ("Project\n\n", "bold"),
+            ("Path   ", "dim"),
+            f"{data.client}/{data.name}\n",
+            ("Scopes ", "dim"),
+            f"{data.scopes}",
+        )
+    if isinstance(data, ClientNode):
+        paused = data.status == "paused"
+        return Text.assemble(
+            ("Client\n\n", "bold"),
+            ("Name     ", "dim"),
+            f"{data.name}\n",
+            ("Status   ", "dim"),
+            (data.status, PAUSED_STYLE if paused else ""),
+            "\n",
+            ("Projects ", "dim"),
+            f"{data.projects}",
+        )
+    return Text("Select a scope to see its details.", style="dim")
+
+
+def node_key(data: NodeData | None) -> tuple[str, ...] | None:
+    """What identifies a node across reloads (its details may have changed)."""
+    if isinstance(data, ScopeView):
+        return ("scope", str(data.id))
+    if isinstance(data, ProjectNode):
+        return ("project", data.client, data.name)
+    if isinstance(data, ClientNode):
+        return ("client", data.name)
+    return None
+
+
+class BrowserScreen(GovtuiScreen):
+    """The catalog as a tree."""
+
+    HELP = "Clients, their projects and dataset scopes as a tree; a scope's details beside it."
+    SUB_TITLE = "Clients / projects / scopes"
+
+    @dataclass
+    class Loaded(Message):
+        clients: list[tuple[str, str]]  # name, status
+        projects: list[tuple[str, str]]  # client name, project name
+        scopes: list[ScopeView]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="browser"):
+            tree: Tree[NodeData] = Tree("Clients", id="catalog")
+            tree.show_root = False
+            yield tree
+            yield Static(describe(None), id="scope-details")
+        yield Footer()
+
+    def reload(self) -> None:
+        self.load_catalog()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="browser")
+    def load_catalog(self) -> None:
+        with read_session(self.engine) as session:
+            clients = [(c.name, c.status) for c in catalog.list_clients(session)]
+            projects = [(client, p.name) for client, p in catalog.list_projects(session)]
+            scopes = catalog.list_scopes(session)
+        self.post_message(self.Loaded(clients, projects, scopes))
+
+    @on(Loaded)
+    def show_catalog(self, message: Loaded) -> None:
+        tree: Tree[NodeData] = self.query_one("#catalog", Tree)
+        was_at = node_key(tree.cursor_node.data) if tree.cursor_node is not None else None
+        tree.clear()
+        scopes_of: dict[tuple[str, str], list[ScopeView]] = {}
+        for scope in message.scopes:
+            scopes_of.setdefault((scope.client, scope.project), []).append(scope)
+        projects_of: dict[str, list[str]] = {}
+        for client, project in message.projects:
+            projects_of.setdefault(client, []).append(project)
+        nodes: list[TreeNode[NodeData]] = []
+        for name, status in message.clients:
+            paused = status == "paused"
+            label = Text(name, style=PAUSED_STYLE if paused else "bold")
+            if paused:
+                label.append(" (paused)", style=PAUSED_STYLE)
+            projects = projects_of.get(name, [])
+            client_node = tree.root.add(
+                label, data=ClientNode(name, status, len(projects)), expand=True
+            )
+            nodes.append(client_node)
+            for project in projects:
+                scopes = scopes_of.get((name, project), [])
+                project_node = client_node.add(
+                    project, data=ProjectNode(name, project, len(scopes)), expand=True
+                )
+                nodes.append(project_node)
+                for scope in scopes:
+                    label = Text.assemble(scope.name, (f"  {scope.sensitivity}", "dim"))
+                    nodes.append(project_node.add_leaf(label, data=scope))
+        restore = next((n for n in nodes if was_at and node_key(n.data) == was_at), None)
+        if restore is not None:
+            # A node's line is known once the tree has laid out its lines again.
+            self.call_after_refresh(tree.move_cursor, restore)
+        self._show_details(None)
+
+    @on(Tree.NodeHighlighted, "#catalog")
+    @on(Tree.NodeSelected, "#catalog")
+    def node_chosen(self, event: Tree.NodeHighlighted[NodeData]) -> None:
+        self._show_details(event.node.data)
+
+    def _show_details(self, data: NodeData | None) -> None:
+        self.query_one("#scope-details", Static).update(describe(data))

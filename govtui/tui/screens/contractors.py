@@ -1,0 +1,212 @@
+"""Contractors: a window of rows from the database, the next window fetched on demand, and a
+search that re-queries as you type. The table holds what was scrolled to, at most MAX_ROWS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from sqlalchemy.engine import Engine
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import Worker, get_current_worker
+
+from govtui.db import read_session
+from govtui.services import contractors
+from govtui.services.contractors import ContractorRow
+from govtui.tui.screens.base import GovtuiScreen
+
+Key = tuple[str, int]
+
+
+def _cells(row: ContractorRow) -> tuple[Text, ...]:
+    style = "dim" if row.status != "active" else ""
+    values = (
+        row.external_id,
+        row.name,
+        row.email,
+        row.directory_uid,
+        row.contract_end.isoformat(),
+        row.status,
+    )
+    return tuple(Text(value, style=style) for value in values)
+
+
+class ContractorsScreen(GovtuiScreen):
+    """Contractors by name, searched and paged in SQL."""
+
+    HELP = "Contractors by name; / searches name, email, external id and directory uid."
+    SUB_TITLE = "Contractors"
+    AUTO_FOCUS = "#contractor-table"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_search", "Search", key_display="/"),
+        Binding("escape", "focus_table", "Back to the table", show=False),
+    ]
+
+    PAGE = contractors.PAGE  # rows per window
+    LOOKAHEAD = 50  # fetch the next window when the cursor is this close to the last row
+    DEBOUNCE = 0.15  # seconds of quiet typing before a search runs
+    MAX_ROWS = 5_000  # past this, the search narrows the list instead of scrolling further
+
+    @dataclass
+    class WindowLoaded(Message):
+        """One window of rows: the first of a search (replaces the table) or the next one."""
+
+        generation: int
+        search: str
+        rows: list[ContractorRow]
+        first: bool
+
+    @dataclass
+    class CountLoaded(Message):
+        generation: int
+        search: str
+        total: int
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.generation = 0  # bumped by every search; answers of older ones are dropped
+        self.search_text = ""
+        self.total: int | None = None  # how many match search_text, once counted
+        self._last_key: Key | None = None
+        self._exhausted = True
+        self._page_worker: Worker[None] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(
+            placeholder="Search name, email, external id or directory uid (press / to focus)",
+            id="contractor-search",
+        )
+        yield DataTable(id="contractor-table", cursor_type="row", zebra_stripes=True)
+        yield Static("Loading…", id="contractor-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#contractor-table", DataTable)
+        table.add_columns("External id", "Name", "Email", "Directory uid", "Contract end", "Status")
+        self.watch(table, "scroll_y", self._table_scrolled, init=False)
+
+    def reload(self) -> None:
+        self.start_search(self.query_one("#contractor-search", Input).value.strip(), debounce=0)
+
+    def action_focus_search(self) -> None:
+        # set_focus at once (Widget.focus is deferred), so keys typed right after / land
+        # in the search box.
+        self.set_focus(self.query_one("#contractor-search", Input))
+
+    def action_focus_table(self) -> None:
+        self.set_focus(self.query_one("#contractor-table", DataTable))
+
+    @on(Input.Changed, "#contractor-search")
+    def search_changed(self, event: Input.Changed) -> None:
+        self.start_search(event.value.strip(), debounce=self.DEBOUNCE)
+
+    @on(Input.Submitted, "#contractor-search")
+    def search_submitted(self) -> None:
+        self.action_focus_table()
+
+    def start_search(self, search: str, *, debounce: float) -> None:
+        """Query the first window of `search`; whatever older queries answer is dropped."""
+        self.generation += 1
+        self.search_text = search
+        self.total = None
+        self._last_key = None
+        self._exhausted = True  # no next window until the first one is in
+        self.workers.cancel_group(self, "contractor-page")
+        self._show_status(busy=True)
+        self.run_search(self.generation, search, debounce)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="contractor-search")
+    def run_search(self, generation: int, search: str, debounce: float) -> None:
+        worker = get_current_worker()
+        # The debounce: a newer keystroke cancels this worker and ends the wait at once.
+        if debounce and worker.cancelled_event.wait(debounce):
+            return
+        with read_session(self.engine) as session:
+            rows = contractors.window(session, search=search or None, limit=self.PAGE)
+            if worker.is_cancelled:
+                return
+            self.post_message(self.WindowLoaded(generation, search, rows, first=True))
+            total = contractors.count(session, search=search or None)
+        if not worker.is_cancelled:
+            self.post_message(self.CountLoaded(generation, search, total))
+
+    def load_next_window(self) -> None:
+        """Fetch the window after the last row shown, unless one is on its way or none is left."""
+        if self._exhausted or self._last_key is None or self._capped:
+            return
+        if self._page_worker is not None and not self._page_worker.is_finished:
+            return
+        self._page_worker = self.fetch_window(self.generation, self.search_text, self._last_key)
+        self._show_status(busy=True)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="contractor-page")
+    def fetch_window(self, generation: int, search: str, after: Key) -> None:
+        with read_session(self.engine) as session:
+            rows = contractors.window(session, search=search or None, after=after, limit=self.PAGE)
+        self.post_message(self.WindowLoaded(generation, search, rows, first=False))
+
+    @on(WindowLoaded)
+    def show_window(self, message: WindowLoaded) -> None:
+        if message.generation != self.generation:
+            return  # the answer to a search that has since changed
+        table = self.query_one("#contractor-table", DataTable)
+        if message.first:
+            table.clear()
+        for row in message.rows:
+            table.add_row(*_cells(row), key=str(row.id))
+        if message.rows:
+            self._last_key = message.rows[-1].key
+        self._exhausted = len(message.rows) < self.PAGE
+        self._show_status()
+        if not message.first and self._near_end():
+            self.load_next_window()  # the cursor raced ahead while this window was loading
+
+    @on(CountLoaded)
+    def show_count(self, message: CountLoaded) -> None:
+        if message.generation == self.generation:
+            self.total = message.total
+            self._show_status()
+
+    @on(DataTable.RowHighlighted, "#contractor-table")
+    def row_highlighted(self) -> None:
+        if self._near_end():
+            self.load_next_window()
+
+    def _table_scrolled(self) -> None:
+        if self._near_end():
+            self.load_next_window()
+
+    def _near_end(self) -> bool:
+        table = self.query_one("#contractor-table", DataTable)
+        if table.row_count == 0:
+            return False
+        if table.cursor_row >= table.row_count - self.LOOKAHEAD:
+            return True
+        height = table.scrollable_content_region.height
+        return table.max_scroll_y > 0 and table.scroll_y >= table.max_scroll_y - height
+
+    @property
+    def _capped(self) -> bool:
+        rows = self.query_one("#contractor-table", DataTable).row_count
+        return not self._exhausted and rows >= self.MAX_ROWS
+
+    def _show_status(self, *, busy: bool = False) -> None:
+        table = self.query_one("#contractor-table", DataTable)
+        if self.total is None:
+            text = f"searching “{self.search_text}”…" if self.search_text else "counting…"
+        elif self.search_text:
+            text = f"{self.total:,} contractors match “{self.search_text}”"
+        else:
+            text = f"{self.total:,} contractors"
+        text += f" · showing {table.row_count:,}"
+        if self._capped:
+            text += " (type to narrow the list for more)"
+        if busy:
+            text += " · loading…"
+        self.query_one("#contractor-status", Static).update(text)

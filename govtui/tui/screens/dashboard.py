@@ -1,0 +1,104 @@
+"""The dashboard: every client with its status, size and grants by state, and the totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Static
+
+from govtui.db import read_session
+from govtui.models import GRANT_STATES
+from govtui.services import dashboard
+from govtui.tui.screens.base import GovtuiScreen
+
+PAUSED_STYLE = "bold red"
+
+
+def _cell(value: object, style: str = "") -> Text:
+    return Text(str(value), style=style)
+
+
+def _count(value: int, style: str = "") -> Text:
+    return Text(f"{value:,}", style=style, justify="right")
+
+
+class DashboardScreen(GovtuiScreen):
+    """Clients at a glance; paused clients in bold red."""
+
+    HELP = "Every client with its status, projects, scopes, contractors and grants by state."
+    SUB_TITLE = "Dashboard"
+
+    @dataclass
+    class Loaded(Message):
+        overview: dashboard.Overview
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="clients", cursor_type="row", zebra_stripes=True)
+        yield Static("Loading…", id="dashboard-totals")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#clients", DataTable)
+        table.add_column("Client", key="client")
+        table.add_column("Status", key="status")
+        for key in ("projects", "scopes", "contractors", *GRANT_STATES):
+            table.add_column(key.capitalize(), key=key)
+
+    def reload(self) -> None:
+        self.load_overview()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
+    def load_overview(self) -> None:
+        with read_session(self.engine) as session:
+            overview = dashboard.overview(session)
+        self.post_message(self.Loaded(overview))
+
+    @on(Loaded)
+    def show_overview(self, message: Loaded) -> None:
+        overview = message.overview
+        table = self.query_one("#clients", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        totals = dict.fromkeys(("projects", "scopes", *GRANT_STATES), 0)
+        for client in overview.clients:
+            paused = client.status == "paused"
+            style = PAUSED_STYLE if paused else ""
+            status = "PAUSED" if paused else client.status
+            table.add_row(
+                _cell(client.name, style),
+                _cell(status, style),
+                _count(client.projects),
+                _count(client.scopes),
+                _count(client.contractors),
+                *(_count(client.grants.get(state, 0)) for state in GRANT_STATES),
+                key=client.name,
+            )
+            totals["projects"] += client.projects
+            totals["scopes"] += client.scopes
+            for state in GRANT_STATES:
+                totals[state] += client.grants.get(state, 0)
+        table.add_row(
+            _cell("Total", "bold"),
+            _cell(""),
+            _count(totals["projects"], "bold"),
+            _count(totals["scopes"], "bold"),
+            _cell(""),
+            *(_count(totals[state], "bold") for state in GRANT_STATES),
+            key="__total__",
+        )
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+        paused_count = sum(client.status == "paused" for client in overview.clients)
+        line = Text.assemble(
+            f"{len(overview.clients):,} clients",
+            (f" ({paused_count} paused)", PAUSED_STYLE) if paused_count else "",
+            f" · {overview.contractors_total:,} contractors",
+            f" ({overview.contractors_active:,} active)",
+            f" · {sum(totals[s] for s in GRANT_STATES):,} grants",
+        )
+        self.query_one("#dashboard-totals", Static).update(line)

@@ -1,0 +1,70 @@
+"""Help: every key of the app and of the screen below, read from the bindings themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.dom import DOMNode
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Static
+
+
+def binding_rows(app: App[object], screen: Screen[object]) -> list[tuple[str, str, str]]:
+    """(where, key, what it does) for every binding of the app, the screen, and the widget
+    that has focus on it, in that order."""
+    title = screen.sub_title or type(screen).__name__
+    sections: list[tuple[str, DOMNode]] = [("Everywhere", app), (title, screen)]
+    focused = screen.focused
+    if focused is not None:
+        chain = [node for node in focused.ancestors_with_self if node not in (screen, app)]
+        sections += [(_widget_name(node), node) for node in reversed(chain)]
+    rows: list[tuple[str, str, str]] = []
+    # `_bindings` is each node's full map; the public `active_bindings` leaves out the keys a
+    # focused Input swallows, which would make the list depend on where the focus is.
+    for where, node in sections:
+        for bindings in node._bindings.key_to_bindings.values():
+            rows += [(where, app.get_key_display(b), _describe(b)) for b in bindings]
+    return rows
+
+
+def _widget_name(node: DOMNode) -> str:
+    return f"{type(node).__name__} #{node.id}" if node.id else type(node).__name__
+
+
+def _describe(binding: Binding) -> str:
+    return binding.tooltip or binding.description or binding.action.replace("_", " ")
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys of the app and of the screen it was opened on, and what each screen is for."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark,f1", "dismiss", "Close")
+    ]
+
+    def __init__(self, for_screen: Screen[object], screens: Iterable[tuple[str, str]]) -> None:
+        super().__init__()
+        self.for_screen = for_screen
+        self.screens = list(screens)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-dialog"):
+            yield Static(Text("govtui — keys and screens", style="bold"), id="help-title")
+            about = Text()
+            for title, description in self.screens:
+                about.append(f"{title}: ", style="bold")
+                about.append(f"{description}\n")
+            about.append("ctrl+p opens the command palette; Escape closes this help.", style="dim")
+            yield Static(about, id="help-screens")
+            yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#help-keys", DataTable)
+        table.add_columns("Where", "Key", "What it does")
+        for where, key, description in binding_rows(self.app, self.for_screen):
+            table.add_row(where, key, description)

@@ -1,0 +1,91 @@
+"""Helpers for driving GovtuiApp with Textual's Pilot (no sleeps: wait for a condition)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import suppress
+
+from rich.text import Text
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
+from textual.worker import WorkerCancelled, WorkerFailed, WorkerState
+
+from govtui.tui.app import GovtuiApp
+
+SIZE = (120, 40)
+# Enough for three windows of the contractors table (200 + 200 + 50).
+DEMO_CONTRACTORS = 450
+BIG_CONTRACTORS = 100_000
+# A surname that only the big dataset's needles carry, so a search for it has a known answer.
+NEEDLE = "Quokka"
+NEEDLES = 37
+
+
+async def wait_for_workers(pilot: Pilot[None]) -> None:
+    """Wait for every worker of the app to finish, however it ends.
+
+    `app.workers.wait_for_complete()` raises if one of them failed or was cancelled (an
+    exclusive worker superseded by a newer one) or has not started yet; these tests expect
+    all three."""
+    for _ in range(1000):
+        busy = [worker for worker in pilot.app.workers if not worker.is_finished]
+        if not busy:
+            return
+        for worker in busy:
+            if worker.state is not WorkerState.PENDING:
+                with suppress(WorkerFailed, WorkerCancelled):
+                    await worker.wait()
+        await pilot.pause()
+    raise AssertionError("workers kept running")
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Wait until no worker runs and every message they posted has been handled (a handled
+    message may start the next worker, hence the loop)."""
+    for _ in range(50):
+        await wait_for_workers(pilot)
+        await pilot.pause()
+        if all(worker.is_finished for worker in pilot.app.workers):
+            return
+    raise AssertionError("workers kept running")
+
+
+async def wait_until(
+    pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0, what: str = ""
+) -> None:
+    """Let the app run until `condition()` holds (workers, timers and debounces included)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.02)
+
+
+def text_of(static: Static | Widget) -> str:
+    """The plain text a Static shows."""
+    assert isinstance(static, Static)
+    return str(static.visual)
+
+
+def cell_text(value: object) -> str:
+    return value.plain if isinstance(value, Text) else str(value)
+
+
+def table_rows(table: DataTable[object]) -> list[list[str]]:
+    """Every row of a DataTable as plain strings, in display order."""
+    return [[cell_text(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def screen_text(app: App[None]) -> str:
+    """What the terminal shows right now, as plain text lines (notifications included)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def app_of(pilot: Pilot[None]) -> GovtuiApp:
+    app = pilot.app
+    assert isinstance(app, GovtuiApp)
+    return app
