@@ -109,9 +109,7 @@ def request(
     operators.require_role(session, actor, "requester")
     access = validation.choice(access, ACCESS_LEVELS, "access level")
     days = validation.positive_days(days)
-    reason = reason.strip()
-    if not reason:
-        raise InputError("give a reason for the request (--reason)")
+    reason = validation.reason(reason, "request")
     person = contractors.find(session, contractor)
     scope = catalog.find_scope(session, scope_path)
     client = _client_of(session, scope)
@@ -198,11 +196,12 @@ def _subject(session: Session, grant: Grant) -> Subject:
     )
 
 
-def _may_approve_for(session: Session, approver: Operator, client: Client) -> bool:
-    if "approver" not in operators.roles_of(session, approver):
-        return False
-    link = session.get(OperatorClient, (ident(approver), ident(client)))
-    return link is not None
+def _require_approver_for(session: Session, approver: Operator, subject: Subject) -> None:
+    link = session.get(OperatorClient, (ident(approver), ident(subject.client)))
+    if link is None or "approver" not in operators.roles_of(session, approver):
+        raise PolicyError(
+            f"grant {subject.grant.id}: {approver.name!r} is not an approver for client {subject.client.name!r}"
+        )
 
 
 def approve(
@@ -216,10 +215,7 @@ def approve(
         subject = _subject(session, grant)
         if subject.requested_by == actor.id:
             raise PolicyError(f"grant {grant.id}: you cannot approve your own request")
-        if not _may_approve_for(session, actor, subject.client):
-            raise PolicyError(
-                f"grant {grant.id}: {actor.name!r} is not an approver for client {subject.client.name!r}"
-            )
+        _require_approver_for(session, actor, subject)
         _require_not_paused(subject.client, "approved")
         _require_can_work(subject.contractor, now)
         earlier = session.exec(
@@ -298,17 +294,12 @@ def _record_approval(
 
 def deny(session: Session, actor: Operator, *, grant_ids: Sequence[int], reason: str) -> None:
     """Turn down requests (or pending extensions); no code needed, nothing is granted."""
-    reason = reason.strip()
-    if not reason:
-        raise InputError("give a reason for the denial (--reason)")
+    reason = validation.reason(reason, "denial")
     grants = _locked_grants(session, grant_ids)
     now = clock.now()
     for grant in grants:
         subject = _subject(session, grant)
-        if not _may_approve_for(session, actor, subject.client):
-            raise PolicyError(
-                f"grant {grant.id}: {actor.name!r} is not an approver for client {subject.client.name!r}"
-            )
+        _require_approver_for(session, actor, subject)
         session.add(
             Approval(
                 grant_id=ident(grant),
@@ -341,9 +332,7 @@ def deny(session: Session, actor: Operator, *, grant_ids: Sequence[int], reason:
 
 def revoke(session: Session, actor: Operator, *, grant_id: int, reason: str) -> Grant:
     """End a live grant at once. Removing access never waits for a code."""
-    reason = reason.strip()
-    if not reason:
-        raise InputError("give a reason for the revocation (--reason)")
+    reason = validation.reason(reason, "revocation")
     (grant,) = _locked_grants(session, [grant_id])
     if grant.state not in LIVE_STATES:
         raise PolicyError(f"grant {grant_id} is {grant.state} already")
@@ -374,9 +363,7 @@ def extend(
     grant stays active meanwhile until its current end."""
     operators.require_role(session, actor, "requester")
     days = validation.positive_days(days)
-    reason = reason.strip()
-    if not reason:
-        raise InputError("give a reason for the extension (--reason)")
+    reason = validation.reason(reason, "extension")
     (grant,) = _locked_grants(session, [grant_id])
     if grant.state != "active":
         raise PolicyError(

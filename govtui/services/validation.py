@@ -81,3 +81,11 @@ def iso_date(value: str | date, what: str = "date") -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise InputError(f"invalid {what} {value!r}: write it as YYYY-MM-DD") from None
+
+
+def reason(value: str, what: str) -> str:
+    """The reason a person gives for an action: required, any text."""
+    value = value.strip()
+    if not value:
+        raise InputError(f"give a reason for the {what} (--reason)")
+    return value
