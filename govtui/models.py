@@ -315,8 +315,11 @@ class OutboxOp(SQLModel, table=True):
     target_id: int = Field(foreign_key="directory_target.id")
     grant_id: int | None = Field(default=None, foreign_key="access_grant.id")
     operation: str
-    group_dn: str | None = None
-    user_dn: str
+    group_dn: str | None = None  # None for disable_account
+    # The contractor's entry is looked up by uid under the target's users base at sync time;
+    # the DN found is kept for the evidence.
+    directory_uid: str
+    user_dn: str | None = None
     state: str = Field(default="pending")
     attempts: int = Field(default=0)
     next_attempt_at: datetime = Field(sa_column=_utc(nullable=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from govtui.cli import directory_commands
 from govtui.cli.context import Context, print_json, print_table
 from govtui.models import SENSITIVITIES
 from govtui.services import catalog
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--project", metavar="CLIENT/PROJECT")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_scope_list)
+    directory_commands.register_scope_map(ssub)
 
 
 def run_client_add(ctx: Context, args: argparse.Namespace) -> int:

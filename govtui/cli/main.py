@@ -12,6 +12,7 @@ from govtui import db
 from govtui.cli import (
     audit_commands,
     catalog_commands,
+    directory_commands,
     grant_commands,
     people_commands,
     setup_commands,
@@ -19,7 +20,14 @@ from govtui.cli import (
 from govtui.cli.context import Context, acting_name
 from govtui.errors import GovtuiError
 
-COMMAND_GROUPS = (setup_commands, catalog_commands, people_commands, grant_commands, audit_commands)
+COMMAND_GROUPS = (
+    setup_commands,
+    catalog_commands,
+    people_commands,
+    grant_commands,
+    directory_commands,
+    audit_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

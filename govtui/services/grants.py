@@ -26,7 +26,15 @@ from govtui.models import (
     OperatorClient,
     Project,
 )
-from govtui.services import audit, catalog, contractors, operators, second_factor, validation
+from govtui.services import (
+    audit,
+    catalog,
+    contractors,
+    operators,
+    outbox,
+    second_factor,
+    validation,
+)
 
 LIVE_STATES = ("requested", "active", "suspended")
 
@@ -264,6 +272,7 @@ def _record_approval(
         "needed": subject.approvals_needed,
     }
     if activated and subject.extension is None:
+        outbox.enqueue_membership(session, [ident(grant)], "add_member")
         grant.state = "active"
         grant.starts_at = now
         grant.expires_at = expiry(
@@ -338,6 +347,8 @@ def revoke(session: Session, actor: Operator, *, grant_id: int, reason: str) -> 
         raise PolicyError(f"grant {grant_id} is {grant.state} already")
     now = clock.now()
     previous = grant.state
+    if previous in ("active", "suspended"):
+        outbox.enqueue_membership(session, [grant_id], "remove_member")
     grant.state, grant.ended_at, grant.ended_by, grant.end_reason = (
         "revoked",
         now,
@@ -425,6 +436,7 @@ def expire_due(session: Session, *, actor_name: str) -> list[int]:
     if ended:
         ended.sort()
         _void_extensions(session, ended)
+        outbox.enqueue_membership(session, ended, "remove_member")
         digest = hashlib.sha256(",".join(map(str, ended)).encode()).hexdigest()
         audit.append(
             session,

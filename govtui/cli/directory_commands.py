@@ -1,0 +1,185 @@
+"""`govtui directory ...`, `govtui scope map` and `govtui sync`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+
+from govtui.cli.context import Context, print_json, print_table
+from govtui.errors import InputError
+from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS
+from govtui.services import directory_targets, sync
+
+WATCH_SECONDS = 10
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    directory = sub.add_parser("directory", help="LDAP / Active Directory targets kept in step")
+    dsub = directory.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = dsub.add_parser("add", help="add a target; the bind password goes to the OS keyring")
+    p.add_argument("name")
+    p.add_argument("--url", required=True, help="ldap://host[:port] or ldaps://host[:port]")
+    p.add_argument("--bind-dn", required=True)
+    p.add_argument("--users-base", required=True)
+    p.add_argument("--groups-base", required=True)
+    p.add_argument("--flavour", choices=DIRECTORY_FLAVOURS, default="openldap")
+    p.add_argument("--starttls", action="store_true", help="upgrade ldap:// with StartTLS")
+    p.add_argument("--ca-file", help="CA certificate(s) to validate the server against")
+    p.add_argument("--no-create-groups", action="store_true", help="a missing group is an error")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the bind password from stdin"
+    )
+    p.set_defaults(handler=run_add)
+    p = dsub.add_parser("list", help="list targets")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_list)
+    p = dsub.add_parser("test", help="connect, check TLS and bind; say which step failed")
+    p.add_argument("name")
+    p.set_defaults(handler=run_test)
+    p = dsub.add_parser("remove", help="remove a target with no pending operations")
+    p.add_argument("name")
+    p.set_defaults(handler=run_remove)
+
+    p = sub.add_parser("sync", help="push pending directory operations (or: sync status)")
+    p.add_argument("what", nargs="?", choices=["status"], help="status: counts per target")
+    p.add_argument("--watch", action="store_true", help=f"keep syncing every {WATCH_SECONDS} s")
+    p.add_argument("--json", action="store_true", help="print JSON (with status)")
+    p.set_defaults(handler=run_sync)
+
+
+def register_scope_map(ssub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = ssub.add_parser("map", help="use an explicit directory group for a scope's access level")
+    p.add_argument("path", metavar="CLIENT/PROJECT/SCOPE")
+    p.add_argument("--access", required=True, choices=ACCESS_LEVELS)
+    p.add_argument("--group", required=True, metavar="DN")
+    p.add_argument("--target", help="the directory target (needed when there are several)")
+    p.set_defaults(handler=run_scope_map)
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise InputError("no bind password: use --password-stdin or run in a terminal to be asked")
+    return getpass.getpass(f"bind password for {args.bind_dn}: ")
+
+
+def run_add(ctx: Context, args: argparse.Namespace) -> int:
+    password = _password(args)
+    with ctx.write() as (session, actor):
+        directory_targets.add(
+            session,
+            actor,
+            name=args.name,
+            url=args.url,
+            bind_dn=args.bind_dn,
+            users_base=args.users_base,
+            groups_base=args.groups_base,
+            password=password,
+            flavour=args.flavour,
+            starttls=args.starttls,
+            ca_file=args.ca_file,
+            create_groups=not args.no_create_groups,
+        )
+    print(f"directory target {args.name} added (password kept in the OS keyring)")
+    return 0
+
+
+def run_list(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.read() as session:
+        targets = directory_targets.all_targets(session)
+    rows = [
+        {
+            "name": t.name,
+            "url": t.url,
+            "bind_dn": t.bind_dn,
+            "users_base": t.users_base,
+            "groups_base": t.groups_base,
+            "flavour": t.flavour,
+            "starttls": t.starttls,
+            "ca_file": t.ca_file,
+            "create_groups": t.create_groups,
+        }
+        for t in targets
+    ]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["NAME", "URL", "FLAVOUR", "TLS"],
+            [
+                [
+                    r["name"],
+                    r["url"],
+                    r["flavour"],
+                    "ldaps"
+                    if str(r["url"]).startswith("ldaps")
+                    else "starttls"
+                    if r["starttls"]
+                    else "none",
+                ]
+                for r in rows
+            ],
+        )
+    return 0
+
+
+def run_test(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.read() as session:
+        target = directory_targets.find(session, args.name)
+        with directory_targets.connection(session, target) as conn:
+            who = conn.extend.standard.who_am_i() or target.bind_dn
+    print(
+        f"directory {args.name}: connected, {'TLS verified, ' if target.url.startswith('ldaps') or target.starttls else ''}bound as {who}"
+    )
+    return 0
+
+
+def run_remove(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.write() as (session, actor):
+        directory_targets.remove(session, actor, name=args.name)
+    print(f"directory target {args.name} removed")
+    return 0
+
+
+def run_scope_map(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.write() as (session, actor):
+        directory_targets.map_scope(
+            session,
+            actor,
+            scope_path=args.path,
+            access=args.access,
+            group_dn=args.group,
+            target=args.target,
+        )
+    print(f"{args.path} ({args.access}) maps to {args.group}")
+    return 0
+
+
+def run_sync(ctx: Context, args: argparse.Namespace) -> int:
+    engine = ctx.ready_engine()
+    if args.what == "status":
+        with ctx.read() as session:
+            counts = sync.status(session)
+        if args.json:
+            print_json(counts)
+        else:
+            print_table(
+                ["TARGET", "PENDING", "DONE", "FAILED"],
+                [[c.target, c.pending, c.done, c.failed] for c in counts],
+            )
+        return 0
+    while True:
+        report = sync.run_once(engine, progress=_progress if sys.stderr.isatty() else None)
+        print(f"sync: {report.done} done, {report.retrying} to retry, {report.failed} failed")
+        for error in report.errors:
+            print(f"govtui: warning: {error}", file=sys.stderr)
+        if not args.watch:
+            return 0 if report.failed == 0 and not report.errors else 1
+        time.sleep(WATCH_SECONDS)
+
+
+def _progress(handled: int, total: int) -> None:
+    print(f"\r  {handled}/{total} operations", end="" if handled < total else "\n", file=sys.stderr)

@@ -1,0 +1,231 @@
+"""Directory targets (LDAP / AD servers govtui keeps in step) and scope → group mappings.
+The bind password goes into the OS keyring, never the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import ldap3
+from sqlmodel import Session, col, select
+
+from govtui import clock
+from govtui.db import ident
+from govtui.directory import naming
+from govtui.directory.connection import Endpoint, connect
+from govtui.errors import ConfigurationError, ConflictError, InputError, NotFoundError
+from govtui.models import (
+    ACCESS_LEVELS,
+    DIRECTORY_FLAVOURS,
+    DirectoryTarget,
+    GroupMapping,
+    Operator,
+    OutboxOp,
+)
+from govtui.security import secrets
+from govtui.services import audit, catalog, operators, validation
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """The directory group of one (scope, access level) on one target."""
+
+    target_id: int
+    scope_id: int
+    access: str
+    dn: str
+
+
+def password_key(session: Session, name: str) -> str:
+    """The keyring entry of a target's bind password for this database."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    return f"directory:{name}@{secrets.db_key(url)}"
+
+
+def find(session: Session, name: str) -> DirectoryTarget:
+    """The target called `name`."""
+    target = session.exec(select(DirectoryTarget).where(DirectoryTarget.name == name)).first()
+    if target is None:
+        raise NotFoundError(f"unknown directory target {name!r}")
+    return target
+
+
+def all_targets(session: Session) -> list[DirectoryTarget]:
+    """Every target, by name."""
+    return list(session.exec(select(DirectoryTarget).order_by(col(DirectoryTarget.name))).all())
+
+
+def add(
+    session: Session,
+    actor: Operator,
+    *,
+    name: str,
+    url: str,
+    bind_dn: str,
+    users_base: str,
+    groups_base: str,
+    password: str,
+    flavour: str = "openldap",
+    starttls: bool = False,
+    ca_file: str | None = None,
+    create_groups: bool = True,
+) -> DirectoryTarget:
+    """Register a target (admin only); the password is stored in the keyring."""
+    operators.require_role(session, actor, "admin")
+    name = validation.name(name, "directory target")
+    flavour = validation.choice(flavour, DIRECTORY_FLAVOURS, "flavour")
+    if not url.startswith(("ldap://", "ldaps://")):
+        raise InputError(
+            f"invalid directory URL {url!r}: use ldap://host[:port] or ldaps://host[:port]"
+        )
+    if url.startswith("ldaps://") and starttls:
+        raise InputError("use either ldaps:// or --starttls, not both")
+    for value, what in (
+        (bind_dn, "bind DN"),
+        (users_base, "users base"),
+        (groups_base, "groups base"),
+    ):
+        naming.checked_dn(value, what)
+    if not password:
+        raise InputError("the bind password is empty")
+    if (
+        session.exec(select(DirectoryTarget.id).where(DirectoryTarget.name == name)).first()
+        is not None
+    ):
+        raise ConflictError(f"directory target {name!r} exists already")
+    secrets.store(password_key(session, name), password)
+    target = DirectoryTarget(
+        name=name,
+        url=url,
+        bind_dn=bind_dn,
+        users_base=users_base,
+        groups_base=groups_base,
+        flavour=flavour,
+        starttls=starttls,
+        ca_file=ca_file,
+        create_groups=create_groups,
+        created_at=clock.now(),
+    )
+    session.add(target)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor.name,
+        action="directory.add",
+        obj=f"directory:{name}",
+        details={"url": url, "bind_dn": bind_dn, "flavour": flavour, "starttls": starttls},
+    )
+    return target
+
+
+def remove(session: Session, actor: Operator, *, name: str) -> None:
+    """Forget a target that has no pending operations (admin only)."""
+    operators.require_role(session, actor, "admin")
+    target = find(session, name)
+    pending = session.exec(
+        select(OutboxOp.id).where(OutboxOp.target_id == ident(target), OutboxOp.state == "pending")
+    ).first()
+    if pending is not None:
+        raise ConflictError(
+            f"directory target {name!r} has pending operations: run `govtui sync` first"
+        )
+    for mapping in session.exec(
+        select(GroupMapping).where(GroupMapping.target_id == ident(target))
+    ):
+        session.delete(mapping)
+    for op in session.exec(select(OutboxOp).where(OutboxOp.target_id == ident(target))):
+        session.delete(op)  # done or failed history of a target that no longer exists
+    session.delete(target)
+    secrets.delete(password_key(session, name))
+    audit.append(session, actor=actor.name, action="directory.remove", obj=f"directory:{name}")
+
+
+def endpoint(target: DirectoryTarget) -> Endpoint:
+    """How to reach a target (without its password)."""
+    return Endpoint(
+        url=target.url, bind_dn=target.bind_dn, starttls=target.starttls, ca_file=target.ca_file
+    )
+
+
+@contextmanager
+def connection(session: Session, target: DirectoryTarget) -> Iterator[ldap3.Connection]:
+    """A bound connection to the target, closed afterwards."""
+    password = secrets.load(password_key(session, target.name))
+    if password is None:
+        raise ConfigurationError(
+            f"no bind password for directory {target.name!r} in this machine's keyring: "
+            f"remove and add the target again here"
+        )
+    conn = connect(endpoint(target), password)
+    try:
+        yield conn
+    finally:
+        conn.unbind()
+
+
+def map_scope(
+    session: Session,
+    actor: Operator,
+    *,
+    scope_path: str,
+    access: str,
+    group_dn: str,
+    target: str | None,
+) -> GroupMapping:
+    """Point one (scope, access level) at an explicit group on a target (admin only)."""
+    operators.require_role(session, actor, "admin")
+    access = validation.choice(access, ACCESS_LEVELS, "access level")
+    naming.checked_dn(group_dn, "group DN")
+    scope = catalog.find_scope(session, scope_path)
+    targets = [find(session, target)] if target else all_targets(session)
+    if len(targets) != 1:
+        raise InputError(
+            "name the directory target with --target"
+            if targets
+            else "no directory target: add one first"
+        )
+    key = (ident(targets[0]), ident(scope), access)
+    mapping = session.get(GroupMapping, key) or GroupMapping(
+        target_id=key[0], scope_id=key[1], access=access, group_dn=group_dn
+    )
+    mapping.group_dn = group_dn
+    session.add(mapping)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="scope.map",
+        obj=f"scope:{scope_path}",
+        details={"access": access, "group_dn": group_dn, "target": targets[0].name},
+    )
+    return mapping
+
+
+def group_refs(
+    session: Session, pairs: set[tuple[int, str]]
+) -> dict[tuple[int, int, str], GroupRef]:
+    """The group DN of each (scope id, access) on every target, keyed (target, scope, access)."""
+    targets = all_targets(session)
+    if not targets or not pairs:
+        return {}
+    scope_ids = sorted({scope_id for scope_id, _ in pairs})
+    paths = {view.id: view for view in catalog.list_scopes(session) if view.id in set(scope_ids)}
+    overrides = {
+        (m.target_id, m.scope_id, m.access): m.group_dn
+        for m in session.exec(select(GroupMapping).where(col(GroupMapping.scope_id).in_(scope_ids)))
+    }
+    refs = {}
+    for target in targets:
+        for scope_id, access in pairs:
+            view = paths[scope_id]
+            key = (ident(target), scope_id, access)
+            dn = overrides.get(key) or naming.group_dn(
+                target.group_template,
+                target.groups_base,
+                client=view.client,
+                project=view.project,
+                scope=view.name,
+                access=access,
+            )
+            refs[key] = GroupRef(ident(target), scope_id, access, dn)
+    return refs

@@ -1,0 +1,285 @@
+"""Pushing the outbox to the directories: batched per group, read back, retried with backoff.
+
+No database transaction is held open across a network call: due operations are read in one
+short read, the directory is changed and read back, and the outcome is written in one short
+write. Every operation is idempotent (adding a present member or removing an absent one counts
+as done), so running sync twice, or in two processes, is harmless."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import ldap3
+import sqlalchemy as sa
+from ldap3.core.exceptions import LDAPException
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from govtui import clock
+from govtui.db import ident, read_session, write_session
+from govtui.directory import groups
+from govtui.directory.connection import DirectoryError
+from govtui.errors import GovtuiError
+from govtui.models import DirectoryTarget, OutboxOp
+from govtui.services import directory_targets
+
+BACKOFF_BASE = timedelta(seconds=15)
+BACKOFF_CAP = timedelta(hours=1)
+BATCH = 50_000
+# Outcomes are written with Core executemany on the table: one statement for all rows.
+_OUTBOX: sa.Table = OutboxOp.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class SyncReport:
+    done: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    done: dict[int, str | None] = field(default_factory=dict)  # op id → user DN found
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+Progress = Callable[[int, int], None]
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait before retry number `attempts` (1, 2, ...): doubling, capped at an hour."""
+    wait: timedelta = BACKOFF_BASE * (2 ** max(0, attempts - 1))
+    return min(wait, BACKOFF_CAP)
+
+
+def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
+    """Push every due pending operation once; return what happened."""
+    now = clock.now()
+    with read_session(engine) as session:
+        due = list(
+            session.exec(
+                select(OutboxOp)
+                .where(OutboxOp.state == "pending", col(OutboxOp.next_attempt_at) <= now)
+                .order_by(col(OutboxOp.id))
+                .limit(BATCH)
+            ).all()
+        )
+        targets = {ident(t): t for t in directory_targets.all_targets(session)}
+    report = SyncReport()
+    if not due:
+        return report
+    outcome = _Outcome()
+    by_target: dict[int, list[OutboxOp]] = defaultdict(list)
+    for op in due:
+        by_target[op.target_id].append(op)
+    handled = 0
+    for target_id, ops in by_target.items():
+        target = targets[target_id]
+        try:
+            with (
+                read_session(engine) as session,
+                directory_targets.connection(session, target) as conn,
+            ):
+                _push(conn, target, ops, outcome, now)
+        except (GovtuiError, LDAPException) as exc:
+            message = str(exc) if isinstance(exc, GovtuiError) else f"{target.url}: {exc}"
+            for op in ops:
+                outcome.errors.setdefault(ident(op), message)
+            report.errors.append(message)
+        handled += len(ops)
+        if progress is not None:
+            progress(handled, len(due))
+    _record(engine, due, targets, outcome, now, report)
+    return report
+
+
+def _push(
+    conn: ldap3.Connection,
+    target: DirectoryTarget,
+    ops: list[OutboxOp],
+    outcome: _Outcome,
+    now: datetime,
+) -> None:
+    users = groups.find_users(
+        conn, target.users_base, [op.directory_uid for op in ops], target.flavour
+    )
+    by_group: dict[str, list[OutboxOp]] = defaultdict(list)
+    for op in ops:
+        if op.operation == "disable_account":
+            _disable(conn, target, op, users, outcome, now)
+        else:
+            assert op.group_dn is not None
+            by_group[op.group_dn].append(op)
+    for group_dn, group_ops in by_group.items():
+        try:
+            _push_group(conn, target, group_dn, group_ops, users, outcome)
+        except LDAPException as exc:
+            for op in group_ops:
+                outcome.errors[ident(op)] = f"{group_dn}: {exc}"
+
+
+def _push_group(
+    conn: ldap3.Connection,
+    target: DirectoryTarget,
+    group_dn: str,
+    ops: list[OutboxOp],
+    users: dict[str, str],
+    outcome: _Outcome,
+) -> None:
+    # The newest operation for a user decides (an add then a remove means: not a member).
+    wanted: dict[str, str] = {}
+    for op in ops:
+        wanted[op.directory_uid] = op.operation
+    missing_adds = [
+        uid for uid, operation in wanted.items() if operation == "add_member" and uid not in users
+    ]
+    members = groups.read_members(conn, group_dn)
+    if members is None:
+        if not target.create_groups:
+            for op in ops:
+                outcome.errors[ident(op)] = (
+                    f"group {group_dn} does not exist and this target does not create groups"
+                )
+            return
+        adds = [
+            users[uid]
+            for uid, operation in wanted.items()
+            if operation == "add_member" and uid in users
+        ]
+        groups.create_group(conn, group_dn, target.groups_base, target.flavour, adds)
+    else:
+        to_add = [
+            users[u]
+            for u, o in wanted.items()
+            if o == "add_member" and u in users and groups.norm(users[u]) not in members
+        ]
+        to_remove = [
+            users[u]
+            for u, o in wanted.items()
+            if o == "remove_member" and u in users and groups.norm(users[u]) in members
+        ]
+        groups.change_members(conn, group_dn, to_add, to_remove)
+    after = groups.read_members(conn, group_dn) or set()
+    for op in ops:
+        uid = op.directory_uid
+        dn = users.get(uid)
+        if op.operation == "add_member" and uid in missing_adds:
+            outcome.errors[ident(op)] = f"no entry for uid {uid!r} under {target.users_base}"
+        elif wanted[uid] != op.operation:
+            outcome.done[ident(op)] = dn  # superseded by a newer operation for the same user
+        elif (op.operation == "add_member") == (dn is not None and groups.norm(dn) in after):
+            outcome.done[ident(op)] = dn  # present after an add, absent after a remove
+        else:
+            outcome.errors[ident(op)] = (
+                f"read-back of {group_dn} does not show the change for {uid!r}"
+            )
+
+
+def _disable(
+    conn: ldap3.Connection,
+    target: DirectoryTarget,
+    op: OutboxOp,
+    users: dict[str, str],
+    outcome: _Outcome,
+    now: datetime,
+) -> None:
+    dn = users.get(op.directory_uid)
+    if dn is None:
+        outcome.done[ident(op)] = None  # no account means nothing left to disable
+        return
+    try:
+        groups.disable_account(conn, dn, target.flavour, now)
+        if groups.is_disabled(conn, dn, target.flavour):
+            outcome.done[ident(op)] = dn
+        else:
+            outcome.errors[ident(op)] = f"read-back of {dn} does not show it disabled"
+    except LDAPException as exc:
+        outcome.errors[ident(op)] = f"{dn}: {exc}"
+
+
+def _record(
+    engine: Engine,
+    due: list[OutboxOp],
+    targets: dict[int, DirectoryTarget],
+    outcome: _Outcome,
+    now: datetime,
+    report: SyncReport,
+) -> None:
+    with write_session(engine) as session:
+        if outcome.done:
+            session.execute(
+                sa.update(_OUTBOX)
+                .where(_OUTBOX.c.id == sa.bindparam("op_id"), _OUTBOX.c.state == "pending")
+                .values(
+                    state="done",
+                    done_at=now,
+                    user_dn=sa.bindparam("dn"),
+                    attempts=_OUTBOX.c.attempts + 1,
+                ),
+                [{"op_id": op_id, "dn": dn} for op_id, dn in outcome.done.items()],
+            )
+            report.done = len(outcome.done)
+        retries: list[dict[str, object]] = []
+        failures: list[dict[str, object]] = []
+        for op in due:
+            error = outcome.errors.get(ident(op))
+            if error is None:
+                continue
+            attempts = op.attempts + 1
+            row = {
+                "op_id": ident(op),
+                "error": error[:1000],
+                "attempts": attempts,
+                "next": now + backoff(attempts),
+            }
+            (failures if attempts >= targets[op.target_id].max_attempts else retries).append(row)
+        for rows, state in ((retries, "pending"), (failures, "failed")):
+            if rows:
+                session.execute(
+                    sa.update(_OUTBOX)
+                    .where(_OUTBOX.c.id == sa.bindparam("op_id"))
+                    .values(
+                        state=state,
+                        last_error=sa.bindparam("error"),
+                        attempts=sa.bindparam("attempts"),
+                        next_attempt_at=sa.bindparam("next"),
+                    ),
+                    rows,
+                )
+        report.retrying, report.failed = len(retries), len(failures)
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    target: str
+    pending: int
+    done: int
+    failed: int
+
+
+def status(session: Session) -> list[TargetStatus]:
+    """Counts of pending, done and failed operations per target."""
+    counts: dict[tuple[int, str], int] = {
+        (target_id, state): n
+        for target_id, state, n in session.execute(
+            sa.select(col(OutboxOp.target_id), col(OutboxOp.state), sa.func.count()).group_by(
+                col(OutboxOp.target_id), col(OutboxOp.state)
+            )
+        )
+    }
+    return [
+        TargetStatus(
+            t.name,
+            counts.get((ident(t), "pending"), 0),
+            counts.get((ident(t), "done"), 0),
+            counts.get((ident(t), "failed"), 0),
+        )
+        for t in directory_targets.all_targets(session)
+    ]
+
+
+__all__ = ["DirectoryError", "SyncReport", "TargetStatus", "backoff", "run_once", "status"]
