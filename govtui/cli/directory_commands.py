@@ -7,10 +7,10 @@ import getpass
 import sys
 import time
 
-from govtui.cli.context import Context, print_json, print_table
+from govtui.cli.context import Context, print_json, print_table, to_jsonable
 from govtui.errors import InputError
 from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS
-from govtui.services import directory_targets, sync
+from govtui.services import directory_targets, operators, reconcile, sync
 
 WATCH_SECONDS = 10
 
@@ -47,6 +47,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--watch", action="store_true", help=f"keep syncing every {WATCH_SECONDS} s")
     p.add_argument("--json", action="store_true", help="print JSON (with status)")
     p.set_defaults(handler=run_sync)
+    register_reconcile(sub)
+
+
+def register_reconcile(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("reconcile", help="compare a directory with the grants; report drift")
+    p.add_argument("name", help="the directory target")
+    p.add_argument("--fix", action="store_true", help="queue the corrections and sync them")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_reconcile)
 
 
 def register_scope_map(ssub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -183,3 +192,33 @@ def run_sync(ctx: Context, args: argparse.Namespace) -> int:
 
 def _progress(handled: int, total: int) -> None:
     print(f"\r  {handled}/{total} operations", end="" if handled < total else "\n", file=sys.stderr)
+
+
+def run_reconcile(ctx: Context, args: argparse.Namespace) -> int:
+    engine = ctx.ready_engine()
+    drift = reconcile.compare(engine, args.name)
+    if args.json:
+        print_json([{**to_jsonable(d), "fixable": d.fixable} for d in drift])
+    else:
+        print_table(
+            ["DRIFT", "GROUP", "ACCOUNT", "UID", "FIX"],
+            [
+                [
+                    d.kind,
+                    d.group_dn or "-",
+                    d.user_dn or "-",
+                    d.directory_uid or "-",
+                    "yes" if d.fixable else "reported only",
+                ]
+                for d in drift
+            ],
+        )
+    if args.fix and any(d.fixable for d in drift):
+        with ctx.read() as session:
+            actor = operators.find(session, ctx.actor_name)
+        report = reconcile.fix(engine, actor, args.name, drift)
+        print(
+            f"fix: {report.done} done, {report.retrying} to retry, {report.failed} failed",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    return 1 if drift and not args.fix else 0

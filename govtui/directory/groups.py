@@ -110,3 +110,25 @@ def is_disabled(conn: ldap3.Connection, user_dn: str, flavour: str) -> bool:
     if flavour == "ad":
         return bool(int(value or 0) & ACCOUNTDISABLE)
     return bool(value)
+
+
+def all_users(conn: ldap3.Connection, users_base: str, flavour: str) -> dict[str, str]:
+    """Every account under the users base: normalised DN → uid (paged, for large directories)."""
+    attribute = UID_ATTRIBUTE[flavour]
+    found: dict[str, str] = {}
+    entries = conn.extend.standard.paged_search(
+        users_base,
+        f"({attribute}=*)",
+        ldap3.SUBTREE,
+        attributes=[attribute],
+        paged_size=1000,
+        generator=True,
+    )
+    for entry in entries:
+        if entry.get("type") != "searchResEntry":
+            continue
+        values = entry["attributes"].get(attribute) or []
+        value = values[0] if isinstance(values, list) and values else values
+        if isinstance(value, str):
+            found[norm(entry["dn"])] = value
+    return found

@@ -1,37 +1,59 @@
-"""What every data screen shares: the engine it reads, a refresh key, and failed workers
-reported to the app as a message (a worker's StateChanged reaches only the screen)."""
+"""What every data screen shares: the context it works in (engine, acting operator), a refresh
+key, a reload when grants changed while it was away, and failed workers reported to the app as
+a message (a worker's StateChanged reaches only the screen)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from sqlalchemy.engine import Engine
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
+
+from govtui.tui.context import TuiContext
+
+
+class GrantsChanged(Message):
+    """The app changed grants (or found some expired): the app bumps the context's version
+    and reloads the visible screen if it shows grants; the others reload when shown."""
 
 
 class GovtuiScreen(Screen[None]):
     """A screen over the database; subclasses load their data in `reload`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "Refresh")]
+    # Screens that show grants reload when grants change (an expiry, an approval elsewhere
+    # in the app): at once if visible, else when they are shown next.
+    SHOWS_GRANTS: ClassVar[bool] = False
 
     @dataclass
     class WorkerFailed(Message):
-        """A worker of this screen raised; the app shows `error` to the person."""
+        """A worker of this screen (or of a dialog over it) raised; the app shows `error`."""
 
         worker_name: str
         error: BaseException
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, context: TuiContext) -> None:
         super().__init__()
-        self.engine = engine
+        self.context = context
+        self.engine = context.engine
+        self.actor_name = context.actor_name
+        self._seen_version = context.grants_version
 
     def on_mount(self) -> None:
         # Textual calls every class's on_mount along the MRO, a subclass's first: by now its
         # widgets are set up. (So subclasses must not call super().on_mount() themselves.)
+        self.refresh_data()
+
+    def on_screen_resume(self) -> None:
+        if self.SHOWS_GRANTS and self._seen_version != self.context.grants_version:
+            self.refresh_data()
+
+    def refresh_data(self) -> None:
+        """Reload, noting which version of the grants the screen now shows."""
+        self._seen_version = self.context.grants_version
         self.reload()
 
     def reload(self) -> None:
@@ -39,10 +61,15 @@ class GovtuiScreen(Screen[None]):
         raise NotImplementedError
 
     def action_reload(self) -> None:
-        self.reload()
+        self.refresh_data()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble; this forwards failures to the app's one handler.
-        error = event.worker.error
-        if event.state is WorkerState.ERROR and error is not None:
-            self.post_message(self.WorkerFailed(event.worker.name, error))
+        forward_failure(self, event)
+
+
+def forward_failure(screen: Screen[Any], event: Worker.StateChanged) -> None:
+    """Post a failed worker's error to the app's one handler (the message bubbles to it)."""
+    error = event.worker.error
+    if event.state is WorkerState.ERROR and error is not None:
+        screen.post_message(GovtuiScreen.WorkerFailed(event.worker.name, error))

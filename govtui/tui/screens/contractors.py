@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from sqlalchemy.engine import Engine
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -18,6 +17,7 @@ from textual.worker import Worker, get_current_worker
 from govtui.db import read_session
 from govtui.services import contractors
 from govtui.services.contractors import ContractorRow
+from govtui.tui.context import TuiContext
 from govtui.tui.screens.base import GovtuiScreen
 
 Key = tuple[str, int]
@@ -67,8 +67,8 @@ class ContractorsScreen(GovtuiScreen):
         search: str
         total: int
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, context: TuiContext) -> None:
+        super().__init__(context)
         self.generation = 0  # bumped by every search; answers of older ones are dropped
         self.search_text = ""
         self.total: int | None = None  # how many match search_text, once counted

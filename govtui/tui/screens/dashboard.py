@@ -31,6 +31,7 @@ class DashboardScreen(GovtuiScreen):
 
     HELP = "Every client with its status, projects, scopes, contractors and grants by state."
     SUB_TITLE = "Dashboard"
+    SHOWS_GRANTS = True
 
     @dataclass
     class Loaded(Message):

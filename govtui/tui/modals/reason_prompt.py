@@ -1,0 +1,61 @@
+"""Ask for the reason of an action that removes or refuses access (deny, revoke).
+
+The reason is required: the action button stays disabled until one is typed."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Static
+
+from govtui.tui.modals.base import GovtuiModal
+
+
+class ReasonPrompt(GovtuiModal[str | None]):
+    """Returns the reason typed (stripped), or None when cancelled."""
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        details: Text | str,
+        action_label: str,
+        placeholder: str = "Reason (required; it goes into the audit log)",
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.details = details
+        self.action_label = action_label
+        self.placeholder = placeholder
+
+    def cancel_result(self) -> str | None:
+        return None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="reason-dialog", classes="dialog"):
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
+            yield Static(self.details, id="reason-details")
+            yield Input(placeholder=self.placeholder, id="reason-input")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.action_label, variant="error", id="reason-submit", disabled=True)
+                yield Button("Cancel", id="reason-cancel")
+
+    def on_mount(self) -> None:
+        self.set_focus(self.query_one("#reason-input", Input))
+
+    @on(Input.Changed, "#reason-input")
+    def reason_changed(self, event: Input.Changed) -> None:
+        self.query_one("#reason-submit", Button).disabled = not event.value.strip()
+
+    @on(Input.Submitted, "#reason-input")
+    @on(Button.Pressed, "#reason-submit")
+    def submit(self) -> None:
+        reason = self.query_one("#reason-input", Input).value.strip()
+        if reason:
+            self.dismiss(reason)
+
+    @on(Button.Pressed, "#reason-cancel")
+    def cancel_pressed(self) -> None:
+        self.action_cancel()

@@ -1,0 +1,175 @@
+"""Request a grant: contractor, scope, access level, days and reason, sent as the acting
+operator. The new grant's id, or the service's refusal, is shown in the form itself; the form
+stays open for the next request and returns the ids it created when closed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
+
+from govtui.errors import GovtuiError
+from govtui.models import ACCESS_LEVELS
+from govtui.services.catalog import TIER_CAP_DAYS, ScopeView
+from govtui.tui.modals.base import GovtuiModal
+from govtui.tui.service_calls import RequestInput
+
+
+def scope_label(scope: ScopeView) -> str:
+    label = f"{scope.path}  ({scope.sensitivity}, up to {_max_days(scope)}d)"
+    return label + " — client paused" if scope.client_status == "paused" else label
+
+
+def _max_days(scope: ScopeView) -> int:
+    return min(scope.max_grant_days, TIER_CAP_DAYS[scope.sensitivity])
+
+
+class RequestForm(GovtuiModal[list[int]]):
+    """Returns the ids of the grants requested while it was open."""
+
+    @dataclass
+    class Requested(Message):
+        grant_id: int
+        form: RequestInput
+
+    @dataclass
+    class Refused(Message):
+        message: str
+
+    def __init__(
+        self, *, scopes: list[ScopeView], submit: Callable[[RequestInput], int], actor_name: str
+    ) -> None:
+        super().__init__()
+        self.scopes = {scope.path: scope for scope in scopes}
+        self.submit_request = submit
+        self.actor_name = actor_name
+        self.created: list[int] = []
+        self.busy = False
+
+    def cancel_result(self) -> list[int]:
+        return list(self.created)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="request-dialog", classes="dialog"):
+            yield Static(
+                Text(f"Request a grant (as {self.actor_name})", style="bold"),
+                classes="dialog-title",
+            )
+            yield Label("Contractor external id")
+            yield Input(placeholder="e.g. E1001", id="request-contractor")
+            yield Label("Dataset scope")
+            yield Select(
+                [(scope_label(s), path) for path, s in self.scopes.items()],
+                prompt="Choose a scope",
+                id="request-scope",
+            )
+            yield Label("Access level")
+            yield Select(
+                [(level, level) for level in ACCESS_LEVELS],
+                allow_blank=False,
+                value=ACCESS_LEVELS[0],
+                id="request-access",
+            )
+            yield Label("Days", id="request-days-label")
+            yield Input(placeholder="days", restrict=r"[0-9]*", max_length=4, id="request-days")
+            yield Label("Reason")
+            yield Input(placeholder="why this access is needed", id="request-reason")
+            yield Static("", id="request-result")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Request", variant="primary", id="request-submit")
+                yield Button("Close", id="request-close")
+
+    def on_mount(self) -> None:
+        self.set_focus(self.query_one("#request-contractor", Input))
+
+    @on(Select.Changed, "#request-scope")
+    def scope_changed(self, event: Select.Changed) -> None:
+        scope = self.scopes.get(str(event.value))
+        label = "Days" if scope is None else f"Days (at most {_max_days(scope)} for this scope)"
+        self.query_one("#request-days-label", Label).update(label)
+
+    @on(Input.Submitted, "#request-contractor, #request-days")
+    def next_field(self) -> None:
+        self.focus_next()
+
+    @on(Input.Submitted, "#request-reason")
+    @on(Button.Pressed, "#request-submit")
+    def submit(self) -> None:
+        if self.busy:
+            return
+        form = self._read()
+        if isinstance(form, str):
+            self._result(form, error=True)
+            return
+        self.busy = True
+        self.query_one("#request-submit", Button).disabled = True
+        self._result("Requesting…", error=False)
+        self.send(form)
+
+    def _read(self) -> RequestInput | str:
+        """The form's values, or what is missing."""
+        contractor = self.query_one("#request-contractor", Input).value.strip()
+        scope = self.query_one("#request-scope", Select).value
+        access = self.query_one("#request-access", Select).value
+        days = self.query_one("#request-days", Input).value.strip()
+        reason = self.query_one("#request-reason", Input).value.strip()
+        if not contractor:
+            return "Give the contractor's external id."
+        if not isinstance(scope, str):
+            return "Choose a dataset scope."
+        if not days or int(days) < 1:
+            return "Give the number of days (1 or more)."
+        if not reason:
+            return "Give a reason for the request."
+        return RequestInput(contractor, scope, str(access), int(days), reason)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="request")
+    def send(self, form: RequestInput) -> None:
+        try:
+            grant_id = self.submit_request(form)
+        except GovtuiError as exc:
+            self.post_message(self.Refused(str(exc)))
+            return
+        self.post_message(self.Requested(grant_id, form))
+
+    @on(Requested)
+    def requested(self, message: Requested) -> None:
+        self._done()
+        self.created.append(message.grant_id)
+        form = message.form
+        self._result(
+            f"Requested grant #{message.grant_id}: {form.contractor} → {form.scope_path} at "
+            f"{form.access} for {form.days} days. It waits for an approver.",
+            error=False,
+        )
+        self.notify(f"Grant #{message.grant_id} requested", markup=False)
+
+    @on(Refused)
+    def refused(self, message: Refused) -> None:
+        self._done()
+        self._result(message.message, error=True)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        super().on_worker_state_changed(event)
+        if event.state is WorkerState.ERROR:
+            self._done()
+            self._result("The request failed: see the error message.", error=True)
+
+    @on(Button.Pressed, "#request-close")
+    def close_pressed(self) -> None:
+        self.action_cancel()
+
+    def _done(self) -> None:
+        self.busy = False
+        self.query_one("#request-submit", Button).disabled = False
+
+    def _result(self, text: str, *, error: bool) -> None:
+        style = "bold red" if error else "green"
+        self.query_one("#request-result", Static).update(Text(text, style=style))

@@ -1,0 +1,116 @@
+"""The TUI's calls into the services: one transaction each, acting as the app's operator.
+
+Worker threads call these; they never touch a widget. The acting operator is looked up inside
+the transaction that acts, so a change to them (a lock-out, an enrolment) is always current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+
+from govtui.db import ident, read_session, write_session
+from govtui.services import enrollment, grant_views, grants, operators, second_factor
+from govtui.services.grant_views import GrantRow
+
+
+@dataclass(frozen=True)
+class RequestInput:
+    """What the request form asks for."""
+
+    contractor: str
+    scope_path: str
+    access: str
+    days: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class OperatorState:
+    """What the approvals and enrolment screens say about the acting operator."""
+
+    name: str
+    enrolled_at: datetime | None
+    pending: bool
+    locked_for: timedelta | None
+
+
+def operator_state(engine: Engine, actor_name: str) -> OperatorState:
+    with read_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        return OperatorState(
+            name=actor.name,
+            enrolled_at=actor.totp_enrolled_at,
+            pending=actor.totp_pending_at is not None,
+            locked_for=second_factor.remaining_lockout(actor),
+        )
+
+
+def lockout(engine: Engine, actor_name: str) -> timedelta | None:
+    """How much longer the operator's approvals are locked, or None."""
+    return operator_state(engine, actor_name).locked_for
+
+
+def pending(engine: Engine, actor_name: str) -> tuple[list[GrantRow], OperatorState]:
+    with read_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        rows = grant_views.pending_for(session, actor)
+    return rows, operator_state(engine, actor_name)
+
+
+def request(engine: Engine, actor_name: str, form: RequestInput) -> int:
+    with write_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        grant = grants.request(
+            session,
+            actor,
+            contractor=form.contractor,
+            scope_path=form.scope_path,
+            access=form.access,
+            days=form.days,
+            reason=form.reason,
+        )
+        return ident(grant)
+
+
+def approve(
+    engine: Engine, actor_name: str, grant_ids: Sequence[int], code: str
+) -> list[grants.ApprovalOutcome]:
+    # A rejected code raises CodeRejected, whose counted failure write_session commits.
+    with write_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        return grants.approve(session, actor, grant_ids=list(grant_ids), code=code)
+
+
+def deny(engine: Engine, actor_name: str, grant_ids: Sequence[int], reason: str) -> None:
+    with write_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        grants.deny(session, actor, grant_ids=list(grant_ids), reason=reason)
+
+
+def revoke(engine: Engine, actor_name: str, grant_id: int, reason: str) -> None:
+    with write_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        grants.revoke(session, actor, grant_id=grant_id, reason=reason)
+
+
+def expire(engine: Engine, actor_name: str) -> list[int]:
+    """End every grant past its expiry; the audit log names this TUI as the actor."""
+    with write_session(engine) as session:
+        return grants.expire_due(session, actor_name=f"system (tui {actor_name})")
+
+
+def start_enrolment(engine: Engine, actor_name: str, current_code: str | None) -> str:
+    """Begin the operator's own (re-)enrolment; the otpauth URI to show as a QR code."""
+    with write_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        return enrollment.start(session, actor, name=actor_name, current_code=current_code)
+
+
+def confirm_enrolment(engine: Engine, actor_name: str, code: str) -> None:
+    with write_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        enrollment.confirm(session, actor, name=actor_name, code=code)
