@@ -3,6 +3,7 @@ ldap3 operation raising on failure instead of quietly returning False."""
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -74,7 +75,10 @@ def connect(endpoint: Endpoint, password: str) -> ldap3.Connection:
         step = "bind"
         connection.bind()
     except LDAPException as exc:
-        connection.unbind()
+        # A failed TLS handshake leaves the socket closed: unbinding it raises too, and must
+        # not hide the step that failed.
+        with contextlib.suppress(LDAPException):
+            connection.unbind()
         raise DirectoryError(f"{endpoint.url}: {step} failed: {_reason(exc)}") from None
     return connection
 

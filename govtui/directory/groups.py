@@ -33,6 +33,8 @@ def find_users(
     found: dict[str, str] = {}
     for start in range(0, len(wanted), SEARCH_CHUNK):
         chunk = wanted[start : start + SEARCH_CHUNK]
+        # uid and sAMAccountName match without case: the server finds 'Ada' for 'ada'.
+        by_folded = {uid.lower(): uid for uid in chunk}
         conn.search(
             users_base, naming.uid_filter(chunk, attribute), ldap3.SUBTREE, attributes=[attribute]
         )
@@ -41,8 +43,8 @@ def find_users(
                 continue
             values = entry["attributes"].get(attribute) or []
             value = values[0] if isinstance(values, list) and values else values
-            if isinstance(value, str) and value in chunk:
-                found[value] = entry["dn"]
+            if isinstance(value, str) and value.lower() in by_folded:
+                found[by_folded[value.lower()]] = entry["dn"]
     return found
 
 
@@ -113,7 +115,8 @@ def is_disabled(conn: ldap3.Connection, user_dn: str, flavour: str) -> bool:
 
 
 def all_users(conn: ldap3.Connection, users_base: str, flavour: str) -> dict[str, str]:
-    """Every account under the users base: normalised DN → uid (paged, for large directories)."""
+    """Every account under the users base: normalised DN → uid in lower case, as govtui keeps
+    uids (the directory compares them without case; paged, for large directories)."""
     attribute = UID_ATTRIBUTE[flavour]
     found: dict[str, str] = {}
     entries = conn.extend.standard.paged_search(
@@ -130,5 +133,5 @@ def all_users(conn: ldap3.Connection, users_base: str, flavour: str) -> dict[str
         values = entry["attributes"].get(attribute) or []
         value = values[0] if isinstance(values, list) and values else values
         if isinstance(value, str):
-            found[norm(entry["dn"])] = value
+            found[norm(entry["dn"])] = value.lower()
     return found

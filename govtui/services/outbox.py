@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -61,5 +61,36 @@ def enqueue_membership(session: Session, grant_ids: Sequence[int], operation: st
         for ref in by_pair[(scope_id, access)]
     ]
     if values:
+        supersede(session, values)
         session.execute(sa.insert(OutboxOp), values)
     return len(values)
+
+
+_SUPERSEDE_CHUNK = 5_000
+
+
+def supersede(session: Session, new_ops: Sequence[Mapping[str, object]]) -> None:
+    """Close the pending operations for the same member of the same group as the operations
+    about to be queued: only the newest may decide. An older add still waiting for its retry
+    would otherwise bring back a member whose removal was applied in the meantime. Call it
+    before inserting the new operations."""
+    table: sa.Table = OutboxOp.__table__  # type: ignore[attr-defined]
+    keys = sorted(
+        {
+            (op["target_id"], op["group_dn"], op["directory_uid"])
+            for op in new_ops
+            if op["group_dn"] is not None
+        }
+    )
+    now = clock.now()
+    for start in range(0, len(keys), _SUPERSEDE_CHUNK):
+        session.execute(
+            sa.update(table)
+            .where(
+                table.c.state == "pending",
+                sa.tuple_(table.c.target_id, table.c.group_dn, table.c.directory_uid).in_(
+                    keys[start : start + _SUPERSEDE_CHUNK]
+                ),
+            )
+            .values(state="done", done_at=now, last_error="superseded by a newer operation")
+        )

@@ -14,7 +14,7 @@ from govtui import clock
 from govtui.db import ident, read_session, write_session
 from govtui.directory import groups, naming
 from govtui.models import ACCESS_LEVELS, Contractor, DirectoryTarget, Grant, Operator, OutboxOp
-from govtui.services import audit, catalog, directory_targets, operators, sync
+from govtui.services import audit, catalog, directory_targets, operators, outbox, sync
 
 FIXABLE = {
     "unexpected_member": "remove_member",
@@ -100,23 +100,22 @@ def fix(engine: Engine, actor: Operator, target_name: str, drift: list[Drift]) -
         target = directory_targets.find(session, target_name)
         now = clock.now()
         if fixable:
-            session.execute(
-                sa.insert(OutboxOp),
-                [
-                    {
-                        "target_id": ident(target),
-                        "grant_id": None,
-                        "operation": FIXABLE[d.kind],
-                        "group_dn": d.group_dn,
-                        "directory_uid": d.directory_uid,
-                        "state": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                    for d in fixable
-                ],
-            )
+            values: list[dict[str, object]] = [
+                {
+                    "target_id": ident(target),
+                    "grant_id": None,
+                    "operation": FIXABLE[d.kind],
+                    "group_dn": d.group_dn,
+                    "directory_uid": d.directory_uid,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for d in fixable
+            ]
+            outbox.supersede(session, values)
+            session.execute(sa.insert(OutboxOp), values)
         audit.append(
             session,
             actor=actor.name,

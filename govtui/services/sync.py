@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from govtui import clock
 from govtui.db import ident, read_session, write_session
-from govtui.directory import groups
+from govtui.directory import groups, naming
 from govtui.directory.connection import DirectoryError
 from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
@@ -29,6 +29,7 @@ from govtui.services import directory_targets
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_CAP = timedelta(hours=1)
 BATCH = 50_000
+MAX_REPORTED_ERRORS = 20
 # Outcomes are written with Core executemany on the table: one statement for all rows.
 _OUTBOX: sa.Table = OutboxOp.__table__  # type: ignore[attr-defined]
 
@@ -93,6 +94,14 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
         handled += len(ops)
         if progress is not None:
             progress(handled, len(due))
+    # Errors of single operations (a missing entry, a refused modify) are reported as well as
+    # those of a whole target, each distinct message once.
+    distinct = [m for m in dict.fromkeys(outcome.errors.values()) if m not in report.errors]
+    report.errors.extend(distinct[:MAX_REPORTED_ERRORS])
+    if len(distinct) > MAX_REPORTED_ERRORS:
+        report.errors.append(
+            f"... and {len(distinct) - MAX_REPORTED_ERRORS} more errors: see the outbox"
+        )
     _record(engine, due, targets, outcome, now, report)
     return report
 
@@ -162,6 +171,15 @@ def _push_group(
             for u, o in wanted.items()
             if o == "remove_member" and u in users and groups.norm(users[u]) in members
         ]
+        if (
+            target.flavour == "openldap"
+            and to_remove
+            and not to_add
+            and members <= {groups.norm(dn) for dn in to_remove}
+        ):
+            # A groupOfNames made by hand has no placeholder and refuses to lose its last
+            # member: the placeholder comes in with the same modify.
+            to_add = [naming.placeholder_dn(target.groups_base)]
         groups.change_members(conn, group_dn, to_add, to_remove)
     after = groups.read_members(conn, group_dn) or set()
     for op in ops:
