@@ -82,8 +82,13 @@ class GovtuiApp(App[None]):
             self.add_mode(mode, partial(screen_class, self.context))
 
     def on_mount(self) -> None:
-        self.run_expiry()
-        self.set_interval(self.EXPIRY_INTERVAL, self.run_expiry)
+        self.expire_now()
+        self.set_interval(self.EXPIRY_INTERVAL, self.expire_now)
+
+    def expire_now(self) -> None:
+        """Start a background expiry run, unless one is still going."""
+        if not any(w.group == "expiry" and not w.is_finished for w in self.workers):
+            self.run_expiry()
 
     def action_show(self, mode: str) -> None:
         """Switch to a screen; its state (search, cursor) is kept while away. The help and

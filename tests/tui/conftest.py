@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 
 from govtui import clock, db, migrations
 from govtui.services import contractor_import, demo, operators
+from tests.grant_world import World, build
+from tests.memory_keyring import MemoryKeyring
 from tests.tui.tui_support import BIG_CONTRACTORS, DEMO_CONTRACTORS, NEEDLE, NEEDLES
 
 
@@ -63,3 +65,10 @@ def big_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 @pytest.fixture
 def tmp_db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'govtui.db'}"
+
+
+@pytest.fixture
+def world(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> World:
+    """The grant tests' small vendor (client acme, operators req/ann/bob/olga; ann, bob and
+    olga enrolled in an in-memory keyring) on a SQLite file."""
+    return build(sqlite_engine)

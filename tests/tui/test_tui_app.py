@@ -16,10 +16,13 @@ from govtui import db
 from govtui.errors import ConfigurationError
 from govtui.services import dashboard
 from govtui.tui.app import GovtuiApp
+from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.base import GovtuiScreen
 from govtui.tui.screens.browser import BrowserScreen
 from govtui.tui.screens.contractors import ContractorsScreen
 from govtui.tui.screens.dashboard import DashboardScreen
+from govtui.tui.screens.enrol import EnrolScreen
+from govtui.tui.screens.grants import GrantsScreen
 from govtui.tui.screens.help import HelpScreen
 from tests.tui.tui_support import SIZE, screen_text, settle, table_rows, text_of, wait_until
 
@@ -88,6 +91,9 @@ def test_typing_a_search_does_not_trigger_screen_keys(demo_engine: Engine) -> No
         ("contr", "Contractors", ContractorsScreen),
         ("help", "Help", HelpScreen),
         ("dashb", "Dashboard", DashboardScreen),
+        ("grants", "Grants", GrantsScreen),
+        ("approv", "Approvals", ApprovalsScreen),
+        ("enrol", "Enrol my authenticator", EnrolScreen),
     ],
 )
 def test_command_palette_reaches_every_screen(
@@ -142,6 +148,8 @@ def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: Engine)
                 ("d", "Dashboard"),
                 ("b", "Browse"),
                 ("c", "Contractors"),
+                ("g", "Grants"),
+                ("a", "Approvals"),
                 ("?", "Help"),
                 ("f1", "Help"),
                 ("q", "Quit"),
@@ -151,7 +159,14 @@ def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: Engine)
             ]:
                 assert (key, what) in shown, (key, what)
             screens_text = text_of(app.screen.query_one("#help-screens"))
-            for title in ("Dashboard", "Clients / projects / scopes", "Contractors"):
+            for title in (
+                "Dashboard",
+                "Clients / projects / scopes",
+                "Contractors",
+                "Grants",
+                "Approvals",
+                "Enrol my authenticator",
+            ):
                 assert f"{title}: " in screens_text
             await pilot.press("escape")
             assert app.screen is screen
@@ -161,6 +176,48 @@ def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: Engine)
             assert isinstance(app.screen, HelpScreen)
             await pilot.press("f1")
             assert app.screen is screen
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("key", "screen_type", "expected"),
+    [
+        ("g", GrantsScreen, [("n", "New request"), ("x", "Revoke"), ("del", "Revoke")]),
+        (
+            "a",
+            ApprovalsScreen,
+            [
+                ("space", "Mark"),
+                ("^a", "Mark all"),
+                ("A / enter", "Approve marked"),
+                ("d", "Deny marked"),
+                ("e", "Enrol authenticator"),
+            ],
+        ),
+    ],
+)
+def test_help_lists_the_keys_of_the_grant_screens(
+    demo_engine: Engine, key: str, screen_type: type, expected: list[tuple[str, str]]
+) -> None:
+    async def scenario() -> None:
+        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key)
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, screen_type)
+            await pilot.press("f1")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            rows = table_rows(app.screen.query_one("#help-keys", DataTable))
+            shown = {(k, what) for _where, k, what in rows}
+            for bindings in screen._bindings.key_to_bindings.values():
+                for binding in bindings:
+                    assert (app.get_key_display(binding), _what(binding)) in shown
+            for pair in expected:
+                assert pair in shown, pair
 
     asyncio.run(scenario())
 
@@ -211,9 +268,14 @@ def test_an_unexpected_database_error_is_shown_not_raised(tmp_db_url: str) -> No
             await pilot.press("c")
             await settle(pilot)
             errors = _errors(messages)
-            assert len(errors) == 2
+            # The dashboard, the contractors screen, and the background expiry on start.
+            assert len(errors) == 3
             assert all(e.startswith("unexpected OperationalError:") for e in errors)
             assert all("no such table" in e for e in errors)
+            # The expiry fails the same way every minute: shown once, then only logged.
+            app.run_expiry()
+            await settle(pilot)
+            assert len(_errors(messages)) == 3
             assert app.is_running
         engine.dispose()
 

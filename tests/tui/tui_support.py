@@ -10,10 +10,12 @@ from rich.text import Text
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Select, Static
+from textual.widgets._select import SelectOverlay
 from textual.worker import WorkerCancelled, WorkerFailed, WorkerState
 
 from govtui.tui.app import GovtuiApp
+from tests.conftest import code
 
 SIZE = (120, 40)
 # Enough for three windows of the contractors table (200 + 200 + 50).
@@ -89,3 +91,26 @@ def app_of(pilot: Pilot[None]) -> GovtuiApp:
     app = pilot.app
     assert isinstance(app, GovtuiApp)
     return app
+
+
+def wrong_code(secret: str) -> str:
+    """A code that none of the steps the server accepts now would match."""
+    accepted = {code(secret, offset) for offset in (-1, 0, 1)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in accepted)
+
+
+async def choose(pilot: Pilot[None], select: Select[str], value: str) -> None:
+    """Pick `value` in a Select with the keyboard, as a person would."""
+    select.focus()
+    await pilot.pause()
+    await pilot.press("enter")  # opens the menu
+    await pilot.pause()
+    overlay = select.query_one(SelectOverlay)
+    for _ in range(50):
+        index = overlay.highlighted
+        if index is not None and select._options[index][1] == value:
+            break
+        await pilot.press("down")
+    await pilot.press("enter")
+    await pilot.pause()
+    assert select.value == value, (select.value, value)

@@ -18,12 +18,18 @@ def what_ends(row: GrantRow, now: datetime) -> Text:
     text.append(facts(row, now))
     if row.pending_extension_days is not None:
         text.append("\n\nThe extension awaiting approval is voided too.", style="yellow")
-    text.append(
-        f"\n\n{row.contractor} loses {row.access} access to {row.scope} now; "
-        "the grant keeps its history.",
-        style="dim",
-    )
+    text.append(f"\n\n{consequence(row)} The grant keeps its history.", style="dim")
     return text
+
+
+def consequence(row: GrantRow) -> str:
+    """What revoking changes for the contractor, in the grant's present state."""
+    who, what = row.contractor, f"{row.access} access to {row.scope}"
+    if row.state == "requested":
+        return f"The request ends before it grants anything: {who} will not get {what}."
+    if row.state == "suspended":
+        return f"{who} will not get {what} back when the client resumes."
+    return f"{who} loses {what} now."
 
 
 class ConfirmRevoke(ReasonPrompt):

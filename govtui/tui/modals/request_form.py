@@ -157,7 +157,7 @@ class RequestForm(GovtuiModal[list[int]]):
         self._result(message.message, error=True)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        super().on_worker_state_changed(event)
+        # (Textual also calls the base class's handler, which reports the failure.)
         if event.state is WorkerState.ERROR:
             self._done()
             self._result("The request failed: see the error message.", error=True)

@@ -36,6 +36,7 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
     """Returns what `attempt(code)` returned, or None when cancelled."""
 
     RECHECK = 30.0  # seconds between lock-out checks while locked
+    AUTO_FOCUS = None  # the code box, once the lock-out is known (never the Cancel button)
 
     @dataclass
     class Accepted(Message):
@@ -84,6 +85,7 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
                 max_length=6,
                 restrict=r"[0-9]*",
                 id="totp-code",
+                disabled=True,  # until the lock-out is known
             )
             yield Static("", id="totp-error")
             with Horizontal(classes="dialog-buttons"):
@@ -155,7 +157,7 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
         self._show()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        super().on_worker_state_changed(event)
+        # (Textual also calls the base class's handler, which reports the failure.)
         if event.state is WorkerState.ERROR and event.worker.group == "totp":
             self.busy = False
             self._error("The action failed: see the error message.")
@@ -181,7 +183,8 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
         lock_line.display = locked
         usable = self.checked and not locked and not self.busy
         code_input = self.query_one("#totp-code", Input)
+        was_disabled = code_input.disabled
         code_input.disabled = not (self.checked and not locked)
         self.query_one("#totp-submit", Button).disabled = not usable
-        if not code_input.disabled and self.focused is None:
+        if was_disabled and not code_input.disabled:
             self.set_focus(code_input)

@@ -25,6 +25,18 @@ from govtui.tui.modals.totp_prompt import TotpPrompt, minutes
 from govtui.tui.screens.base import GovtuiScreen, GrantsChanged
 
 MARK = "✓"
+COLUMNS = (
+    "Id",
+    "Contractor",
+    "Name",
+    "Scope",
+    "Sensitivity",
+    "Access",
+    "Asks",
+    "Approvals",
+    "Requested by",
+    "Reason",
+)
 
 
 def approvals_needed(row: GrantRow) -> int:
@@ -111,8 +123,7 @@ class ApprovalsScreen(GovtuiScreen):
     def on_mount(self) -> None:
         table = self.query_one("#approval-table", DataTable)
         table.add_column(MARK, key="mark")
-        for label in ("Id", "Contractor", "Name", "Scope", "Sensitivity", "Access", "Asks",
-                      "Approvals", "Requested by", "Reason"):  # fmt: skip
+        for label in COLUMNS:
             table.add_column(label, key=label.lower())
 
     def reload(self) -> None:

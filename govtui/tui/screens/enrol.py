@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState
 from govtui.errors import GovtuiError
 from govtui.security.qr import qr_text
 from govtui.tui import service_calls
+from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import when
 from govtui.tui.screens.base import GovtuiScreen
 
@@ -35,6 +36,11 @@ class EnrolScreen(GovtuiScreen):
     HELP = "Enrol (or re-enrol) your TOTP authenticator from a QR code; approvals need it."
     SUB_TITLE = "Enrol my authenticator"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+    AUTO_FOCUS = None  # set once the operator's state is known
+
+    def __init__(self, context: TuiContext) -> None:
+        super().__init__(context)
+        self._state_shown = False
 
     @dataclass
     class StateLoaded(Message):
@@ -78,7 +84,8 @@ class EnrolScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="enrol-state")
     def load_state(self) -> None:
-        self.post_message(self.StateLoaded(service_calls.operator_state(self.engine, self.actor_name)))  # fmt: skip
+        state = service_calls.operator_state(self.engine, self.actor_name)
+        self.post_message(self.StateLoaded(state))
 
     @on(StateLoaded)
     def state_loaded(self, message: StateLoaded) -> None:
@@ -99,7 +106,8 @@ class EnrolScreen(GovtuiScreen):
             )
         self.query_one("#enrol-status", Static).update(text)
         self.query_one("#enrol-current", Input).display = enrolled
-        if self.focused is None:
+        if not self._state_shown:  # the first time: where the person starts
+            self._state_shown = True
             self.set_focus(self.query_one("#enrol-current" if enrolled else "#enrol-start"))
 
     @on(Button.Pressed, "#enrol-start")
@@ -172,7 +180,7 @@ class EnrolScreen(GovtuiScreen):
             self.load_state()  # a failed current code counts; the state may have changed
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        super().on_worker_state_changed(event)
+        # (Textual also calls the base class's handler, which reports the failure.)
         if event.state is WorkerState.ERROR:
             self.query_one("#enrol-start", Button).disabled = False
 

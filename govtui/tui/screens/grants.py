@@ -61,6 +61,19 @@ class GrantFilter:
         return ", ".join(parts)
 
 
+COLUMNS = (
+    "Id",
+    "Contractor",
+    "Name",
+    "Scope",
+    "Access",
+    "State",
+    "Expires (UTC)",
+    "Requested by",
+    "Approved by",
+)
+
+
 def _cells(row: GrantRow) -> tuple[Text, ...]:
     now = clock.now()
     soon = expires_soon(row, now)
@@ -161,10 +174,7 @@ class GrantsScreen(GovtuiScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#grant-table", DataTable)
-        table.add_columns(
-            "Id", "Contractor", "Name", "Scope", "Access", "State", "Expires (UTC)",
-            "Requested by", "Approved by",
-        )  # fmt: skip
+        table.add_columns(*COLUMNS)
         self.watch(table, "scroll_y", self._table_scrolled, init=False)
         self.load_clients()
 
@@ -203,7 +213,9 @@ class GrantsScreen(GovtuiScreen):
         self.run_query(self.generation, grant_filter, debounce, limit)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-query")
-    def run_query(self, generation: int, grant_filter: GrantFilter, debounce: float, limit: int) -> None:  # fmt: skip
+    def run_query(
+        self, generation: int, grant_filter: GrantFilter, debounce: float, limit: int
+    ) -> None:
         worker = get_current_worker()
         if debounce and worker.cancelled_event.wait(debounce):
             return
@@ -354,7 +366,8 @@ class GrantsScreen(GovtuiScreen):
             status.append(self.refused, style="bold red")
         else:
             described = self.filter.describe()
-            status.append(f"{table.row_count:,} grants shown")
+            count = table.row_count
+            status.append(f"{count:,} grant{'' if count == 1 else 's'} shown")
             if described:
                 status.append(f" ({described})")
             if not self._exhausted:
