@@ -46,7 +46,8 @@ def test_unsafe_backends_are_refused_loudly(
 ) -> None:
     keyring.set_keyring(backend())
     with pytest.raises(
-        ConfigurationError, match=r"does not protect secrets.*Secret Service.*PYTHON_KEYRING_BACKEND"
+        ConfigurationError,
+        match=r"does not protect secrets.*Secret Service.*PYTHON_KEYRING_BACKEND",
     ):
         secrets.store("k", "v")
     with pytest.raises(ConfigurationError):
