@@ -17,6 +17,7 @@ from textual.worker import Worker, get_current_worker
 from govtui.db import read_session
 from govtui.services import contractors
 from govtui.services.contractors import ContractorRow
+from govtui.tui import paging
 from govtui.tui.context import TuiContext
 from govtui.tui.screens.base import GovtuiScreen
 
@@ -183,18 +184,12 @@ class ContractorsScreen(GovtuiScreen):
             self.load_next_window()
 
     def _near_end(self) -> bool:
-        table = self.query_one("#contractor-table", DataTable)
-        if table.row_count == 0:
-            return False
-        if table.cursor_row >= table.row_count - self.LOOKAHEAD:
-            return True
-        height = table.scrollable_content_region.height
-        return table.max_scroll_y > 0 and table.scroll_y >= table.max_scroll_y - height
+        return paging.near_end(self.query_one("#contractor-table", DataTable), self.LOOKAHEAD)
 
     @property
     def _capped(self) -> bool:
-        rows = self.query_one("#contractor-table", DataTable).row_count
-        return not self._exhausted and rows >= self.MAX_ROWS
+        table = self.query_one("#contractor-table", DataTable)
+        return paging.capped(table, exhausted=self._exhausted, max_rows=self.MAX_ROWS)
 
     def _show_status(self, *, busy: bool = False) -> None:
         table = self.query_one("#contractor-table", DataTable)

@@ -26,7 +26,7 @@ from govtui.models import GRANT_STATES
 from govtui.services import catalog, grant_views
 from govtui.services.catalog import ScopeView
 from govtui.services.grant_views import GrantDetail, GrantRow
-from govtui.tui import service_calls
+from govtui.tui import paging, service_calls
 from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import (
     LIVE_STATES,
@@ -346,18 +346,12 @@ class GrantsScreen(GovtuiScreen):
             self.load_next_window()
 
     def _near_end(self) -> bool:
-        table = self.query_one("#grant-table", DataTable)
-        if table.row_count == 0:
-            return False
-        if table.cursor_row >= table.row_count - self.LOOKAHEAD:
-            return True
-        height = table.scrollable_content_region.height
-        return table.max_scroll_y > 0 and table.scroll_y >= table.max_scroll_y - height
+        return paging.near_end(self.query_one("#grant-table", DataTable), self.LOOKAHEAD)
 
     @property
     def _capped(self) -> bool:
-        rows = self.query_one("#grant-table", DataTable).row_count
-        return not self._exhausted and rows >= self.MAX_ROWS
+        table = self.query_one("#grant-table", DataTable)
+        return paging.capped(table, exhausted=self._exhausted, max_rows=self.MAX_ROWS)
 
     def _show_status(self, *, busy: bool = False) -> None:
         table = self.query_one("#grant-table", DataTable)
