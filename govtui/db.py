@@ -41,6 +41,11 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database or "")
 
 
+def session_url(session: Session) -> str:
+    """The password-free URL of the database a session works on."""
+    return session.get_bind().engine.url.render_as_string(hide_password=True)
+
+
 def redacted(url: str) -> str:
     """The URL with any password hidden, safe for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)

@@ -45,9 +45,11 @@ def require_safe_backend() -> KeyringBackend:
     return backend
 
 
-def db_key(database_url: str) -> str:
-    """A short, password-free tag of a database, so two databases' secrets never collide."""
-    return hashlib.sha256(database_url.encode()).hexdigest()[:12]
+def entry_key(kind: str, name: str, database_url: str) -> str:
+    """The keyring entry `kind:name@tag` of one secret, tagged by a short hash of the
+    password-free database URL so two databases' secrets never collide."""
+    tag = hashlib.sha256(database_url.encode()).hexdigest()[:12]
+    return f"{kind}:{name}@{tag}"
 
 
 def _call(action: str, func: object, *args: str) -> str | None:

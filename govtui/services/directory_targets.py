@@ -11,7 +11,7 @@ import ldap3
 from sqlmodel import Session, col, select
 
 from govtui import clock
-from govtui.db import ident
+from govtui.db import ident, session_url
 from govtui.directory import naming
 from govtui.directory.connection import Endpoint, connect
 from govtui.errors import ConfigurationError, ConflictError, InputError, NotFoundError
@@ -39,8 +39,7 @@ class GroupRef:
 
 def password_key(session: Session, name: str) -> str:
     """The keyring entry of a target's bind password for this database."""
-    url = session.get_bind().engine.url.render_as_string(hide_password=True)
-    return f"directory:{name}@{secrets.db_key(url)}"
+    return secrets.entry_key("directory", name, session_url(session))
 
 
 def find(session: Session, name: str) -> DirectoryTarget:

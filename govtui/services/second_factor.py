@@ -15,7 +15,7 @@ from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col
 
 from govtui import clock
-from govtui.db import ident
+from govtui.db import ident, session_url
 from govtui.errors import ConfigurationError, PolicyError
 from govtui.models import Operator
 from govtui.security import secrets, totp
@@ -33,9 +33,8 @@ class CodeRejected(PolicyError):
 
 def secret_key(session: Session, operator_name: str, *, pending: bool = False) -> str:
     """The keyring entry of an operator's TOTP secret for this database."""
-    bind = session.get_bind()
-    url = bind.engine.url.render_as_string(hide_password=True)
-    return f"totp{'-pending' if pending else ''}:{operator_name}@{secrets.db_key(url)}"
+    kind = "totp-pending" if pending else "totp"
+    return secrets.entry_key(kind, operator_name, session_url(session))
 
 
 def remaining_lockout(operator: Operator, now: datetime | None = None) -> timedelta | None:

@@ -21,7 +21,6 @@ from sqlmodel import Session, col, select
 from govtui import clock
 from govtui.db import ident, read_session, write_session
 from govtui.directory import groups, naming
-from govtui.directory.connection import DirectoryError
 from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
 from govtui.services import directory_targets
@@ -298,6 +297,3 @@ def status(session: Session) -> list[TargetStatus]:
         )
         for t in directory_targets.all_targets(session)
     ]
-
-
-__all__ = ["DirectoryError", "SyncReport", "TargetStatus", "backoff", "run_once", "status"]
