@@ -34,7 +34,59 @@ def _initial_schema(connection: Connection) -> None:
     connection.execute(models.AuditHead.__table__.insert().values(id=1, seq=0, hash=GENESIS_HASH))  # type: ignore[attr-defined]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_schema),)
+_V1_GRANT_WINDOW = (
+    "state NOT IN ('active', 'suspended') OR (starts_at IS NOT NULL AND expires_at IS NOT NULL)"
+)
+
+
+def _pause_support(connection: Connection) -> None:
+    """Suspended requests (a pause suspends requests too) and outbox ops tied to a pause."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "ALTER TABLE access_grant DROP CONSTRAINT ck_access_grant_window"
+        )
+        connection.exec_driver_sql(
+            "ALTER TABLE access_grant ADD CONSTRAINT ck_access_grant_window"
+            f" CHECK ({models.GRANT_WINDOW_CHECK})"
+        )
+    else:
+        _relax_sqlite_check(connection, "access_grant", _V1_GRANT_WINDOW, models.GRANT_WINDOW_CHECK)
+    connection.exec_driver_sql(
+        "ALTER TABLE outbox_op ADD COLUMN pause_id INTEGER REFERENCES client_pause (id)"
+    )
+    connection.exec_driver_sql("CREATE INDEX ix_outbox_op_pause_id ON outbox_op (pause_id)")
+
+
+def _relax_sqlite_check(connection: Connection, table: str, old: str, new: str) -> None:
+    """Replace a CHECK constraint's text with a weaker one in place. SQLite cannot alter a
+    constraint; its documentation (ALTER TABLE, "making other kinds of table schema changes")
+    sanctions editing sqlite_schema for exactly this case, since no stored row changes and
+    every row that passed the old check passes the new one. A table rebuild would need
+    foreign keys switched off, which cannot happen inside the migration's transaction."""
+    sql = connection.exec_driver_sql(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
+    ).scalar_one()
+    if sql.count(old) != 1:
+        raise ConfigurationError(f"table {table} does not have the expected schema: cannot migrate")
+    version = connection.exec_driver_sql("PRAGMA schema_version").scalar_one()
+    connection.exec_driver_sql("PRAGMA writable_schema = ON")
+    try:
+        connection.exec_driver_sql(
+            "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?",
+            (sql.replace(old, new), table),
+        )
+        connection.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        connection.exec_driver_sql("PRAGMA writable_schema = OFF")
+    problems = connection.exec_driver_sql("PRAGMA integrity_check").scalars().all()
+    if problems != ["ok"]:
+        raise ConfigurationError(f"integrity check after migrating {table}: {problems[0]}")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial_schema),
+    Migration(2, "pause: suspended requests, outbox ops tied to a pause", _pause_support),
+)
 LATEST = MIGRATIONS[-1].version
 
 
@@ -48,21 +100,28 @@ def current_version(engine: Engine) -> int:
 
 
 def upgrade(engine: Engine) -> list[Migration]:
-    """Apply every missing migration, each in its own transaction; return those applied."""
+    """Apply every missing migration, each in its own transaction; return those applied. An
+    empty database gets today's schema at once, recorded as every migration applied."""
     applied: list[Migration] = []
     for migration in MIGRATIONS:
         with write_session(engine) as session:
             if _is_applied(session, migration.version):
                 continue
+            fresh = migration.version == 1
             migration.apply(session.connection())
-            session.add(
-                models.SchemaVersion(
-                    version=migration.version,
-                    applied_at=clock.now(),
-                    description=migration.description,
+            # The initial schema is created from today's models, so it includes what the
+            # later migrations add to an older database.
+            for done in MIGRATIONS if fresh else (migration,):
+                session.add(
+                    models.SchemaVersion(
+                        version=done.version,
+                        applied_at=clock.now(),
+                        description=done.description,
+                    )
                 )
-            )
-        applied.append(migration)
+        applied.extend(MIGRATIONS if fresh else (migration,))
+        if fresh:
+            break
     return applied
 
 

@@ -21,6 +21,12 @@ CAMPAIGN_STATES = ("open", "closed")
 DIRECTORY_FLAVOURS = ("openldap", "ad")
 OUTBOX_OPERATIONS = ("add_member", "remove_member", "disable_account")
 OUTBOX_STATES = ("pending", "done", "failed")
+# An active grant has its window; a suspended one has it if it was active when a pause
+# suspended it, and has none if it was still a request (schema version 2).
+GRANT_WINDOW_CHECK = (
+    "(state <> 'active' OR (starts_at IS NOT NULL AND expires_at IS NOT NULL))"
+    " AND (state <> 'suspended' OR ((starts_at IS NULL) = (expires_at IS NULL)))"
+)
 
 
 def _in(column: str, values: tuple[str, ...]) -> CheckConstraint:
@@ -137,10 +143,7 @@ class Grant(SQLModel, table=True):
         _in("access", ACCESS_LEVELS),
         CheckConstraint("requested_days > 0", name="ck_access_grant_days"),
         CheckConstraint("reason <> ''", name="ck_access_grant_reason"),
-        CheckConstraint(
-            "state NOT IN ('active', 'suspended') OR (starts_at IS NOT NULL AND expires_at IS NOT NULL)",
-            name="ck_access_grant_window",
-        ),
+        CheckConstraint(GRANT_WINDOW_CHECK, name="ck_access_grant_window"),
         CheckConstraint(
             "state NOT IN ('expired', 'revoked', 'denied') OR ended_at IS NOT NULL",
             name="ck_access_grant_ended",
@@ -314,6 +317,8 @@ class OutboxOp(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     target_id: int = Field(foreign_key="directory_target.id")
     grant_id: int | None = Field(default=None, foreign_key="access_grant.id")
+    # The pause or resume that queued it, so a pause can say when the directory has converged.
+    pause_id: int | None = Field(default=None, foreign_key="client_pause.id", index=True)
     operation: str
     group_dn: str | None = None  # None for disable_account
     # The contractor's entry is looked up by uid under the target's users base at sync time;

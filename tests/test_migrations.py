@@ -1,0 +1,134 @@
+"""Upgrading a database made by an earlier release: the released schema is frozen in
+tests/fixtures, so these tests start from exactly what a user has on disk."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from govtui import clock, db, migrations
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _make_v1(url: str) -> Engine:
+    """A database at schema version 1 holding one active grant."""
+    engine = db.make_engine(url)
+    ddl = (FIXTURES / f"schema_v1.{engine.dialect.name}.sql").read_text()
+    now = clock.now()
+    with engine.begin() as connection:
+        for statement in ddl.split(";"):
+            if statement.strip():
+                connection.exec_driver_sql(statement)
+        connection.execute(
+            sa.text("INSERT INTO schema_version VALUES (1, :now, 'initial schema')"),
+            {"now": now},
+        )
+        connection.execute(
+            sa.text(f"INSERT INTO audit_head VALUES (1, 0, '{migrations.GENESIS_HASH}')")
+        )
+        _seed(connection)
+    return engine
+
+
+def _seed(connection: sa.Connection) -> None:
+    """One client, scope, contractor, operator and active grant, in plain SQL."""
+    now = clock.now()
+    connection.execute(
+        sa.text(
+            "INSERT INTO client (id, name, status, created_at) VALUES (1, 'lab', 'active', :now)"
+        ),
+        {"now": now},
+    )
+    connection.execute(
+        sa.text("INSERT INTO project (id, client_id, name, created_at) VALUES (1, 1, 'p', :now)"),
+        {"now": now},
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO dataset_scope (id, project_id, name, sensitivity, max_grant_days, created_at)"
+            " VALUES (1, 1, 's', 'internal', 30, :now)"
+        ),
+        {"now": now},
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO contractor (id, external_id, name, email, directory_uid, contract_end, status, created_at, updated_at)"
+            " VALUES (1, 'c1', 'C One', 'c1@x.test', 'c1', :end, 'active', :now, :now)"
+        ),
+        {"now": now, "end": (now + timedelta(days=90)).date()},
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO operator (id, name, totp_failures, created_at) VALUES (1, 'root', 0, :now)"
+        ),
+        {"now": now},
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO access_grant (id, contractor_id, scope_id, access, state, reason, requested_by,"
+            " requested_days, requested_at, starts_at, expires_at)"
+            " VALUES (1, 1, 1, 'read', 'active', 'work', 1, 5, :now, :now, :end)"
+        ),
+        {"now": now, "end": now + timedelta(days=5)},
+    )
+
+
+def _insert_grant(engine: Engine, grant_id: int, state: str, *, window: bool) -> None:
+    now = clock.now()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO access_grant (id, contractor_id, scope_id, access, state, reason, requested_by,"
+                " requested_days, requested_at, starts_at, expires_at)"
+                " VALUES (:id, 1, 1, :access, :state, 'work', 1, 5, :now, :start, :end)"
+            ),
+            {
+                "id": grant_id,
+                "access": {2: "label", 3: "write"}[grant_id],
+                "state": state,
+                "now": now,
+                "start": now if window else None,
+                "end": now + timedelta(days=5) if window else None,
+            },
+        )
+
+
+def test_version_1_database_upgrades_to_pause_support(db_url: str) -> None:
+    engine = _make_v1(db_url)
+    assert migrations.current_version(engine) == 1
+    with pytest.raises(Exception, match="govtui init"):
+        migrations.require_current(engine)
+
+    assert [m.version for m in migrations.upgrade(engine)] == [2]
+    migrations.require_current(engine)
+    assert migrations.upgrade(engine) == []
+
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("outbox_op")}
+    assert "pause_id" in columns
+    with engine.connect() as connection:
+        kept = connection.execute(
+            sa.text("SELECT state FROM access_grant WHERE id = 1")
+        ).scalar_one()
+    assert kept == "active"
+    _insert_grant(engine, 2, "suspended", window=False)  # a request suspended by a pause
+    with pytest.raises(IntegrityError, match="ck_access_grant_window"):
+        _insert_grant(engine, 3, "active", window=False)  # the old rule still holds for active
+    engine.dispose()
+
+
+def test_fresh_database_has_the_same_rules_as_an_upgraded_one(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    migrations.upgrade(engine)
+    with engine.begin() as connection:
+        _seed(connection)
+    assert "pause_id" in {c["name"] for c in sa.inspect(engine).get_columns("outbox_op")}
+    _insert_grant(engine, 2, "suspended", window=False)
+    with pytest.raises(IntegrityError, match="ck_access_grant_window"):
+        _insert_grant(engine, 3, "active", window=False)
+    engine.dispose()
