@@ -1,10 +1,10 @@
-"""`govtui client|project|scope add|list`."""
+"""`govtui client|project|scope add|list` (client pause and resume live in pause_commands)."""
 
 from __future__ import annotations
 
 import argparse
 
-from govtui.cli import directory_commands
+from govtui.cli import directory_commands, pause_commands
 from govtui.cli.context import Context, print_json, print_table
 from govtui.models import SENSITIVITIES
 from govtui.services import catalog
@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = csub.add_parser("list", help="list clients")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_client_list)
+    pause_commands.register_client(csub)
 
     project = sub.add_parser("project", help="a client's projects")
     psub = project.add_subparsers(dest="action", required=True, metavar="ACTION")

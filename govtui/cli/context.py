@@ -91,3 +91,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_progress(handled: int, total: int) -> None:
+    """A one-line progress bar on stderr, redrawn in place, ended when complete."""
+    width = 30
+    filled = width * handled // max(total, 1)
+    bar = "#" * filled + "-" * (width - filled)
+    end = "" if handled < total else "\n"
+    print(f"\r  directory [{bar}] {handled}/{total}", end=end, file=sys.stderr, flush=True)

@@ -7,7 +7,7 @@ import getpass
 import sys
 import time
 
-from govtui.cli.context import Context, print_json, print_table, to_jsonable
+from govtui.cli.context import Context, print_json, print_progress, print_table, to_jsonable
 from govtui.errors import InputError
 from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS
 from govtui.services import directory_targets, operators, reconcile, sync
@@ -181,17 +181,13 @@ def run_sync(ctx: Context, args: argparse.Namespace) -> int:
             )
         return 0
     while True:
-        report = sync.run_once(engine, progress=_progress if sys.stderr.isatty() else None)
+        report = sync.run_once(engine, progress=print_progress if sys.stderr.isatty() else None)
         print(f"sync: {report.done} done, {report.retrying} to retry, {report.failed} failed")
         for error in report.errors:
             print(f"govtui: warning: {error}", file=sys.stderr)
         if not args.watch:
             return 0 if report.failed == 0 and not report.errors else 1
         time.sleep(WATCH_SECONDS)
-
-
-def _progress(handled: int, total: int) -> None:
-    print(f"\r  {handled}/{total} operations", end="" if handled < total else "\n", file=sys.stderr)
 
 
 def run_reconcile(ctx: Context, args: argparse.Namespace) -> int:

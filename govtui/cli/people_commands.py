@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from govtui import db
+from govtui.cli import pause_commands
 from govtui.cli.context import Context, print_json, print_table
 from govtui.errors import InputError
 from govtui.models import ROLES
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("file", type=Path, metavar="FILE")
     p.set_defaults(handler=run_contractor_import)
+    pause_commands.register_contractor(csub)
 
     operator = sub.add_parser("operator", help="operators (people using govtui) and their roles")
     osub = operator.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -10,7 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,14 @@ def canonical_json(value: Any) -> str:
 def format_time(at: datetime) -> str:
     """An aware time as ISO 8601 UTC with microseconds and a Z, as hashed and exported."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def id_summary(ids: Sequence[int]) -> dict[str, object]:
+    """What one bulk event says of the rows it touched: how many, a digest of every id (sorted,
+    comma-joined, SHA-256) that an auditor can recompute, and the first few."""
+    ordered = sorted(ids)
+    digest = hashlib.sha256(",".join(map(str, ordered)).encode()).hexdigest()
+    return {"count": len(ordered), "ids_sha256": digest, "first_ids": ordered[:20]}
 
 
 def event_hash(

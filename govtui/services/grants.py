@@ -3,7 +3,6 @@ revoke, and expire. Adding access needs a code; removing it never waits for one.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,7 +22,6 @@ from govtui.models import (
     Grant,
     GrantExtension,
     Operator,
-    OperatorClient,
     Project,
 )
 from govtui.services import (
@@ -87,6 +85,13 @@ def _client_of(session: Session, scope: DatasetScope) -> Client:
     return client
 
 
+def lock_client(session: Session, client_id: int | None, *, share: bool = False) -> Client:
+    """The client row, re-read under a row lock (PostgreSQL; SQLite writers are serialised
+    by BEGIN IMMEDIATE already)."""
+    query = select(Client).where(Client.id == client_id).with_for_update(read=share)
+    return session.exec(query.execution_options(populate_existing=True)).one()
+
+
 def _require_not_paused(client: Client, what: str) -> None:
     if client.status == "paused":
         raise PolicyError(
@@ -120,7 +125,9 @@ def request(
     reason = validation.reason(reason, "request")
     person = contractors.find(session, contractor)
     scope = catalog.find_scope(session, scope_path)
-    client = _client_of(session, scope)
+    # A shared lock on the client: a pause (which locks it for update) either sees this
+    # request and suspends it, or finishes first and this request sees the client paused.
+    client = lock_client(session, _client_of(session, scope).id, share=True)
     now = clock.now()
     _require_can_work(person, now)
     _require_not_paused(client, "requested")
@@ -205,8 +212,7 @@ def _subject(session: Session, grant: Grant) -> Subject:
 
 
 def _require_approver_for(session: Session, approver: Operator, subject: Subject) -> None:
-    link = session.get(OperatorClient, (ident(approver), ident(subject.client)))
-    if link is None or "approver" not in operators.roles_of(session, approver):
+    if not operators.is_approver_for(session, approver, subject.client):
         raise PolicyError(
             f"grant {subject.grant.id}: {approver.name!r} is not an approver for client {subject.client.name!r}"
         )
@@ -356,7 +362,7 @@ def revoke(session: Session, actor: Operator, *, grant_id: int, reason: str) -> 
         reason,
     )
     session.add(grant)
-    _void_extensions(session, [grant_id])
+    void_extensions(session, [grant_id])
     audit.append(
         session,
         actor=actor.name,
@@ -410,7 +416,8 @@ def extend(
     return extension
 
 
-def _void_extensions(session: Session, grant_ids: Sequence[int]) -> None:
+def void_extensions(session: Session, grant_ids: Sequence[int]) -> None:
+    """Close the extension requests still waiting on grants that have just ended."""
     if grant_ids:
         session.execute(
             sa.update(GrantExtension)
@@ -435,14 +442,13 @@ def expire_due(session: Session, *, actor_name: str) -> list[int]:
     )
     if ended:
         ended.sort()
-        _void_extensions(session, ended)
+        void_extensions(session, ended)
         outbox.enqueue_membership(session, ended, "remove_member")
-        digest = hashlib.sha256(",".join(map(str, ended)).encode()).hexdigest()
         audit.append(
             session,
             actor=actor_name,
             action="grant.expire",
             obj="grants",
-            details={"count": len(ended), "ids_sha256": digest, "first_ids": ended[:20]},
+            details=audit.id_summary(ended),
         )
     return ended

@@ -44,6 +44,12 @@ def require_role(session: Session, operator: Operator, role: str) -> None:
         raise PolicyError(f"operator {operator.name!r} lacks the {role} role for this action")
 
 
+def is_approver_for(session: Session, operator: Operator, client: Client) -> bool:
+    """Whether the operator holds the approver role and may approve for this client."""
+    link = session.get(OperatorClient, (ident(operator), ident(client)))
+    return link is not None and "approver" in roles_of(session, operator)
+
+
 def count(session: Session) -> int:
     """How many operators exist."""
     return int(session.exec(select(func.count()).select_from(Operator)).one())
