@@ -198,13 +198,16 @@ def _subject(session: Session, grant: Grant) -> Subject:
     person = session.get(Contractor, grant.contractor_id)
     assert scope is not None
     assert person is not None
+    client = _client_of(session, scope)
+    if grant.state == "suspended":
+        _require_not_paused(client, "approved")
     extension = _pending_extension(session, grant) if grant.state == "active" else None
     if grant.state != "requested" and extension is None:
         raise PolicyError(f"grant {grant.id} is {grant.state}, not awaiting approval")
     return Subject(
         grant=grant,
         scope=scope,
-        client=_client_of(session, scope),
+        client=client,
         contractor=person,
         round=extension.round if extension else 0,
         extension=extension,
@@ -382,13 +385,13 @@ def extend(
     days = validation.positive_days(days)
     reason = validation.reason(reason, "extension")
     (grant,) = _locked_grants(session, [grant_id])
+    scope = session.get(DatasetScope, grant.scope_id)
+    assert scope is not None
+    _require_not_paused(_client_of(session, scope), "extended")
     if grant.state != "active":
         raise PolicyError(
             f"grant {grant_id} is {grant.state}: only an active grant can be extended"
         )
-    scope = session.get(DatasetScope, grant.scope_id)
-    assert scope is not None
-    _require_not_paused(_client_of(session, scope), "extended")
     if _pending_extension(session, grant) is not None:
         raise ConflictError(f"grant {grant_id} has an extension awaiting approval already")
     last_round = session.execute(

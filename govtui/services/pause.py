@@ -376,19 +376,17 @@ def resume(session: Session, actor: Operator, *, client: str, code: str) -> Resu
 def _convergence(session: Session, pause_id: int, operation: str) -> Convergence:
     by_state: Counter[str] = Counter()
     superseded = 0
-    for state, error, n in session.execute(
+    for state, n, replaced in session.execute(
         sa.select(
             col(OutboxOp.state),
-            col(OutboxOp.last_error) == outbox.SUPERSEDED,
             sa.func.count(),
+            sa.func.count().filter(col(OutboxOp.last_error) == outbox.SUPERSEDED),
         )
         .where(col(OutboxOp.pause_id) == pause_id, col(OutboxOp.operation) == operation)
-        .group_by(col(OutboxOp.state), col(OutboxOp.last_error) == outbox.SUPERSEDED)
+        .group_by(col(OutboxOp.state))
     ):
-        if state == "done" and error:
-            superseded += n
-        else:
-            by_state[state] += n
+        by_state[state] += n - replaced
+        superseded += replaced
     later = 0
     if operation == "remove_member":
         mine = sa.select(_PAUSED_GRANT.c.grant_id).where(_PAUSED_GRANT.c.pause_id == pause_id)
