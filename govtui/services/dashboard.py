@@ -1,4 +1,5 @@
-"""The overview the dashboard shows: per client, its size and its grants by state."""
+"""The overview the dashboard shows: per client, its size and its grants by state; and the
+directory outbox's open operations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from govtui.models import Client, Contractor, DatasetScope, Grant, Project
+from govtui.models import (
+    Client,
+    Contractor,
+    DatasetScope,
+    DirectoryTarget,
+    Grant,
+    OutboxOp,
+    Project,
+)
 
 
 @dataclass
@@ -25,6 +34,9 @@ class Overview:
     clients: list[ClientSummary]
     contractors_total: int
     contractors_active: int
+    directory_targets: int
+    outbox_pending: int
+    outbox_failed: int
 
 
 def overview(session: Session) -> Overview:
@@ -71,8 +83,20 @@ def overview(session: Session) -> Overview:
             sa.select(col(Contractor.status), sa.func.count()).group_by(col(Contractor.status))
         ).all()
     )
+    # Done operations pile up for ever; only the open ones are counted (the state index).
+    outbox: dict[str, int] = dict(
+        session.execute(
+            sa.select(col(OutboxOp.state), sa.func.count())
+            .where(col(OutboxOp.state).in_(("pending", "failed")))
+            .group_by(col(OutboxOp.state))
+        ).all()
+    )
+    targets = session.execute(sa.select(sa.func.count()).select_from(DirectoryTarget)).scalar_one()
     return Overview(
         clients=list(summaries.values()),
         contractors_total=sum(by_status.values()),
         contractors_active=by_status.get("active", 0),
+        directory_targets=targets,
+        outbox_pending=outbox.get("pending", 0),
+        outbox_failed=outbox.get("failed", 0),
     )

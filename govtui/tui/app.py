@@ -1,4 +1,5 @@
-"""The govtui Textual app: key bindings, screens as modes, command palette, error reporting."""
+"""The govtui Textual app: key bindings, screens as modes, command palette, error reporting,
+and the background work (expiry, directory sync)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from govtui.errors import GovtuiError
+from govtui import clock
 from govtui.tui import service_calls
-from govtui.tui.context import TuiContext
+from govtui.tui.context import SyncSummary, TargetHealth, TuiContext
+from govtui.tui.directory_text import one_line, report_text
+from govtui.tui.error_text import describe_error
 from govtui.tui.screens.approvals import ApprovalsScreen
-from govtui.tui.screens.base import GovtuiScreen, GrantsChanged
+from govtui.tui.screens.base import DirectoryChanged, GovtuiScreen, GrantsChanged
 from govtui.tui.screens.browser import BrowserScreen
 from govtui.tui.screens.contractors import ContractorsScreen
 from govtui.tui.screens.dashboard import DashboardScreen
+from govtui.tui.screens.directory import DirectoryScreen
 from govtui.tui.screens.enrol import EnrolScreen
 from govtui.tui.screens.grants import GrantsScreen
 from govtui.tui.screens.help import HelpScreen
@@ -34,22 +38,15 @@ SCREEN_MODES: dict[str, tuple[type[GovtuiScreen], str]] = {
     "contractors": (ContractorsScreen, "Contractors"),
     "grants": (GrantsScreen, "Grants"),
     "approvals": (ApprovalsScreen, "Approvals"),
+    "directory": (DirectoryScreen, "Directory"),
 }
 ENROL_TITLE = "Enrol my authenticator"
 
 
-def describe_error(error: BaseException) -> str:
-    """One line for a person: a GovtuiError as it is, anything else with its type."""
-    if isinstance(error, GovtuiError):
-        return str(error)
-    lines = str(error).strip().splitlines()
-    name = type(error).__name__
-    return f"unexpected {name}: {lines[0]}" if lines else f"unexpected {name}"
-
-
 class GovtuiApp(App[None]):
     """The TUI over one database, acting as one operator. While it runs, grants past their
-    expiry are ended every EXPIRY_INTERVAL seconds, and the screens showing grants refresh."""
+    expiry are ended every EXPIRY_INTERVAL seconds and the directory outbox is pushed every
+    SYNC_INTERVAL seconds; the screens showing what changed refresh."""
 
     CSS_PATH = "app.tcss"
     DEFAULT_MODE = "dashboard"
@@ -59,11 +56,13 @@ class GovtuiApp(App[None]):
         Binding("c", "show('contractors')", "Contractors"),
         Binding("g", "show('grants')", "Grants"),
         Binding("a", "show('approvals')", "Approvals"),
+        Binding("y", "show('directory')", "Directory"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),
         Binding("q", "quit", "Quit"),
     ]
     EXPIRY_INTERVAL: ClassVar[float] = 60.0  # seconds between background expiry runs
+    SYNC_INTERVAL: ClassVar[float] = 30.0  # seconds between background directory syncs
 
     @dataclass
     class GrantsExpired(Message):
@@ -71,19 +70,29 @@ class GovtuiApp(App[None]):
 
         ids: list[int]
 
+    @dataclass
+    class SyncFinished(Message):
+        """A sync run ended; `run` is None when there is no directory target."""
+
+        run: service_calls.SyncRun | None
+        manual: bool
+
     def __init__(self, *, engine: Engine, actor_name: str) -> None:
         super().__init__()
         self.engine = engine
         self.actor_name = actor_name
         self.context = TuiContext(engine, actor_name)
         self.title = f"govtui — acting as {actor_name}"
-        self._expiry_error: str | None = None  # the last one shown; repeats are only logged
+        # The last error each background job showed; repeats are only logged.
+        self._shown_errors: dict[str, str | None] = {"expiry": None, "sync": None}
+        self._sync_manual = False  # whether the sync run going was asked for
         for mode, (screen_class, _title) in SCREEN_MODES.items():
             self.add_mode(mode, partial(screen_class, self.context))
 
     def on_mount(self) -> None:
         self.expire_now()
         self.set_interval(self.EXPIRY_INTERVAL, self.expire_now)
+        self.set_interval(self.SYNC_INTERVAL, self.sync_in_background)
 
     def expire_now(self) -> None:
         """Start a background expiry run, unless one is still going."""
@@ -139,35 +148,141 @@ class GovtuiApp(App[None]):
     def grants_changed(self) -> None:
         """Grants changed: the visible screen reloads if it shows any, the others when shown."""
         self.context.grants_version += 1
+        screen = self._data_screen()
+        if screen is not None and screen.SHOWS_GRANTS:
+            screen.refresh_data()
+
+    def directory_changed(self) -> None:
+        """The directories' state changed: likewise for the screens that show it."""
+        self.context.directory_version += 1
+        screen = self._data_screen()
+        if screen is not None and screen.SHOWS_DIRECTORY:
+            screen.refresh_data()
+
+    @on(DirectoryChanged)
+    def screen_changed_directory(self) -> None:
+        self.directory_changed()
+
+    def _data_screen(self) -> GovtuiScreen | None:
+        """The data screen on view (under the help or a dialog, if one is open)."""
         for screen in reversed(self.screen_stack):
             if isinstance(screen, GovtuiScreen):
-                if screen.SHOWS_GRANTS:
-                    screen.refresh_data()
-                return
+                return screen
+        return None
+
+    # -- the directory outbox ----------------------------------------------------------------
+
+    def sync_in_background(self) -> None:
+        """Start a background sync run, unless one is going."""
+        self.start_sync(manual=False)
+
+    def start_sync(self, *, manual: bool) -> bool:
+        """Start a sync run unless one is going; whether it started."""
+        if any(w.group == "sync" and not w.is_finished for w in self.workers):
+            return False
+        self._sync_manual = manual
+        self.context.syncing = True
+        self.context.sync_progress = None
+        self._sync_state_changed()
+        self.run_sync(manual)
+        return True
+
+    @on(DirectoryScreen.SyncRequested)
+    def sync_requested(self) -> None:
+        if not self.start_sync(manual=True):
+            self.notify("A sync is running already; its progress shows on the directory screen.")
+
+    @work(thread=True, exit_on_error=False, group="sync")
+    def run_sync(self, manual: bool) -> None:
+        run = service_calls.sync_now(self.engine, progress=self._progress_from_thread)
+        self.post_message(self.SyncFinished(run, manual))
+
+    def _progress_from_thread(self, handled: int, total: int) -> None:
+        self.call_from_thread(self._sync_progress, handled, total)
+
+    def _sync_progress(self, handled: int, total: int) -> None:
+        self.context.sync_progress = (handled, total)
+        self._sync_state_changed()
+
+    def _sync_state_changed(self) -> None:
+        screen = self._data_screen()
+        if screen is not None:
+            screen.sync_state_changed()
+
+    @on(SyncFinished)
+    def sync_finished(self, message: SyncFinished) -> None:
+        context = self.context
+        context.syncing = False
+        run = message.run
+        if run is None:
+            self._sync_state_changed()
+            if message.manual:
+                self.notify("No directory target: add one with `govtui directory add`.")
+            return
+        now = clock.now()
+        report = run.report
+        health = {name: TargetHealth(error, now) for name, error in run.health.items()}
+        changed = (
+            bool(report.done or report.retrying or report.failed or report.errors)
+            or {name: h.error for name, h in context.health.items()} != run.health
+        )
+        context.last_sync = SyncSummary(report, now, message.manual)
+        context.health = health
+        problems = list(report.errors)
+        problems += [e for e in run.health.values() if e is not None and e not in problems]
+        if message.manual:
+            trouble = report.retrying or report.failed or problems
+            self.notify(
+                report_text(report),
+                title="Sync",
+                severity="warning" if trouble else "information",
+            )
+            if problems:
+                self._show_error(one_line(problems))
+        elif problems:
+            if not self._repeated("sync", one_line(problems)):
+                self._show_error(one_line(problems))
+        else:
+            self._shown_errors["sync"] = None
+        self._sync_state_changed()
+        if changed or message.manual:
+            self.directory_changed()
+
+    def _repeated(self, job: str, text: str) -> bool:
+        """Whether a background job's error was the last one it showed (then only logged)."""
+        if text == self._shown_errors.get(job):
+            self.log.error(f"background {job} failed again: {text}")
+            return True
+        self._shown_errors[job] = text
+        return False
 
     # -- errors ------------------------------------------------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # The app's own workers (the background expiry); the screens forward theirs.
-        error = event.worker.error
-        if event.worker.group == "expiry" and event.state is WorkerState.SUCCESS:
-            self._expiry_error = None
+        # The app's own workers (expiry, sync); the screens forward theirs.
+        worker, error = event.worker, event.worker.error
+        if worker.group == "expiry" and event.state is WorkerState.SUCCESS:
+            self._shown_errors["expiry"] = None
+        if worker.group == "sync" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self.context.syncing = False
+            self._sync_state_changed()
         if event.state is not WorkerState.ERROR or error is None:
             return
-        if event.worker.group == "expiry":
-            text = describe_error(error)
-            if text == self._expiry_error:
-                self.log.error("background expiry failed again", error)
-                return  # once a minute would bury everything else
-            self._expiry_error = text
-        self.post_message(GovtuiScreen.WorkerFailed(event.worker.name, error))
+        background = worker.group == "expiry" or (worker.group == "sync" and not self._sync_manual)
+        # Every minute (or half) the same error would bury everything else.
+        if background and self._repeated(worker.group, describe_error(error)):
+            return
+        self.post_message(GovtuiScreen.WorkerFailed(worker.name, error))
 
     @on(GovtuiScreen.WorkerFailed)
     def show_worker_error(self, message: GovtuiScreen.WorkerFailed) -> None:
         """The one place where a failed worker becomes a message for the person."""
         self.log.error(f"worker {message.worker_name!r} failed", message.error)
+        self._show_error(describe_error(message.error))
+
+    def _show_error(self, text: str) -> None:
         self.notify(
-            describe_error(message.error),
+            text,
             title="Error",
             severity="error",
             timeout=12,

@@ -1,11 +1,46 @@
-"""What the screens of one app share: the database, who is acting, and a counter of grant
-changes so that a screen shown again knows whether it is out of date."""
+"""What the screens of one app share: the database, who is acting, counters of grant and
+directory changes so that a screen shown again knows whether it is out of date, and what this
+session learnt about the directories (the last sync, each target's health, the drift found)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
+
+from govtui.services.reconcile import Drift
+from govtui.services.sync import SyncReport
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    """The outcome of the last attempt to connect and bind to one target."""
+
+    error: str | None  # None: connected and bound
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """The last sync run of this session (background or asked for)."""
+
+    report: SyncReport
+    at: datetime
+    manual: bool
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """The drift the most recent reconcile of one target found."""
+
+    target: str
+    items: list[Drift]
+    at: datetime
+
+    @property
+    def fixable(self) -> list[Drift]:
+        return [d for d in self.items if d.fixable]
 
 
 @dataclass
@@ -13,3 +48,10 @@ class TuiContext:
     engine: Engine
     actor_name: str
     grants_version: int = 0  # bumped (on the UI thread) whenever the app changed grants
+    directory_version: int = 0  # bumped (on the UI thread) after a sync, reconcile or fix
+    # Written on the UI thread only; the workers hand their results over in messages.
+    health: dict[str, TargetHealth] = field(default_factory=dict)
+    last_sync: SyncSummary | None = None
+    syncing: bool = False  # a sync run (background or asked for) is going
+    sync_progress: tuple[int, int] | None = None  # (handled, total) of the run going
+    drift: dict[str, DriftCheck] = field(default_factory=dict)  # target name -> last check

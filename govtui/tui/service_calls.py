@@ -13,8 +13,19 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from govtui.db import ident, read_session, write_session
-from govtui.services import enrollment, grant_views, grants, operators, second_factor
+from govtui.services import (
+    directory_targets,
+    enrollment,
+    grant_views,
+    grants,
+    operators,
+    reconcile,
+    second_factor,
+    sync,
+)
 from govtui.services.grant_views import GrantRow
+from govtui.services.reconcile import Drift
+from govtui.tui.error_text import describe_error
 
 
 @dataclass(frozen=True)
@@ -114,3 +125,65 @@ def confirm_enrolment(engine: Engine, actor_name: str, code: str) -> None:
     with write_session(engine) as session:
         actor = operators.find(session, actor_name)
         enrollment.confirm(session, actor, name=actor_name, code=code)
+
+
+# -- directories --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """One sync run, and then whether each target could be reached."""
+
+    report: sync.SyncReport
+    health: dict[str, str | None]  # target name -> the error, None when it connected and bound
+
+
+@dataclass(frozen=True)
+class FixOutcome:
+    """What a reconcile fix did, and the drift a comparison right after it finds."""
+
+    report: sync.SyncReport
+    fixed: int  # confirmed drift items that were still there and were queued
+    gone: int  # confirmed items that had gone meanwhile, left alone
+    drift: list[Drift]
+
+
+def check_targets(engine: Engine) -> dict[str, str | None]:
+    """Connect and bind to every target; the error of each that failed, as one line."""
+    with read_session(engine) as session:
+        targets = directory_targets.all_targets(session)
+    health: dict[str, str | None] = {}
+    for target in targets:
+        # The session only names the keyring entry: no transaction spans the network call.
+        try:
+            with read_session(engine) as session, directory_targets.connection(session, target):
+                health[target.name] = None
+        except Exception as exc:  # whatever went wrong is this target's health, not a crash
+            health[target.name] = describe_error(exc)
+    return health
+
+
+def sync_now(engine: Engine, progress: sync.Progress | None) -> SyncRun | None:
+    """Push the due outbox operations once, then check every target; None without targets."""
+    with read_session(engine) as session:
+        if not directory_targets.all_targets(session):
+            return None
+    report = sync.run_once(engine, progress=progress)
+    return SyncRun(report, check_targets(engine))
+
+
+def fix_drift(
+    engine: Engine, actor_name: str, target: str, confirmed: Sequence[Drift]
+) -> FixOutcome:
+    """Fix the confirmed drift that is still there: what changed since the person looked
+    (a grant approved for a member added by hand, say) is left alone."""
+    wanted = {d for d in confirmed if d.fixable}
+    still = [d for d in reconcile.compare(engine, target) if d in wanted]
+    report = sync.SyncReport()
+    if still:
+        with read_session(engine) as session:
+            actor = operators.find(session, actor_name)
+        report = reconcile.fix(engine, actor, target, still)
+    return FixOutcome(
+        report, len(still), len(wanted) - len(still), reconcile.compare(engine, target)
+    )

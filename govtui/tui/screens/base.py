@@ -1,6 +1,6 @@
 """What every data screen shares: the context it works in (engine, acting operator), a refresh
-key, a reload when grants changed while it was away, and failed workers reported to the app as
-a message (a worker's StateChanged reaches only the screen)."""
+key, a reload when grants or the directories changed while it was away, and failed workers
+reported to the app as a message (a worker's StateChanged reaches only the screen)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ class GrantsChanged(Message):
     and reloads the visible screen if it shows grants; the others reload when shown."""
 
 
+class DirectoryChanged(Message):
+    """A sync, reconcile or fix ran: the app bumps the context's directory version and
+    reloads the visible screen if it shows directory state; the others reload when shown."""
+
+
 class GovtuiScreen(Screen[None]):
     """A screen over the database; subclasses load their data in `reload`."""
 
@@ -27,6 +32,8 @@ class GovtuiScreen(Screen[None]):
     # Screens that show grants reload when grants change (an expiry, an approval elsewhere
     # in the app): at once if visible, else when they are shown next.
     SHOWS_GRANTS: ClassVar[bool] = False
+    # Likewise for the outbox, the targets' health and the drift found.
+    SHOWS_DIRECTORY: ClassVar[bool] = False
 
     @dataclass
     class WorkerFailed(Message):
@@ -40,7 +47,8 @@ class GovtuiScreen(Screen[None]):
         self.context = context
         self.engine = context.engine
         self.actor_name = context.actor_name
-        self._seen_version = context.grants_version
+        self._seen_grants = context.grants_version
+        self._seen_directory = context.directory_version
 
     def on_mount(self) -> None:
         # Textual calls every class's on_mount along the MRO, a subclass's first: by now its
@@ -48,12 +56,21 @@ class GovtuiScreen(Screen[None]):
         self.refresh_data()
 
     def on_screen_resume(self) -> None:
-        if self.SHOWS_GRANTS and self._seen_version != self.context.grants_version:
+        if self.out_of_date:
             self.refresh_data()
 
+    @property
+    def out_of_date(self) -> bool:
+        """Whether what the screen shows changed since it last loaded."""
+        context = self.context
+        return (self.SHOWS_GRANTS and self._seen_grants != context.grants_version) or (
+            self.SHOWS_DIRECTORY and self._seen_directory != context.directory_version
+        )
+
     def refresh_data(self) -> None:
-        """Reload, noting which version of the grants the screen now shows."""
-        self._seen_version = self.context.grants_version
+        """Reload, noting which version of the grants and directories the screen now shows."""
+        self._seen_grants = self.context.grants_version
+        self._seen_directory = self.context.directory_version
         self.reload()
 
     def reload(self) -> None:
@@ -62,6 +79,9 @@ class GovtuiScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.refresh_data()
+
+    def sync_state_changed(self) -> None:
+        """A sync run started, progressed or ended (the screens that show it override this)."""
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble; this forwards failures to the app's one handler.

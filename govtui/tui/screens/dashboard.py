@@ -1,4 +1,5 @@
-"""The dashboard: every client with its status, size and grants by state, and the totals."""
+"""The dashboard: every client with its status, size and grants by state, the totals, and the
+directories' open operations and drift (failures and drift in red)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
 from govtui.db import read_session
 from govtui.models import GRANT_STATES
 from govtui.services import dashboard
+from govtui.tui.directory_text import ALERT_STYLE, clock_time
 from govtui.tui.screens.base import GovtuiScreen
 
 PAUSED_STYLE = "bold red"
@@ -27,11 +30,15 @@ def _count(value: int, style: str = "") -> Text:
 
 
 class DashboardScreen(GovtuiScreen):
-    """Clients at a glance; paused clients in bold red."""
+    """Clients at a glance; paused clients, failed directory operations and drift in bold red."""
 
-    HELP = "Every client with its status, projects, scopes, contractors and grants by state."
+    HELP = (
+        "Every client with its status, projects, scopes, contractors and grants by state; "
+        "the directory operations pending and failed, and the drift found."
+    )
     SUB_TITLE = "Dashboard"
     SHOWS_GRANTS = True
+    SHOWS_DIRECTORY = True
 
     @dataclass
     class Loaded(Message):
@@ -41,6 +48,10 @@ class DashboardScreen(GovtuiScreen):
         yield Header()
         yield DataTable(id="clients", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="dashboard-totals")
+        with Horizontal(id="dashboard-directory"):
+            yield Static("", id="dashboard-outbox")
+            yield Static("", id="dashboard-failed")
+            yield Static("", id="dashboard-drift")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -103,3 +114,46 @@ class DashboardScreen(GovtuiScreen):
             f" · {sum(totals[s] for s in GRANT_STATES):,} grants",
         )
         self.query_one("#dashboard-totals", Static).update(line)
+        self._show_directory(overview)
+
+    def _show_directory(self, overview: dashboard.Overview) -> None:
+        outbox = self.query_one("#dashboard-outbox", Static)
+        failed = self.query_one("#dashboard-failed", Static)
+        drift = self.query_one("#dashboard-drift", Static)
+        has_targets = overview.directory_targets > 0
+        failed.display = drift.display = has_targets
+        if not has_targets:
+            outbox.update(Text("Directory: none set up (`govtui directory add`)", style="dim"))
+            return
+        pending = overview.outbox_pending
+        outbox.update(
+            Text.assemble(
+                ("Directory: ", "bold"),
+                f"{pending:,} operation{'s' if pending != 1 else ''} pending",
+            )
+        )
+        count = overview.outbox_failed
+        failed.update(Text(f"{count:,} failed", style=ALERT_STYLE if count else ""))
+        failed.set_class(count > 0, "alert")
+        checks = list(self.context.drift.values())
+        if not checks:
+            drift.update(Text("drift: not checked (R on the directory screen)", style="dim"))
+            drift.set_class(False, "alert")
+            return
+        items = sum(len(check.items) for check in checks)
+        latest = max(check.at for check in checks)
+        unchecked = overview.directory_targets - len(checks)
+        text = Text.assemble(
+            "drift: ",
+            (f"{items:,}", ALERT_STYLE if items else "green"),
+            (f" (checked {clock_time(latest)}", "dim"),
+            (
+                f"; {unchecked} target{'s' if unchecked != 1 else ''} not checked"
+                if unchecked > 0
+                else "",
+                "dim",
+            ),
+            (")", "dim"),
+        )
+        drift.update(text)
+        drift.set_class(items > 0, "alert")
