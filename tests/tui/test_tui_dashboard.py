@@ -11,12 +11,13 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import Worker
 
-from govtui import db
-from govtui.models import GRANT_STATES
-from govtui.services import catalog, dashboard, demo
+from govtui import clock, db
+from govtui.models import GRANT_STATES, OutboxOp
+from govtui.services import catalog, dashboard, demo, directory_targets, operators
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.dashboard import DashboardScreen
-from tests.tui.tui_support import SIZE, settle, table_rows, text_of
+from tests.memory_keyring import MemoryKeyring
+from tests.tui.tui_support import SIZE, rendered_bold_red, settle, table_rows, text_of
 
 
 def _pause(engine: Engine, name: str) -> None:
@@ -100,5 +101,66 @@ def test_a_paused_client_stands_out_and_refresh_shows_changes(demo_engine: Engin
             await settle(pilot)
             assert _is_bold_red(table.get_row("helios-labs")[1])
             assert "(2 paused)" in text_of(app.screen.query_one("#dashboard-totals", Static))
+
+    asyncio.run(scenario())
+
+
+def _outbox_rows(engine: Engine, states: dict[str, int]) -> None:
+    """A directory target (never contacted) and outbox rows in the given states."""
+    with db.write_session(engine) as session:
+        target = directory_targets.add(
+            session,
+            operators.find(session, "alex"),
+            name="corp",
+            url="ldap://127.0.0.1:1",
+            bind_dn="cn=govtui,dc=example,dc=com",
+            users_base="ou=people,dc=example,dc=com",
+            groups_base="ou=groups,dc=example,dc=com",
+            password="not-used",
+        )
+        now = clock.now()
+        for state, count in states.items():
+            for n in range(count):
+                session.add(
+                    OutboxOp(
+                        target_id=db.ident(target),
+                        operation="remove_member",
+                        group_dn="cn=g,ou=groups,dc=example,dc=com",
+                        directory_uid=f"{state}{n}",
+                        state=state,
+                        next_attempt_at=now,
+                        created_at=now,
+                        last_error="refused" if state == "failed" else None,
+                    )
+                )
+
+
+def test_the_directory_line_counts_open_operations_and_failures_stand_out(
+    demo_engine: Engine, memory_keyring: MemoryKeyring
+) -> None:
+    async def scenario() -> None:
+        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            outbox = app.screen.query_one("#dashboard-outbox", Static)
+            failed = app.screen.query_one("#dashboard-failed", Static)
+            drift = app.screen.query_one("#dashboard-drift", Static)
+            # No target: nothing to count, nothing to check.
+            assert text_of(outbox).startswith("Directory: none set up")
+            assert not failed.display and not drift.display
+
+            _outbox_rows(demo_engine, {"pending": 3, "failed": 2, "done": 4})
+            with db.read_session(demo_engine) as session:
+                overview = dashboard.overview(session)
+            assert (overview.directory_targets, overview.outbox_pending) == (1, 3)
+            assert overview.outbox_failed == 2
+            await pilot.press("r")
+            await settle(pilot)
+            assert text_of(outbox) == "Directory: 3 operations pending"
+            assert failed.display and text_of(failed) == "2 failed"
+            assert failed.has_class("alert")
+            assert rendered_bold_red(failed, "2 failed")
+            assert text_of(drift).startswith("drift: not checked")
+            assert not drift.has_class("alert")
 
     asyncio.run(scenario())

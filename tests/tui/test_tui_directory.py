@@ -27,7 +27,14 @@ from govtui.tui.screens.directory import DirectoryScreen
 from govtui.tui.screens.help import HelpScreen
 from tests.directory_support import Directory, add_target, norm, outbox, private_subtree
 from tests.grant_world import World
-from tests.tui.tui_support import SIZE, settle, table_rows, text_of, wait_until
+from tests.tui.tui_support import (
+    SIZE,
+    rendered_bold_red,
+    settle,
+    table_rows,
+    text_of,
+    wait_until,
+)
 
 PAIRS_READ = "acme-rlhf-pairs-read"
 NOTES_READ = "acme-rlhf-notes-read"
@@ -65,19 +72,6 @@ def _style(cell: object) -> Style:
 
 def _is_red(style: Style) -> bool:
     return style.color is not None and style.color.name == "red"
-
-
-def _rendered_red(static: Static, word: str) -> bool:
-    """Whether `word` is drawn in bold red in the Static, as Textual renders it on screen."""
-    for segment in static.render_line(0):
-        if word in segment.text:
-            style = segment.style
-            assert style is not None and style.color is not None
-            # ANSI red, or the true colour Textual blends it into over a tinted background.
-            rgb = style.color.get_truecolor()
-            red = rgb.red >= 128 and rgb.red > 2 * max(rgb.green, rgb.blue)
-            return bool(style.bold) and red
-    raise AssertionError(f"{word!r} is not drawn in {static.id}")
 
 
 async def _open_directory(app: GovtuiApp, pilot: object) -> DirectoryScreen:
@@ -300,7 +294,7 @@ def test_dashboard_shows_failed_ops_and_drift_in_red(world: World, ldap: Directo
             drift = dashboard.query_one("#dashboard-drift", Static)
             assert text_of(outbox_line) == "Directory: 2 operations pending"
             assert text_of(failed) == "0 failed"
-            assert not failed.has_class("alert") and not _rendered_red(failed, "0 failed")
+            assert not failed.has_class("alert") and not rendered_bold_red(failed, "0 failed")
             assert text_of(drift).startswith("drift: not checked")
             assert not drift.has_class("alert")
 
@@ -311,7 +305,7 @@ def test_dashboard_shows_failed_ops_and_drift_in_red(world: World, ldap: Directo
             await settle(pilot)
             assert text_of(outbox_line) == "Directory: 0 operations pending"
             assert text_of(failed) == "1 failed"
-            assert failed.has_class("alert") and _rendered_red(failed, "1 failed")
+            assert failed.has_class("alert") and rendered_bold_red(failed, "1 failed")
 
             # The directory screen lists the failure with its error.
             screen = await _open_directory(app, pilot)
@@ -327,8 +321,8 @@ def test_dashboard_shows_failed_ops_and_drift_in_red(world: World, ldap: Directo
             await settle(pilot)
             assert app.screen is dashboard
             assert text_of(drift).startswith("drift: 1 (checked ")
-            assert drift.has_class("alert") and _rendered_red(drift, "1")
-            assert not _rendered_red(drift, "checked")
+            assert drift.has_class("alert") and rendered_bold_red(drift, "1")
+            assert not rendered_bold_red(drift, "checked")
 
     asyncio.run(scenario())
 

@@ -73,6 +73,19 @@ def text_of(static: Static | Widget) -> str:
     return str(static.visual)
 
 
+def rendered_bold_red(static: Static, word: str) -> bool:
+    """Whether `word` is drawn in bold red in the Static, as Textual renders it on screen."""
+    for segment in static.render_line(0):
+        if word in segment.text:
+            style = segment.style
+            assert style is not None and style.color is not None
+            # ANSI red, or the true colour Textual blends it into over a tinted background.
+            rgb = style.color.get_truecolor()
+            red = rgb.red >= 128 and rgb.red > 2 * max(rgb.green, rgb.blue)
+            return bool(style.bold) and red
+    raise AssertionError(f"{word!r} is not drawn in {static.id}")
+
+
 def cell_text(value: object) -> str:
     return value.plain if isinstance(value, Text) else str(value)
 
