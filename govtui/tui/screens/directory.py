@@ -87,6 +87,7 @@ class DirectoryScreen(GovtuiScreen):
         Binding("f", "fix", "Fix", tooltip="Fix the drift found (after a confirmation)"),
     ]
     OUTBOX_LIMIT = 500  # open operations listed; the counts cover them all
+    DRIFT_LIMIT = 1_000  # drift items listed; the count and a fix cover them all
 
     @dataclass
     class Loaded(Message):
@@ -115,6 +116,7 @@ class DirectoryScreen(GovtuiScreen):
         self.loaded = False
         self.checking = False  # a connection check is going
         self.busy: str | None = None  # the target being compared or fixed
+        self.busy_doing = ""  # what is being done to it, for the drift line
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -342,7 +344,7 @@ class DirectoryScreen(GovtuiScreen):
         line = Text("Drift ", style="bold")
         line.append(f"on {target}: ")
         if self.busy == target:
-            line.append("comparing with the grants…")
+            line.append(self.busy_doing)
         elif check is None:
             line.append("not checked in this session; R compares it with the grants.", style="dim")
         elif not check.items:
@@ -353,9 +355,11 @@ class DirectoryScreen(GovtuiScreen):
             line.append(f", {fixable} fixable (checked {clock_time(check.at)})")
             if fixable:
                 line.append(" · f fixes them after a confirmation", style="dim")
+            if len(check.items) > self.DRIFT_LIMIT:
+                line.append(f" · the first {self.DRIFT_LIMIT:,} listed", style="dim")
         status.update(line)
         if check is not None and self.busy != target:
-            for drift in check.items:
+            for drift in check.items[: self.DRIFT_LIMIT]:
                 table.add_row(
                     drift_kind(drift),
                     Text(drift.directory_uid or "—"),
@@ -377,7 +381,7 @@ class DirectoryScreen(GovtuiScreen):
             return
         if self._busy_elsewhere():
             return
-        self.busy = target
+        self.busy, self.busy_doing = target, "comparing with the grants…"
         self._show_drift()
         self.run_compare(target)
 
@@ -415,7 +419,7 @@ class DirectoryScreen(GovtuiScreen):
 
     def _fix_confirmed(self, check: DriftCheck, confirmed: bool | None) -> None:
         if confirmed and not self._busy_elsewhere():
-            self.busy = check.target
+            self.busy, self.busy_doing = check.target, "fixing…"
             self._show_drift()
             self.run_fix(check)
 
