@@ -39,7 +39,7 @@ from tests.tui.tui_support import (
 PAIRS_READ = "acme-rlhf-pairs-read"
 NOTES_READ = "acme-rlhf-notes-read"
 # Columns of the targets and outbox tables.
-T_PENDING, T_DONE, T_FAILED, T_CONNECTION, T_DRIFT = 3, 4, 5, 6, 7
+T_PENDING, T_DONE, T_FAILED, T_DRIFT, T_CONNECTION = 3, 4, 5, 6, 7
 O_STATE, O_OPERATION, O_UID, O_ATTEMPTS, O_ERROR, O_GROUP = 2, 3, 4, 5, 7, 8
 
 
@@ -130,7 +130,7 @@ def test_screen_lists_targets_and_pending_ops_and_sync_drains_them(
             assert "2 done, 0 to retry, 0 failed" in _notes(messages)
             assert table_rows(screen.query_one("#outbox-table", DataTable)) == []
             (target,) = table_rows(screen.query_one("#target-table", DataTable))
-            assert target[T_PENDING:T_CONNECTION] == ["0", "2", "0"]
+            assert target[T_PENDING:T_DRIFT] == ["0", "2", "0"]
             assert text_of(screen.query_one("#outbox-status", Static)) == (
                 "Outbox: 0 pending · 0 failed"
             )

@@ -134,8 +134,8 @@ class DirectoryScreen(GovtuiScreen):
         targets = self.query_one("#target-table", DataTable)
         for label in ("Target", "URL", "Flavour", "Pending", "Done", "Failed"):
             targets.add_column(label, key=label.lower())
-        targets.add_column("Connection", key="connection")
         targets.add_column("Drift", key="drift")
+        targets.add_column("Connection", key="connection")  # last: an error is long
         self.query_one("#outbox-table", DataTable).add_columns(
             "Op",
             "Target",
@@ -205,8 +205,8 @@ class DirectoryScreen(GovtuiScreen):
             _count(target.pending, "yellow" if target.pending else ""),
             _count(target.done),
             _count(target.failed, ALERT_STYLE if target.failed else ""),
-            health_text(self.context.health.get(target.name), self.checking),
             drift_count_text(self.context.drift.get(target.name)),
+            health_text(self.context.health.get(target.name), self.checking),
         )
 
     def _refresh_target_rows(self) -> None:
@@ -214,8 +214,8 @@ class DirectoryScreen(GovtuiScreen):
         table = self.query_one("#target-table", DataTable)
         for target in self.targets.values():
             cells = self._target_cells(target)
-            table.update_cell(target.name, "connection", cells[6])
-            table.update_cell(target.name, "drift", cells[7])
+            table.update_cell(target.name, "drift", cells[6])
+            table.update_cell(target.name, "connection", cells[7])
 
     def _show_outbox(self, ops: list[OutboxRow]) -> None:
         table = self.query_one("#outbox-table", DataTable)
