@@ -21,6 +21,7 @@ from govtui.tui import service_calls
 from govtui.tui.context import SyncSummary, TargetHealth, TuiContext
 from govtui.tui.directory_text import one_line, report_text
 from govtui.tui.error_text import describe_error
+from govtui.tui.pause_flow import PauseFlow
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.base import DirectoryChanged, GovtuiScreen, GrantsChanged
 from govtui.tui.screens.browser import BrowserScreen
@@ -88,6 +89,7 @@ class GovtuiApp(App[None]):
         self._sync_manual = False  # whether the sync run going was asked for
         for mode, (screen_class, _title) in SCREEN_MODES.items():
             self.add_mode(mode, partial(screen_class, self.context))
+        self.pause_flow = PauseFlow(self, self.context, changed=self._pause_changed)
 
     def on_mount(self) -> None:
         self.expire_now()
@@ -124,6 +126,19 @@ class GovtuiApp(App[None]):
         for mode, (screen_class, title) in SCREEN_MODES.items():
             yield SystemCommand(title, screen_class.HELP or "", partial(self.action_show, mode))
         yield SystemCommand(ENROL_TITLE, EnrolScreen.HELP, self.action_enrol)
+        for client, status in service_calls.client_statuses(self.engine):
+            if status == "paused":
+                yield SystemCommand(
+                    f"Resume client {client}",
+                    "Restore exactly what the pause suspended (your TOTP code)",
+                    partial(self.pause_flow.resume, client),
+                )
+            else:
+                yield SystemCommand(
+                    f"Pause client {client}",
+                    "Suspend every grant and request of the client now, after its blast radius",
+                    partial(self.pause_flow.pause, client),
+                )
         yield SystemCommand("Help", "Every key of the app and of this screen", self.action_help)
         yield from super().get_system_commands(screen)
 
@@ -169,6 +184,20 @@ class GovtuiApp(App[None]):
             if isinstance(screen, GovtuiScreen):
                 return screen
         return None
+
+    # -- pausing and resuming clients --------------------------------------------------------
+
+    @on(BrowserScreen.PauseRequested)
+    def pause_requested(self, message: BrowserScreen.PauseRequested) -> None:
+        self.pause_flow.pause(message.client)
+
+    @on(BrowserScreen.ResumeRequested)
+    def resume_requested(self, message: BrowserScreen.ResumeRequested) -> None:
+        self.pause_flow.resume(message.client)
+
+    def _pause_changed(self) -> None:
+        self.grants_changed()
+        self.directory_changed()
 
     # -- the directory outbox ----------------------------------------------------------------
 

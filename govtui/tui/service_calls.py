@@ -14,11 +14,13 @@ from sqlalchemy.engine import Engine
 
 from govtui.db import ident, read_session, write_session
 from govtui.services import (
+    catalog,
     directory_targets,
     enrollment,
     grant_views,
     grants,
     operators,
+    pause,
     reconcile,
     second_factor,
     sync,
@@ -187,3 +189,38 @@ def fix_drift(
     return FixOutcome(
         report, len(still), len(wanted) - len(still), reconcile.compare(engine, target)
     )
+
+
+# -- pause and resume ---------------------------------------------------------------------------
+
+
+def blast_radius(engine: Engine, client: str) -> pause.BlastRadius:
+    """What pausing the client would touch; nothing is written."""
+    with read_session(engine) as session:
+        return pause.blast_radius(session, client)
+
+
+def pause_client(engine: Engine, actor_name: str, client: str, reason: str) -> pause.PauseResult:
+    """Pause the client (no code: removing access never waits for one)."""
+    with write_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        return pause.pause(session, actor, client=client, reason=reason)
+
+
+def resume_client(engine: Engine, actor_name: str, client: str, code: str) -> pause.ResumeResult:
+    """Resume the client with the acting approver's TOTP code."""
+    with write_session(engine) as session:
+        actor = operators.find(session, actor_name)
+        return pause.resume(session, actor, client=client, code=code)
+
+
+def client_statuses(engine: Engine) -> list[tuple[str, str]]:
+    """Every client's name and status, by name."""
+    with read_session(engine) as session:
+        return [(c.name, c.status) for c in catalog.list_clients(session)]
+
+
+def client_status(engine: Engine, client: str) -> pause.ClientStatus:
+    """The client's state, its pause and the directory's convergence."""
+    with read_session(engine) as session:
+        return pause.status(session, client)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Footer, Header, Static, Tree
@@ -86,11 +88,37 @@ def node_key(data: NodeData | None) -> tuple[str, ...] | None:
     return None
 
 
-class BrowserScreen(GovtuiScreen):
-    """The catalog as a tree."""
+def client_of(data: NodeData | None) -> str | None:
+    """The client a tree node belongs to."""
+    if isinstance(data, ClientNode):
+        return data.name
+    if isinstance(data, ProjectNode | ScopeView):
+        return data.client
+    return None
 
-    HELP = "Clients, their projects and dataset scopes as a tree; a scope's details beside it."
+
+class BrowserScreen(GovtuiScreen):
+    """The catalog as a tree; pause or resume the client of the selected node."""
+
+    HELP = (
+        "Clients, their projects and dataset scopes as a tree; a scope's details beside it. "
+        "p pauses the selected client (after its blast radius and a reason), u resumes it "
+        "(an approver's TOTP code)."
+    )
     SUB_TITLE = "Clients / projects / scopes"
+    SHOWS_GRANTS = True  # a client's paused status changes with its grants
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "pause", "Pause client"),
+        Binding("u", "resume", "Resume client"),
+    ]
+
+    @dataclass
+    class PauseRequested(Message):
+        client: str
+
+    @dataclass
+    class ResumeRequested(Message):
+        client: str
 
     @dataclass
     class Loaded(Message):
@@ -154,6 +182,26 @@ class BrowserScreen(GovtuiScreen):
             # A node's line is known once the tree has laid out its lines again.
             self.call_after_refresh(tree.move_cursor, restore)
         self._show_details(None)
+
+    def _selected_client(self) -> str | None:
+        tree: Tree[NodeData] = self.query_one("#catalog", Tree)
+        node = tree.cursor_node
+        client = client_of(node.data) if node is not None else None
+        if client is None:
+            self.notify("Select a client (or one of its projects or scopes) first.")
+        return client
+
+    def action_pause(self) -> None:
+        """Pause the selected client, after its blast radius and a reason."""
+        client = self._selected_client()
+        if client is not None:
+            self.post_message(self.PauseRequested(client))
+
+    def action_resume(self) -> None:
+        """Resume the selected client with your TOTP code."""
+        client = self._selected_client()
+        if client is not None:
+            self.post_message(self.ResumeRequested(client))
 
     @on(Tree.NodeHighlighted, "#catalog")
     @on(Tree.NodeSelected, "#catalog")
