@@ -9,7 +9,14 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import ldap3
-from ldap3.core.exceptions import LDAPNoSuchObjectResult
+from ldap3.core.exceptions import (
+    LDAPAttributeOrValueExistsResult,
+    LDAPEntryAlreadyExistsResult,
+    LDAPNoSuchAttributeResult,
+    LDAPNoSuchObjectResult,
+    LDAPObjectClassViolationResult,
+    LDAPUnwillingToPerformResult,
+)
 
 from govtui.directory import naming
 
@@ -17,6 +24,18 @@ UID_ATTRIBUTE = {"openldap": "uid", "ad": "sAMAccountName"}
 GROUP_CLASSES = {"openldap": ["top", "groupOfNames"], "ad": ["top", "group"]}
 SEARCH_CHUNK = 200
 ACCOUNTDISABLE = 0x2
+# What a server answers to a membership modify when the group is not as the modify assumed:
+# missing (noSuchObject), a value to delete absent (noSuchAttribute; AD: unwillingToPerform),
+# a value to add present (attributeOrValueExists; AD: entryAlreadyExists), or a groupOfNames
+# left without members (objectClassViolation).
+GROUP_NOT_AS_ASSUMED = (
+    LDAPNoSuchObjectResult,
+    LDAPNoSuchAttributeResult,
+    LDAPUnwillingToPerformResult,
+    LDAPAttributeOrValueExistsResult,
+    LDAPEntryAlreadyExistsResult,
+    LDAPObjectClassViolationResult,
+)
 
 
 def norm(dn: str) -> str:
@@ -83,6 +102,20 @@ def change_members(
         changes["member"].append((ldap3.MODIFY_DELETE, remove))
     if changes["member"]:
         conn.modify(group_dn, changes)
+
+
+def try_change_members(
+    conn: ldap3.Connection, group_dn: str, add: list[str], remove: list[str]
+) -> bool:
+    """Add and remove members in a single modify, assuming none of `add` is a member yet and
+    all of `remove` are. False if the server refuses because the group is not like that (or
+    does not exist): a modify is atomic (RFC 4511, 4.6), so a refused one changed nothing.
+    Other refusals (access rights, say) raise."""
+    try:
+        change_members(conn, group_dn, add, remove)
+    except GROUP_NOT_AS_ASSUMED:
+        return False
+    return True
 
 
 def disable_account(conn: ldap3.Connection, user_dn: str, flavour: str, now: datetime) -> None:
