@@ -172,6 +172,13 @@ def _scopes_of(client_id: int) -> sa.Select[int | None]:
     )
 
 
+def _paused(pause_id: int, prior_state: str) -> sa.Select[tuple[int]]:
+    """The grants one pause suspended from `prior_state`."""
+    return sa.select(_PAUSED_GRANT.c.grant_id).where(
+        _PAUSED_GRANT.c.pause_id == pause_id, _PAUSED_GRANT.c.prior_state == prior_state
+    )
+
+
 def blast_radius(session: Session, client_name: str) -> BlastRadius:
     """What pausing the client would suspend and which directory groups it would empty of
     its contractors: grouped counts, a handful of queries whatever the size."""
@@ -264,26 +271,50 @@ def pause(session: Session, actor: Operator, *, client: str, reason: str) -> Pau
     pause_id = ident(record)
     # FOR UPDATE makes an approval committing meanwhile visible (PostgreSQL re-reads the
     # locked rows), so a grant it activated is suspended here rather than left active.
+    live = sa.and_(
+        col(Grant.scope_id).in_(_scopes_of(ident(locked))),
+        col(Grant.state).in_(("active", "requested")),
+    )
     suspended = list(
         session.execute(
             sa.select(col(Grant.id), col(Grant.state))
-            .where(
-                col(Grant.scope_id).in_(_scopes_of(ident(locked))),
-                col(Grant.state).in_(("active", "requested")),
-            )
+            .where(live)
             .order_by(col(Grant.id))
             .with_for_update()
         )
     )
     if suspended:
-        session.execute(
-            sa.insert(_PAUSED_GRANT),
-            [{"pause_id": pause_id, "grant_id": gid, "prior_state": st} for gid, st in suspended],
-        )
+        # The rows are written by INSERT ... SELECT (no row passes through Python). The rows
+        # just read are locked, and the client too, so the same condition selects the same
+        # grants; the count says so.
+        written = session.execute(
+            sa.insert(_PAUSED_GRANT)
+            .from_select(
+                ["pause_id", "grant_id", "prior_state"],
+                sa.select(sa.literal(pause_id, sa.Integer()), col(Grant.id), col(Grant.state))
+                .where(live)
+                .order_by(col(Grant.id)),
+            )
+            # SQLAlchemy keeps the row count of UPDATE and DELETE only, unless asked.
+            .execution_options(preserve_rowcount=True)
+        ).rowcount  # type: ignore[attr-defined]
+        if written != len(suspended):
+            raise ConflictError(
+                f"the grants of client {locked.name!r} changed during the pause: try again"
+            )
         mine = sa.select(_PAUSED_GRANT.c.grant_id).where(_PAUSED_GRANT.c.pause_id == pause_id)
         session.execute(sa.update(_GRANT).where(_GRANT.c.id.in_(mine)).values(state="suspended"))
     active_ids = [gid for gid, st in suspended if st == "active"]
-    ops = outbox.enqueue_membership(session, active_ids, "remove_member", pause_id=pause_id)
+    ops = (
+        outbox.enqueue_membership_where(
+            session,
+            [col(Grant.id).in_(_paused(pause_id, "active"))],
+            "remove_member",
+            pause_id=pause_id,
+        )
+        if active_ids
+        else 0
+    )
     locked.status = "paused"
     session.add(locked)
     audit.append(
@@ -347,7 +378,18 @@ def resume(session: Session, actor: Operator, *, client: str, code: str) -> Resu
 
     active = restore("active", _GRANT.c.expires_at > now)
     requests = restore("requested", sa.true())
-    ops = outbox.enqueue_membership(session, active, "add_member", pause_id=pause_id)
+    # Nothing else makes a suspended grant of a paused client active: the grants of this
+    # pause that are active now are exactly those just restored.
+    ops = (
+        outbox.enqueue_membership_where(
+            session,
+            [sa.and_(col(Grant.id).in_(_paused(pause_id, "active")), col(Grant.state) == "active")],
+            "add_member",
+            pause_id=pause_id,
+        )
+        if active
+        else 0
+    )
     total = session.execute(
         sa.select(sa.func.count()).where(_PAUSED_GRANT.c.pause_id == pause_id)
     ).scalar_one()
