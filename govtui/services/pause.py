@@ -172,11 +172,12 @@ def _scopes_of(client_id: int) -> sa.Select[int | None]:
     )
 
 
-def _paused(pause_id: int, prior_state: str) -> sa.Select[tuple[int]]:
-    """The grants one pause suspended from `prior_state`."""
-    return sa.select(_PAUSED_GRANT.c.grant_id).where(
-        _PAUSED_GRANT.c.pause_id == pause_id, _PAUSED_GRANT.c.prior_state == prior_state
-    )
+def _paused(pause_id: int, prior_state: str | None = None) -> sa.Select[tuple[int]]:
+    """The grants one pause suspended (those that were in `prior_state`, if given)."""
+    query = sa.select(_PAUSED_GRANT.c.grant_id).where(_PAUSED_GRANT.c.pause_id == pause_id)
+    if prior_state is not None:
+        query = query.where(_PAUSED_GRANT.c.prior_state == prior_state)
+    return query
 
 
 def blast_radius(session: Session, client_name: str) -> BlastRadius:
@@ -302,7 +303,7 @@ def pause(session: Session, actor: Operator, *, client: str, reason: str) -> Pau
             raise ConflictError(
                 f"the grants of client {locked.name!r} changed during the pause: try again"
             )
-        mine = sa.select(_PAUSED_GRANT.c.grant_id).where(_PAUSED_GRANT.c.pause_id == pause_id)
+        mine = _paused(pause_id)
         session.execute(sa.update(_GRANT).where(_GRANT.c.id.in_(mine)).values(state="suspended"))
     active_ids = [gid for gid, st in suspended if st == "active"]
     ops = (
@@ -364,9 +365,7 @@ def resume(session: Session, actor: Operator, *, client: str, code: str) -> Resu
     pause_id = ident(record)
 
     def restore(prior: str, extra: sa.ColumnElement[bool]) -> list[int]:
-        mine = sa.select(_PAUSED_GRANT.c.grant_id).where(
-            _PAUSED_GRANT.c.pause_id == pause_id, _PAUSED_GRANT.c.prior_state == prior
-        )
+        mine = _paused(pause_id, prior)
         return list(
             session.execute(
                 sa.update(_GRANT)
@@ -431,7 +430,7 @@ def _convergence(session: Session, pause_id: int, operation: str) -> Convergence
         superseded += replaced
     later = 0
     if operation == "remove_member":
-        mine = sa.select(_PAUSED_GRANT.c.grant_id).where(_PAUSED_GRANT.c.pause_id == pause_id)
+        mine = _paused(pause_id)
         later = session.execute(
             sa.select(sa.func.count()).where(
                 col(OutboxOp.grant_id).in_(mine),
@@ -469,7 +468,7 @@ def status(session: Session, client_name: str) -> ClientStatus:
             )
         ).all()
     )
-    mine = sa.select(_PAUSED_GRANT.c.grant_id).where(_PAUSED_GRANT.c.pause_id == pause_id)
+    mine = _paused(pause_id)
     suspended, still = session.execute(
         sa.select(
             sa.func.count(),

@@ -19,10 +19,10 @@ from textual.widgets import Button, ProgressBar, Static
 from govtui.services.pause import ClientStatus
 from govtui.tui import service_calls
 from govtui.tui.context import TuiContext
+from govtui.tui.directory_text import ALERT_STYLE
 from govtui.tui.modals.base import GovtuiModal
 
 DONE_STYLE = "bold green"
-ALERT_STYLE = "bold red"
 
 
 def status_text(state: ClientStatus) -> Text:
