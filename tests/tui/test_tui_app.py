@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Header, Input, OptionList
 from govtui import db
 from govtui.errors import ConfigurationError
 from govtui.services import dashboard
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.base import GovtuiScreen
@@ -29,7 +30,7 @@ from tests.tui.tui_support import SIZE, screen_text, settle, table_rows, text_of
 
 def test_opens_on_the_dashboard_acting_as_the_operator(demo_engine: Engine) -> None:
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             assert isinstance(app.screen, DashboardScreen)
@@ -43,7 +44,7 @@ def test_opens_on_the_dashboard_acting_as_the_operator(demo_engine: Engine) -> N
 
 def test_keys_switch_screens_and_keep_their_state(demo_engine: Engine) -> None:
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await pilot.press("b")
@@ -71,7 +72,7 @@ def test_keys_switch_screens_and_keep_their_state(demo_engine: Engine) -> None:
 
 def test_typing_a_search_does_not_trigger_screen_keys(demo_engine: Engine) -> None:
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("c")
             await settle(pilot)
@@ -100,7 +101,7 @@ def test_command_palette_reaches_every_screen(
     demo_engine: Engine, typed: str, title: str, screen_type: type
 ) -> None:
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             if screen_type is DashboardScreen:
@@ -127,7 +128,7 @@ def test_command_palette_reaches_every_screen(
 
 def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: Engine) -> None:
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("c")
             await settle(pilot)
@@ -201,7 +202,7 @@ def test_help_lists_the_keys_of_the_grant_screens(
     demo_engine: Engine, key: str, screen_type: type, expected: list[tuple[str, str]]
 ) -> None:
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await pilot.press(key)
@@ -230,7 +231,7 @@ def test_a_failing_worker_shows_its_message(
 
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(
             size=SIZE, message_hook=messages.append, notifications=True
         ) as pilot:
@@ -260,7 +261,7 @@ def test_an_unexpected_database_error_is_shown_not_raised(tmp_db_url: str) -> No
     async def scenario() -> None:
         engine = db.make_engine(tmp_db_url)  # no schema: every query fails
         messages: list[Message] = []
-        app = GovtuiApp(engine=engine, actor_name="alex")
+        app = GovtuiApp(Workspace(engine, "alex"))
         async with app.run_test(
             size=SIZE, message_hook=messages.append, notifications=True
         ) as pilot:

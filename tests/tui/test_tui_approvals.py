@@ -12,6 +12,7 @@ from textual.widgets import Button, DataTable, Input, Select, Static
 from govtui import db
 from govtui.models import Grant
 from govtui.services import grant_views
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.request_form import RequestForm
 from govtui.tui.modals.totp_prompt import TotpPrompt
@@ -61,7 +62,7 @@ def _failures(world: World, name: str) -> int:
 
 def test_request_in_the_form_then_approve_with_a_code_makes_it_active(world: World) -> None:
     async def as_requester() -> int:
-        app = GovtuiApp(engine=world.engine, actor_name="req")
+        app = GovtuiApp(Workspace(world.engine, "req"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await pilot.press("g")
@@ -120,7 +121,7 @@ def test_request_in_the_form_then_approve_with_a_code_makes_it_active(world: Wor
 
     async def as_approver(grant_id: int) -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
+        app = GovtuiApp(Workspace(world.engine, "ann"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             await settle(pilot)
             screen = await _open_approvals(app, pilot)
@@ -161,7 +162,7 @@ def test_a_wrong_code_is_shown_counted_and_approves_nothing(world: World) -> Non
     grant_id = world.request()
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
+        app = GovtuiApp(Workspace(world.engine, "ann"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await _open_approvals(app, pilot)
@@ -194,7 +195,7 @@ def test_five_wrong_codes_lock_out_and_the_dialog_refuses(
     wrong = wrong_code(world.secrets["ann"])
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
+        app = GovtuiApp(Workspace(world.engine, "ann"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             screen = await _open_approvals(app, pilot)
@@ -252,7 +253,7 @@ def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World) -> N
 
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
+        app = GovtuiApp(Workspace(world.engine, "ann"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             await settle(pilot)
             screen = await _open_approvals(app, pilot)
@@ -297,7 +298,7 @@ def test_deny_marked_requests_with_a_reason(world: World) -> None:
     second = world.request(scope="acme/rlhf/notes")
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
+        app = GovtuiApp(Workspace(world.engine, "ann"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             screen = await _open_approvals(app, pilot)
@@ -327,7 +328,7 @@ def test_an_unexpected_error_in_the_dialog_is_reported_and_the_dialog_carries_on
 
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
+        app = GovtuiApp(Workspace(world.engine, "ann"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             await settle(pilot)
             await _open_approvals(app, pilot)

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Static
 from govtui import db
 from govtui.services import contractors
 from govtui.services.contractors import PAGE, ContractorRow
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.contractors import ContractorsScreen
 from tests.tui.tui_support import (
@@ -74,7 +75,7 @@ def test_first_window_only_then_search_narrows_rows_and_count(demo_engine: Engin
     assert 0 < matching < PAGE
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_contractors(app, pilot)
             assert _table(screen).row_count == PAGE  # one window, not all 450
@@ -102,7 +103,7 @@ def test_reaching_the_end_loads_the_next_windows_in_order(demo_engine: Engine) -
         everyone = contractors.window(session, limit=10 * DEMO_CONTRACTORS)
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_contractors(app, pilot)
             table = _table(screen)
@@ -133,7 +134,7 @@ def test_the_table_stops_growing_at_its_cap(
     monkeypatch.setattr(ContractorsScreen, "MAX_ROWS", 2 * PAGE)
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_contractors(app, pilot)
             table = _table(screen)
@@ -155,7 +156,7 @@ def test_answers_to_an_older_search_are_dropped(demo_engine: Engine) -> None:
     )
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_contractors(app, pilot)
             before = table_rows(_table(screen))
@@ -180,7 +181,7 @@ def test_answers_to_an_older_search_are_dropped(demo_engine: Engine) -> None:
 def test_100k_contractors_open_and_search_without_a_pause(big_engine: Engine) -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        app = GovtuiApp(engine=big_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(big_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             with LoopLag() as lag:

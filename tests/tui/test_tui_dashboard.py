@@ -14,6 +14,7 @@ from textual.worker import Worker
 from govtui import clock, db
 from govtui.models import GRANT_STATES, OutboxOp
 from govtui.services import catalog, dashboard, demo, directory_targets, operators
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.dashboard import DashboardScreen
 from tests.memory_keyring import MemoryKeyring
@@ -39,7 +40,7 @@ def test_dashboard_shows_demo_clients_counts_and_totals(demo_engine: Engine) -> 
 
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             await settle(pilot)
             assert isinstance(app.screen, DashboardScreen)
@@ -82,7 +83,7 @@ def test_a_paused_client_stands_out_and_refresh_shows_changes(demo_engine: Engin
     _pause(demo_engine, "northwind-ai")
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             table = app.screen.query_one("#clients", DataTable)
@@ -139,7 +140,7 @@ def test_the_directory_line_counts_open_operations_and_failures_stand_out(
     demo_engine: Engine, memory_keyring: MemoryKeyring
 ) -> None:
     async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             outbox = app.screen.query_one("#dashboard-outbox", Static)

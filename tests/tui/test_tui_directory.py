@@ -20,6 +20,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 from govtui import db
 from govtui.models import AuditEvent
 from govtui.services import sync
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.confirm_fix import ConfirmFix
 from govtui.tui.screens.dashboard import DashboardScreen
@@ -99,7 +100,7 @@ def test_screen_lists_targets_and_pending_ops_and_sync_drains_them(
 
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             screen = await _open_directory(app, pilot)
             (target,) = table_rows(screen.query_one("#target-table", DataTable))
@@ -157,7 +158,7 @@ def test_outbox_window_is_bounded_and_says_so(
     assert len(ids) == 4
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_directory(app, pilot)
             rows = table_rows(screen.query_one("#outbox-table", DataTable))
@@ -180,7 +181,7 @@ def test_drift_from_a_hand_added_member_and_its_fix_behind_a_confirmation(
 
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             screen = await _open_directory(app, pilot)
             drift_status = screen.query_one("#drift-status", Static)
@@ -258,7 +259,7 @@ def test_fix_refused_by_policy_is_one_line_and_changes_nothing(
 
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="req")  # not an admin
+        app = GovtuiApp(Workspace(world.engine, "req"))  # not an admin
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             screen = await _open_directory(app, pilot)
             await pilot.press("R")
@@ -284,7 +285,7 @@ def test_dashboard_shows_failed_ops_and_drift_in_red(world: World, ldap: Directo
     world.approve(world.request("E1"), world.request("E2"))
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             dashboard = app.screen
@@ -335,7 +336,7 @@ def test_background_sync_pushes_the_outbox_and_refreshes_the_screens(
 
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             screen = await _open_directory(app, pilot)
             targets = screen.query_one("#target-table", DataTable)
@@ -389,7 +390,7 @@ def test_background_sync_pushes_the_outbox_and_refreshes_the_screens(
 def test_background_sync_without_a_target_does_nothing(world: World) -> None:
     async def scenario() -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             await settle(pilot)
             version = app.context.directory_version
@@ -407,7 +408,7 @@ def test_background_sync_without_a_target_does_nothing(world: World) -> None:
 
 def test_directory_keys_are_in_the_help_and_the_screen_in_the_palette(world: World) -> None:
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_directory(app, pilot)
             assert "No directory target" in text_of(screen.query_one("#outbox-status", Static))

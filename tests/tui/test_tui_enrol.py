@@ -10,6 +10,7 @@ import keyring
 from keyring.backends import fail
 from textual.widgets import Input, Static
 
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.enrol import EnrolScreen
@@ -61,7 +62,7 @@ def test_enrolment_shows_a_qr_code_and_a_right_code_enrols_and_removes_it(
     assert world.op("req").totp_enrolled_at is None
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="req")
+        app = GovtuiApp(Workspace(world.engine, "req"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_enrol(app, pilot)
             assert "no authenticator is enrolled yet" in text_of(screen.query_one("#enrol-status"))
@@ -108,7 +109,7 @@ def test_re_enrolment_needs_the_current_code(world: World, memory_keyring: Memor
     old_secret = world.secrets["ann"]
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
+        app = GovtuiApp(Workspace(world.engine, "ann"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_enrol(app, pilot)
             current = screen.query_one("#enrol-current", Input)
@@ -136,7 +137,7 @@ def test_an_unsafe_keyring_is_refused_with_its_message(world: World) -> None:
     keyring.set_keyring(fail.Keyring())  # the memory_keyring fixture puts the old one back
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="req")
+        app = GovtuiApp(Workspace(world.engine, "req"))
         async with app.run_test(size=SIZE) as pilot:
             screen = await _open_enrol(app, pilot)
             await pilot.press("enter")

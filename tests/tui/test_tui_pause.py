@@ -15,6 +15,7 @@ from textual.widgets import Input, ProgressBar, Static, Tree
 from govtui import db
 from govtui.models import Grant
 from govtui.services import sync
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.pause_progress import PauseProgress
 from govtui.tui.modals.reason_prompt import ReasonPrompt
@@ -64,7 +65,7 @@ def test_pause_from_the_browser_after_the_blast_radius_then_resume_with_a_code(
     other = world.request("E1", scope="other/p/s")
 
     async def pause_as_root() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             titles = [c.title for c in app.get_system_commands(app.screen)]
@@ -115,7 +116,7 @@ def test_pause_from_the_browser_after_the_blast_radius_then_resume_with_a_code(
     fake_clock.advance(seconds=31)
 
     async def resume_as_bob() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="bob")
+        app = GovtuiApp(Workspace(world.engine, "bob"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await open_client(app, pilot, "acme")
@@ -161,7 +162,7 @@ def test_progress_follows_the_directory_until_every_removal_is_confirmed(
     assert norm(ada) in (directory.members(pairs) or set())
 
     async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="root")
+        app = GovtuiApp(Workspace(world.engine, "root"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await open_client(app, pilot, "acme")
