@@ -269,14 +269,15 @@ def test_an_unexpected_database_error_is_shown_not_raised(tmp_db_url: str) -> No
             await pilot.press("c")
             await settle(pilot)
             errors = _errors(messages)
-            # The dashboard, the contractors screen, and the background expiry on start.
-            assert len(errors) == 3
+            # The dashboard, the contractors screen, the command palette's client list and the
+            # background expiry on start.
+            assert len(errors) == 4
             assert all(e.startswith("unexpected OperationalError:") for e in errors)
             assert all("no such table" in e for e in errors)
             # The expiry fails the same way every minute: shown once, then only logged.
             app.run_expiry()
             await settle(pilot)
-            assert len(_errors(messages)) == 3
+            assert len(_errors(messages)) == 4
             assert app.is_running
         engine.dispose()
 

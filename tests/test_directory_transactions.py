@@ -1,0 +1,137 @@
+"""No network call inside an open database transaction (DESIGN, architecture): while govtui
+talks to a directory (reconcile, `directory test`, the health check, sync, a fix), no
+connection of ours is checked out, and on PostgreSQL no session of our database is
+`idle in transaction`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ldap3
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from govtui import db
+from govtui.cli import main
+from govtui.directory import groups
+from govtui.services import convergence, directory_targets, reconcile, sync
+
+from .directory_support import Directory, add_target, private_subtree
+from .grant_world import World, build
+from .memory_keyring import MemoryKeyring
+
+
+@pytest.fixture
+def directory() -> Iterator[Directory]:
+    yield from private_subtree()
+
+
+@pytest.fixture
+def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
+    return build(engine)
+
+
+@pytest.fixture
+def ldap(world: World, directory: Directory) -> Directory:
+    directory.add_person("ada")
+    directory.add_person("bo")
+    add_target(world.engine, directory)
+    return directory
+
+
+class TransactionWatch:
+    """Counts the engine's checked-out connections; on PostgreSQL also asks the server, from
+    a connection of its own, which sessions of the database sit idle in a transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.checked_out = 0
+        self.seen: list[tuple[str, int, list[str]]] = []  # (where, checked out, idle in txn)
+        self._observer = (
+            sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+        event.listen(engine, "checkout", self._out)
+        event.listen(engine, "checkin", self._in)
+
+    def _out(self, *_args: Any) -> None:
+        self.checked_out += 1
+
+    def _in(self, *_args: Any) -> None:
+        self.checked_out -= 1
+
+    def idle_in_transaction(self) -> list[str]:
+        if self._observer is None:
+            return []
+        with self._observer.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT state || ': ' || query FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND state LIKE 'idle in transaction%'"
+                )
+            )
+            return [row[0] for row in rows]
+
+    def check(self, where: str) -> None:
+        self.seen.append((where, self.checked_out, self.idle_in_transaction()))
+
+    def close(self) -> None:
+        event.remove(self.engine, "checkout", self._out)
+        event.remove(self.engine, "checkin", self._in)
+        if self._observer is not None:
+            self._observer.dispose()
+
+
+@pytest.fixture
+def watch(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[TransactionWatch]:
+    """Checks the database at every directory connect and every group read."""
+    watcher = TransactionWatch(world.engine)
+    real_connect = directory_targets.connect
+    real_read = groups.read_members
+
+    def connect(*args: Any, **kwargs: Any) -> ldap3.Connection:
+        watcher.check("connect")
+        return real_connect(*args, **kwargs)
+
+    def read_members(conn: ldap3.Connection, group_dn: str) -> set[str] | None:
+        watcher.check(f"read {group_dn}")
+        return real_read(conn, group_dn)
+
+    monkeypatch.setattr(directory_targets, "connect", connect)
+    # The command line works on the watched engine too, not on one of its own.
+    monkeypatch.setattr(db, "make_engine", lambda _url: world.engine)
+    monkeypatch.setattr(groups, "read_members", read_members)
+    yield watcher
+    watcher.close()
+
+
+def _cli(world: World, *args: str) -> int:
+    return main(["--db", world.engine.url.render_as_string(hide_password=False), *args])
+
+
+OPERATIONS: dict[str, Callable[[World], object]] = {
+    "reconcile": lambda world: reconcile.compare(world.engine, "ldap"),
+    "reconcile --fix": lambda world: _cli(world, "--as", "root", "reconcile", "ldap", "--fix"),
+    "directory test": lambda world: _cli(world, "--as", "root", "directory", "test", "ldap"),
+    "health check": lambda world: convergence.check_targets(world.engine),
+    "sync": lambda world: sync.run_once(world.engine),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_no_transaction_is_open_while_the_directory_is_asked(
+    world: World, ldap: Directory, watch: TransactionWatch, operation: str
+) -> None:
+    world.approve(world.request())  # an add to sync, an expected member to compare
+    if operation != "sync":
+        sync.run_once(world.engine)
+        ldap.add_member(ldap.group("acme-rlhf-pairs-read"), ldap.user("bo"))  # drift to fix
+    watch.seen.clear()
+    OPERATIONS[operation](world)
+    assert watch.seen, "the directory was never asked"
+    assert [s for s in watch.seen if s[1] or s[2]] == []
