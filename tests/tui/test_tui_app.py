@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -122,6 +125,32 @@ def test_command_palette_reaches_every_screen(
             await pilot.press("enter")
             await wait_until(pilot, lambda: isinstance(app.screen, screen_type), what=title)
             await settle(pilot)
+
+    asyncio.run(scenario())
+
+
+def test_the_palette_lists_clients_without_touching_the_database_on_the_ui_thread(
+    demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_ui_thread: list[str] = []
+
+    def watched(name: str, real: Callable[[Engine], Any]) -> Callable[[Engine], Any]:
+        def session(engine: Engine) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                on_ui_thread.append(name)
+            return real(engine)
+
+        return session
+
+    async def scenario() -> None:
+        app = GovtuiApp(Workspace(demo_engine, "alex"))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for name in ("read_session", "write_session"):
+                monkeypatch.setattr(db, name, watched(name, getattr(db, name)))
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            assert [t for t in titles if t.startswith("Pause client ")], titles
+            assert on_ui_thread == []
 
     asyncio.run(scenario())
 
