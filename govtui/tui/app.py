@@ -79,6 +79,17 @@ class GovtuiApp(App[None]):
         manual: bool
 
     @dataclass
+    class SyncProgressed(Message):
+        """A sync run has handled `handled` of its `total` operations."""
+
+        handled: int
+        total: int
+
+        def can_replace(self, message: Message) -> bool:
+            # A burst of progress collapses into one redraw of the newest.
+            return isinstance(message, GovtuiApp.SyncProgressed)
+
+    @dataclass
     class ClientsLoaded(Message):
         """Every client's name and status, for the command palette."""
 
@@ -249,11 +260,13 @@ class GovtuiApp(App[None]):
         self.post_message(self.SyncFinished(run, manual))
 
     def _progress_from_thread(self, handled: int, total: int) -> None:
-        self.call_from_thread(self._sync_progress, handled, total)
+        self.post_message(self.SyncProgressed(handled, total))
 
-    def _sync_progress(self, handled: int, total: int) -> None:
-        self.context.sync_progress = (handled, total)
-        self._sync_state_changed()
+    @on(SyncProgressed)
+    def sync_progressed(self, message: SyncProgressed) -> None:
+        if self.context.syncing:
+            self.context.sync_progress = (message.handled, message.total)
+            self._sync_state_changed()
 
     def _sync_state_changed(self) -> None:
         screen = self._data_screen()

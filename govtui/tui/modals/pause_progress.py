@@ -42,6 +42,10 @@ class PauseProgress(GovtuiModal[None]):
         handled: int
         total: int
 
+        def can_replace(self, message: Message) -> bool:
+            # A burst of progress collapses into one redraw of the newest.
+            return isinstance(message, PauseProgress.Progress)
+
     @dataclass
     class Finished(Message):
         state: ClientStatus

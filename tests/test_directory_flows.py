@@ -1,7 +1,11 @@
-"""No network call inside an open database transaction (DESIGN, architecture): while govtui
-talks to a directory (reconcile, `directory test`, the health check, sync, a fix), no
-connection of ours is checked out, and on PostgreSQL no session of our database is
-`idle in transaction`."""
+"""The directory flows both front ends share, held by tests:
+
+- No network call inside an open database transaction (DESIGN, architecture): while govtui
+  talks to a directory (reconcile, `directory test`, the health check, sync, a fix), no
+  connection of ours is checked out, and on PostgreSQL no session of our database is
+  `idle in transaction`.
+- A reconcile fix corrects only the confirmed drift that is still there when it runs, from
+  the command line as from the TUI (reconcile.fix_confirmed)."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from govtui.cli import main
 from govtui.directory import groups
 from govtui.services import convergence, directory_targets, reconcile, sync
 
-from .directory_support import Directory, add_target, private_subtree
+from .directory_support import Directory, add_target, norm, private_subtree
 from .grant_world import World, build
 from .memory_keyring import MemoryKeyring
 
@@ -40,6 +44,9 @@ def ldap(world: World, directory: Directory) -> Directory:
     directory.add_person("bo")
     add_target(world.engine, directory)
     return directory
+
+
+PAIRS_READ = "acme-rlhf-pairs-read"
 
 
 class TransactionWatch:
@@ -130,8 +137,40 @@ def test_no_transaction_is_open_while_the_directory_is_asked(
     world.approve(world.request())  # an add to sync, an expected member to compare
     if operation != "sync":
         sync.run_once(world.engine)
-        ldap.add_member(ldap.group("acme-rlhf-pairs-read"), ldap.user("bo"))  # drift to fix
+        ldap.add_member(ldap.group(PAIRS_READ), ldap.user("bo"))  # drift to fix
     watch.seen.clear()
     OPERATIONS[operation](world)
     assert watch.seen, "the directory was never asked"
     assert [s for s in watch.seen if s[1] or s[2]] == []
+
+
+def test_cli_fix_leaves_alone_what_stopped_drifting_since_it_was_reported(
+    world: World,
+    ldap: Directory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pairs = ldap.group(PAIRS_READ)
+    world.approve(world.request("E1"))
+    sync.run_once(world.engine)
+    ldap.add_member(pairs, ldap.user("bo"))  # by hand: bo has no grant (yet)
+
+    real_compare = reconcile.compare
+    calls: list[int] = []
+
+    def compare(engine: Engine, target_name: str) -> list[reconcile.Drift]:
+        drift = real_compare(engine, target_name)
+        calls.append(len(drift))
+        if len(calls) == 1:
+            # After the drift is reported and before it is fixed, bo's grant is approved.
+            world.approve(world.request("E2"), by="bob")
+        return drift
+
+    monkeypatch.setattr(reconcile, "compare", compare)
+    url = world.engine.url.render_as_string(hide_password=False)
+    assert main(["--db", url, "--as", "root", "reconcile", "ldap", "--fix"]) == 0
+    out = capsys.readouterr().out
+    assert "unexpected_member" in out  # what was reported
+    assert "fix: 1 no longer drifted, left alone" in out
+    assert norm(ldap.user("bo")) in (ldap.members(pairs) or set())
+    assert real_compare(world.engine, "ldap") == []
