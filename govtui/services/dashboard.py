@@ -51,13 +51,13 @@ def overview(session: Session) -> Overview:
     project_counts = sa.select(col(Project.client_id), sa.func.count()).group_by(
         col(Project.client_id)
     )
-    projects: dict[int, int] = dict(session.execute(project_counts).tuples().all())
+    projects: dict[int, int] = dict(session.execute(project_counts).all())
     scope_counts = (
         sa.select(col(Project.client_id), sa.func.count())
         .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
         .group_by(col(Project.client_id))
     )
-    scopes: dict[int, int] = dict(session.execute(scope_counts).tuples().all())
+    scopes: dict[int, int] = dict(session.execute(scope_counts).all())
     grants = (
         sa.select(col(Project.client_id), col(Grant.state), sa.func.count())
         .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
@@ -74,7 +74,7 @@ def overview(session: Session) -> Overview:
         .where(col(Grant.state).in_(("active", "suspended")))
         .group_by(col(Project.client_id))
     )
-    contractors: dict[int, int] = dict(session.execute(holders).tuples().all())
+    contractors: dict[int, int] = dict(session.execute(holders).all())
     by_status: dict[str, int] = dict(
         session.execute(
             sa.select(col(Contractor.status), sa.func.count()).group_by(col(Contractor.status))
