@@ -207,29 +207,40 @@ def test_a_rolled_back_change_moves_no_checkpoint(
     assert _verify(engine).ok
 
 
-def test_no_session_listener_is_registered_at_import() -> None:
+def test_no_session_listener_is_registered_at_import(engine: Engine) -> None:
     from sqlmodel import Session
 
     # The checkpoint rides on write_session's after-commit queue, not on a global hook that
     # would fire for every session in the process.
-    assert not Session.dispatch.after_commit
-    assert not Session.dispatch.after_rollback
+    with Session(engine) as session:
+        assert len(session.dispatch.after_commit) == 0
+        assert len(session.dispatch.after_rollback) == 0
 
 
-def test_checkpoint_and_lock_are_private_and_replace_a_planted_symlink(tmp_path: Path) -> None:
-    victim = tmp_path / "victim"
-    victim.write_text("keep me")
+def test_checkpoint_and_lock_are_private(tmp_path: Path) -> None:
     path = tmp_path / "heads" / "db.audit-head"
-    path.parent.mkdir()
-    path.symlink_to(victim)
     audit_checkpoint.write_checkpoint(path, 3, "a" * 64)
-    assert victim.read_text() == "keep me"  # the link was replaced, not written through
-    assert not path.is_symlink()
-    assert audit_checkpoint.read_checkpoint(path) == audit_checkpoint.Checkpoint(3, "a" * 64)
+    audit_checkpoint.write_checkpoint(path, 4, "c" * 64)
+    assert audit_checkpoint.read_checkpoint(path) == audit_checkpoint.Checkpoint(4, "c" * 64)
     lock = path.with_name(path.name + ".lock")
     assert path.stat().st_mode & 0o777 == 0o600
     assert lock.stat().st_mode & 0o777 == 0o600
+    # Nothing is left behind: the temporary file was renamed into place.
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name, lock.name]
+
+
+def test_a_planted_checkpoint_symlink_is_neither_followed_nor_written_through(
+    tmp_path: Path,
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text('{"seq": 99, "hash": "x"}')
+    path = tmp_path / "db.audit-head"
+    path.symlink_to(victim)
+    with pytest.raises(ValueError, match="symbolic link"):
+        audit_checkpoint.read_checkpoint(path)
+    with pytest.raises(ValueError, match="symbolic link"):
+        audit_checkpoint.write_checkpoint(path, 1, "b" * 64)
+    assert victim.read_text() == '{"seq": 99, "hash": "x"}'
 
 
 def test_a_symlinked_lock_file_is_refused(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ head or the new one, and a planted symlink is never written through.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -46,12 +47,22 @@ def checkpoint_path(url: str) -> Path | None:
 
 
 def read_checkpoint(path: Path) -> Checkpoint | None:
-    """The recorded head, or None if nothing was recorded yet."""
+    """The recorded head, or None if nothing was recorded yet. A symlink in its place is
+    refused, not followed: govtui never makes one, so someone planted it."""
     try:
-        data = json.loads(path.read_text())
-        return Checkpoint(seq=int(data["seq"]), hash=str(data["hash"]))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(
+                f"the audit checkpoint {path} is a symbolic link: not followed"
+            ) from None
+        raise
+    try:
+        with os.fdopen(fd) as file:
+            data = json.loads(file.read())
+        return Checkpoint(seq=int(data["seq"]), hash=str(data["hash"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the audit checkpoint {path} is unreadable: {exc}") from exc
 
