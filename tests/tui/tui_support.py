@@ -23,6 +23,7 @@ DEMO_CONTRACTORS = 450
 BIG_CONTRACTORS = 100_000
 # A surname that only the big dataset's needles carry, so a search for it has a known answer.
 NEEDLE = "Quokka"
+NEEDLE_EVERY = 2700
 NEEDLES = 37
 
 
