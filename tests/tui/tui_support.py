@@ -15,7 +15,7 @@ from textual.widgets._select import SelectOverlay
 from textual.worker import WorkerCancelled, WorkerFailed, WorkerState
 
 from govtui.tui.app import GovtuiApp
-from tests.conftest import code
+from tests.factories import code
 
 SIZE = (120, 40)
 # Enough for three windows of the contractors table (200 + 200 + 50).
