@@ -24,7 +24,7 @@ from govtui.directory import groups
 from govtui.services import convergence, directory_targets, reconcile, sync
 
 from .directory_support import Directory, add_target, norm, private_subtree
-from .grant_world import World, build
+from .factories import World, small_vendor
 from .memory_keyring import MemoryKeyring
 
 
@@ -35,7 +35,7 @@ def directory() -> Iterator[Directory]:
 
 @pytest.fixture
 def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return build(engine)
+    return small_vendor(engine)
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from govtui import db, migrations
 from govtui.cli import main
 
 from .conftest import FakeClock, snapshot
-from .grant_world import World, build
+from .factories import World, small_vendor
 
 
 @pytest.fixture
 def world(engine: Engine, memory_keyring: object) -> World:
-    return build(engine)
+    return small_vendor(engine)
 
 
 def run(world: World, *args: str, actor: str = "req") -> int:
@@ -203,7 +203,7 @@ def test_grant_list_reads_without_the_write_lock(
 ) -> None:
     """`grant list` (with --pending too) answers while another process holds SQLite's write
     lock, say during a long pause: it reads in a read-only session, never BEGIN IMMEDIATE."""
-    world = build(sqlite_engine)
+    world = small_vendor(sqlite_engine)
     world.request()
     path = db.sqlite_path(sqlite_engine.url.render_as_string(hide_password=False))
     assert path is not None

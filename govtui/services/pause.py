@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from govtui import clock
 from govtui.db import ident
+from govtui.directory import group_names
 from govtui.errors import ConflictError, PolicyError
 from govtui.models import (
     Client,
@@ -227,7 +228,7 @@ def blast_radius(session: Session, client_name: str) -> BlastRadius:
     for p, s, sid, a in keys:
         active_pairs[(sid, a)] += counts[(p, s, sid, a, "active")]
     targets = {ident(t): t.name for t in directory_targets.all_targets(session)}
-    refs = directory_targets.group_refs(session, {k for k, n in active_pairs.items() if n})
+    refs = group_names.group_refs(session, {k for k, n in active_pairs.items() if n})
     group_list = sorted(
         (
             GroupImpact(targets[ref.target_id], ref.dn, active_pairs[(ref.scope_id, ref.access)])
