@@ -166,13 +166,6 @@ def bound(target: DirectoryTarget, password: str) -> Iterator[ldap3.Connection]:
         conn.unbind()
 
 
-@contextmanager
-def connection(session: Session, target: DirectoryTarget) -> Iterator[ldap3.Connection]:
-    """A bound connection to the target, closed afterwards."""
-    with bound(target, bind_password(session, target)) as conn:
-        yield conn
-
-
 def map_scope(
     session: Session,
     actor: Operator,
