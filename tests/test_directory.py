@@ -26,6 +26,7 @@ from govtui.services import (
     catalog,
     contractors,
     directory_targets,
+    directory_views,
     grants,
     operators,
     reconcile,
@@ -532,7 +533,7 @@ def test_sync_status_counts_pending_done_and_failed(
         session.execute(sa.text("UPDATE directory_target SET max_attempts = 2"))
     world.approve(world.request(contractor="E1"), world.request(contractor="E3"))
     with db.read_session(world.engine) as session:
-        assert sync.status(session) == [sync.TargetStatus("ldap", 2, 0, 0)]
+        assert directory_views.status(session) == [directory_views.TargetStatus("ldap", 2, 0, 0)]
 
     assert run(world, "sync") == 1  # one op could not be applied
     out, err = capsys.readouterr()
@@ -546,7 +547,7 @@ def test_sync_status_counts_pending_done_and_failed(
     assert run(world, "sync") == 1
     capsys.readouterr()
     with db.read_session(world.engine) as session:
-        assert sync.status(session) == [sync.TargetStatus("ldap", 0, 1, 1)]
+        assert directory_views.status(session) == [directory_views.TargetStatus("ldap", 0, 1, 1)]
     failed = [op for op in outbox(world.engine) if op.state == "failed"]
     assert [(op.directory_uid, op.attempts) for op in failed] == [("cy", 2)]
     assert "no entry for uid 'cy'" in (failed[0].last_error or "")

@@ -4,11 +4,12 @@ bad input leaving the database as it was."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from govtui import db
+from govtui import db, migrations
 from govtui.cli import main
 
 from .conftest import FakeClock, snapshot
@@ -192,3 +193,30 @@ def test_approve_batch_with_restricted_scope(
         from govtui.services import grant_views
 
         assert [g.id for g in grant_views.pending_for(session, world.op("bob"))] == [r]
+
+
+def test_grant_list_reads_without_the_write_lock(
+    sqlite_engine: Engine,
+    memory_keyring: object,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`grant list` (with --pending too) answers while another process holds SQLite's write
+    lock, say during a long pause: it reads in a read-only session, never BEGIN IMMEDIATE."""
+    world = small_vendor(sqlite_engine)
+    world.request()
+    path = db.sqlite_path(sqlite_engine.url.render_as_string(hide_password=False))
+    assert path is not None
+    # Schema checks on start are the migrations' own concern; this is about the list itself.
+    monkeypatch.setattr(migrations, "require_current", lambda _engine: None)
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)  # a write lock wait fails fast
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        assert run(world, "grant", "list", "--json") == 0
+        assert len(json.loads(capsys.readouterr().out)) == 1
+        assert run(world, "grant", "list", "--pending", "--json", actor="ann") == 0
+        assert len(json.loads(capsys.readouterr().out)) == 1
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

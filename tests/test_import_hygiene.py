@@ -64,21 +64,10 @@ EXCEPTIONS = {
     ("govtui.cli.main", "govtui.tui.app"),
 }
 
-# Violations that exist today and are being removed (issue 9: the TUI's read facade). This list
-# may only shrink: the test fails on a violation not listed AND on a listed one that is gone.
-# Empty it when the screens read through services views.
-SHRINKING = {
-    ("govtui.tui.app", "sqlalchemy.engine"),
-    ("govtui.tui.context", "sqlalchemy.engine"),
-    ("govtui.tui.screens.browser", "govtui.db"),
-    ("govtui.tui.screens.contractors", "govtui.db"),
-    ("govtui.tui.screens.dashboard", "govtui.db"),
-    ("govtui.tui.screens.directory", "govtui.db"),
-    ("govtui.tui.screens.grants", "govtui.db"),
-    ("govtui.tui.screens.grants", "sqlmodel"),
-    ("govtui.tui.service_calls", "govtui.db"),
-    ("govtui.tui.service_calls", "sqlalchemy.engine"),
-}
+# Violations that exist today and are being removed. This list may only shrink: the test fails
+# on a violation not listed AND on a listed one that is gone. (Emptied when the TUI's screens
+# came to read through services views, issue 9.)
+SHRINKING: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

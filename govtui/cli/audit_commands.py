@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_verify(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        result = audit.verify(session, ctx.engine)
+    ws = ctx.workspace()
+    result = ws.read(audit.verify, ws.engine)
     if result.warning:
         print(f"govtui: warning: {result.warning}", file=sys.stderr)
     if not result.ok:
@@ -35,15 +35,15 @@ def run_verify(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_export(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        if args.out is None:
-            count = _write_lines(sys.stdout, audit.export_lines(session))
-            return 0
-        # Written beside the target and renamed, so a failed export never leaves half a file.
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
-            count = _write_lines(out, audit.export_lines(session))
-        tmp.replace(args.out)
+    ws = ctx.workspace()
+    if args.out is None:
+        ws.read(lambda session: _write_lines(sys.stdout, audit.export_lines(session)))
+        return 0
+    # Written beside the target and renamed, so a failed export never leaves half a file.
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        count = ws.read(lambda session: _write_lines(out, audit.export_lines(session)))
+    tmp.replace(args.out)
     print(f"exported {count} events to {args.out}")
     return 0
 

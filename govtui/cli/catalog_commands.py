@@ -47,15 +47,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_client_add(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        client = catalog.add_client(session, actor, name=args.name)
+    client = ctx.workspace().act(catalog.add_client, name=args.name)
     print(f"client {client.name} added")
     return 0
 
 
 def run_client_list(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        clients = catalog.list_clients(session)
+    clients = ctx.workspace().read(catalog.list_clients)
     rows = [{"name": c.name, "status": c.status, "created_at": c.created_at} for c in clients]
     if args.json:
         print_json(rows)
@@ -65,15 +63,13 @@ def run_client_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_project_add(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        catalog.add_project(session, actor, path=args.path)
+    ctx.workspace().act(catalog.add_project, path=args.path)
     print(f"project {args.path} added")
     return 0
 
 
 def run_project_list(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        projects = catalog.list_projects(session, args.client)
+    projects = ctx.workspace().read(catalog.list_projects, args.client)
     rows = [{"client": c, "name": p.name, "path": f"{c}/{p.name}"} for c, p in projects]
     if args.json:
         print_json(rows)
@@ -83,10 +79,9 @@ def run_project_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_scope_add(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        scope = catalog.add_scope(
-            session, actor, path=args.path, sensitivity=args.sensitivity, max_days=args.max_days
-        )
+    scope = ctx.workspace().act(
+        catalog.add_scope, path=args.path, sensitivity=args.sensitivity, max_days=args.max_days
+    )
     print(
         f"scope {args.path} added ({scope.sensitivity}, grants up to {scope.max_grant_days} days)"
     )
@@ -94,8 +89,7 @@ def run_scope_add(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_scope_list(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        scopes = catalog.list_scopes(session, client=args.client, project=args.project)
+    scopes = ctx.workspace().read(catalog.list_scopes, client=args.client, project=args.project)
     if args.json:
         print_json(scopes)
     else:

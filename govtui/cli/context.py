@@ -7,18 +7,15 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from govtui import db, migrations
-from govtui.models import Operator
-from govtui.services import operators
+from govtui.services.workspace import Workspace
 
 Handler = Callable[["Context", argparse.Namespace], int]
 
@@ -46,17 +43,9 @@ class Context:
         migrations.require_current(self.engine)
         return self.engine
 
-    @contextmanager
-    def write(self) -> Iterator[tuple[Session, Operator]]:
-        """One transaction, acting as the resolved operator."""
-        with db.write_session(self.ready_engine()) as session:
-            yield session, operators.find(session, self.actor_name)
-
-    @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A read-only session."""
-        with db.read_session(self.ready_engine()) as session:
-            yield session
+    def workspace(self) -> Workspace:
+        """The current database's workspace, acting as the resolved operator."""
+        return Workspace(self.ready_engine(), self.actor_name)
 
 
 def to_jsonable(value: Any) -> Any:

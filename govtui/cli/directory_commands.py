@@ -7,10 +7,12 @@ import getpass
 import sys
 import time
 
+from sqlmodel import Session
+
 from govtui.cli.context import Context, print_json, print_progress, print_table, to_jsonable
 from govtui.errors import InputError
-from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS
-from govtui.services import directory_targets, operators, reconcile, sync
+from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS, DirectoryTarget
+from govtui.services import directory_targets, directory_views, reconcile, sync
 
 WATCH_SECONDS = 10
 
@@ -77,28 +79,25 @@ def _password(args: argparse.Namespace) -> str:
 
 def run_add(ctx: Context, args: argparse.Namespace) -> int:
     password = _password(args)
-    with ctx.write() as (session, actor):
-        directory_targets.add(
-            session,
-            actor,
-            name=args.name,
-            url=args.url,
-            bind_dn=args.bind_dn,
-            users_base=args.users_base,
-            groups_base=args.groups_base,
-            password=password,
-            flavour=args.flavour,
-            starttls=args.starttls,
-            ca_file=args.ca_file,
-            create_groups=not args.no_create_groups,
-        )
+    ctx.workspace().act(
+        directory_targets.add,
+        name=args.name,
+        url=args.url,
+        bind_dn=args.bind_dn,
+        users_base=args.users_base,
+        groups_base=args.groups_base,
+        password=password,
+        flavour=args.flavour,
+        starttls=args.starttls,
+        ca_file=args.ca_file,
+        create_groups=not args.no_create_groups,
+    )
     print(f"directory target {args.name} added (password kept in the OS keyring)")
     return 0
 
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        targets = directory_targets.all_targets(session)
+    targets = ctx.workspace().read(directory_targets.all_targets)
     rows = [
         {
             "name": t.name,
@@ -136,42 +135,43 @@ def run_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_test(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        target = directory_targets.find(session, args.name)
-        with directory_targets.connection(session, target) as conn:
-            who = conn.extend.standard.who_am_i() or target.bind_dn
+    target, password = ctx.workspace().read(_target_and_password, args.name)
+    # The session is closed: no transaction stays open while the directory answers.
+    with directory_targets.bound(target, password) as conn:
+        who = conn.extend.standard.who_am_i() or target.bind_dn
     print(
         f"directory {args.name}: connected, {'TLS verified, ' if target.url.startswith('ldaps') or target.starttls else ''}bound as {who}"
     )
     return 0
 
 
+def _target_and_password(session: Session, name: str) -> tuple[DirectoryTarget, str]:
+    target = directory_targets.find(session, name)
+    return target, directory_targets.bind_password(session, target)
+
+
 def run_remove(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        directory_targets.remove(session, actor, name=args.name)
+    ctx.workspace().act(directory_targets.remove, name=args.name)
     print(f"directory target {args.name} removed")
     return 0
 
 
 def run_scope_map(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        directory_targets.map_scope(
-            session,
-            actor,
-            scope_path=args.path,
-            access=args.access,
-            group_dn=args.group,
-            target=args.target,
-        )
+    ctx.workspace().act(
+        directory_targets.map_scope,
+        scope_path=args.path,
+        access=args.access,
+        group_dn=args.group,
+        target=args.target,
+    )
     print(f"{args.path} ({args.access}) maps to {args.group}")
     return 0
 
 
 def run_sync(ctx: Context, args: argparse.Namespace) -> int:
-    engine = ctx.ready_engine()
+    ws = ctx.workspace()
     if args.what == "status":
-        with ctx.read() as session:
-            counts = sync.status(session)
+        counts = ws.read(directory_views.status)
         if args.json:
             print_json(counts)
         else:
@@ -181,7 +181,7 @@ def run_sync(ctx: Context, args: argparse.Namespace) -> int:
             )
         return 0
     while True:
-        report = sync.run_once(engine, progress=print_progress if sys.stderr.isatty() else None)
+        report = sync.run_once(ws.engine, progress=print_progress if sys.stderr.isatty() else None)
         print(f"sync: {report.done} done, {report.retrying} to retry, {report.failed} failed")
         for error in report.errors:
             print(f"govtui: warning: {error}", file=sys.stderr)
@@ -210,11 +210,14 @@ def run_reconcile(ctx: Context, args: argparse.Namespace) -> int:
             ],
         )
     if args.fix and any(d.fixable for d in drift):
-        with ctx.read() as session:
-            actor = operators.find(session, ctx.actor_name)
-        report = reconcile.fix(engine, actor, args.name, drift)
+        # Only what still drifts when the fix runs is fixed (reconcile.fix_confirmed).
+        outcome = reconcile.fix_confirmed(engine, ctx.actor_name, args.name, drift)
+        report = outcome.report
+        out = sys.stderr if args.json else sys.stdout
         print(
             f"fix: {report.done} done, {report.retrying} to retry, {report.failed} failed",
-            file=sys.stderr if args.json else sys.stdout,
+            file=out,
         )
+        if outcome.gone:
+            print(f"fix: {outcome.gone} no longer drifted, left alone", file=out)
     return 1 if drift and not args.fix else 0

@@ -6,7 +6,6 @@ import argparse
 import getpass
 import sys
 
-from govtui import db
 from govtui.cli.context import Context, print_json, print_table
 from govtui.errors import InputError
 from govtui.models import ACCESS_LEVELS, GRANT_STATES
@@ -69,24 +68,21 @@ def read_code(given: str | None, prompt: str = "TOTP code: ") -> str:
 
 
 def run_request(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        grant = grants.request(
-            session,
-            actor,
-            contractor=args.contractor,
-            scope_path=args.scope,
-            access=args.access,
-            days=args.days,
-            reason=args.reason,
-        )
+    grant = ctx.workspace().act(
+        grants.request,
+        contractor=args.contractor,
+        scope_path=args.scope,
+        access=args.access,
+        days=args.days,
+        reason=args.reason,
+    )
     print(grant.id)
     return 0
 
 
 def run_approve(ctx: Context, args: argparse.Namespace) -> int:
     code = read_code(args.totp)
-    with ctx.write() as (session, actor):
-        outcomes = grants.approve(session, actor, grant_ids=args.ids, code=code)
+    outcomes = ctx.workspace().act(grants.approve, grant_ids=args.ids, code=code)
     for outcome in outcomes:
         what = "extension" if outcome.round else "grant"
         if outcome.activated and outcome.expires_at is not None:
@@ -101,24 +97,21 @@ def run_approve(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_deny(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        grants.deny(session, actor, grant_ids=args.ids, reason=args.reason)
+    ctx.workspace().act(grants.deny, grant_ids=args.ids, reason=args.reason)
     print(f"denied {', '.join(map(str, args.ids))}")
     return 0
 
 
 def run_revoke(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        grants.revoke(session, actor, grant_id=args.id, reason=args.reason)
+    ctx.workspace().act(grants.revoke, grant_id=args.id, reason=args.reason)
     print(f"grant {args.id} revoked")
     return 0
 
 
 def run_extend(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        extension = grants.extend(
-            session, actor, grant_id=args.id, days=args.days, reason=args.reason
-        )
+    extension = ctx.workspace().act(
+        grants.extend, grant_id=args.id, days=args.days, reason=args.reason
+    )
     print(
         f"extension {extension.round} of grant {args.id} requested ({args.days} days); it needs approval"
     )
@@ -126,18 +119,18 @@ def run_extend(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):  # the acting operator is needed for --pending
-        if args.pending:
-            rows = grant_views.pending_for(session, actor)
-        else:
-            rows = grant_views.list_grants(
-                session,
-                state=args.state,
-                client=args.client,
-                contractor=args.contractor,
-                expiring_within=args.expiring_within,
-                limit=max(1, args.limit),
-            )
+    ws = ctx.workspace()
+    if args.pending:
+        rows = ws.read_as(grant_views.pending_for)
+    else:
+        rows = ws.read(
+            grant_views.list_grants,
+            state=args.state,
+            client=args.client,
+            contractor=args.contractor,
+            expiring_within=args.expiring_within,
+            limit=max(1, args.limit),
+        )
     if args.json:
         print_json(rows)
         return 0
@@ -161,8 +154,7 @@ def run_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_show(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        detail = grant_views.show(session, args.id)
+    detail = ctx.workspace().read(grant_views.show, args.id)
     if args.json:
         print_json(detail)
         return 0
@@ -192,7 +184,6 @@ def run_show(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_expire(ctx: Context, args: argparse.Namespace) -> int:
     # Expiry removes access and needs nobody's authority; the actor is recorded for the audit.
-    with db.write_session(ctx.ready_engine()) as session:
-        ended = grants.expire_due(session, actor_name=f"system ({ctx.actor_name})")
+    ended = ctx.workspace().act_system(grants.expire_due, actor_name=f"system ({ctx.actor_name})")
     print(f"expired {len(ended)} grant(s)")
     return 0

@@ -84,5 +84,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_tui(ctx: Context) -> int:
     from govtui.tui.app import GovtuiApp  # Textual loads only when the TUI is wanted
 
-    GovtuiApp(engine=ctx.ready_engine(), actor_name=ctx.actor_name).run()
+    GovtuiApp(ctx.workspace()).run()
     return 0

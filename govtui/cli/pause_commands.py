@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sqlalchemy.engine import Engine
-
 from govtui.cli.context import Context, print_json, print_progress, print_table
 from govtui.cli.grant_commands import read_code
-from govtui.services import offboarding, pause, sync
+from govtui.services import convergence, offboarding, pause
+from govtui.services.sync import Progress
 
 # Exit status when the database change is done but the directory has not confirmed it all.
 NOT_CONVERGED = 1
@@ -62,12 +61,10 @@ def register_contractor(csub: argparse._SubParsersAction[argparse.ArgumentParser
 
 def run_pause(ctx: Context, args: argparse.Namespace) -> int:
     if args.dry_run:
-        with ctx.read() as session:
-            radius = pause.blast_radius(session, args.name)
+        radius = ctx.workspace().read(pause.blast_radius, args.name)
         _print_radius(radius, as_json=args.json)
         return 0
-    with ctx.write() as (session, actor):
-        result = pause.pause(session, actor, client=args.name, reason=args.reason)
+    result = ctx.workspace().act(pause.pause, client=args.name, reason=args.reason)
     out = sys.stderr if args.json else sys.stdout
     print(
         f"client {result.client} paused (pause {result.pause_id}): "
@@ -80,8 +77,7 @@ def run_pause(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_resume(ctx: Context, args: argparse.Namespace) -> int:
     code = read_code(args.totp)
-    with ctx.write() as (session, actor):
-        result = pause.resume(session, actor, client=args.name, code=code)
+    result = ctx.workspace().act(pause.resume, client=args.name, code=code)
     print(
         f"client {result.client} resumed: {result.restored_active} grants restored with their "
         f"original expiry, {result.restored_requests} requests awaiting approval again, "
@@ -92,8 +88,7 @@ def run_resume(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_status(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        state = pause.status(session, args.name)
+    state = ctx.workspace().read(pause.status, args.name)
     if args.json:
         print_json(
             {
@@ -120,44 +115,36 @@ def run_status(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_offboard(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        result = offboarding.offboard(
-            session, actor, external_id=args.external_id, reason=args.reason
-        )
+    result = ctx.workspace().act(
+        offboarding.offboard, external_id=args.external_id, reason=args.reason
+    )
     print(
         f"contractor {result.external_id} offboarded: {result.ended} grants ended; "
         f"{result.directory_ops} directory operations queued"
     )
     if args.no_sync or result.directory_ops == 0:
         return 0
-    report = _sync_all(ctx.ready_engine())
+    report = convergence.sync_until_settled(ctx.ready_engine(), _progress())
     print(f"directory: {report.done} confirmed, {report.retrying + report.failed} not yet")
     return 0 if report.retrying + report.failed == 0 else NOT_CONVERGED
 
 
 def _follow(ctx: Context, args: argparse.Namespace, client: str, queued: int) -> int:
     """Sync the directory now (unless told not to) and say in words whether it converged."""
+    ws = ctx.workspace()
     if queued and not getattr(args, "no_sync", False):
-        _sync_all(ctx.ready_engine())
-    with ctx.read() as session:
-        state = pause.status(session, client)
+        state = convergence.follow_directory(ws.engine, client, _progress())
+    else:
+        state = ws.read(pause.status, client)
     print(state.summary, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     for error in state.errors:
         print(f"govtui: warning: {error}", file=sys.stderr)
-    converged = state.additions if state.status == "active" else state.removals
-    return 0 if converged is None or converged.complete else NOT_CONVERGED
+    return 0 if convergence.converged(state) else NOT_CONVERGED
 
 
-def _sync_all(engine: Engine) -> sync.SyncReport:
-    """Run sync until nothing is due now, showing progress on a terminal."""
-    total = sync.SyncReport()
-    while True:
-        report = sync.run_once(engine, progress=print_progress if sys.stderr.isatty() else None)
-        total.done += report.done
-        total.retrying, total.failed = report.retrying, total.failed + report.failed
-        total.errors.extend(report.errors)
-        if report.done == 0 or report.retrying or report.failed:
-            return total
+def _progress() -> Progress | None:
+    """Progress on stderr when it is a terminal."""
+    return print_progress if sys.stderr.isatty() else None
 
 
 def _convergence_json(c: pause.Convergence | None) -> dict[str, object] | None:

@@ -7,7 +7,8 @@ import getpass
 import sys
 from pathlib import Path
 
-from govtui import db
+from sqlmodel import Session
+
 from govtui.cli import pause_commands
 from govtui.cli.context import Context, print_json, print_table
 from govtui.errors import InputError
@@ -56,23 +57,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_contractor_add(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as (session, actor):
-        contractors.add(
-            session,
-            actor,
-            external_id=args.external_id,
-            name=args.name,
-            email=args.email,
-            directory_uid=args.uid,
-            contract_end=args.contract_end,
-        )
+    ctx.workspace().act(
+        contractors.add,
+        external_id=args.external_id,
+        name=args.name,
+        email=args.email,
+        directory_uid=args.uid,
+        contract_end=args.contract_end,
+    )
     print(f"contractor {args.external_id} added")
     return 0
 
 
 def run_contractor_list(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        rows = contractors.window(session, search=args.search, limit=max(1, args.limit))
+    rows = ctx.workspace().read(contractors.window, search=args.search, limit=max(1, args.limit))
     if args.json:
         print_json(rows)
     else:
@@ -87,8 +85,7 @@ def run_contractor_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_contractor_show(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        c = contractors.find(session, args.external_id)
+    c = ctx.workspace().read(contractors.find, args.external_id)
     record = {
         "external_id": c.external_id,
         "name": c.name,
@@ -108,14 +105,17 @@ def run_contractor_show(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_contractor_import(ctx: Context, args: argparse.Namespace) -> int:
     rows, digest = contractor_import.parse(args.file)
-    with ctx.write() as (session, actor):
-        result = contractor_import.apply(session, actor, rows, source=str(args.file), sha256=digest)
+    result = ctx.workspace().act(
+        contractor_import.apply, rows, source=str(args.file), sha256=digest
+    )
     print(f"imported {args.file}: {result.created} created, {result.updated} updated")
     return 0
 
 
 def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
-    with db.write_session(ctx.ready_engine()) as session:
+
+    def add(session: Session) -> bool:
+        # The first operator is added by nobody yet: the login that ran this is recorded.
         bootstrap = operators.count(session) == 0
         actor = None if bootstrap else operators.find(session, ctx.actor_name)
         operators.add(
@@ -126,13 +126,15 @@ def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
             approves=args.approves,
             bootstrap_actor=ctx.actor_name,
         )
+        return bootstrap
+
+    bootstrap = ctx.workspace().act_system(add)
     print(f"operator {args.name} added" + (" (the first operator)" if bootstrap else ""))
     return 0
 
 
 def run_operator_list(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.read() as session:
-        views = operators.list_all(session)
+    views = ctx.workspace().read(operators.list_all)
     if args.json:
         print_json(views)
     else:
@@ -169,22 +171,19 @@ def register_enroll(osub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run_operator_enroll(ctx: Context, args: argparse.Namespace) -> int:
     if args.confirm is not None:
-        with ctx.write() as (session, actor):
-            enrollment.confirm(session, actor, name=args.name, code=args.confirm)
+        ctx.workspace().act(enrollment.confirm, name=args.name, code=args.confirm)
         print(f"operator {args.name} enrolled")
         return 0
     if not args.print_uri and not sys.stdin.isatty():
         raise InputError(
             "enrolment needs a terminal to show the QR code; use --print-uri and --confirm CODE"
         )
-    with ctx.write() as (session, actor):
-        uri = enrollment.start(
-            session,
-            actor,
-            name=args.name,
-            current_code=args.current_code,
-            admin_code=args.admin_code,
-        )
+    uri = ctx.workspace().act(
+        enrollment.start,
+        name=args.name,
+        current_code=args.current_code,
+        admin_code=args.admin_code,
+    )
     if args.print_uri:
         print(uri)
         return 0
@@ -193,8 +192,7 @@ def run_operator_enroll(ctx: Context, args: argparse.Namespace) -> int:
     for _attempt in range(3):
         code = getpass.getpass("\nThe 6-digit code it shows now: ")
         try:
-            with ctx.write() as (session, actor):
-                enrollment.confirm(session, actor, name=args.name, code=code)
+            ctx.workspace().act(enrollment.confirm, name=args.name, code=code)
         except InputError as exc:
             print(f"govtui: {exc}", file=sys.stderr)
             continue

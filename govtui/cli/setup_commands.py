@@ -29,7 +29,6 @@ def run_init(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_demo(ctx: Context, args: argparse.Namespace) -> int:
-    with db.write_session(ctx.ready_engine()) as session:
-        admin = demo.load(session, contractors=args.contractors)
+    admin = ctx.workspace().act_system(demo.load, contractors=args.contractors)
     print(f"demo data loaded; act as the demo admin with --as {admin} or GOVTUI_OPERATOR={admin}")
     return 0

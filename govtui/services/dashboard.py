@@ -19,7 +19,7 @@ from govtui.models import (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClientSummary:
     name: str
     status: str
@@ -41,34 +41,32 @@ class Overview:
 
 def overview(session: Session) -> Overview:
     """Counts for every client in a handful of grouped queries, whatever the data size."""
-    summaries = {
-        cid: ClientSummary(name=name, status=status)
-        for cid, name, status in session.execute(
+    clients = list(
+        session.execute(
             sa.select(col(Client.id), col(Client.name), col(Client.status)).order_by(
                 col(Client.name)
             )
         )
-    }
+    )
     project_counts = sa.select(col(Project.client_id), sa.func.count()).group_by(
         col(Project.client_id)
     )
-    for cid, n in session.execute(project_counts):
-        summaries[cid].projects = n
+    projects: dict[int, int] = dict(session.execute(project_counts).all())
     scope_counts = (
         sa.select(col(Project.client_id), sa.func.count())
         .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
         .group_by(col(Project.client_id))
     )
-    for cid, n in session.execute(scope_counts):
-        summaries[cid].scopes = n
+    scopes: dict[int, int] = dict(session.execute(scope_counts).all())
     grants = (
         sa.select(col(Project.client_id), col(Grant.state), sa.func.count())
         .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
         .join(Grant, col(Grant.scope_id) == col(DatasetScope.id))
         .group_by(col(Project.client_id), col(Grant.state))
     )
+    by_state: dict[int, dict[str, int]] = {}
     for cid, state, n in session.execute(grants):
-        summaries[cid].grants[state] = n
+        by_state.setdefault(cid, {})[state] = n
     holders = (
         sa.select(col(Project.client_id), sa.func.count(sa.distinct(col(Grant.contractor_id))))
         .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
@@ -76,8 +74,7 @@ def overview(session: Session) -> Overview:
         .where(col(Grant.state).in_(("active", "suspended")))
         .group_by(col(Project.client_id))
     )
-    for cid, n in session.execute(holders):
-        summaries[cid].contractors = n
+    contractors: dict[int, int] = dict(session.execute(holders).all())
     by_status: dict[str, int] = dict(
         session.execute(
             sa.select(col(Contractor.status), sa.func.count()).group_by(col(Contractor.status))
@@ -93,7 +90,17 @@ def overview(session: Session) -> Overview:
     )
     targets = session.execute(sa.select(sa.func.count()).select_from(DirectoryTarget)).scalar_one()
     return Overview(
-        clients=list(summaries.values()),
+        clients=[
+            ClientSummary(
+                name=name,
+                status=status,
+                projects=projects.get(cid, 0),
+                scopes=scopes.get(cid, 0),
+                contractors=contractors.get(cid, 0),
+                grants=by_state.get(cid, {}),
+            )
+            for cid, name, status in clients
+        ],
         contractors_total=sum(by_status.values()),
         contractors_active=by_status.get("active", 0),
         directory_targets=targets,

@@ -144,15 +144,21 @@ def endpoint(target: DirectoryTarget) -> Endpoint:
     )
 
 
-@contextmanager
-def connection(session: Session, target: DirectoryTarget) -> Iterator[ldap3.Connection]:
-    """A bound connection to the target, closed afterwards."""
+def bind_password(session: Session, target: DirectoryTarget) -> str:
+    """The target's bind password from this machine's keyring (else a clear error). Read it
+    in the short session that reads the target, and connect after that session is closed."""
     password = secrets.load(password_key(session, target.name))
     if password is None:
         raise ConfigurationError(
             f"no bind password for directory {target.name!r} in this machine's keyring: "
             f"remove and add the target again here"
         )
+    return password
+
+
+@contextmanager
+def bound(target: DirectoryTarget, password: str) -> Iterator[ldap3.Connection]:
+    """A bound connection to the target, closed afterwards; it needs no database session."""
     conn = connect(endpoint(target), password)
     try:
         yield conn

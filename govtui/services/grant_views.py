@@ -25,7 +25,7 @@ from govtui.models import (
     OperatorClient,
     Project,
 )
-from govtui.services import catalog, contractors
+from govtui.services import catalog, contractors, operator_views
 
 PAGE = 200
 
@@ -239,3 +239,16 @@ def pending_for(session: Session, approver: Operator) -> list[GrantRow]:
         sa.or_(request_open, sa.and_(col(Grant.state) == "active", pending_ext)),
     )
     return _rows(session, query.order_by(col(Grant.id)))
+
+
+@dataclass(frozen=True)
+class ApprovalQueue:
+    """What the approvals screen shows: the queue and the approver's own state, read together."""
+
+    rows: list[GrantRow]
+    operator: operator_views.OperatorState
+
+
+def approval_queue(session: Session, approver: Operator) -> ApprovalQueue:
+    """The requests the approver may decide now, with their enrolment and lock-out."""
+    return ApprovalQueue(pending_for(session, approver), operator_views.state(session, approver))

@@ -1,20 +1,25 @@
 """Reconciliation: compare each mapped group with the grants and report the drift; with fix,
 queue the corrections through the outbox and sync them. Accounts govtui has never heard of
-are reported, never touched."""
+are reported, never touched.
+
+What a comparison needs from the database (the target, the expected members, the keyring
+password) is read in one short session that is closed before the directory is asked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from govtui import clock
-from govtui.db import ident, read_session, write_session
+from govtui.db import ident, read_session
 from govtui.directory import group_names, groups, naming
 from govtui.models import ACCESS_LEVELS, Contractor, DirectoryTarget, Grant, Operator, OutboxOp
 from govtui.services import audit, catalog, directory_targets, operators, outbox, sync
+from govtui.services.workspace import Workspace
 
 FIXABLE = {
     "unexpected_member": "remove_member",
@@ -52,75 +57,128 @@ def _expected(session: Session, target: DirectoryTarget) -> dict[str, set[str]]:
     return expected
 
 
-def compare(engine: Engine, target_name: str) -> list[Drift]:
-    """The drift between one target and the grants."""
-    with read_session(engine) as session:
-        target = directory_targets.find(session, target_name)
-        expected = _expected(session, target)
-        known = set(session.execute(sa.select(col(Contractor.directory_uid))).scalars())
-        offboarded = set(
+@dataclass(frozen=True)
+class _Snapshot:
+    """What one comparison reads from the database before it talks to the directory."""
+
+    target: DirectoryTarget
+    password: str
+    expected: dict[str, set[str]]
+    known: set[str]
+    offboarded: set[str]
+
+
+def _snapshot(session: Session, target_name: str) -> _Snapshot:
+    target = directory_targets.find(session, target_name)
+    return _Snapshot(
+        target=target,
+        password=directory_targets.bind_password(session, target),
+        expected=_expected(session, target),
+        known=set(session.execute(sa.select(col(Contractor.directory_uid))).scalars()),
+        offboarded=set(
             session.execute(
                 sa.select(col(Contractor.directory_uid)).where(
                     col(Contractor.status) == "offboarded"
                 )
             ).scalars()
-        )
-        with directory_targets.connection(session, target) as conn:
-            accounts = groups.all_users(conn, target.users_base, target.flavour)
-            uid_dn = {uid: dn for dn, uid in accounts.items()}
-            placeholder = groups.norm(naming.placeholder_dn(target.groups_base))
-            drift: list[Drift] = []
-            for group_dn, uids in sorted(expected.items()):
-                members = groups.read_members(conn, group_dn)
-                if members is None:
-                    members = set()
-                    if not uids:
-                        continue
-                for member in sorted(members - {placeholder}):
-                    uid = accounts.get(member)
-                    if uid is None or uid not in known:
-                        drift.append(Drift("unknown_account", group_dn, member, uid))
-                    elif uid not in uids:
-                        drift.append(Drift("unexpected_member", group_dn, member, uid))
-                for uid in sorted(uids):
-                    dn = uid_dn.get(uid)
-                    if dn is None or groups.norm(dn) not in members:
-                        drift.append(Drift("missing_member", group_dn, dn, uid))
-            for uid in sorted(offboarded & set(uid_dn)):
-                if not groups.is_disabled(conn, uid_dn[uid], target.flavour):
-                    drift.append(Drift("enabled_offboarded", None, uid_dn[uid], uid))
+        ),
+    )
+
+
+def compare(engine: Engine, target_name: str) -> list[Drift]:
+    """The drift between one target and the grants."""
+    with read_session(engine) as session:
+        snap = _snapshot(session, target_name)
+    # The session is closed: no transaction stays open while the directory answers.
+    target, expected = snap.target, snap.expected
+    with directory_targets.bound(target, snap.password) as conn:
+        accounts = groups.all_users(conn, target.users_base, target.flavour)
+        uid_dn = {uid: dn for dn, uid in accounts.items()}
+        placeholder = groups.norm(naming.placeholder_dn(target.groups_base))
+        drift: list[Drift] = []
+        for group_dn, uids in sorted(expected.items()):
+            members = groups.read_members(conn, group_dn)
+            if members is None:
+                members = set()
+                if not uids:
+                    continue
+            for member in sorted(members - {placeholder}):
+                uid = accounts.get(member)
+                if uid is None or uid not in snap.known:
+                    drift.append(Drift("unknown_account", group_dn, member, uid))
+                elif uid not in uids:
+                    drift.append(Drift("unexpected_member", group_dn, member, uid))
+            for uid in sorted(uids):
+                dn = uid_dn.get(uid)
+                if dn is None or groups.norm(dn) not in members:
+                    drift.append(Drift("missing_member", group_dn, dn, uid))
+        for uid in sorted(snap.offboarded & set(uid_dn)):
+            if not groups.is_disabled(conn, uid_dn[uid], target.flavour):
+                drift.append(Drift("enabled_offboarded", None, uid_dn[uid], uid))
     return drift
+
+
+def queue_fix(
+    session: Session, actor: Operator, *, target_name: str, drift: Collection[Drift]
+) -> int:
+    """Queue the corrections for the fixable drift, with one audit event (admin only); how
+    many were queued."""
+    fixable = [d for d in drift if d.fixable and d.directory_uid is not None]
+    operators.require_role(session, actor, "admin")
+    target = directory_targets.find(session, target_name)
+    now = clock.now()
+    if fixable:
+        values: list[dict[str, object]] = [
+            {
+                "target_id": ident(target),
+                "grant_id": None,
+                "operation": FIXABLE[d.kind],
+                "group_dn": d.group_dn,
+                "directory_uid": d.directory_uid,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for d in fixable
+        ]
+        outbox.supersede(session, values)
+        session.execute(sa.insert(OutboxOp), values)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="directory.reconcile_fix",
+        obj=f"directory:{target_name}",
+        details={kind: sum(d.kind == kind for d in fixable) for kind in FIXABLE},
+    )
+    return len(fixable)
 
 
 def fix(engine: Engine, actor: Operator, target_name: str, drift: list[Drift]) -> sync.SyncReport:
     """Queue the corrections for the fixable drift, with one audit event, then sync."""
-    fixable = [d for d in drift if d.fixable and d.directory_uid is not None]
-    with write_session(engine) as session:
-        operators.require_role(session, actor, "admin")
-        target = directory_targets.find(session, target_name)
-        now = clock.now()
-        if fixable:
-            values: list[dict[str, object]] = [
-                {
-                    "target_id": ident(target),
-                    "grant_id": None,
-                    "operation": FIXABLE[d.kind],
-                    "group_dn": d.group_dn,
-                    "directory_uid": d.directory_uid,
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for d in fixable
-            ]
-            outbox.supersede(session, values)
-            session.execute(sa.insert(OutboxOp), values)
-        audit.append(
-            session,
-            actor=actor.name,
-            action="directory.reconcile_fix",
-            obj=f"directory:{target_name}",
-            details={kind: sum(d.kind == kind for d in fixable) for kind in FIXABLE},
-        )
+    Workspace(engine, actor.name).act(queue_fix, target_name=target_name, drift=drift)
     return sync.run_once(engine)
+
+
+@dataclass(frozen=True)
+class FixOutcome:
+    """What a reconcile fix did, and the drift a comparison right after it finds."""
+
+    report: sync.SyncReport = field(default_factory=sync.SyncReport)
+    fixed: int = 0  # confirmed drift items that were still there and were queued
+    gone: int = 0  # confirmed items that had gone meanwhile, left alone
+    drift: list[Drift] = field(default_factory=list)
+
+
+def fix_confirmed(
+    engine: Engine, actor_name: str, target_name: str, confirmed: Collection[Drift]
+) -> FixOutcome:
+    """Fix the confirmed drift that is still there, then compare again: what changed since
+    the person looked (a grant approved for a member added by hand, say) is left alone."""
+    wanted = {d for d in confirmed if d.fixable}
+    still = [d for d in compare(engine, target_name) if d in wanted]
+    report = sync.SyncReport()
+    if still:
+        Workspace(engine, actor_name).act(queue_fix, target_name=target_name, drift=still)
+        report = sync.run_once(engine)
+    return FixOutcome(report, len(still), len(wanted) - len(still), compare(engine, target_name))

@@ -16,7 +16,7 @@ import ldap3
 import sqlalchemy as sa
 from ldap3.core.exceptions import LDAPException
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from govtui import clock
 from govtui.db import ident, read_session, write_session
@@ -88,6 +88,10 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
             )
         ]
         targets = {ident(t): t for t in directory_targets.all_targets(session)}
+        passwords = {
+            target_id: _password(session, targets[target_id])
+            for target_id in {op.target_id for op in due}
+        }
     report = SyncReport()
     if not due:
         return report
@@ -99,10 +103,10 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
     for target_id, ops in by_target.items():
         target = targets[target_id]
         try:
-            with (
-                read_session(engine) as session,
-                directory_targets.connection(session, target) as conn,
-            ):
+            password = passwords[target_id]
+            if isinstance(password, GovtuiError):
+                raise password
+            with directory_targets.bound(target, password) as conn:
                 _push(conn, target, ops, outcome, now)
         except (GovtuiError, LDAPException) as exc:
             message = str(exc) if isinstance(exc, GovtuiError) else f"{target.url}: {exc}"
@@ -122,6 +126,14 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
         )
     _record(engine, due, targets, outcome, now, report)
     return report
+
+
+def _password(session: Session, target: DirectoryTarget) -> str | GovtuiError:
+    """The target's bind password, or why there is none (that target's ops then retry)."""
+    try:
+        return directory_targets.bind_password(session, target)
+    except GovtuiError as exc:
+        return exc
 
 
 def _push(
@@ -315,32 +327,3 @@ def _mark_done(session: Session, done: dict[int, str | None], now: datetime) -> 
         f" attempts = attempts + 1 WHERE id = {mark} AND state = 'pending'",
         [(done_at, dn, op_id) for op_id, dn in done.items()],
     )
-
-
-@dataclass(frozen=True)
-class TargetStatus:
-    target: str
-    pending: int
-    done: int
-    failed: int
-
-
-def status(session: Session) -> list[TargetStatus]:
-    """Counts of pending, done and failed operations per target."""
-    counts: dict[tuple[int, str], int] = {
-        (target_id, state): n
-        for target_id, state, n in session.execute(
-            sa.select(col(OutboxOp.target_id), col(OutboxOp.state), sa.func.count()).group_by(
-                col(OutboxOp.target_id), col(OutboxOp.state)
-            )
-        )
-    }
-    return [
-        TargetStatus(
-            t.name,
-            counts.get((ident(t), "pending"), 0),
-            counts.get((ident(t), "done"), 0),
-            counts.get((ident(t), "failed"), 0),
-        )
-        for t in directory_targets.all_targets(session)
-    ]

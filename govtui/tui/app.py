@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
 
-from sqlalchemy.engine import Engine
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -17,7 +16,8 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from govtui import clock
-from govtui.tui import service_calls
+from govtui.services import catalog_views, convergence, grants
+from govtui.services.workspace import Workspace
 from govtui.tui.context import SyncSummary, TargetHealth, TuiContext
 from govtui.tui.directory_text import one_line, report_text
 from govtui.tui.error_text import describe_error
@@ -75,15 +75,35 @@ class GovtuiApp(App[None]):
     class SyncFinished(Message):
         """A sync run ended; `run` is None when there is no directory target."""
 
-        run: service_calls.SyncRun | None
+        run: convergence.SyncRun | None
         manual: bool
 
-    def __init__(self, *, engine: Engine, actor_name: str) -> None:
+    @dataclass
+    class SyncProgressed(Message):
+        """A sync run has handled `handled` of its `total` operations."""
+
+        handled: int
+        total: int
+
+        def can_replace(self, message: Message) -> bool:
+            # A burst of progress collapses into one redraw of the newest.
+            return isinstance(message, GovtuiApp.SyncProgressed)
+
+    @dataclass
+    class ClientsLoaded(Message):
+        """Every client's name and status, for the command palette."""
+
+        clients: list[tuple[str, str]]
+
+    def __init__(self, workspace: Workspace) -> None:
         super().__init__()
-        self.engine = engine
-        self.actor_name = actor_name
-        self.context = TuiContext(engine, actor_name)
-        self.title = f"govtui — acting as {actor_name}"
+        self.workspace = workspace
+        self.actor_name = workspace.actor_name
+        self.context = TuiContext(workspace)
+        self.title = f"govtui — acting as {workspace.actor_name}"
+        # The palette lists a command per client; it may not query on the UI thread, so it
+        # reads this list, which a worker refreshes on mount and after grants or pauses change.
+        self.clients: list[tuple[str, str]] = []
         # The last error each background job showed; repeats are only logged.
         self._shown_errors: dict[str, str | None] = {"expiry": None, "sync": None}
         self._sync_manual = False  # whether the sync run going was asked for
@@ -92,6 +112,7 @@ class GovtuiApp(App[None]):
         self.pause_flow = PauseFlow(self, self.context, changed=self._pause_changed)
 
     def on_mount(self) -> None:
+        self.load_clients()
         self.expire_now()
         self.set_interval(self.EXPIRY_INTERVAL, self.expire_now)
         self.set_interval(self.SYNC_INTERVAL, self.sync_in_background)
@@ -126,7 +147,7 @@ class GovtuiApp(App[None]):
         for mode, (screen_class, title) in SCREEN_MODES.items():
             yield SystemCommand(title, screen_class.HELP or "", partial(self.action_show, mode))
         yield SystemCommand(ENROL_TITLE, EnrolScreen.HELP, self.action_enrol)
-        for client, status in service_calls.client_statuses(self.engine):
+        for client, status in self.clients:
             if status == "paused":
                 yield SystemCommand(
                     f"Resume client {client}",
@@ -142,11 +163,22 @@ class GovtuiApp(App[None]):
         yield SystemCommand("Help", "Every key of the app and of this screen", self.action_help)
         yield from super().get_system_commands(screen)
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="clients")
+    def load_clients(self) -> None:
+        self.post_message(self.ClientsLoaded(self.workspace.read(catalog_views.client_statuses)))
+
+    @on(ClientsLoaded)
+    def clients_loaded(self, message: ClientsLoaded) -> None:
+        self.clients = message.clients
+
     # -- grants changing under the screens ---------------------------------------------------
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="expiry")
     def run_expiry(self) -> None:
-        ended = service_calls.expire(self.engine, self.actor_name)
+        # Expiry needs nobody's authority; the audit log names this TUI as the actor.
+        ended = self.workspace.act_system(
+            grants.expire_due, actor_name=f"system (tui {self.actor_name})"
+        )
         if ended:
             self.post_message(self.GrantsExpired(ended))
 
@@ -163,6 +195,7 @@ class GovtuiApp(App[None]):
     def grants_changed(self) -> None:
         """Grants changed: the visible screen reloads if it shows any, the others when shown."""
         self.context.grants_version += 1
+        self.load_clients()
         screen = self._data_screen()
         if screen is not None and screen.SHOWS_GRANTS:
             screen.refresh_data()
@@ -223,15 +256,17 @@ class GovtuiApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="sync")
     def run_sync(self, manual: bool) -> None:
-        run = service_calls.sync_now(self.engine, progress=self._progress_from_thread)
+        run = convergence.sync_now(self.workspace.engine, progress=self._progress_from_thread)
         self.post_message(self.SyncFinished(run, manual))
 
     def _progress_from_thread(self, handled: int, total: int) -> None:
-        self.call_from_thread(self._sync_progress, handled, total)
+        self.post_message(self.SyncProgressed(handled, total))
 
-    def _sync_progress(self, handled: int, total: int) -> None:
-        self.context.sync_progress = (handled, total)
-        self._sync_state_changed()
+    @on(SyncProgressed)
+    def sync_progressed(self, message: SyncProgressed) -> None:
+        if self.context.syncing:
+            self.context.sync_progress = (message.handled, message.total)
+            self._sync_state_changed()
 
     def _sync_state_changed(self) -> None:
         screen = self._data_screen()
@@ -250,15 +285,16 @@ class GovtuiApp(App[None]):
             return
         now = clock.now()
         report = run.report
-        health = {name: TargetHealth(error, now) for name, error in run.health.items()}
+        errors = {name: describe_error(e) if e else None for name, e in run.health.items()}
+        health = {name: TargetHealth(error, now) for name, error in errors.items()}
         changed = (
             bool(report.done or report.retrying or report.failed or report.errors)
-            or {name: h.error for name, h in context.health.items()} != run.health
+            or {name: h.error for name, h in context.health.items()} != errors
         )
         context.last_sync = SyncSummary(report, now, message.manual)
         context.health = health
         problems = list(report.errors)
-        problems += [e for e in run.health.values() if e is not None and e not in problems]
+        problems += [e for e in errors.values() if e is not None and e not in problems]
         if message.manual:
             trouble = report.retrying or report.failed or problems
             self.notify(

@@ -1,4 +1,4 @@
-"""What the screens of one app share: the database, who is acting, counters of grant and
+"""What the screens of one app share: the workspace (the database and who is acting), counters of grant and
 directory changes so that a screen shown again knows whether it is out of date, and what this
 session learnt about the directories (the last sync, each target's health, the drift found)."""
 
@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.engine import Engine
-
 from govtui.services.reconcile import Drift
 from govtui.services.sync import SyncReport
+from govtui.services.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,7 @@ class DriftCheck:
 
 @dataclass
 class TuiContext:
-    engine: Engine
-    actor_name: str
+    workspace: Workspace
     grants_version: int = 0  # bumped (on the UI thread) whenever the app changed grants
     directory_version: int = 0  # bumped (on the UI thread) after a sync, reconcile or fix
     # Written on the UI thread only; the workers hand their results over in messages.
@@ -55,3 +53,7 @@ class TuiContext:
     syncing: bool = False  # a sync run (background or asked for) is going
     sync_progress: tuple[int, int] | None = None  # (handled, total) of the run going
     drift: dict[str, DriftCheck] = field(default_factory=dict)  # target name -> last check
+
+    @property
+    def actor_name(self) -> str:
+        return self.workspace.actor_name

@@ -11,8 +11,8 @@ from typing import Any
 from rich.text import Text
 from textual.app import App
 
+from govtui.services import operator_views, pause
 from govtui.services.pause import BlastRadius, PauseResult, ResumeResult
-from govtui.tui import service_calls
 from govtui.tui.context import TuiContext
 from govtui.tui.modals.pause_progress import PauseProgress
 from govtui.tui.modals.reason_prompt import ReasonPrompt
@@ -61,7 +61,7 @@ class PauseFlow:
         )
 
     def _load_radius(self, client: str) -> None:
-        radius = service_calls.blast_radius(self.context.engine, client)
+        radius = self.context.workspace.read(pause.blast_radius, client)
         self.app.call_from_thread(self._confirm, radius)
 
     def _confirm(self, radius: BlastRadius) -> None:
@@ -90,8 +90,8 @@ class PauseFlow:
             )
 
     def _run_pause(self, client: str, reason: str) -> None:
-        context = self.context
-        result = service_calls.pause_client(context.engine, context.actor_name, client, reason)
+        # No code: removing access never waits for one.
+        result = self.context.workspace.act(pause.pause, client=client, reason=reason)
         self.app.call_from_thread(self._paused, result)
 
     def _paused(self, result: PauseResult) -> None:
@@ -103,7 +103,7 @@ class PauseFlow:
 
     def resume(self, client: str) -> None:
         """Ask the acting approver for a TOTP code, then resume `client`."""
-        context = self.context
+        workspace = self.context.workspace
         self.app.push_screen(
             TotpPrompt[ResumeResult](
                 title=f"Resume {client}?",
@@ -112,14 +112,16 @@ class PauseFlow:
                     "nor expired meanwhile, with their original expiry; suspended requests go "
                     "back to the approval queue."
                 ),
-                attempt=partial(
-                    service_calls.resume_client, context.engine, context.actor_name, client
-                ),
-                lockout=partial(service_calls.lockout, context.engine, context.actor_name),
+                attempt=partial(self._resume, client),
+                lockout=partial(workspace.read_as, operator_views.lockout),
                 action_label="Resume",
             ),
             self._resumed,
         )
+
+    def _resume(self, client: str, code: str) -> ResumeResult:
+        """Resume the client with the acting approver's TOTP code (in the prompt's worker)."""
+        return self.context.workspace.act(pause.resume, client=client, code=code)
 
     def _resumed(self, result: ResumeResult | None) -> None:
         if result is None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from sqlalchemy.engine import Engine
 from textual.binding import Binding
@@ -13,6 +17,7 @@ from textual.widgets import DataTable, Header, Input, OptionList
 from govtui import db
 from govtui.errors import ConfigurationError
 from govtui.services import dashboard
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.base import GovtuiScreen
@@ -26,7 +31,7 @@ from tests.tui.tui_support import SIZE, screen_text, settle, table_rows, text_of
 
 
 async def test_opens_on_the_dashboard_acting_as_the_operator(demo_engine: Engine) -> None:
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
@@ -37,7 +42,7 @@ async def test_opens_on_the_dashboard_acting_as_the_operator(demo_engine: Engine
 
 
 async def test_keys_switch_screens_and_keep_their_state(demo_engine: Engine) -> None:
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("b")
@@ -62,7 +67,7 @@ async def test_keys_switch_screens_and_keep_their_state(demo_engine: Engine) -> 
 
 
 async def test_typing_a_search_does_not_trigger_screen_keys(demo_engine: Engine) -> None:
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("c")
         await settle(pilot)
@@ -88,7 +93,7 @@ async def test_typing_a_search_does_not_trigger_screen_keys(demo_engine: Engine)
 async def test_command_palette_reaches_every_screen(
     demo_engine: Engine, typed: str, title: str, screen_type: type
 ) -> None:
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         if screen_type is DashboardScreen:
@@ -111,8 +116,31 @@ async def test_command_palette_reaches_every_screen(
         await settle(pilot)
 
 
+async def test_the_palette_lists_clients_without_touching_the_database_on_the_ui_thread(
+    demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_ui_thread: list[str] = []
+
+    def watched(name: str, real: Callable[[Engine], Any]) -> Callable[[Engine], Any]:
+        def session(engine: Engine) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                on_ui_thread.append(name)
+            return real(engine)
+
+        return session
+
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for name in ("read_session", "write_session"):
+            monkeypatch.setattr(db, name, watched(name, getattr(db, name)))
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert [t for t in titles if t.startswith("Pause client ")], titles
+        assert on_ui_thread == []
+
+
 async def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: Engine) -> None:
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("c")
         await settle(pilot)
@@ -183,7 +211,7 @@ async def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: E
 async def test_help_lists_the_keys_of_the_grant_screens(
     demo_engine: Engine, key: str, screen_type: type, expected: list[tuple[str, str]]
 ) -> None:
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press(key)
@@ -209,7 +237,7 @@ async def test_a_failing_worker_shows_its_message(
         raise ConfigurationError("the database went away [check the disk]")
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE, message_hook=messages.append, notifications=True) as pilot:
         await settle(pilot)
         monkeypatch.setattr(dashboard, "overview", broken)
@@ -234,20 +262,21 @@ async def test_a_failing_worker_shows_its_message(
 async def test_an_unexpected_database_error_is_shown_not_raised(tmp_db_url: str) -> None:
     engine = db.make_engine(tmp_db_url)  # no schema: every query fails
     messages: list[Message] = []
-    app = GovtuiApp(engine=engine, actor_name="alex")
+    app = GovtuiApp(Workspace(engine, "alex"))
     async with app.run_test(size=SIZE, message_hook=messages.append, notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("c")
         await settle(pilot)
         errors = _errors(messages)
-        # The dashboard, the contractors screen, and the background expiry on start.
-        assert len(errors) == 3
+        # The dashboard, the contractors screen, the command palette's client list and the
+        # background expiry on start.
+        assert len(errors) == 4
         assert all(e.startswith("unexpected OperationalError:") for e in errors)
         assert all("no such table" in e for e in errors)
         # The expiry fails the same way every minute: shown once, then only logged.
         app.run_expiry()
         await settle(pilot)
-        assert len(_errors(messages)) == 3
+        assert len(_errors(messages)) == 4
         assert app.is_running
     engine.dispose()
 

@@ -10,6 +10,7 @@ from textual.widgets import Button, DataTable, Input, Select, Static
 from govtui import db
 from govtui.models import Grant
 from govtui.services import grant_views
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.request_form import RequestForm
 from govtui.tui.modals.totp_prompt import TotpPrompt
@@ -59,7 +60,7 @@ def _failures(world: World, name: str) -> int:
 
 async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(world: World) -> None:
     async def as_requester() -> int:
-        app = GovtuiApp(engine=world.engine, actor_name="req")
+        app = GovtuiApp(Workspace(world.engine, "req"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await pilot.press("g")
@@ -118,7 +119,7 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
 
     async def as_approver(grant_id: int) -> None:
         messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
+        app = GovtuiApp(Workspace(world.engine, "ann"))
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             await settle(pilot)
             screen = await _open_approvals(app, pilot)
@@ -155,7 +156,7 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
 async def test_a_wrong_code_is_shown_counted_and_approves_nothing(world: World) -> None:
     grant_id = world.request()
 
-    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    app = GovtuiApp(Workspace(world.engine, "ann"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await _open_approvals(app, pilot)
@@ -185,7 +186,7 @@ async def test_five_wrong_codes_lock_out_and_the_dialog_refuses(
     grant_id = world.request()
     wrong = wrong_code(world.secrets["ann"])
 
-    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    app = GovtuiApp(Workspace(world.engine, "ann"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = await _open_approvals(app, pilot)
@@ -240,7 +241,7 @@ async def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World
     redteam = world.request(scope="acme/rlhf/redteam")  # restricted: two approvers
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    app = GovtuiApp(Workspace(world.engine, "ann"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         screen = await _open_approvals(app, pilot)
@@ -282,7 +283,7 @@ async def test_deny_marked_requests_with_a_reason(world: World) -> None:
     first = world.request(scope="acme/rlhf/pairs")
     second = world.request(scope="acme/rlhf/notes")
 
-    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    app = GovtuiApp(Workspace(world.engine, "ann"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = await _open_approvals(app, pilot)
@@ -309,7 +310,7 @@ async def test_an_unexpected_error_in_the_dialog_is_reported_and_the_dialog_carr
         raise RuntimeError("disk on fire")
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    app = GovtuiApp(Workspace(world.engine, "ann"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         await _open_approvals(app, pilot)

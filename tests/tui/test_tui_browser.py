@@ -9,6 +9,7 @@ from textual.widgets import Static, Tree
 from govtui import db
 from govtui.services import catalog
 from govtui.services.catalog import ScopeView
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.browser import BrowserScreen, ClientNode, ProjectNode
 from tests.tui.tui_support import SIZE, settle, text_of
@@ -25,7 +26,7 @@ async def test_tree_mirrors_the_catalog_and_a_scope_shows_its_details(demo_engin
         projects = [(c, p.name) for c, p in catalog.list_projects(session)]
         clients = [c.name for c in catalog.list_clients(session)]
 
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("b")
@@ -69,7 +70,7 @@ async def test_a_paused_client_is_marked_in_the_tree(demo_engine: Engine) -> Non
         client.status = "paused"
         session.add(client)
 
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b")
         await settle(pilot)

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Static
 from govtui import db
 from govtui.services import contractors
 from govtui.services.contractors import PAGE, ContractorRow
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.contractors import ContractorsScreen
 from tests.tui.tui_support import (
@@ -49,7 +50,7 @@ async def test_first_window_only_then_search_narrows_rows_and_count(demo_engine:
         matching = contractors.count(session, search="ada")
     assert 0 < matching < PAGE
 
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_contractors(app, pilot)
         assert _table(screen).row_count == PAGE  # one window, not all 450
@@ -74,7 +75,7 @@ async def test_reaching_the_end_loads_the_next_windows_in_order(demo_engine: Eng
     with db.read_session(demo_engine) as session:
         everyone = contractors.window(session, limit=10 * DEMO_CONTRACTORS)
 
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_contractors(app, pilot)
         table = _table(screen)
@@ -100,7 +101,7 @@ async def test_the_table_stops_growing_at_its_cap(
 ) -> None:
     monkeypatch.setattr(ContractorsScreen, "MAX_ROWS", 2 * PAGE)
 
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_contractors(app, pilot)
         table = _table(screen)
@@ -119,7 +120,7 @@ async def test_answers_to_an_older_search_are_dropped(demo_engine: Engine) -> No
         1, "X00001", "Stale Row", "s@x.example", "stale", date(2027, 1, 1), "active"
     )
 
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_contractors(app, pilot)
         before = table_rows(_table(screen))
@@ -141,7 +142,7 @@ async def test_answers_to_an_older_search_are_dropped(demo_engine: Engine) -> No
 
 async def test_100k_contractors_open_and_search_in_windows(big_engine: Engine) -> None:
     """How fast (first rows, answer, event-loop stalls) is scripts/bench_tui's to measure."""
-    app = GovtuiApp(engine=big_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(big_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = await _open_contractors(app, pilot)

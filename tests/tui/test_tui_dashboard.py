@@ -12,6 +12,7 @@ from textual.worker import Worker
 from govtui import clock, db
 from govtui.models import GRANT_STATES, OutboxOp
 from govtui.services import catalog, dashboard, demo, directory_targets, operators
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.dashboard import DashboardScreen
 from tests.memory_keyring import MemoryKeyring
@@ -36,7 +37,7 @@ async def test_dashboard_shows_demo_clients_counts_and_totals(demo_engine: Engin
         expected = dashboard.overview(session)
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
@@ -76,7 +77,7 @@ async def test_dashboard_shows_demo_clients_counts_and_totals(demo_engine: Engin
 async def test_a_paused_client_stands_out_and_refresh_shows_changes(demo_engine: Engine) -> None:
     _pause(demo_engine, "northwind-ai")
 
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         table = app.screen.query_one("#clients", DataTable)
@@ -130,7 +131,7 @@ def _outbox_rows(engine: Engine, states: dict[str, int]) -> None:
 async def test_the_directory_line_counts_open_operations_and_failures_stand_out(
     demo_engine: Engine, memory_keyring: MemoryKeyring
 ) -> None:
-    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         outbox = app.screen.query_one("#dashboard-outbox", Static)

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 from govtui import db
 from govtui.models import AuditEvent
 from govtui.services import sync
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.confirm_fix import ConfirmFix
 from govtui.tui.screens.dashboard import DashboardScreen
@@ -97,7 +98,7 @@ async def test_screen_lists_targets_and_pending_ops_and_sync_drains_them(
     assert [op.state for op in ops] == ["pending", "pending"]
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await _open_directory(app, pilot)
         (target,) = table_rows(screen.query_one("#target-table", DataTable))
@@ -151,7 +152,7 @@ async def test_outbox_window_is_bounded_and_says_so(
     ids = [op.id for op in outbox(world.engine)]
     assert len(ids) == 4
 
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_directory(app, pilot)
         rows = table_rows(screen.query_one("#outbox-table", DataTable))
@@ -171,7 +172,7 @@ async def test_drift_from_a_hand_added_member_and_its_fix_behind_a_confirmation(
     ops_before = len(outbox(world.engine))
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await _open_directory(app, pilot)
         drift_status = screen.query_one("#drift-status", Static)
@@ -246,7 +247,7 @@ async def test_fix_refused_by_policy_is_one_line_and_changes_nothing(
     ldap.add_member(pairs, ldap.user("bo"))
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="req")  # not an admin
+    app = GovtuiApp(Workspace(world.engine, "req"))  # not an admin
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await _open_directory(app, pilot)
         await pilot.press("R")
@@ -267,7 +268,7 @@ async def test_dashboard_shows_failed_ops_and_drift_in_red(world: World, ldap: D
     ldap.delete_tree(ldap.user("bo"))  # bo's grant cannot reach the directory
     world.approve(world.request("E1"), world.request("E2"))
 
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         dashboard = app.screen
@@ -315,7 +316,7 @@ async def test_background_sync_pushes_the_outbox_and_refreshes_the_screens(
     monkeypatch.setattr(GovtuiApp, "SYNC_INTERVAL", 0.1)
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await _open_directory(app, pilot)
         targets = screen.query_one("#target-table", DataTable)
@@ -366,7 +367,7 @@ async def test_background_sync_pushes_the_outbox_and_refreshes_the_screens(
 
 async def test_background_sync_without_a_target_does_nothing(world: World) -> None:
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         version = app.context.directory_version
@@ -381,7 +382,7 @@ async def test_background_sync_without_a_target_does_nothing(world: World) -> No
 
 
 async def test_directory_keys_are_in_the_help_and_the_screen_in_the_palette(world: World) -> None:
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_directory(app, pilot)
         assert "No directory target" in text_of(screen.query_one("#outbox-status", Static))

@@ -8,6 +8,7 @@ import keyring
 from keyring.backends import fail
 from textual.widgets import Input, Static
 
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.enrol import EnrolScreen
@@ -58,7 +59,7 @@ async def test_enrolment_shows_a_qr_code_and_a_right_code_enrols_and_removes_it(
 ) -> None:
     assert world.op("req").totp_enrolled_at is None
 
-    app = GovtuiApp(engine=world.engine, actor_name="req")
+    app = GovtuiApp(Workspace(world.engine, "req"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_enrol(app, pilot)
         assert "no authenticator is enrolled yet" in text_of(screen.query_one("#enrol-status"))
@@ -104,7 +105,7 @@ async def test_re_enrolment_needs_the_current_code(
 ) -> None:
     old_secret = world.secrets["ann"]
 
-    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    app = GovtuiApp(Workspace(world.engine, "ann"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_enrol(app, pilot)
         current = screen.query_one("#enrol-current", Input)
@@ -129,7 +130,7 @@ async def test_re_enrolment_needs_the_current_code(
 async def test_an_unsafe_keyring_is_refused_with_its_message(world: World) -> None:
     keyring.set_keyring(fail.Keyring())  # the memory_keyring fixture puts the old one back
 
-    app = GovtuiApp(engine=world.engine, actor_name="req")
+    app = GovtuiApp(Workspace(world.engine, "req"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_enrol(app, pilot)
         await pilot.press("enter")

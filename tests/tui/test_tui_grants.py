@@ -18,6 +18,7 @@ from govtui import db
 from govtui.models import AuditEvent
 from govtui.services import catalog, grant_views, operators
 from govtui.services import grants as grant_service
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.confirm_revoke import ConfirmRevoke
 from govtui.tui.modals.grant_detail import GrantDetailModal
@@ -85,7 +86,7 @@ async def _open_grants(app: GovtuiApp, pilot: object) -> GrantsScreen:
 async def test_filters_narrow_the_list_like_the_service_does(world: World) -> None:
     grants = Grants(world)
 
-    app = GovtuiApp(engine=world.engine, actor_name="req")
+    app = GovtuiApp(Workspace(world.engine, "req"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_grants(app, pilot)
         everything = _expected(world)
@@ -143,7 +144,7 @@ async def test_windows_are_fetched_near_the_end_and_a_refresh_keeps_them(
     monkeypatch.setattr(GrantsScreen, "PAGE", 2)
     monkeypatch.setattr(GrantsScreen, "LOOKAHEAD", 1)  # fetch on reaching the last row
 
-    app = GovtuiApp(engine=world.engine, actor_name="req")
+    app = GovtuiApp(Workspace(world.engine, "req"))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_grants(app, pilot)
         everything = _expected(world)
@@ -170,7 +171,7 @@ async def test_revoke_shows_what_ends_cancel_keeps_it_confirm_ends_it(world: Wor
     grants = Grants(world)
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="req")
+    app = GovtuiApp(Workspace(world.engine, "req"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await _open_grants(app, pilot)
         table = screen.query_one("#grant-table", DataTable)
@@ -244,7 +245,7 @@ async def test_background_expiry_ends_grants_and_the_screens_refresh(
     monkeypatch.setattr(GovtuiApp, "EXPIRY_INTERVAL", 0.1)
 
     messages: list[Message] = []
-    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    app = GovtuiApp(Workspace(world.engine, "ann"))
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         dashboard = app.screen

@@ -14,6 +14,7 @@ from textual.widgets import Input, ProgressBar, Static, Tree
 from govtui import db
 from govtui.models import Grant
 from govtui.services import sync
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.pause_progress import PauseProgress
 from govtui.tui.modals.reason_prompt import ReasonPrompt
@@ -62,7 +63,7 @@ async def test_pause_from_the_browser_after_the_blast_radius_then_resume_with_a_
     waiting = world.request("E1", access="label")
     other = world.request("E1", scope="other/p/s")
 
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
@@ -110,7 +111,7 @@ async def test_pause_from_the_browser_after_the_blast_radius_then_resume_with_a_
     assert states(world)[other] == "requested"
     fake_clock.advance(seconds=31)
 
-    app = GovtuiApp(engine=world.engine, actor_name="bob")
+    app = GovtuiApp(Workspace(world.engine, "bob"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await open_client(app, pilot, "acme")
@@ -153,7 +154,7 @@ async def test_progress_follows_the_directory_until_every_removal_is_confirmed(
     sync.run_once(world.engine)
     assert norm(ada) in (directory.members(pairs) or set())
 
-    app = GovtuiApp(engine=world.engine, actor_name="root")
+    app = GovtuiApp(Workspace(world.engine, "root"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await open_client(app, pilot, "acme")

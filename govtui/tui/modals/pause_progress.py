@@ -16,8 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, ProgressBar, Static
 
+from govtui.services import convergence
 from govtui.services.pause import ClientStatus
-from govtui.tui import service_calls
 from govtui.tui.context import TuiContext
 from govtui.tui.directory_text import ALERT_STYLE
 from govtui.tui.modals.base import GovtuiModal
@@ -27,8 +27,7 @@ DONE_STYLE = "bold green"
 
 def status_text(state: ClientStatus) -> Text:
     """The client's state and the directory's convergence, green when complete, red if not."""
-    following = state.additions if state.status == "active" else state.removals
-    complete = following is None or following.complete
+    complete = convergence.converged(state)
     text = Text(state.summary, style=DONE_STYLE if complete else ALERT_STYLE)
     for error in state.errors:
         text.append(f"\n  {error}", style="red")
@@ -42,6 +41,10 @@ class PauseProgress(GovtuiModal[None]):
     class Progress(Message):
         handled: int
         total: int
+
+        def can_replace(self, message: Message) -> bool:
+            # A burst of progress collapses into one redraw of the newest.
+            return isinstance(message, PauseProgress.Progress)
 
     @dataclass
     class Finished(Message):
@@ -71,17 +74,8 @@ class PauseProgress(GovtuiModal[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pause-progress")
     def follow(self) -> None:
-        engine = self.context.engine
-        while True:
-            run = service_calls.sync_now(engine, self._progress_from_thread)
-            state = service_calls.client_status(engine, self.client)
-            following = state.additions if state.status == "active" else state.removals
-            # Stop when converged, when there is no directory, or when a run left work for
-            # later (a retry after backoff, a failure): looping then would only spin.
-            if run is None or following is None or following.complete or not run.report.done:
-                break
-            if run.report.retrying or run.report.failed:
-                break
+        engine = self.context.workspace.engine
+        state = convergence.follow_directory(engine, self.client, self._progress_from_thread)
         self.post_message(self.Finished(state))
 
     def _progress_from_thread(self, handled: int, total: int) -> None:

@@ -19,7 +19,6 @@ from govtui.errors import GovtuiError
 from govtui.models import ACCESS_LEVELS
 from govtui.services.catalog import TIER_CAP_DAYS, ScopeView
 from govtui.tui.modals.base import GovtuiModal
-from govtui.tui.service_calls import RequestInput
 
 
 def scope_label(scope: ScopeView) -> str:
@@ -29,6 +28,17 @@ def scope_label(scope: ScopeView) -> str:
 
 def _max_days(scope: ScopeView) -> int:
     return min(scope.max_grant_days, TIER_CAP_DAYS[scope.sensitivity])
+
+
+@dataclass(frozen=True)
+class RequestInput:
+    """What the request form asks for."""
+
+    contractor: str
+    scope_path: str
+    access: str
+    days: int
+    reason: str
 
 
 class RequestForm(GovtuiModal[list[int]]):

@@ -15,9 +15,10 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
+from govtui.services import grant_views, grants, operator_views
 from govtui.services.grant_views import GrantRow
 from govtui.services.grants import ApprovalOutcome
-from govtui.tui import service_calls
+from govtui.services.operator_views import OperatorState
 from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import scope_text
 from govtui.tui.modals.reason_prompt import ReasonPrompt
@@ -101,7 +102,7 @@ class ApprovalsScreen(GovtuiScreen):
     @dataclass
     class Loaded(Message):
         rows: list[GrantRow]
-        operator: service_calls.OperatorState
+        operator: OperatorState
 
     @dataclass
     class Denied(Message):
@@ -111,7 +112,7 @@ class ApprovalsScreen(GovtuiScreen):
         super().__init__(context)
         self.rows: dict[int, GrantRow] = {}
         self.marked: set[int] = set()
-        self.operator: service_calls.OperatorState | None = None
+        self.operator: OperatorState | None = None
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -131,8 +132,8 @@ class ApprovalsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="approvals")
     def load_queue(self) -> None:
-        rows, operator = service_calls.pending(self.engine, self.actor_name)
-        self.post_message(self.Loaded(rows, operator))
+        queue = self.workspace.read_as(grant_views.approval_queue)
+        self.post_message(self.Loaded(queue.rows, queue.operator))
 
     @on(Loaded)
     def show_queue(self, message: Loaded) -> None:
@@ -237,11 +238,15 @@ class ApprovalsScreen(GovtuiScreen):
         prompt: TotpPrompt[list[ApprovalOutcome]] = TotpPrompt(
             title=f"Approve {len(rows)} {noun} as {self.actor_name}",
             summary=_batch_summary(rows),
-            attempt=partial(service_calls.approve, self.engine, self.actor_name, ids),
-            lockout=partial(service_calls.lockout, self.engine, self.actor_name),
+            attempt=partial(self._approve, ids),
+            lockout=partial(self.workspace.read_as, operator_views.lockout),
             action_label="Approve",
         )
         self.app.push_screen(prompt, self._approved)
+
+    def _approve(self, ids: list[int], code: str) -> list[ApprovalOutcome]:
+        # In the prompt's worker; a rejected code raises CodeRejected, its failure counted.
+        return self.workspace.act(grants.approve, grant_ids=ids, code=code)
 
     def _approved(self, outcomes: list[ApprovalOutcome] | None) -> None:
         if outcomes is None:
@@ -272,7 +277,7 @@ class ApprovalsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-write")
     def deny(self, ids: list[int], reason: str) -> None:
-        service_calls.deny(self.engine, self.actor_name, ids, reason)
+        self.workspace.act(grants.deny, grant_ids=ids, reason=reason)
         self.post_message(self.Denied(ids))
 
     @on(Denied)

@@ -1,6 +1,7 @@
-"""What every data screen shares: the context it works in (engine, acting operator), a refresh
-key, a reload when grants or the directories changed while it was away, and failed workers
-reported to the app as a message (a worker's StateChanged reaches only the screen)."""
+"""What every data screen shares: the context it works in (the workspace: database and acting
+operator), a refresh key, a reload when grants or the directories changed while it was away,
+and failed workers reported to the app as a message (a worker's StateChanged reaches only the
+screen)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class GovtuiScreen(Screen[None]):
     def __init__(self, context: TuiContext) -> None:
         super().__init__()
         self.context = context
-        self.engine = context.engine
+        self.workspace = context.workspace
         self.actor_name = context.actor_name
         self._seen_grants = context.grants_version
         self._seen_directory = context.directory_version

@@ -14,8 +14,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from govtui.db import read_session
-from govtui.services import catalog
+from govtui.services import catalog_views
 from govtui.services.catalog import ScopeView
 from govtui.tui.screens.base import GovtuiScreen
 
@@ -140,11 +139,8 @@ class BrowserScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="browser")
     def load_catalog(self) -> None:
-        with read_session(self.engine) as session:
-            clients = [(c.name, c.status) for c in catalog.list_clients(session)]
-            projects = [(client, p.name) for client, p in catalog.list_projects(session)]
-            scopes = catalog.list_scopes(session)
-        self.post_message(self.Loaded(clients, projects, scopes))
+        tree = self.workspace.read(catalog_views.tree)
+        self.post_message(self.Loaded(tree.clients, tree.projects, tree.scopes))
 
     @on(Loaded)
     def show_catalog(self, message: Loaded) -> None:

@@ -14,7 +14,6 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
-from govtui.db import read_session
 from govtui.services import contractors
 from govtui.services.contractors import ContractorRow
 from govtui.tui import paging
@@ -128,12 +127,11 @@ class ContractorsScreen(GovtuiScreen):
         # The debounce: a newer keystroke cancels this worker and ends the wait at once.
         if debounce and worker.cancelled_event.wait(debounce):
             return
-        with read_session(self.engine) as session:
-            rows = contractors.window(session, search=search or None, limit=self.PAGE)
-            if worker.is_cancelled:
-                return
-            self.post_message(self.WindowLoaded(generation, search, rows, first=True))
-            total = contractors.count(session, search=search or None)
+        rows = self.workspace.read(contractors.window, search=search or None, limit=self.PAGE)
+        if worker.is_cancelled:
+            return
+        self.post_message(self.WindowLoaded(generation, search, rows, first=True))
+        total = self.workspace.read(contractors.count, search=search or None)
         if not worker.is_cancelled:
             self.post_message(self.CountLoaded(generation, search, total))
 
@@ -148,8 +146,9 @@ class ContractorsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="contractor-page")
     def fetch_window(self, generation: int, search: str, after: Key) -> None:
-        with read_session(self.engine) as session:
-            rows = contractors.window(session, search=search or None, after=after, limit=self.PAGE)
+        rows = self.workspace.read(
+            contractors.window, search=search or None, after=after, limit=self.PAGE
+        )
         self.post_message(self.WindowLoaded(generation, search, rows, first=False))
 
     @on(WindowLoaded)

@@ -12,7 +12,6 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
-from govtui.db import read_session
 from govtui.models import GRANT_STATES
 from govtui.services import dashboard
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
@@ -66,8 +65,7 @@ class DashboardScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
     def load_overview(self) -> None:
-        with read_session(self.engine) as session:
-            overview = dashboard.overview(session)
+        overview = self.workspace.read(dashboard.overview)
         self.post_message(self.Loaded(overview))
 
     @on(Loaded)

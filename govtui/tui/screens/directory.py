@@ -19,10 +19,9 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from govtui import clock
-from govtui.db import read_session
-from govtui.services import directory_targets, directory_views, reconcile, sync
-from govtui.services.directory_views import OutboxRow
-from govtui.tui import service_calls
+from govtui.services import convergence, directory_views, reconcile
+from govtui.services.directory_views import OutboxRow, TargetOverview
+from govtui.services.reconcile import FixOutcome
 from govtui.tui.context import DriftCheck, TargetHealth, TuiContext
 from govtui.tui.directory_text import (
     ALERT_STYLE,
@@ -34,19 +33,10 @@ from govtui.tui.directory_text import (
     one_line,
     report_text,
 )
+from govtui.tui.error_text import describe_error
 from govtui.tui.grant_text import when
 from govtui.tui.modals.confirm_fix import ConfirmFix
 from govtui.tui.screens.base import DirectoryChanged, GovtuiScreen
-
-
-@dataclass(frozen=True)
-class TargetRow:
-    name: str
-    url: str
-    flavour: str
-    pending: int
-    done: int
-    failed: int
 
 
 def _count(value: int, style: str = "") -> Text:
@@ -91,7 +81,7 @@ class DirectoryScreen(GovtuiScreen):
 
     @dataclass
     class Loaded(Message):
-        targets: list[TargetRow]
+        targets: list[TargetOverview]
         ops: list[OutboxRow]
 
     @dataclass
@@ -105,14 +95,14 @@ class DirectoryScreen(GovtuiScreen):
     @dataclass
     class Fixed(Message):
         target: str
-        outcome: service_calls.FixOutcome
+        outcome: FixOutcome
 
     class SyncRequested(Message):
         """The person asked for a sync run now; the app runs it (one at a time)."""
 
     def __init__(self, context: TuiContext) -> None:
         super().__init__(context)
-        self.targets: dict[str, TargetRow] = {}
+        self.targets: dict[str, TargetOverview] = {}
         self.loaded = False
         self.checking = False  # a connection check is going
         self.busy: str | None = None  # the target being compared or fixed
@@ -165,21 +155,8 @@ class DirectoryScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="directory-load")
     def load_directory(self) -> None:
-        with read_session(self.engine) as session:
-            counts = {s.target: s for s in sync.status(session)}
-            targets = [
-                TargetRow(
-                    t.name,
-                    t.url,
-                    t.flavour,
-                    counts[t.name].pending,
-                    counts[t.name].done,
-                    counts[t.name].failed,
-                )
-                for t in directory_targets.all_targets(session)
-            ]
-            ops = directory_views.open_ops(session, limit=self.OUTBOX_LIMIT)
-        self.post_message(self.Loaded(targets, ops))
+        overview = self.workspace.read(directory_views.overview, limit=self.OUTBOX_LIMIT)
+        self.post_message(self.Loaded(overview.targets, overview.ops))
 
     @on(Loaded)
     def show_directory(self, message: Loaded) -> None:
@@ -197,7 +174,7 @@ class DirectoryScreen(GovtuiScreen):
         if any(name not in self.context.health for name in self.targets):
             self.check_health()
 
-    def _target_cells(self, target: TargetRow) -> tuple[Text, ...]:
+    def _target_cells(self, target: TargetOverview) -> tuple[Text, ...]:
         return (
             Text(target.name, style="bold"),
             Text(target.url),
@@ -258,7 +235,9 @@ class DirectoryScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="directory-health")
     def run_health_check(self) -> None:
-        self.post_message(self.HealthChecked(service_calls.check_targets(self.engine)))
+        health = convergence.check_targets(self.workspace.engine)
+        errors = {name: describe_error(e) if e else None for name, e in health.items()}
+        self.post_message(self.HealthChecked(errors))
 
     @on(HealthChecked)
     def health_checked(self, message: HealthChecked) -> None:
@@ -387,7 +366,7 @@ class DirectoryScreen(GovtuiScreen):
 
     @work(thread=True, exit_on_error=False, group="directory-reconcile")
     def run_compare(self, target: str) -> None:
-        drift = reconcile.compare(self.engine, target)
+        drift = reconcile.compare(self.workspace.engine, target)
         self.post_message(self.DriftFound(DriftCheck(target, drift, clock.now())))
 
     @on(DriftFound)
@@ -425,7 +404,9 @@ class DirectoryScreen(GovtuiScreen):
 
     @work(thread=True, exit_on_error=False, group="directory-reconcile")
     def run_fix(self, check: DriftCheck) -> None:
-        outcome = service_calls.fix_drift(self.engine, self.actor_name, check.target, check.items)
+        outcome = reconcile.fix_confirmed(
+            self.workspace.engine, self.actor_name, check.target, check.items
+        )
         self.post_message(self.Fixed(check.target, outcome))
 
     @on(Fixed)

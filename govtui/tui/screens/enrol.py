@@ -18,7 +18,8 @@ from textual.worker import Worker, WorkerState
 
 from govtui.errors import GovtuiError
 from govtui.security.qr import qr_text
-from govtui.tui import service_calls
+from govtui.services import enrollment, operator_views
+from govtui.services.operator_views import OperatorState
 from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import when
 from govtui.tui.screens.base import GovtuiScreen
@@ -44,7 +45,7 @@ class EnrolScreen(GovtuiScreen):
 
     @dataclass
     class StateLoaded(Message):
-        operator: service_calls.OperatorState
+        operator: OperatorState
 
     @dataclass
     class Started(Message):
@@ -84,7 +85,7 @@ class EnrolScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="enrol-state")
     def load_state(self) -> None:
-        state = service_calls.operator_state(self.engine, self.actor_name)
+        state = self.workspace.read_as(operator_views.state)
         self.post_message(self.StateLoaded(state))
 
     @on(StateLoaded)
@@ -124,7 +125,10 @@ class EnrolScreen(GovtuiScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="enrol-write")
     def start(self, current_code: str | None) -> None:
         try:
-            uri = service_calls.start_enrolment(self.engine, self.actor_name, current_code)
+            # The operator's own (re-)enrolment: the otpauth URI to show as a QR code.
+            uri = self.workspace.act(
+                enrollment.start, name=self.actor_name, current_code=current_code
+            )
         except GovtuiError as exc:  # already enrolled, a wrong current code, no safe keyring
             self.post_message(self.Refused(str(exc), "start"))
             return
@@ -151,7 +155,7 @@ class EnrolScreen(GovtuiScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="enrol-write")
     def confirm(self, code: str) -> None:
         try:
-            service_calls.confirm_enrolment(self.engine, self.actor_name, code)
+            self.workspace.act(enrollment.confirm, name=self.actor_name, code=code)
         except GovtuiError as exc:
             self.post_message(self.Refused(str(exc), "confirm"))
             return

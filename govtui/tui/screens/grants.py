@@ -9,7 +9,6 @@ from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
-from sqlmodel import Session
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -20,13 +19,12 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from textual.worker import Worker, get_current_worker
 
 from govtui import clock
-from govtui.db import read_session
 from govtui.errors import GovtuiError
 from govtui.models import GRANT_STATES
-from govtui.services import catalog, grant_views
+from govtui.services import catalog, catalog_views, grant_views, grants
 from govtui.services.catalog import ScopeView
 from govtui.services.grant_views import GrantDetail, GrantRow
-from govtui.tui import paging, service_calls
+from govtui.tui import paging
 from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import (
     LIVE_STATES,
@@ -37,7 +35,7 @@ from govtui.tui.grant_text import (
 )
 from govtui.tui.modals.confirm_revoke import ConfirmRevoke
 from govtui.tui.modals.grant_detail import GrantDetailModal
-from govtui.tui.modals.request_form import RequestForm
+from govtui.tui.modals.request_form import RequestForm, RequestInput
 from govtui.tui.screens.base import GovtuiScreen, GrantsChanged
 
 
@@ -220,20 +218,18 @@ class GrantsScreen(GovtuiScreen):
         if debounce and worker.cancelled_event.wait(debounce):
             return
         try:
-            with read_session(self.engine) as session:
-                rows = self._window(session, grant_filter, None, limit)
+            rows = self._window(grant_filter, None, limit)
         except GovtuiError as exc:  # an unknown client or contractor typed into a filter
             self.post_message(self.FilterRefused(generation, str(exc)))
             return
         if not worker.is_cancelled:
             self.post_message(self.WindowLoaded(generation, rows, first=True, limit=limit))
 
-    @staticmethod
     def _window(
-        session: Session, grant_filter: GrantFilter, after_id: int | None, limit: int
+        self, grant_filter: GrantFilter, after_id: int | None, limit: int
     ) -> list[GrantRow]:
-        return grant_views.list_grants(
-            session,
+        return self.workspace.read(
+            grant_views.list_grants,
             state=grant_filter.state,
             client=grant_filter.client,
             contractor=grant_filter.contractor,
@@ -253,8 +249,7 @@ class GrantsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-page")
     def fetch_window(self, generation: int, grant_filter: GrantFilter, after_id: int) -> None:
-        with read_session(self.engine) as session:
-            rows = self._window(session, grant_filter, after_id, self.PAGE)
+        rows = self._window(grant_filter, after_id, self.PAGE)
         self.post_message(self.WindowLoaded(generation, rows, first=False, limit=self.PAGE))
 
     @on(WindowLoaded)
@@ -298,9 +293,7 @@ class GrantsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-clients")
     def load_clients(self) -> None:
-        with read_session(self.engine) as session:
-            clients = [(c.name, c.status) for c in catalog.list_clients(session)]
-        self.post_message(self.ClientsLoaded(clients))
+        self.post_message(self.ClientsLoaded(self.workspace.read(catalog_views.client_statuses)))
 
     @on(ClientsLoaded)
     def show_clients(self, message: ClientsLoaded) -> None:
@@ -404,8 +397,7 @@ class GrantsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-detail")
     def load_detail(self, grant_id: int, purpose: str) -> None:
-        with read_session(self.engine) as session:
-            detail = grant_views.show(session, grant_id)
+        detail = self.workspace.read(grant_views.show, grant_id)
         self.post_message(self.DetailLoaded(detail, purpose))
 
     @on(DetailLoaded)
@@ -425,7 +417,7 @@ class GrantsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-write")
     def revoke(self, row: GrantRow, reason: str) -> None:
-        service_calls.revoke(self.engine, self.actor_name, row.id, reason)
+        self.workspace.act(grants.revoke, grant_id=row.id, reason=reason)
         self.post_message(self.Revoked(row))
 
     @on(Revoked)
@@ -442,18 +434,30 @@ class GrantsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-scopes")
     def load_scopes(self) -> None:
-        with read_session(self.engine) as session:
-            scopes = catalog.list_scopes(session)
+        scopes = self.workspace.read(catalog.list_scopes)
         self.post_message(self.ScopesLoaded(scopes))
 
     @on(ScopesLoaded)
     def scopes_loaded(self, message: ScopesLoaded) -> None:
         form = RequestForm(
             scopes=message.scopes,
-            submit=partial(service_calls.request, self.engine, self.actor_name),
+            submit=self._submit_request,
             actor_name=self.actor_name,
         )
         self.app.push_screen(form, self._form_closed)
+
+    def _submit_request(self, form: RequestInput) -> int:
+        """Request the grant the form describes (in the form's worker); its id."""
+        grant = self.workspace.act(
+            grants.request,
+            contractor=form.contractor,
+            scope_path=form.scope_path,
+            access=form.access,
+            days=form.days,
+            reason=form.reason,
+        )
+        assert grant.id is not None  # flushed by the request
+        return grant.id
 
     def _form_closed(self, created: list[int] | None) -> None:
         if created:
