@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from govtui.cli.context import Context, print_json, print_progress, print_table
 from govtui.cli.grant_commands import read_code
-from govtui.services import offboarding, pause, sync
+from govtui.services import offboarding, pause, pause_views, sync
 
 # Exit status when the database change is done but the directory has not confirmed it all.
 NOT_CONVERGED = 1
@@ -63,7 +63,7 @@ def register_contractor(csub: argparse._SubParsersAction[argparse.ArgumentParser
 def run_pause(ctx: Context, args: argparse.Namespace) -> int:
     if args.dry_run:
         with ctx.read() as session:
-            radius = pause.blast_radius(session, args.name)
+            radius = pause_views.blast_radius(session, args.name)
         _print_radius(radius, as_json=args.json)
         return 0
     with ctx.write() as (session, actor):
@@ -93,7 +93,7 @@ def run_resume(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_status(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.read() as session:
-        state = pause.status(session, args.name)
+        state = pause_views.status(session, args.name)
     if args.json:
         print_json(
             {
@@ -140,7 +140,7 @@ def _follow(ctx: Context, args: argparse.Namespace, client: str, queued: int) ->
     if queued and not getattr(args, "no_sync", False):
         _sync_all(ctx.ready_engine())
     with ctx.read() as session:
-        state = pause.status(session, client)
+        state = pause_views.status(session, client)
     print(state.summary, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     for error in state.errors:
         print(f"govtui: warning: {error}", file=sys.stderr)
@@ -160,7 +160,7 @@ def _sync_all(engine: Engine) -> sync.SyncReport:
             return total
 
 
-def _convergence_json(c: pause.Convergence | None) -> dict[str, object] | None:
+def _convergence_json(c: pause_views.Convergence | None) -> dict[str, object] | None:
     if c is None:
         return None
     return {
@@ -174,7 +174,7 @@ def _convergence_json(c: pause.Convergence | None) -> dict[str, object] | None:
     }
 
 
-def _print_radius(radius: pause.BlastRadius, *, as_json: bool) -> None:
+def _print_radius(radius: pause_views.BlastRadius, *, as_json: bool) -> None:
     if as_json:
         print_json(radius)
         return

@@ -11,7 +11,8 @@ from typing import Any
 from rich.text import Text
 from textual.app import App
 
-from govtui.services.pause import BlastRadius, PauseResult, ResumeResult
+from govtui.services.pause import PauseResult, ResumeResult
+from govtui.services.pause_views import BlastRadius
 from govtui.tui import service_calls
 from govtui.tui.context import TuiContext
 from govtui.tui.modals.pause_progress import PauseProgress

@@ -21,6 +21,7 @@ from govtui.services import (
     grants,
     operators,
     pause,
+    pause_views,
     reconcile,
     second_factor,
     sync,
@@ -194,10 +195,10 @@ def fix_drift(
 # -- pause and resume ---------------------------------------------------------------------------
 
 
-def blast_radius(engine: Engine, client: str) -> pause.BlastRadius:
+def blast_radius(engine: Engine, client: str) -> pause_views.BlastRadius:
     """What pausing the client would touch; nothing is written."""
     with read_session(engine) as session:
-        return pause.blast_radius(session, client)
+        return pause_views.blast_radius(session, client)
 
 
 def pause_client(engine: Engine, actor_name: str, client: str, reason: str) -> pause.PauseResult:
@@ -220,7 +221,7 @@ def client_statuses(engine: Engine) -> list[tuple[str, str]]:
         return [(c.name, c.status) for c in catalog.list_clients(session)]
 
 
-def client_status(engine: Engine, client: str) -> pause.ClientStatus:
+def client_status(engine: Engine, client: str) -> pause_views.ClientStatus:
     """The client's state, its pause and the directory's convergence."""
     with read_session(engine) as session:
-        return pause.status(session, client)
+        return pause_views.status(session, client)

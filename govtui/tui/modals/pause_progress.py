@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, ProgressBar, Static
 
-from govtui.services.pause import ClientStatus
+from govtui.services.pause_views import ClientStatus
 from govtui.tui import service_calls
 from govtui.tui.context import TuiContext
 from govtui.tui.directory_text import ALERT_STYLE
