@@ -142,7 +142,7 @@ def add_scope(
     scope = DatasetScope(
         project_id=ident(project),
         name=scope_name,
-        sensitivity=tier,
+        sensitivity=tier.value,
         max_grant_days=days,
         created_at=clock.now(),
     )

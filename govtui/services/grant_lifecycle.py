@@ -82,8 +82,8 @@ def create_request(
     grant = Grant(
         contractor_id=contractor_id,
         scope_id=scope_id,
-        access=access,
-        state=GrantState.REQUESTED,
+        access=access.value,
+        state=GrantState.REQUESTED.value,
         reason=reason,
         requested_by=requested_by,
         requested_days=days,
@@ -98,7 +98,7 @@ def activate(session: Session, grant: Grant, *, now: datetime, expires_at: datet
     """Start an approved request's window now and queue its directory additions; return how
     many operations were queued."""
     ops = outbox.enqueue_membership(session, [ident(grant)], _ADD)
-    grant.state = GrantState.ACTIVE
+    grant.state = GrantState.ACTIVE.value
     grant.starts_at = now
     grant.expires_at = expires_at
     session.add(grant)

@@ -1,5 +1,6 @@
-"""The grant lifecycle: request, approve with a second person's TOTP code, deny, extend,
-revoke, and expire. Adding access needs a code; removing it never waits for one."""
+"""The grant operations: request, approve with a second person's TOTP code, deny, extend,
+revoke, and expire. Adding access needs a code; removing it never waits for one. Each checks
+its policy and writes its audit event; the state changes themselves are grant_lifecycle's."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ from govtui.services import (
     second_factor,
     validation,
 )
-from govtui.services.catalog import lock_client
 from govtui.vocabulary import (
     IN_DIRECTORY_STATES,
     LIVE_STATES,
@@ -130,7 +130,7 @@ def request(
     scope = catalog.find_scope(session, scope_path)
     # A shared lock on the client: a pause (which locks it for update) either sees this
     # request and suspends it, or finishes first and this request sees the client paused.
-    client = lock_client(session, _client_of(session, scope).id, share=True)
+    client = catalog.lock_client(session, _client_of(session, scope).id, share=True)
     now = clock.now()
     _require_can_work(person, now)
     _require_not_paused(client, "requested")
@@ -263,7 +263,7 @@ def _record_approval(
             grant_id=ident(grant),
             round=subject.round,
             approver_id=ident(actor),
-            decision=Decision.APPROVE,
+            decision=Decision.APPROVE.value,
             totp_step=step,
             decided_at=now,
         )
@@ -300,7 +300,7 @@ def _record_approval(
         extension.previous_expires_at = grant.expires_at
         grant.expires_at = max(grant.expires_at, longer)
         extension.new_expires_at = grant.expires_at
-        extension.state = ExtensionState.APPROVED
+        extension.state = ExtensionState.APPROVED.value
         extension.decided_at = now
         session.add(extension)
     if activated:
@@ -327,12 +327,12 @@ def deny(session: Session, actor: Operator, *, grant_ids: Sequence[int], reason:
                 grant_id=ident(grant),
                 round=subject.round,
                 approver_id=ident(actor),
-                decision=Decision.DENY,
+                decision=Decision.DENY.value,
                 decided_at=now,
             )
         )
         if subject.extension is not None:
-            subject.extension.state = ExtensionState.DENIED
+            subject.extension.state = ExtensionState.DENIED.value
             subject.extension.decided_at = now
             session.add(subject.extension)
         else:

@@ -60,7 +60,7 @@ def offboard(session: Session, actor: Operator, *, external_id: str, reason: str
     )
     ids, ops = ended.ids, ended.directory_ops
     ops += outbox.enqueue_disable(session, person)
-    person.status, person.updated_at = ContractorStatus.OFFBOARDED, now
+    person.status, person.updated_at = ContractorStatus.OFFBOARDED.value, now
     session.add(person)
     audit.append(
         session,

@@ -95,7 +95,7 @@ def add(
     session.add(operator)
     session.flush()
     op_id = ident(operator)
-    session.add_all(OperatorRole(operator_id=op_id, role=role) for role in sorted(role_set))
+    session.add_all(OperatorRole(operator_id=op_id, role=role.value) for role in sorted(role_set))
     session.add_all(OperatorClient(operator_id=op_id, client_id=cid) for cid in client_ids)
     audit.append(
         session,

@@ -89,7 +89,7 @@ def pause(session: Session, actor: Operator, *, client: str, reason: str) -> Pau
         which=col(Grant.scope_id).in_(_scopes_of(ident(locked))),
         of=f"client {locked.name!r}",
     )
-    locked.status = ClientStatus.PAUSED
+    locked.status = ClientStatus.PAUSED.value
     session.add(locked)
     audit.append(
         session,
@@ -136,7 +136,7 @@ def resume(session: Session, actor: Operator, *, client: str, code: str) -> Resu
         sa.select(sa.func.count()).where(_PAUSED_GRANT.c.pause_id == pause_id)
     ).scalar_one()
     record.resumed_at, record.resumed_by = now, ident(actor)
-    locked.status = ClientStatus.ACTIVE
+    locked.status = ClientStatus.ACTIVE.value
     session.add_all([record, locked])
     active, requests = restored.active, restored.requests
     not_restored = int(total) - len(active) - len(requests)
