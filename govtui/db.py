@@ -1,13 +1,16 @@
 """Engine and sessions: SQLite (WAL, FULL sync, foreign keys, BEGIN IMMEDIATE) or PostgreSQL.
 
-Every service operation runs inside exactly one `write_session`; helpers never commit.
+Every service operation runs inside exactly one `write_session`; helpers never commit. What
+must happen outside the database (keyring writes, the audit checkpoint, a counted TOTP failure)
+is queued on the session with `after_commit` / `on_rollback` and runs once the outcome is known.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,21 +101,63 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+_QUEUES = "govtui_effects"
+
+
+@dataclass
+class _Effects:
+    """What a write_session runs once its transaction has ended, in the order queued."""
+
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    on_rollback: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _effects(session: Session) -> _Effects:
+    effects = session.info.get(_QUEUES)
+    if not isinstance(effects, _Effects):
+        # Queued effects would silently never run on a session nobody commits through here.
+        raise RuntimeError("after-commit effects need a session opened by db.write_session")
+    return effects
+
+
+def after_commit(session: Session, effect: Callable[[], None]) -> None:
+    """Run `effect` right after the session's transaction commits; never if it rolls back."""
+    _effects(session).after_commit.append(effect)
+
+
+def on_rollback(session: Session, effect: Callable[[], None]) -> None:
+    """Run `effect` once the session's transaction has rolled back and released its
+    connection (so the effect may open a write_session of its own); never after a commit."""
+    _effects(session).on_rollback.append(effect)
+
+
+def _run(effects: list[Callable[[], None]]) -> None:
+    """Run every effect even if one fails (each is independent), then raise the first error."""
+    first: BaseException | None = None
+    for effect in effects:
+        try:
+            effect()
+        except BaseException as exc:  # re-raised below, once the others have run
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
-    """One write transaction: committed when the block ends, rolled back if it raises,
-    except for errors marked `commit_before_raising` (a counted failed TOTP code), whose
-    writes are kept before the error goes on."""
-    with Session(engine, expire_on_commit=False) as session:
+    """One write transaction: committed when the block ends, rolled back if it raises; the
+    effects queued with `after_commit` or `on_rollback` run after the matching outcome."""
+    effects = _Effects()
+    with Session(engine, expire_on_commit=False, info={_QUEUES: effects}) as session:
         try:
             yield session
             session.commit()
-        except BaseException as exc:
-            if getattr(exc, "commit_before_raising", False):
-                session.commit()
-            else:
-                session.rollback()
+        except BaseException:
+            session.rollback()
+            session.close()  # releases the connection (SQLite: the writer lock) first
+            _run(effects.on_rollback)
             raise
+    _run(effects.after_commit)
 
 
 @contextmanager

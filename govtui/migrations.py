@@ -91,8 +91,9 @@ LATEST = MIGRATIONS[-1].version
 
 
 def current_version(engine: Engine) -> int:
-    """The highest applied migration, 0 for an empty database."""
-    with engine.connect() as connection:
+    """The highest applied migration, 0 for an empty database. Read-only: on SQLite it takes
+    no write lock, so a command starting up never waits behind a long write."""
+    with engine.execution_options(govtui_readonly=True).connect() as connection:
         if not inspect(connection).has_table("schema_version"):
             return 0
         versions = connection.execute(select(models.SchemaVersion.version)).scalars().all()  # type: ignore[call-overload]

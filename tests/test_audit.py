@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from govtui import db
 from govtui.models import AuditEvent, AuditHead, Operator
-from govtui.services import audit, catalog
+from govtui.services import audit, audit_checkpoint, catalog
 
 from .conftest import FakeClock
 
@@ -134,21 +134,23 @@ def test_checkpoint_records_the_newest_head(
     engine: Engine, admin: Operator, fake_clock: FakeClock
 ) -> None:
     _changes(engine, admin, fake_clock, 2)
-    path = audit.checkpoint_path(engine.url.render_as_string(hide_password=False))
+    path = audit_checkpoint.checkpoint_path(engine.url.render_as_string(hide_password=False))
     assert path is not None
-    checkpoint = audit.read_checkpoint(path)
+    checkpoint = audit_checkpoint.read_checkpoint(path)
     with db.read_session(engine) as session:
         head = session.get(AuditHead, 1)
-    assert head is not None and checkpoint == audit.Checkpoint(seq=head.seq, hash=head.hash)
-    audit.write_checkpoint(path, 1, "f" * 64)  # an older head never replaces a newer one
-    assert audit.read_checkpoint(path) == checkpoint
+    assert head is not None
+    assert checkpoint == audit_checkpoint.Checkpoint(seq=head.seq, hash=head.hash)
+    # An older head never replaces a newer one.
+    audit_checkpoint.write_checkpoint(path, 1, "f" * 64)
+    assert audit_checkpoint.read_checkpoint(path) == checkpoint
 
 
 def test_missing_checkpoint_is_a_warning(
     engine: Engine, admin: Operator, fake_clock: FakeClock
 ) -> None:
     _changes(engine, admin, fake_clock, 1)
-    path = audit.checkpoint_path(engine.url.render_as_string(hide_password=False))
+    path = audit_checkpoint.checkpoint_path(engine.url.render_as_string(hide_password=False))
     assert path is not None
     path.unlink()
     result = _verify(engine)
@@ -173,3 +175,80 @@ def test_export_lines_match_the_schema_and_recompute(
 
         assert hashlib.sha256(audit.canonical_json(body).encode()).hexdigest() == record["hash"]
         prev = record["hash"]
+
+
+def _head_file(engine: Engine) -> Path:
+    path = audit_checkpoint.checkpoint_path(engine.url.render_as_string(hide_password=False))
+    assert path is not None
+    return path
+
+
+def test_checkpoint_is_written_only_after_the_commit(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    path = _head_file(engine)
+    before = audit_checkpoint.read_checkpoint(path)
+    with db.write_session(engine) as session:
+        catalog.add_client(session, admin, name="inside")
+        assert audit_checkpoint.read_checkpoint(path) == before  # not yet committed
+    after = audit_checkpoint.read_checkpoint(path)
+    assert after is not None and before is not None and after.seq == before.seq + 1
+
+
+def test_a_rolled_back_change_moves_no_checkpoint(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    path = _head_file(engine)
+    before = audit_checkpoint.read_checkpoint(path)
+    with pytest.raises(RuntimeError, match="boom"), db.write_session(engine) as session:
+        catalog.add_client(session, admin, name="never")
+        raise RuntimeError("boom")
+    assert audit_checkpoint.read_checkpoint(path) == before
+    assert _verify(engine).ok
+
+
+def test_no_session_listener_is_registered_at_import(engine: Engine) -> None:
+    from sqlmodel import Session
+
+    # The checkpoint rides on write_session's after-commit queue, not on a global hook that
+    # would fire for every session in the process.
+    with Session(engine) as session:
+        assert len(session.dispatch.after_commit) == 0
+        assert len(session.dispatch.after_rollback) == 0
+
+
+def test_checkpoint_and_lock_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "heads" / "db.audit-head"
+    audit_checkpoint.write_checkpoint(path, 3, "a" * 64)
+    audit_checkpoint.write_checkpoint(path, 4, "c" * 64)
+    assert audit_checkpoint.read_checkpoint(path) == audit_checkpoint.Checkpoint(4, "c" * 64)
+    lock = path.with_name(path.name + ".lock")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert lock.stat().st_mode & 0o777 == 0o600
+    # Nothing is left behind: the temporary file was renamed into place.
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, lock.name]
+
+
+def test_a_planted_checkpoint_symlink_is_neither_followed_nor_written_through(
+    tmp_path: Path,
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text('{"seq": 99, "hash": "x"}')
+    path = tmp_path / "db.audit-head"
+    path.symlink_to(victim)
+    with pytest.raises(ValueError, match="symbolic link"):
+        audit_checkpoint.read_checkpoint(path)
+    with pytest.raises(ValueError, match="symbolic link"):
+        audit_checkpoint.write_checkpoint(path, 1, "b" * 64)
+    assert victim.read_text() == '{"seq": 99, "hash": "x"}'
+
+
+def test_a_symlinked_lock_file_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    path = tmp_path / "db.audit-head"
+    path.with_name(path.name + ".lock").symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic links"):  # O_NOFOLLOW's ELOOP
+        audit_checkpoint.write_checkpoint(path, 1, "b" * 64)
+    assert victim.read_text() == "keep me"
+    assert not path.exists()

@@ -105,3 +105,106 @@ def test_unsupported_and_malformed_urls_are_refused() -> None:
 
 def test_redacted_hides_the_password() -> None:
     assert "s3cret" not in db.redacted("postgresql://u:s3cret@h/db")
+
+
+def _client(name: str) -> Client:
+    return Client(name=name, created_at=__import__("govtui").clock.now())
+
+
+def _clients(engine: Engine) -> list[str]:
+    with db.read_session(engine) as session:
+        return list(session.execute(sa.select(Client.name).order_by(Client.name)).scalars())  # type: ignore[arg-type]
+
+
+def test_after_commit_effects_run_in_order_once_committed(engine: Engine) -> None:
+    seen: list[str] = []
+    with db.write_session(engine) as session:
+        session.add(_client("a"))
+        db.after_commit(session, lambda: seen.append(f"first, sees {_clients(engine)}"))
+        db.after_commit(session, lambda: seen.append("second"))
+        db.on_rollback(session, lambda: seen.append("never"))
+        assert seen == []
+    assert seen == ["first, sees ['a']", "second"]
+
+
+def test_a_rollback_runs_no_after_commit_effect(engine: Engine) -> None:
+    seen: list[str] = []
+    with pytest.raises(RuntimeError, match="crash"), db.write_session(engine) as session:
+        db.after_commit(session, lambda: seen.append("after commit"))
+        db.on_rollback(session, lambda: seen.append("rolled back"))
+        raise RuntimeError("crash")
+    assert seen == ["rolled back"]
+
+
+def test_a_failing_commit_runs_no_after_commit_effect(engine: Engine) -> None:
+    seen: list[str] = []
+    with db.write_session(engine) as session:
+        session.add(_client("taken"))
+    with pytest.raises(sa.exc.IntegrityError), db.write_session(engine) as session:
+        session.add(_client("taken"))  # the unique name fails at the commit's flush
+        db.after_commit(session, lambda: seen.append("after commit"))
+    assert seen == []
+
+
+def test_a_rollback_effect_may_write_in_a_transaction_of_its_own(engine: Engine) -> None:
+    """The rolled-back session has released its connection (SQLite: the writer lock), so an
+    effect opening a write_session neither waits nor deadlocks."""
+
+    def record() -> None:
+        with db.write_session(engine) as session:
+            session.add(_client("recorded"))
+
+    with pytest.raises(RuntimeError), db.write_session(engine) as session:
+        session.add(_client("lost"))
+        session.flush()
+        db.on_rollback(session, record)
+        raise RuntimeError("refused")
+    assert _clients(engine) == ["recorded"]
+
+
+def test_every_effect_runs_even_if_one_fails(engine: Engine) -> None:
+    seen: list[str] = []
+
+    def broken() -> None:
+        raise OSError("keyring gone")
+
+    with pytest.raises(OSError, match="keyring gone"), db.write_session(engine) as session:
+        db.after_commit(session, broken)
+        db.after_commit(session, lambda: seen.append("still ran"))
+    assert seen == ["still ran"]
+
+
+def test_effects_need_a_write_session(engine: Engine) -> None:
+    with db.read_session(engine) as session, pytest.raises(RuntimeError, match="write_session"):
+        db.after_commit(session, lambda: None)
+    with db.read_session(engine) as session, pytest.raises(RuntimeError, match="write_session"):
+        db.on_rollback(session, lambda: None)
+
+
+def test_current_version_does_not_wait_for_a_writer(sqlite_engine: Engine, sqlite_url: str) -> None:
+    """Every CLI start reads the schema version: it must not queue behind a long write (a
+    pause) that holds SQLite's write lock."""
+    import sqlite3
+
+    path = db.sqlite_path(sqlite_url)
+    assert path is not None
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    found: list[int] = []
+
+    def start_up() -> None:
+        migrations.require_current(sqlite_engine)
+        found.append(migrations.current_version(sqlite_engine))
+
+    thread = threading.Thread(target=start_up, daemon=True)
+    try:
+        thread.start()
+        # A reader that asked for the lock would wait out the 15 s busy timeout.
+        thread.join(timeout=5)
+        finished = not thread.is_alive()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        thread.join(timeout=30)
+    assert finished, "current_version waited for the write lock"
+    assert found == [migrations.LATEST]

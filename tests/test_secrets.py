@@ -170,3 +170,56 @@ def test_a_chain_with_an_unsafe_backend_is_refused(backend_restored: None) -> No
     keyring.set_keyring(Chain())
     with pytest.raises(ConfigurationError, match="does not protect secrets"):
         secrets.store("k", "v")
+
+
+class CommitFailed(Exception):
+    """Stands for whatever can make a commit fail after the service call returned."""
+
+
+def _fail_commit(session: object) -> None:
+    raise CommitFailed("disk full")
+
+
+def _keyring_after_failed_commit(engine: Engine, keys: MemoryKeyring, run: object) -> None:
+    """Run `run(session)` in a write_session whose commit fails; the keyring must not change."""
+    before = dict(keys.entries)
+    with pytest.raises(CommitFailed), db.write_session(engine) as session:
+        sa.event.listen(session, "before_commit", _fail_commit)
+        run(session)  # type: ignore[operator]
+    assert keys.entries == before
+
+
+def test_a_failed_commit_after_an_enrolment_leaves_the_keyring_as_it_was(
+    root_and_ann: Engine, memory_keyring: MemoryKeyring
+) -> None:
+    engine = root_and_ann
+    _keyring_after_failed_commit(
+        engine,
+        memory_keyring,
+        lambda s: enrollment.start(s, operators.find(s, "ann"), name="ann"),
+    )
+    with db.read_session(engine) as session:
+        assert operators.find(session, "ann").totp_pending_at is None
+
+    # A re-enrolment whose confirmation is lost must keep the old, still enrolled secret.
+    old = enroll(engine, "ann")
+    with db.write_session(engine) as session:
+        uri = enrollment.start(
+            session, operators.find(session, "ann"), name="ann", current_code=code(old)
+        )
+    new = parse_qs(urlparse(uri).query)["secret"][0]
+    _keyring_after_failed_commit(
+        engine,
+        memory_keyring,
+        lambda s: enrollment.confirm(s, operators.find(s, "ann"), name="ann", code=code(new, -1)),
+    )
+    with db.read_session(engine) as session:
+        assert secrets.load(second_factor.secret_key(session, "ann")) == old
+        assert secrets.load(second_factor.secret_key(session, "ann", pending=True)) == new
+        assert operators.find(session, "ann").totp_pending_at is not None
+    # The same confirmation, committed, switches the keyring over only now.
+    with db.write_session(engine) as session:
+        enrollment.confirm(session, operators.find(session, "ann"), name="ann", code=code(new, -1))
+    with db.read_session(engine) as session:
+        assert secrets.load(second_factor.secret_key(session, "ann")) == new
+        assert secrets.load(second_factor.secret_key(session, "ann", pending=True)) is None

@@ -149,3 +149,36 @@ def test_lockout_shows_remaining_time(world: World, fake_clock: FakeClock) -> No
     ann: Operator = world.op("ann")
     assert second_factor.remaining_lockout(ann) == timedelta(minutes=15)
     _ = code
+
+
+def _failures(world: World, name: str) -> int:
+    return world.op(name).totp_failures
+
+
+def test_a_wrong_code_after_a_write_rolls_the_write_back_and_still_counts(world: World) -> None:
+    """The order of verifying and writing no longer matters: what the caller wrote before the
+    rejected code is rolled back, and the failure is counted in a transaction of its own."""
+    from sqlmodel import select
+
+    from govtui.models import Client
+    from govtui.services import audit, catalog
+
+    with (
+        pytest.raises(CodeRejected, match="4 tries left"),
+        db.write_session(world.engine) as session,
+    ):
+        catalog.add_client(session, world.op("root"), name="written-first")
+        second_factor.verify(session, world.op("ann"), "000000", purpose="test")
+    assert _failures(world, "ann") == 1
+    with db.read_session(world.engine) as session:
+        assert session.exec(select(Client).where(Client.name == "written-first")).first() is None
+        lines = list(audit.export_lines(session))
+        assert not any("written-first" in line for line in lines)
+        assert '"totp.failure"' in lines[-1] and '"failures":1' in lines[-1]
+        assert audit.verify(session, world.engine).ok
+
+
+def test_a_caller_that_swallows_the_rejection_still_has_it_counted(world: World) -> None:
+    with db.write_session(world.engine) as session, pytest.raises(CodeRejected):
+        second_factor.verify(session, world.op("ann"), "000000", purpose="test")
+    assert _failures(world, "ann") == 1

@@ -1,29 +1,26 @@
 """The hash-chained audit log: append inside the caller's transaction, verify, export.
 
-A checkpoint of the newest (seq, hash) is written outside the database after every commit, so
-that deleting the newest events, and the head row with them, is still caught by `verify`.
+`append` queues the newest (seq, hash) for the checkpoint kept outside the database
+(govtui.services.audit_checkpoint), written after the transaction commits.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from govtui import clock
-from govtui.db import default_url, redacted, sqlite_path
+from govtui import clock, db
 from govtui.migrations import GENESIS_HASH
 from govtui.models import AuditEvent, AuditHead
+from govtui.services import audit_checkpoint
 
 _PENDING_HEAD = "govtui_audit_head"
 BATCH = 5_000
@@ -94,74 +91,20 @@ def append(
     head.seq, head.hash = seq, digest
     session.add(head)
     session.flush()
+    first = _PENDING_HEAD not in session.info
     session.info[_PENDING_HEAD] = (seq, digest)
+    if first:
+        url = session.get_bind().engine.url.render_as_string(hide_password=False)
+        path = audit_checkpoint.checkpoint_path(url)
+        if path is not None:
+            db.after_commit(session, lambda: _record_head(session, path))
     return row
 
 
-# --- the checkpoint kept outside the database -------------------------------------------------
-
-
-def checkpoint_path(url: str) -> Path | None:
-    """Where the chain head for this database is recorded: GOVTUI_AUDIT_HEAD, else beside the
-    SQLite file, else in the user's data directory keyed by the (password-less) URL."""
-    override = os.environ.get("GOVTUI_AUDIT_HEAD")
-    if override:
-        return Path(override)
-    db_file = sqlite_path(url)
-    if db_file is not None:
-        return db_file.with_name(db_file.name + ".audit-head")
-    if url.startswith("sqlite"):
-        return None  # in-memory: nothing outlives the process anyway
-    data_dir = sqlite_path(default_url())
-    assert data_dir is not None
-    key = hashlib.sha256(redacted(url).encode()).hexdigest()[:16]
-    return data_dir.parent / "audit-heads" / f"{key}.json"
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    seq: int
-    hash: str
-
-
-def read_checkpoint(path: Path) -> Checkpoint | None:
-    """The recorded head, or None if nothing was recorded yet."""
-    try:
-        data = json.loads(path.read_text())
-        return Checkpoint(seq=int(data["seq"]), hash=str(data["hash"]))
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"the audit checkpoint {path} is unreadable: {exc}") from exc
-
-
-def write_checkpoint(path: Path, seq: int, digest: str) -> None:
-    """Record a head, never moving it backwards when several processes commit at once."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        current = read_checkpoint(path)
-        if current is not None and current.seq >= seq:
-            return
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(canonical_json({"seq": seq, "hash": digest}) + "\n")
-        os.replace(tmp, path)
-
-
-@event.listens_for(Session, "after_commit")
-def _record_head(session: Session) -> None:
-    pending = session.info.pop(_PENDING_HEAD, None)
-    bind = session.get_bind()
-    if pending is None or bind is None:
-        return
-    path = checkpoint_path(bind.engine.url.render_as_string(hide_password=False))
-    if path is not None:
-        write_checkpoint(path, *pending)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_head(session: Session) -> None:
-    session.info.pop(_PENDING_HEAD, None)
+def _record_head(session: Session, path: Path) -> None:
+    # The newest event appended in the committed transaction: one checkpoint write per commit.
+    seq, digest = session.info.pop(_PENDING_HEAD)
+    audit_checkpoint.write_checkpoint(path, seq, digest)
 
 
 # --- verification and export -----------------------------------------------------------------
@@ -194,8 +137,10 @@ def verify(session: Session, engine: Engine) -> VerifyResult:
     """Recompute the chain from the first event and compare it with the recorded heads."""
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     hashes_at: dict[int, str] = {}
-    checkpoint_file = checkpoint_path(engine.url.render_as_string(hide_password=False))
-    checkpoint = read_checkpoint(checkpoint_file) if checkpoint_file else None
+    checkpoint_file = audit_checkpoint.checkpoint_path(
+        engine.url.render_as_string(hide_password=False)
+    )
+    checkpoint = audit_checkpoint.read_checkpoint(checkpoint_file) if checkpoint_file else None
     for row in _events(session):
         if row.seq != expected_seq:
             return VerifyResult(

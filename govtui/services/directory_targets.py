@@ -1,16 +1,16 @@
 """Directory targets (LDAP / AD servers govtui keeps in step) and scope → group mappings.
-The bind password goes into the OS keyring, never the database."""
+The bind password goes into the OS keyring, never the database, and only once the target's
+row is committed (a rolled-back add or remove leaves the keyring as it was)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import ldap3
 from sqlmodel import Session, col, select
 
-from govtui import clock
+from govtui import clock, db
 from govtui.db import ident, session_url
 from govtui.directory import naming
 from govtui.directory.connection import Endpoint, connect
@@ -25,16 +25,6 @@ from govtui.models import (
 )
 from govtui.security import secrets
 from govtui.services import audit, catalog, operators, validation
-
-
-@dataclass(frozen=True)
-class GroupRef:
-    """The directory group of one (scope, access level) on one target."""
-
-    target_id: int
-    scope_id: int
-    access: str
-    dn: str
 
 
 def password_key(session: Session, name: str) -> str:
@@ -70,8 +60,9 @@ def add(
     ca_file: str | None = None,
     create_groups: bool = True,
 ) -> DirectoryTarget:
-    """Register a target (admin only); the password is stored in the keyring."""
+    """Register a target (admin only); the password is stored in the keyring after the commit."""
     operators.require_role(session, actor, "admin")
+    secrets.require_safe_backend()  # refused now, not after the target is committed
     name = validation.name(name, "directory target")
     flavour = validation.choice(flavour, DIRECTORY_FLAVOURS, "flavour")
     if not url.startswith(("ldap://", "ldaps://")):
@@ -93,7 +84,10 @@ def add(
         is not None
     ):
         raise ConflictError(f"directory target {name!r} exists already")
-    secrets.store(password_key(session, name), password)
+    key = password_key(session, name)
+    # Only the committed add writes: a racing add of the same name that loses on the unique
+    # name never overwrites the winner's password.
+    db.after_commit(session, lambda: secrets.store(key, password))
     target = DirectoryTarget(
         name=name,
         url=url,
@@ -119,8 +113,10 @@ def add(
 
 
 def remove(session: Session, actor: Operator, *, name: str) -> None:
-    """Forget a target that has no pending operations (admin only)."""
+    """Forget a target that has no pending operations (admin only); its password leaves the
+    keyring after the commit."""
     operators.require_role(session, actor, "admin")
+    secrets.require_safe_backend()
     target = find(session, name)
     pending = session.exec(
         select(OutboxOp.id).where(OutboxOp.target_id == ident(target), OutboxOp.state == "pending")
@@ -136,7 +132,8 @@ def remove(session: Session, actor: Operator, *, name: str) -> None:
     for op in session.exec(select(OutboxOp).where(OutboxOp.target_id == ident(target))):
         session.delete(op)  # done or failed history of a target that no longer exists
     session.delete(target)
-    secrets.delete(password_key(session, name))
+    key = password_key(session, name)
+    db.after_commit(session, lambda: secrets.delete(key))
     audit.append(session, actor=actor.name, action="directory.remove", obj=f"directory:{name}")
 
 
@@ -198,33 +195,3 @@ def map_scope(
         details={"access": access, "group_dn": group_dn, "target": targets[0].name},
     )
     return mapping
-
-
-def group_refs(
-    session: Session, pairs: set[tuple[int, str]]
-) -> dict[tuple[int, int, str], GroupRef]:
-    """The group DN of each (scope id, access) on every target, keyed (target, scope, access)."""
-    targets = all_targets(session)
-    if not targets or not pairs:
-        return {}
-    scope_ids = sorted({scope_id for scope_id, _ in pairs})
-    paths = {view.id: view for view in catalog.list_scopes(session) if view.id in set(scope_ids)}
-    overrides = {
-        (m.target_id, m.scope_id, m.access): m.group_dn
-        for m in session.exec(select(GroupMapping).where(col(GroupMapping.scope_id).in_(scope_ids)))
-    }
-    refs = {}
-    for target in targets:
-        for scope_id, access in pairs:
-            view = paths[scope_id]
-            key = (ident(target), scope_id, access)
-            dn = overrides.get(key) or naming.group_dn(
-                target.group_template,
-                target.groups_base,
-                client=view.client,
-                project=view.project,
-                scope=view.name,
-                access=access,
-            )
-            refs[key] = GroupRef(ident(target), scope_id, access, dn)
-    return refs

@@ -1,14 +1,15 @@
 """TOTP enrolment: a fresh secret into the OS keyring, confirmed by one correct code.
 
 The secret is never written to the database; the database records only that the operator is
-enrolled (or has an enrolment pending) and the replay and lock-out state.
+enrolled (or has an enrolment pending) and the replay and lock-out state. Keyring writes run
+after the commit, so a rolled-back enrolment leaves the keyring as it was.
 """
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
-from govtui import clock
+from govtui import clock, db
 from govtui.errors import InputError, PolicyError
 from govtui.models import Operator
 from govtui.security import secrets, totp
@@ -43,7 +44,8 @@ def start(
             "(--current-code, acting as them) or an admin's approval (--admin-code, acting as the admin)"
         )
     secret = totp.new_secret()
-    secrets.store(second_factor.secret_key(session, name, pending=True), secret)
+    pending_key = second_factor.secret_key(session, name, pending=True)
+    db.after_commit(session, lambda: secrets.store(pending_key, secret))
     target.totp_pending_at = clock.now()
     session.add(target)
     audit.append(
@@ -72,8 +74,13 @@ def confirm(session: Session, actor: Operator, *, name: str, code: str) -> None:
         raise InputError(
             f"that code does not match the new secret; the enrolment of {name!r} is still pending"
         )
-    secrets.store(second_factor.secret_key(session, name), secret)
-    secrets.delete(pending_key)
+    confirmed_key = second_factor.secret_key(session, name)
+
+    def keep_confirmed() -> None:
+        secrets.store(confirmed_key, secret)
+        secrets.delete(pending_key)  # only once the confirmed secret is safely stored
+
+    db.after_commit(session, keep_confirmed)
     target.totp_enrolled_at = clock.now()
     target.totp_pending_at = None
     target.totp_last_step = step

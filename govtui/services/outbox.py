@@ -6,31 +6,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from govtui import clock
+from govtui import clock, db_bulk
 from govtui.db import ident
+from govtui.directory.group_names import group_refs
 from govtui.models import Contractor, Grant, OutboxOp
 from govtui.services import directory_targets
 from govtui.sqltypes import UTCDateTime
 
 _CHUNK = 20_000
-_REFS_CHUNK = 2_000  # (scope, access, target) rows per VALUES list: 8,000 parameters
 _UID_FILTER = 1_000  # pending uids up to which supersede narrows its query to them
 SUPERSEDED = "superseded by a newer operation"
 _OUTBOX: sa.Table = OutboxOp.__table__  # type: ignore[attr-defined]
-# See _member_groups: not part of the schema (its own MetaData), created on demand per
-# connection, emptied after each use.
-_MEMBER_GROUPS = sa.Table(
+# The group DN of each (scope, access level, target), joined to the grants being queued.
+_MEMBER_GROUPS = db_bulk.keyed_rows_table(
     "govtui_member_groups",
-    sa.MetaData(),
     sa.Column("scope_id", sa.Integer(), primary_key=True),
     sa.Column("access", sa.String(), primary_key=True),
     sa.Column("target_id", sa.Integer(), primary_key=True),
     sa.Column("dn", sa.String(), nullable=False),
-    prefixes=["TEMPORARY"],
 )
 
 
@@ -75,7 +71,7 @@ def enqueue_membership_where(
                 sa.select(col(Grant.scope_id), col(Grant.access)).where(condition).distinct()
             )
         )
-    refs = list(directory_targets.group_refs(session, pairs).values())
+    refs = list(group_refs(session, pairs).values())
     if not refs:
         return 0
     new_ops = [
@@ -92,7 +88,9 @@ def enqueue_membership_where(
             sa.and_(groups.c.scope_id == col(Grant.scope_id), groups.c.access == col(Grant.access)),
         )
         .where(condition)
-        for groups in _member_groups(session, refs)
+        for groups in db_bulk.joinable(
+            session, _MEMBER_GROUPS, [(r.scope_id, r.access, r.target_id, r.dn) for r in refs]
+        )
         for condition in conditions
     ]
     # Every stale operation is closed before any new one exists, as supersede() does.
@@ -134,40 +132,8 @@ def enqueue_membership_where(
             .execution_options(preserve_rowcount=True)
         )
         queued += result.rowcount  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(_MEMBER_GROUPS.delete())
+    db_bulk.release(session, _MEMBER_GROUPS)
     return queued
-
-
-def _member_groups(
-    session: Session, refs: Sequence[directory_targets.GroupRef]
-) -> list[sa.FromClause]:
-    """The group DN of each (target, scope, access level), as tables to join the grants to.
-
-    SQLite gets a temporary table (private to the connection) with a primary key, so the join
-    is an index lookup whichever way the planner turns it: a VALUES list has no index, and
-    SQLite may scan it once per grant (50,000 x 450 rows). PostgreSQL hash-joins a VALUES
-    list well, and needs no TEMP privilege for it."""
-    rows = [(ref.scope_id, ref.access, ref.target_id, ref.dn) for ref in refs]
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(CreateTable(_MEMBER_GROUPS, if_not_exists=True))
-        session.execute(_MEMBER_GROUPS.delete())
-        session.execute(
-            _MEMBER_GROUPS.insert(),
-            [
-                dict(zip(("scope_id", "access", "target_id", "dn"), row, strict=True))
-                for row in rows
-            ],
-        )
-        return [_MEMBER_GROUPS]
-    return [
-        sa.values(
-            *(sa.column(c.name, c.type) for c in _MEMBER_GROUPS.columns), name="member_groups"
-        )
-        .data(rows[start : start + _REFS_CHUNK])
-        .cte("member_groups")
-        for start in range(0, len(rows), _REFS_CHUNK)
-    ]
 
 
 def _supersede_selected(

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from govtui.db import ident
+from govtui.directory import group_names
 from govtui.models import Client, ClientPause, DatasetScope, Grant, Operator, OutboxOp, Project
 from govtui.services import catalog, directory_targets, outbox
 from govtui.services.grant_lifecycle import paused_ids
@@ -170,7 +171,7 @@ def blast_radius(session: Session, client_name: str) -> BlastRadius:
     for p, s, sid, a in keys:
         active_pairs[(sid, a)] += counts[(p, s, sid, a, GrantState.ACTIVE)]
     targets = {ident(t): t.name for t in directory_targets.all_targets(session)}
-    refs = directory_targets.group_refs(session, {k for k, n in active_pairs.items() if n})
+    refs = group_names.group_refs(session, {k for k, n in active_pairs.items() if n})
     group_list = sorted(
         (
             GroupImpact(targets[ref.target_id], ref.dn, active_pairs[(ref.scope_id, ref.access)])

@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 
 from govtui import clock
 from govtui.db import ident, read_session, write_session
-from govtui.directory import groups, naming
+from govtui.directory import group_names, groups, naming
 from govtui.models import ACCESS_LEVELS, Contractor, DirectoryTarget, Grant, Operator, OutboxOp
 from govtui.services import audit, catalog, directory_targets, operators, outbox, sync
 
@@ -38,7 +38,7 @@ class Drift:
 def _expected(session: Session, target: DirectoryTarget) -> dict[str, set[str]]:
     """Group DN → uids that should be members (active grants), for every scope and level."""
     pairs = {(view.id, access) for view in catalog.list_scopes(session) for access in ACCESS_LEVELS}
-    refs = directory_targets.group_refs(session, pairs)
+    refs = group_names.group_refs(session, pairs)
     expected: dict[str, set[str]] = {
         ref.dn: set() for (target_id, _, _), ref in refs.items() if target_id == ident(target)
     }

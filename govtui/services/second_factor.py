@@ -1,20 +1,22 @@
 """Checking an operator's TOTP code against the database's replay and lock-out state.
 
-A failed code must be counted even though the action it was meant for fails: `CodeRejected`
-tells `db.write_session` to commit what was written before it is raised, so callers verify the
-code before they write anything else.
+A failed code must be counted even though the action it was meant for fails: `verify` queues
+the failure on the caller's write_session, which records it in a short transaction of its own
+once the caller's has rolled back (or committed, if a caller kept going). So it does not matter
+what the caller wrote before verifying: that is rolled back, and the failure is counted.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col
 
-from govtui import clock
+from govtui import clock, db
 from govtui.db import ident, session_url
 from govtui.errors import ConfigurationError, PolicyError
 from govtui.models import Operator
@@ -25,10 +27,24 @@ MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 
 
-class CodeRejected(PolicyError):
-    """A wrong, reused or locked-out code; the failure count is kept (committed)."""
+@dataclass(frozen=True)
+class Failure:
+    """One rejected code still to be counted: whose, for what, why, and when."""
 
-    commit_before_raising = True
+    operator_id: int
+    operator_name: str
+    purpose: str
+    reason: str
+    at: datetime
+
+
+class CodeRejected(PolicyError):
+    """A wrong, reused or locked-out code. A counted failure (`failure`) is recorded once the
+    caller's transaction has ended; the message then states the count as recorded."""
+
+    def __init__(self, message: str, failure: Failure | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 def secret_key(session: Session, operator_name: str, *, pending: bool = False) -> str:
@@ -61,7 +77,8 @@ def _lock_row(session: Session, operator: Operator) -> Operator:
 def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> int:
     """Accept `code` for `operator` once, or count the failure and raise CodeRejected.
 
-    Returns the accepted time step. Must run before the caller writes anything else."""
+    Returns the accepted time step. A rejected code is counted whatever the caller wrote
+    before; the session must come from db.write_session."""
     operator = _lock_row(session, operator)
     now = clock.now()
     if operator.totp_enrolled_at is None:
@@ -94,30 +111,62 @@ def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> 
         if result.rowcount == 1:
             session.expire(operator)
             return step
-        return _fail(session, operator, now, purpose, "a code that was already used")
-    return _fail(session, operator, now, purpose, "a wrong code")
+        _fail(session, operator, now, purpose, "a code that was already used")
+    _fail(session, operator, now, purpose, "a wrong code")
 
 
-def _fail(session: Session, operator: Operator, now: datetime, purpose: str, what: str) -> int:
-    failures = operator.totp_failures + 1
-    details: dict[str, object] = {"purpose": purpose, "failures": failures, "reason": what}
-    message = f"{what} for {operator.name!r}: {purpose} refused"
-    if failures >= MAX_FAILURES:
-        operator.totp_locked_until = now + LOCKOUT
-        operator.totp_failures = 0
-        details["locked_until"] = audit.format_time(operator.totp_locked_until)
-        message += f"; approvals locked for {_minutes(LOCKOUT)} after {MAX_FAILURES} failures"
-        action = "totp.lockout"
-    else:
-        operator.totp_failures = failures
-        message += f" ({MAX_FAILURES - failures} tries left before a {_minutes(LOCKOUT)} lock-out)"
-        action = "totp.failure"
-    session.add(operator)
-    audit.append(
-        session,
-        actor=operator.name,
-        action=action,
-        obj=f"operator:{operator.name}",
-        details=details,
-    )
-    raise CodeRejected(message)
+def _fail(session: Session, operator: Operator, now: datetime, purpose: str, what: str) -> NoReturn:
+    failure = Failure(ident(operator), operator.name, purpose, what, now)
+    # The count in this message is provisional: record_failure words the final one.
+    rejected = CodeRejected(f"{what} for {operator.name!r}: {purpose} refused", failure)
+    engine = session.get_bind().engine
+
+    def record() -> None:
+        rejected.args = (record_failure(engine, failure),)
+
+    db.on_rollback(session, record)
+    db.after_commit(session, record)  # a caller that catches the error and commits
+    raise rejected
+
+
+def record_failure(engine: Engine, failure: Failure) -> str:
+    """Count one rejected code, with its audit event, in a write transaction of its own;
+    return the message that says what the count now is."""
+    with db.write_session(engine) as session:
+        operator = session.get(Operator, failure.operator_id)
+        if operator is None:
+            raise RuntimeError(f"operator {failure.operator_name!r} vanished")
+        operator = _lock_row(session, operator)
+        message = f"{failure.reason} for {operator.name!r}: {failure.purpose} refused"
+        locked = remaining_lockout(operator, failure.at)
+        if locked is not None:
+            # Another process recorded the failure that locked the operator out meanwhile:
+            # this code was refused too late to count, as verify refuses a locked operator's.
+            return f"{message}; approvals locked for {_minutes(locked)} after {MAX_FAILURES} wrong codes"
+        failures = operator.totp_failures + 1
+        details: dict[str, object] = {
+            "purpose": failure.purpose,
+            "failures": failures,
+            "reason": failure.reason,
+        }
+        if failures >= MAX_FAILURES:
+            operator.totp_locked_until = failure.at + LOCKOUT
+            operator.totp_failures = 0
+            details["locked_until"] = audit.format_time(operator.totp_locked_until)
+            message += f"; approvals locked for {_minutes(LOCKOUT)} after {MAX_FAILURES} failures"
+            action = "totp.lockout"
+        else:
+            operator.totp_failures = failures
+            message += (
+                f" ({MAX_FAILURES - failures} tries left before a {_minutes(LOCKOUT)} lock-out)"
+            )
+            action = "totp.failure"
+        session.add(operator)
+        audit.append(
+            session,
+            actor=operator.name,
+            action=action,
+            obj=f"operator:{operator.name}",
+            details=details,
+        )
+    return message

@@ -1,0 +1,105 @@
+"""The audit chain's head kept outside the database, so that deleting the newest events (and
+the head row with them) is still caught by `audit.verify`.
+
+The file is written only after a commit (queued by `audit.append`), through a temporary file
+of its own in the same directory, fsynced and renamed over the old one: a crash leaves the old
+head or the new one, and a planted symlink is never written through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from govtui.db import default_url, redacted, sqlite_path
+
+_PRIVATE = 0o600
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+
+
+def checkpoint_path(url: str) -> Path | None:
+    """Where the chain head for this database is recorded: GOVTUI_AUDIT_HEAD, else beside the
+    SQLite file, else in the user's data directory keyed by the (password-less) URL."""
+    override = os.environ.get("GOVTUI_AUDIT_HEAD")
+    if override:
+        return Path(override)
+    db_file = sqlite_path(url)
+    if db_file is not None:
+        return db_file.with_name(db_file.name + ".audit-head")
+    if url.startswith("sqlite"):
+        return None  # in-memory: nothing outlives the process anyway
+    data_dir = sqlite_path(default_url())
+    assert data_dir is not None
+    key = hashlib.sha256(redacted(url).encode()).hexdigest()[:16]
+    return data_dir.parent / "audit-heads" / f"{key}.json"
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """The recorded head, or None if nothing was recorded yet. A symlink in its place is
+    refused, not followed: govtui never makes one, so someone planted it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(
+                f"the audit checkpoint {path} is a symbolic link: not followed"
+            ) from None
+        raise
+    try:
+        with os.fdopen(fd) as file:
+            data = json.loads(file.read())
+        return Checkpoint(seq=int(data["seq"]), hash=str(data["hash"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"the audit checkpoint {path} is unreadable: {exc}") from exc
+
+
+def write_checkpoint(path: Path, seq: int, digest: str) -> None:
+    """Record a head, never moving it backwards when several processes commit at once."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock_fd = os.open(
+        path.with_name(path.name + ".lock"),
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+        _PRIVATE,
+    )
+    with os.fdopen(lock_fd, "r+") as lock:
+        os.fchmod(lock_fd, _PRIVATE)  # a lock file left by an older govtui may be wider
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_checkpoint(path)
+        if current is not None and current.seq >= seq:
+            return
+        _replace(path, json.dumps({"hash": digest, "seq": seq}, separators=(",", ":")) + "\n")
+
+
+def _replace(path: Path, text: str) -> None:
+    # mkstemp opens with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600 under a random name, so no
+    # file or symlink planted beforehand is ever opened; rename replaces a link, never follows it.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
