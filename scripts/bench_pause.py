@@ -40,6 +40,7 @@ from typing import Any
 # The launcher imports the standard library only (govtui is imported by the children), so
 # that the peak memory a child inherits from it at spawn is small.
 
+ROOT = Path(__file__).resolve().parents[1]
 URL = os.environ.get("GOVTUI_TEST_LDAP_URL", "")
 BASE = os.environ.get("GOVTUI_TEST_LDAP_BASE", "")
 ADMIN = os.environ.get("GOVTUI_TEST_LDAP_ADMIN_DN", "")
@@ -67,102 +68,60 @@ def user_dn(i: int) -> str:
 
 
 def build(work: Path, contractors: int, scopes: int, grants: int, seed: int) -> dict[str, Any]:
-    """The database (services for the catalogue, the contractors and the target; one bulk
-    insert for the grants), an enrolled approver, and the LDIF files for the directory."""
-    from datetime import date, timedelta
-    from urllib.parse import parse_qs, urlparse
+    """The database (tests/factories.py's bulk vendor: services for the catalogue, the
+    contractors and the target; one bulk insert for the grants), an enrolled approver (the
+    secret in the keyring only, read from there by the resume), and the LDIF files."""
+    from datetime import timedelta
 
-    import sqlalchemy as sa
-
-    from govtui import clock, db, migrations
+    from govtui import db, migrations
     from govtui.directory import naming
-    from govtui.models import Grant
-    from govtui.security import totp
-    from govtui.services import (
-        catalog,
-        contractor_import,
-        directory_targets,
-        enrollment,
-        operators,
-    )
+
+    sys.path.insert(0, str(ROOT))  # the bulk builder the tests use (see tests/factories.py)
+    from tests import factories
 
     rng = random.Random(seed)
     engine = db.make_engine(f"sqlite:///{work / 'bench.db'}")
     migrations.upgrade(engine)
-    with db.write_session(engine) as session:
-        admin = operators.add(session, None, name="bench", roles=["admin", "requester"])
-        for client, share in CLIENTS.items():
-            catalog.add_client(session, admin, name=client)
-            for p in range(PROJECTS):
-                catalog.add_project(session, admin, path=f"{client}/p{p}")
-            for s in range(round(scopes * share)):
-                path = f"{client}/p{s % PROJECTS}/s{s:03d}"
-                catalog.add_scope(session, admin, path=path, sensitivity="internal")
-        operators.add(session, admin, name="ann", roles=["approver"], approves=list(CLIENTS))
-        rows = [
-            contractor_import.ImportRow(
-                f"row {i}", f"X{i:05d}", f"Person {i}", f"p{i}@x.example", uid(i), date(2030, 1, 1)
-            )
-            for i in range(contractors)
-        ]
-        contractor_import.apply(session, admin, rows, source="bench", sha256="-")
-        directory_targets.add(
-            session,
-            admin,
-            name="corp",
-            url=URL,
-            bind_dn=ADMIN,
-            users_base=PEOPLE,
-            groups_base=GROUPS,
-            password=PASSWORD,
+    vendor = factories.bulk_vendor(
+        engine,
+        admin="bench",
+        scopes=[
+            factories.Scope(f"{client}/p{s % PROJECTS}/s{s:03d}")
+            for client, share in CLIENTS.items()
+            for s in range(round(scopes * share))
+        ],
+        ops=[factories.Op("ann", ("approver",), tuple(CLIENTS), enrol=True)],
+        contractors=contractors,
+        uid=uid,
+        source="bench",
+        target={
+            "name": "corp",
+            "url": URL,
+            "bind_dn": ADMIN,
+            "users_base": PEOPLE,
+            "groups_base": GROUPS,
+            "password": PASSWORD,
+        },
+    )
+    members: dict[str, dict[str, list[int]]] = {}
+    for client, share in CLIENTS.items():
+        wanted = factories.spread(
+            rng, contractors, vendor.scopes_of(client), round(grants * share), ACCESS
         )
-    now = clock.now()
-    members: dict[str, dict[str, list[int]]] = {c: defaultdict(list) for c in CLIENTS}
-    with db.write_session(engine) as session:
-        contractor_ids = dict(
-            session.execute(sa.text("SELECT external_id, id FROM contractor")).all()
+        vendor.grant(
+            wanted, expires_in=timedelta(days=60), started=timedelta(days=3), reason="bench"
         )
-        values = []
-        for client, share in CLIENTS.items():
-            views = catalog.list_scopes(session, client=client)
-            wanted = round(grants * share)
-            for k, view in enumerate(views):
-                count = wanted // len(views) + (1 if k < wanted % len(views) else 0)
-                for i in rng.sample(range(contractors), count):
-                    access = rng.choices([a for a, _ in ACCESS], [w for _, w in ACCESS])[0]
-                    dn = naming.group_dn(
-                        TEMPLATE,
-                        GROUPS,
-                        client=client,
-                        project=view.project,
-                        scope=view.name,
-                        access=access,
-                    )
-                    members[client][dn].append(i)
-                    values.append(
-                        {
-                            "contractor_id": contractor_ids[f"X{i:05d}"],
-                            "scope_id": view.id,
-                            "access": access,
-                            "state": "active",
-                            "reason": "bench",
-                            "requested_by": 1,
-                            "requested_days": 90,
-                            "requested_at": now - timedelta(days=3),
-                            "starts_at": now - timedelta(days=3),
-                            "expires_at": now + timedelta(days=60),
-                        }
-                    )
-        session.execute(sa.insert(Grant), values)
-    # The approver enrols as with `govtui operator enroll`: the secret goes to the keyring
-    # only, and the resume reads it from there like an authenticator app would.
-    with db.write_session(engine) as session:
-        uri = enrollment.start(session, operators.find(session, "bench"), name="ann")
-    secret = parse_qs(urlparse(uri).query)["secret"][0]
-    with db.write_session(engine) as session:
-        step = totp.step_of(clock.now()) - 1  # the current step stays free for the resume
-        code = totp.code_for_step(secret, step)
-        enrollment.confirm(session, operators.find(session, "bench"), name="ann", code=code)
+        members[client] = factories.by_group(
+            wanted,
+            lambda g: naming.group_dn(
+                TEMPLATE,
+                GROUPS,
+                client=g.scope.client,
+                project=g.scope.project,
+                scope=g.scope.name,
+                access=g.access,
+            ),
+        )
     engine.dispose()
     _write_ldif(work, contractors, members)
     paused = members[PAUSED]

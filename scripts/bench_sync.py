@@ -19,17 +19,20 @@ import os
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import ldap3
-import sqlalchemy as sa
 
-from govtui import clock, db, migrations
-from govtui.models import Grant
-from govtui.services import catalog, contractor_import, directory_targets, grants, operators
+from govtui import db, migrations
+from govtui.services import grants
+
+# The checkout, for the bulk builder the tests use (tests/factories.py): one copy of it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests import factories
 
 URL = os.environ["GOVTUI_TEST_LDAP_URL"]
 BASE = os.environ["GOVTUI_TEST_LDAP_BASE"]
@@ -45,61 +48,40 @@ def _ldap() -> ldap3.Connection:
 
 
 def build(url: str, users: int, scopes: int, per_group: int) -> dict[str, list[str]]:
+    """tests/factories.py's bulk vendor: one client, `scopes` scopes each held by `per_group`
+    contractors whose grants expired yesterday; the membership each group starts with."""
     engine = db.make_engine(url)
     migrations.upgrade(engine)
-    with db.write_session(engine) as session:
-        admin = operators.add(session, None, name="bench", roles=["admin", "requester"])
-        catalog.add_client(session, admin, name="lab")
-        catalog.add_project(session, admin, path="lab/p")
-        for s in range(scopes):
-            catalog.add_scope(session, admin, path=f"lab/p/s{s:03d}", sensitivity="internal")
-        rows = [
-            contractor_import.ImportRow(
-                f"u{i}", f"U{i:05d}", f"User {i}", f"u{i}@x.example", f"u{i:05d}", date(2030, 1, 1)
-            )
-            for i in range(users)
-        ]
-        contractor_import.apply(session, admin, rows, source="bench", sha256="-")
-        directory_targets.add(
-            session,
-            admin,
-            name="corp",
-            url=URL,
-            bind_dn=ADMIN,
-            users_base=PEOPLE,
-            groups_base=GROUPS,
-            password=PASSWORD,
-        )
-    now = clock.now()
-    membership: dict[str, list[str]] = {}
-    with db.write_session(engine) as session:
-        scope_ids = {v.name: v.id for v in catalog.list_scopes(session)}
-        contractor_ids = dict(
-            session.execute(sa.text("SELECT external_id, id FROM contractor")).all()
-        )
-        values = []
-        for s in range(scopes):
-            group = f"cn=lab-p-s{s:03d}-read,{GROUPS}"
-            members = [(s * per_group + k) % users for k in range(per_group)]
-            membership[group] = [f"uid=u{i:05d},{PEOPLE}" for i in members]
-            values += [
-                {
-                    "contractor_id": contractor_ids[f"U{i:05d}"],
-                    "scope_id": scope_ids[f"s{s:03d}"],
-                    "access": "read",
-                    "state": "active",
-                    "reason": "bench",
-                    "requested_by": 1,
-                    "requested_days": 30,
-                    "requested_at": now - timedelta(days=3),
-                    "starts_at": now - timedelta(days=3),
-                    "expires_at": now - timedelta(days=1),
-                }
-                for i in members
-            ]
-        session.execute(sa.insert(Grant), values)
+    vendor = factories.bulk_vendor(
+        engine,
+        admin="bench",
+        scopes=[factories.Scope(f"lab/p/s{s:03d}") for s in range(scopes)],
+        contractors=users,
+        external_id="U{i:05d}",
+        name="User {i}",
+        email="u{i}@x.example",
+        uid="u{i:05d}",
+        source="bench",
+        target={
+            "name": "corp",
+            "url": URL,
+            "bind_dn": ADMIN,
+            "users_base": PEOPLE,
+            "groups_base": GROUPS,
+            "password": PASSWORD,
+        },
+    )
+    wanted = factories.window(users, vendor.scopes, per_group)
+    vendor.grant(
+        wanted,
+        started=timedelta(days=3),
+        expires_in=timedelta(days=-1),
+        requested_days=30,
+        reason="bench",
+    )
+    members = factories.by_group(wanted, lambda g: f"cn=lab-p-{g.scope.name}-read,{GROUPS}")
     engine.dispose()
-    return membership
+    return {group: [f"uid=u{i:05d},{PEOPLE}" for i in people] for group, people in members.items()}
 
 
 def load_directory(membership: dict[str, list[str]], users: int) -> None:

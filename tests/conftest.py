@@ -1,13 +1,16 @@
-"""Shared fixtures: a controlled clock, and a fresh database on SQLite and on PostgreSQL."""
+"""Shared fixtures: a controlled clock, a fresh database on SQLite and on PostgreSQL, the small
+vendor of tests/factories.py, a private subtree of the test directory; and the hook that runs
+`async def` tests."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import keyring
 import pytest
@@ -16,12 +19,27 @@ from sqlalchemy.engine import Engine
 
 from govtui import clock, db, migrations
 from govtui.models import Operator
-from govtui.security import totp
-from govtui.services import enrollment, operators
+from govtui.services import operators
 
+from .directory_support import Directory, private_subtree
+from .factories import World, small_vendor
+from .factories import code as code  # re-exported: tests import them from here too
+from .factories import enroll as enroll
 from .memory_keyring import MemoryKeyring
 
 PG_URL = os.environ.get("GOVTUI_TEST_PG_URL")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `async def` tests in a fresh event loop, with their fixtures (what pytest-asyncio's
+    auto mode does, without the dependency). pytest itself would not await the coroutine and
+    would report the test skipped or failed with a warning; here it always runs."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None  # pytest's own call
+    names = pyfuncitem._fixtureinfo.argnames  # the test's own arguments, not autouse ones
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
 
 
 @dataclass
@@ -122,23 +140,16 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
     keyring.set_keyring(previous)
 
 
-def enroll(engine: Engine, name: str) -> str:
-    """Enrol an operator's TOTP (acting as themselves) and return the secret."""
-    with db.write_session(engine) as session:
-        actor = operators.find(session, name)
-        uri = enrollment.start(session, actor, name=name)
-    secret = parse_qs(urlparse(uri).query)["secret"][0]
-    with db.write_session(engine) as session:
-        actor = operators.find(session, name)
-        # The confirming code belongs to the previous step, so the current one stays usable.
-        step = totp.step_of(clock.now()) - 1
-        enrollment.confirm(session, actor, name=name, code=totp.code_for_step(secret, step))
-    return secret
+@pytest.fixture
+def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
+    """The small vendor (factories.small_vendor), its approvers' secrets in a memory keyring."""
+    return small_vendor(engine)
 
 
-def code(secret: str, offset: int = 0) -> str:
-    """The code for the current step of the test clock (or `offset` steps away)."""
-    return totp.code_for_step(secret, totp.step_of(clock.now()) + offset)
+@pytest.fixture
+def directory() -> Iterator[Directory]:
+    """A fresh subtree of the test slapd, deleted afterwards."""
+    yield from private_subtree()
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:

@@ -7,14 +7,12 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import ldap3
 import pytest
 import sqlalchemy as sa
 from ldap3.utils.dn import parse_dn
-from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from govtui import clock, db
@@ -42,20 +40,9 @@ from .directory_support import (
     add_target,
     norm,
     outbox,
-    private_subtree,
 )
-from .grant_world import World, build
+from .factories import World
 from .memory_keyring import MemoryKeyring
-
-
-@pytest.fixture
-def directory() -> Iterator[Directory]:
-    yield from private_subtree()
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return build(engine)
 
 
 @pytest.fixture

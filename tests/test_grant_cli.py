@@ -12,12 +12,12 @@ from govtui import db
 from govtui.cli import main
 
 from .conftest import FakeClock, snapshot
-from .grant_world import World, build
+from .factories import World, small_vendor
 
 
 @pytest.fixture
 def world(engine: Engine, memory_keyring: object) -> World:
-    return build(engine)
+    return small_vendor(engine)
 
 
 def run(world: World, *args: str, actor: str = "req") -> int:

@@ -17,12 +17,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from multiprocessing.process import BaseProcess
 from typing import Any, NamedTuple
 
 import keyring
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col
@@ -31,10 +30,10 @@ from govtui import clock, db
 from govtui.models import Approval, AuditEvent, Operator
 from govtui.security import totp
 from govtui.security.secrets import SERVICE
-from govtui.services import audit, contractors, grants, operators, second_factor
+from govtui.services import audit, grants, operators, second_factor
 
 from .conftest import FakeClock
-from .grant_world import World, build
+from .factories import Person, World
 from .memory_keyring import MemoryKeyring
 
 # "spawn": a child shares no connection, keyring or clock with the parent by accident. "fork"
@@ -174,26 +173,8 @@ def _race(
 # --- the world every race starts from -------------------------------------------------------
 
 
-@pytest.fixture
-def world(engine: Engine, memory_keyring: object) -> World:
-    return build(engine)
-
-
 def _contractors(world: World, count: int) -> list[str]:
-    ids = [f"R{i:02d}" for i in range(count)]
-    with db.write_session(world.engine) as session:
-        root = operators.find(session, "root")
-        for i, external in enumerate(ids):
-            contractors.add(
-                session,
-                root,
-                external_id=external,
-                name=f"Racer {i}",
-                email=f"racer{i}@x.example",
-                directory_uid=f"racer{i}",
-                contract_end=date(2027, 12, 31),
-            )
-    return ids
+    return world.add_people(Person(f"R{i:02d}", f"Racer {i}", f"racer{i}") for i in range(count))
 
 
 def _requests(world: World, people: Sequence[str], scope: str) -> list[int]:

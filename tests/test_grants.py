@@ -15,12 +15,12 @@ from govtui.services import catalog, grant_views, grants
 from govtui.services.second_factor import CodeRejected
 
 from .conftest import FakeClock, snapshot
-from .grant_world import World, build
+from .factories import World, small_vendor
 
 
 @pytest.fixture
 def world(engine: Engine, memory_keyring: object) -> World:
-    return build(engine)
+    return small_vendor(engine)
 
 
 def test_request_then_approve_activates_at_approval(world: World, fake_clock: FakeClock) -> None:

@@ -22,13 +22,13 @@ from govtui.services.second_factor import CodeRejected
 
 from .conftest import FakeClock, snapshot
 from .directory_support import Directory, add_target, norm, outbox, private_subtree
-from .grant_world import World, build
+from .factories import World, small_vendor
 from .memory_keyring import MemoryKeyring
 
 
 @pytest.fixture
 def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return build(engine)
+    return small_vendor(engine)
 
 
 def next_step(fake_clock: FakeClock) -> None:

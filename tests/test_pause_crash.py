@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,16 +39,17 @@ from govtui.models import (
     AuditEvent,
     Client,
     ClientPause,
-    Contractor,
     DatasetScope,
     Grant,
     OutboxOp,
     PausedGrant,
     Project,
 )
-from govtui.services import audit, catalog, contractor_import, directory_targets, operators
+from govtui.services import audit
 
+from . import factories
 from .conftest import PG_URL, FakeClock, _reset_postgres
+from .factories import Scope
 from .memory_keyring import MemoryKeyring
 
 CONTRACTORS = 5_000
@@ -102,67 +103,27 @@ sys.exit(main(sys.argv[1:]))
 MID_TRANSACTION = "stmt insert outbox_op"  # after the grants were suspended, before the commit
 
 
-# --- building 50,000 grants quickly ----------------------------------------------------------
+# --- building 50,000 grants quickly (tests/factories.py) -------------------------------------
 
 
-def build(engine: Engine, fake_clock: FakeClock) -> None:
+def build(engine: Engine) -> None:
     """acme with one project of SCOPES scopes and CONTRACTORS contractors active on each,
     a bystander client, and a directory target (its password is only needed to sync)."""
     migrations.upgrade(engine)
-    with db.write_session(engine) as session:
-        root = operators.add(session, None, name="root", roles=["admin", "requester"])
-        for name in (CLIENT, "other"):
-            catalog.add_client(session, root, name=name)
-            catalog.add_project(session, root, path=f"{name}/p")
-        for s in range(SCOPES):
-            catalog.add_scope(session, root, path=f"{CLIENT}/p/s{s}", sensitivity="internal")
-        catalog.add_scope(session, root, path="other/p/s", sensitivity="internal")
-        rows = [
-            contractor_import.ImportRow(
-                f"row {i}",
-                f"X{i:05d}",
-                f"Person {i}",
-                f"p{i}@x.example",
-                f"p{i:05d}",
-                date(2030, 1, 1),
-            )
-            for i in range(CONTRACTORS)
-        ]
-        contractor_import.apply(session, root, rows, source="crash test", sha256="-")
-        directory_targets.add(
-            session,
-            root,
-            name="ldap",
-            url="ldap://127.0.0.1:9",
-            bind_dn="cn=admin,dc=x",
-            users_base="ou=people,dc=x",
-            groups_base="ou=groups,dc=x",
-            password="never used",
-        )
-    now = fake_clock.current
-    with db.write_session(engine) as session:
-        scope_ids = {v.path: v.id for v in catalog.list_scopes(session)}
-        people = list(session.execute(sa.select(col(Contractor.id)).order_by(col(Contractor.id))))
-        grant: dict[str, Any] = {
-            "access": "read",
-            "state": "active",
-            "reason": "crash test",
-            "requested_by": 1,
-            "requested_days": 90,
-            "requested_at": now - timedelta(days=1),
-            "starts_at": now - timedelta(days=1),
-            "expires_at": now + timedelta(days=3650),  # the subprocess runs on the real clock
-        }
-        values = [
-            {**grant, "contractor_id": person, "scope_id": scope_ids[f"{CLIENT}/p/s{s}"]}
-            for s in range(SCOPES)
-            for (person,) in people
-        ]
-        values += [
-            {**grant, "contractor_id": person, "scope_id": scope_ids["other/p/s"]}
-            for (person,) in people[:BYSTANDER_GRANTS]
-        ]
-        session.execute(sa.insert(Grant.__table__), values)  # type: ignore[attr-defined]
+    vendor = factories.bulk_vendor(
+        engine,
+        scopes=[*(Scope(f"{CLIENT}/p/s{s}") for s in range(SCOPES)), Scope("other/p/s")],
+        contractors=CONTRACTORS,
+        source="crash test",
+    )
+    vendor.grant(
+        [
+            *factories.every_pair(range(CONTRACTORS), vendor.scopes_of(CLIENT)),
+            *factories.every_pair(range(BYSTANDER_GRANTS), vendor.scopes_of("other")),
+        ],
+        expires_in=timedelta(days=3650),  # the subprocess runs on the real clock
+        reason="crash test",
+    )
     engine.dispose()
 
 
@@ -388,7 +349,7 @@ def test_sigkill_during_a_pause_of_50000_grants_leaves_all_or_nothing_sqlite(
     tmp_path: Path, fake_clock: FakeClock, memory_keyring: MemoryKeyring
 ) -> None:
     base = tmp_path / "base.db"
-    build(db.make_engine(f"sqlite:///{base}"), fake_clock)
+    build(db.make_engine(f"sqlite:///{base}"))
     assert not base.with_name("base.db-wal").exists(), "the base database is not checkpointed"
     head = base.with_name("base.db.audit-head")
 
@@ -507,7 +468,7 @@ def test_sigkill_during_a_pause_of_50000_grants_leaves_nothing_postgres(
     copy), then the same command left to finish on the same data."""
     db_url = pg_url
     engine = db.make_engine(db_url)
-    build(engine, fake_clock)
+    build(engine)
     command = Command(db_url, tmp_path)
     try:
         found = command.wait_for(MID_TRANSACTION)

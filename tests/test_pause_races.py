@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from multiprocessing.process import BaseProcess
 from typing import Any, NamedTuple
 
@@ -46,8 +46,6 @@ from govtui.security.secrets import SERVICE
 from govtui.services import (
     audit,
     catalog,
-    contractors,
-    directory_targets,
     grants,
     operators,
     outbox,
@@ -55,7 +53,9 @@ from govtui.services import (
     second_factor,
 )
 
-from .conftest import FakeClock, enroll
+from . import factories
+from .conftest import FakeClock
+from .factories import BulkGrant, Op, Person, Scope
 from .memory_keyring import MemoryKeyring
 
 CONTEXT = multiprocessing.get_context("spawn")
@@ -373,58 +373,28 @@ def _build(engine: Engine, fake_clock: FakeClock, rounds: int, *, with_requests:
     and approvals queue outbox operations. The target is never contacted."""
     clients = [f"c{i:02d}" for i in range(rounds)]
     people = ["E00", *(f"A{k:02d}" for k in range(EXTRA_ACTIVE))]
-    with db.write_session(engine) as session:
-        root = operators.add(session, None, name="root", roles=["admin", "requester"])
-        for name in [*clients, BYSTANDER]:
-            catalog.add_client(session, root, name=name)
-            catalog.add_project(session, root, path=f"{name}/p")
-            catalog.add_scope(session, root, path=f"{name}/p/s", sensitivity="confidential")
-        operators.add(session, root, name="req", roles=["requester"])
-        operators.add(session, root, name="ann", roles=["approver"], approves=clients)
-        for ext in people:
-            contractors.add(
-                session,
-                root,
-                external_id=ext,
-                name=f"Person {ext}",
-                email=f"{ext.lower()}@x.example",
-                directory_uid=ext.lower(),
-                contract_end=date(2027, 12, 31),
-            )
-        directory_targets.add(
-            session,
-            root,
-            name="ldap",
-            url="ldap://127.0.0.1:9",
-            bind_dn="cn=admin,dc=x",
-            users_base="ou=people,dc=x",
-            groups_base="ou=groups,dc=x",
-            password="never used",
-        )
+    world = factories.build_world(
+        engine,
+        scopes=[Scope(f"{name}/p/s", "confidential") for name in [*clients, BYSTANDER]],
+        ops=[Op("req", ("requester",)), Op("ann", ("approver",), tuple(clients), enrol=True)],
+        people=[Person(ext, f"Person {ext}", ext.lower()) for ext in people],
+        target=factories.UNREACHABLE_TARGET,
+    )
     now = fake_clock.current
     with db.write_session(engine) as session:
-        scope_of = {v.client: v.id for v in catalog.list_scopes(session)}
+        order = [*clients, BYSTANDER]  # the grants' ids in the order the clients were made
+        scopes = sorted(catalog.list_scopes(session), key=lambda v: order.index(v.client))
         person = dict(
             session.execute(sa.select(col(Contractor.external_id), col(Contractor.id))).all()
         )
-        session.execute(
-            sa.insert(Grant.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "contractor_id": person[ext],
-                    "scope_id": scope_of[name],
-                    "access": "label",
-                    "state": "active",
-                    "reason": "race world",
-                    "requested_by": 1,
-                    "requested_days": 10,
-                    "requested_at": now - timedelta(days=1),
-                    "starts_at": now - timedelta(days=1),
-                    "expires_at": now + timedelta(days=9),
-                }
-                for name in [*clients, BYSTANDER]
-                for ext in people[1:]
-            ],
+        factories.insert_grants(
+            session,
+            [BulkGrant(k, scope, "label") for scope in scopes for k in range(1, len(people))],
+            {k: person[ext] for k, ext in enumerate(people)},
+            starts_at=now - timedelta(days=1),
+            expires_at=now + timedelta(days=9),
+            requested_days=10,
+            reason="race world",
         )
     requests: dict[str, int] = {}
     if with_requests:
@@ -450,7 +420,7 @@ def _build(engine: Engine, fake_clock: FakeClock, rounds: int, *, with_requests:
             )
         ):
             extra.setdefault(name, set()).add(grant_id)
-    return RaceWorld(engine, {"ann": enroll(engine, "ann")}, clients, requests, extra)
+    return RaceWorld(engine, world.secrets, clients, requests, extra)
 
 
 def _on_clients(query: sa.Select[Any]) -> sa.Select[Any]:

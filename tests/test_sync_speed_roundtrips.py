@@ -9,12 +9,11 @@ exactly as the ops want."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import ldap3
 import pytest
-from sqlalchemy.engine import Engine
 
 from govtui import clock, db
 from govtui.models import OutboxOp
@@ -26,20 +25,8 @@ from .directory_support import (
     add_target,
     norm,
     outbox,
-    private_subtree,
 )
-from .grant_world import World, build
-from .memory_keyring import MemoryKeyring
-
-
-@pytest.fixture
-def directory() -> Iterator[Directory]:
-    yield from private_subtree()
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return build(engine)
+from .factories import World
 
 
 def queue(world: World, target_id: int, ops: list[tuple[str, str, str]]) -> None:

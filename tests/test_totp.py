@@ -15,7 +15,7 @@ from govtui.services import second_factor
 from govtui.services.second_factor import CodeRejected
 
 from .conftest import FakeClock, code
-from .grant_world import World, build
+from .factories import World, small_vendor
 
 # RFC 6238 appendix B, SHA-1: the seed "12345678901234567890" and 8-digit codes; pyotp's
 # 6-digit codes are the last six digits of the same values.
@@ -60,7 +60,7 @@ def test_new_secrets_have_160_bits() -> None:
 
 @pytest.fixture
 def world(engine: Engine, memory_keyring: object) -> World:
-    return build(engine)
+    return small_vendor(engine)
 
 
 def _verify(world: World, name: str, given: str) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from sqlalchemy.engine import Engine
 from textual.binding import Binding
@@ -27,61 +25,52 @@ from govtui.tui.screens.help import HelpScreen
 from tests.tui.tui_support import SIZE, screen_text, settle, table_rows, text_of, wait_until
 
 
-def test_opens_on_the_dashboard_acting_as_the_operator(demo_engine: Engine) -> None:
-    async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            assert isinstance(app.screen, DashboardScreen)
-            assert app.title == "govtui — acting as alex"
-            assert app.screen.query_one(Header).screen_title == "govtui — acting as alex"
-            # The title is on the terminal too, not only in the attribute.
-            assert "govtui — acting as alex" in screen_text(app)
-
-    asyncio.run(scenario())
+async def test_opens_on_the_dashboard_acting_as_the_operator(demo_engine: Engine) -> None:
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.title == "govtui — acting as alex"
+        assert app.screen.query_one(Header).screen_title == "govtui — acting as alex"
+        # The title is on the terminal too, not only in the attribute.
+        assert "govtui — acting as alex" in screen_text(app)
 
 
-def test_keys_switch_screens_and_keep_their_state(demo_engine: Engine) -> None:
-    async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            await pilot.press("b")
-            await settle(pilot)
-            assert isinstance(app.screen, BrowserScreen)
-            await pilot.press("c")
-            await settle(pilot)
-            assert isinstance(app.screen, ContractorsScreen)
-            contractors_screen = app.screen
-            await pilot.press("slash", *"ada", "enter")
-            await wait_until(pilot, lambda: contractors_screen.total is not None)
-            await pilot.press("d")
-            await settle(pilot)
-            assert isinstance(app.screen, DashboardScreen)
-            await pilot.press("c")
-            # The same screen, with its search, comes back.
-            assert app.screen is contractors_screen
-            assert app.screen.query_one("#contractor-search", Input).value == "ada"
-            await pilot.press("q")
-            await pilot.pause()
-        assert app.return_code == 0
-
-    asyncio.run(scenario())
+async def test_keys_switch_screens_and_keep_their_state(demo_engine: Engine) -> None:
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, BrowserScreen)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, ContractorsScreen)
+        contractors_screen = app.screen
+        await pilot.press("slash", *"ada", "enter")
+        await wait_until(pilot, lambda: contractors_screen.total is not None)
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("c")
+        # The same screen, with its search, comes back.
+        assert app.screen is contractors_screen
+        assert app.screen.query_one("#contractor-search", Input).value == "ada"
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
 
 
-def test_typing_a_search_does_not_trigger_screen_keys(demo_engine: Engine) -> None:
-    async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("c")
-            await settle(pilot)
-            await pilot.press("slash", *"dbcq?r")
-            await pilot.pause()
-            assert isinstance(app.screen, ContractorsScreen)
-            assert app.screen.query_one("#contractor-search", Input).value == "dbcq?r"
-            assert app.is_running
-
-    asyncio.run(scenario())
+async def test_typing_a_search_does_not_trigger_screen_keys(demo_engine: Engine) -> None:
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("slash", *"dbcq?r")
+        await pilot.pause()
+        assert isinstance(app.screen, ContractorsScreen)
+        assert app.screen.query_one("#contractor-search", Input).value == "dbcq?r"
+        assert app.is_running
 
 
 @pytest.mark.parametrize(
@@ -96,88 +85,82 @@ def test_typing_a_search_does_not_trigger_screen_keys(demo_engine: Engine) -> No
         ("enrol", "Enrol my authenticator", EnrolScreen),
     ],
 )
-def test_command_palette_reaches_every_screen(
+async def test_command_palette_reaches_every_screen(
     demo_engine: Engine, typed: str, title: str, screen_type: type
 ) -> None:
-    async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE) as pilot:
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        if screen_type is DashboardScreen:
+            await pilot.press("c")  # start elsewhere so that arriving means something
             await settle(pilot)
-            if screen_type is DashboardScreen:
-                await pilot.press("c")  # start elsewhere so that arriving means something
-                await settle(pilot)
-            await pilot.press("ctrl+p")
-            await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
-            await pilot.press(*typed)
-            palette = app.screen
-            options = palette.query_one(OptionList)
-            await wait_until(
-                pilot,
-                lambda: (
-                    options.option_count > 0 and title in str(options.get_option_at_index(0).prompt)
-                ),
-                what=f"the palette to offer {title!r}",
-            )
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: isinstance(app.screen, screen_type), what=title)
-            await settle(pilot)
-
-    asyncio.run(scenario())
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*typed)
+        palette = app.screen
+        options = palette.query_one(OptionList)
+        await wait_until(
+            pilot,
+            lambda: (
+                options.option_count > 0 and title in str(options.get_option_at_index(0).prompt)
+            ),
+            what=f"the palette to offer {title!r}",
+        )
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, screen_type), what=title)
+        await settle(pilot)
 
 
-def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: Engine) -> None:
-    async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("c")
-            await settle(pilot)
-            screen = app.screen
-            await pilot.press("question_mark")
-            await pilot.pause()
-            assert isinstance(app.screen, HelpScreen)
-            rows = table_rows(app.screen.query_one("#help-keys", DataTable))
-            shown = {(key, what) for _where, key, what in rows}
-            # Every binding the app and the screen hold, read back from Textual itself, so
-            # a binding added tomorrow is checked tomorrow.
-            for node in (app, screen):
-                for bindings in node._bindings.key_to_bindings.values():
-                    for binding in bindings:
-                        assert (app.get_key_display(binding), _what(binding)) in shown
-            # And the ones this issue names, spelled as a person reads them.
-            for key, what in [
-                ("d", "Dashboard"),
-                ("b", "Browse"),
-                ("c", "Contractors"),
-                ("g", "Grants"),
-                ("a", "Approvals"),
-                ("?", "Help"),
-                ("f1", "Help"),
-                ("q", "Quit"),
-                ("r", "Refresh"),
-                ("/", "Search"),
-                ("^p", "Open the command palette"),
-            ]:
-                assert (key, what) in shown, (key, what)
-            screens_text = text_of(app.screen.query_one("#help-screens"))
-            for title in (
-                "Dashboard",
-                "Clients / projects / scopes",
-                "Contractors",
-                "Grants",
-                "Approvals",
-                "Enrol my authenticator",
-            ):
-                assert f"{title}: " in screens_text
-            await pilot.press("escape")
-            assert app.screen is screen
-            await pilot.press("f1")
-            assert isinstance(app.screen, HelpScreen)
-            await pilot.press("d")  # the help is modal: screen keys wait until it closes
-            assert isinstance(app.screen, HelpScreen)
-            await pilot.press("f1")
-            assert app.screen is screen
-
-    asyncio.run(scenario())
+async def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: Engine) -> None:
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        rows = table_rows(app.screen.query_one("#help-keys", DataTable))
+        shown = {(key, what) for _where, key, what in rows}
+        # Every binding the app and the screen hold, read back from Textual itself, so
+        # a binding added tomorrow is checked tomorrow.
+        for node in (app, screen):
+            for bindings in node._bindings.key_to_bindings.values():
+                for binding in bindings:
+                    assert (app.get_key_display(binding), _what(binding)) in shown
+        # And the ones this issue names, spelled as a person reads them.
+        for key, what in [
+            ("d", "Dashboard"),
+            ("b", "Browse"),
+            ("c", "Contractors"),
+            ("g", "Grants"),
+            ("a", "Approvals"),
+            ("?", "Help"),
+            ("f1", "Help"),
+            ("q", "Quit"),
+            ("r", "Refresh"),
+            ("/", "Search"),
+            ("^p", "Open the command palette"),
+        ]:
+            assert (key, what) in shown, (key, what)
+        screens_text = text_of(app.screen.query_one("#help-screens"))
+        for title in (
+            "Dashboard",
+            "Clients / projects / scopes",
+            "Contractors",
+            "Grants",
+            "Approvals",
+            "Enrol my authenticator",
+        ):
+            assert f"{title}: " in screens_text
+        await pilot.press("escape")
+        assert app.screen is screen
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("d")  # the help is modal: screen keys wait until it closes
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")
+        assert app.screen is screen
 
 
 @pytest.mark.parametrize(
@@ -197,89 +180,76 @@ def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: Engine)
         ),
     ],
 )
-def test_help_lists_the_keys_of_the_grant_screens(
+async def test_help_lists_the_keys_of_the_grant_screens(
     demo_engine: Engine, key: str, screen_type: type, expected: list[tuple[str, str]]
 ) -> None:
-    async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            await pilot.press(key)
-            await settle(pilot)
-            screen = app.screen
-            assert isinstance(screen, screen_type)
-            await pilot.press("f1")
-            await pilot.pause()
-            assert isinstance(app.screen, HelpScreen)
-            rows = table_rows(app.screen.query_one("#help-keys", DataTable))
-            shown = {(k, what) for _where, k, what in rows}
-            for bindings in screen._bindings.key_to_bindings.values():
-                for binding in bindings:
-                    assert (app.get_key_display(binding), _what(binding)) in shown
-            for pair in expected:
-                assert pair in shown, pair
-
-    asyncio.run(scenario())
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(key)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, screen_type)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        rows = table_rows(app.screen.query_one("#help-keys", DataTable))
+        shown = {(k, what) for _where, k, what in rows}
+        for bindings in screen._bindings.key_to_bindings.values():
+            for binding in bindings:
+                assert (app.get_key_display(binding), _what(binding)) in shown
+        for pair in expected:
+            assert pair in shown, pair
 
 
-def test_a_failing_worker_shows_its_message(
+async def test_a_failing_worker_shows_its_message(
     demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(session: object) -> dashboard.Overview:
         raise ConfigurationError("the database went away [check the disk]")
 
-    async def scenario() -> None:
-        messages: list[Message] = []
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(
-            size=SIZE, message_hook=messages.append, notifications=True
-        ) as pilot:
-            await settle(pilot)
-            monkeypatch.setattr(dashboard, "overview", broken)
-            await pilot.press("r")
-            await settle(pilot)
-            # message_hook sees a bubbling message at each node on its way: count it once.
-            failed = list(
-                {id(m): m for m in messages if isinstance(m, GovtuiScreen.WorkerFailed)}.values()
-            )
-            assert [m.worker_name for m in failed] == ["load_overview"]
-            errors = _errors(messages)
-            # The GovtuiError's text as it is (markup off: the brackets survive).
-            assert errors == ["the database went away [check the disk]"]
-            await wait_until(
-                pilot,
-                lambda: "the database went away [check the disk]" in screen_text(app),
-                what="the error on the screen",
-            )
-            assert app.is_running  # exit_on_error=False: the app carries on
-
-    asyncio.run(scenario())
+    messages: list[Message] = []
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE, message_hook=messages.append, notifications=True) as pilot:
+        await settle(pilot)
+        monkeypatch.setattr(dashboard, "overview", broken)
+        await pilot.press("r")
+        await settle(pilot)
+        # message_hook sees a bubbling message at each node on its way: count it once.
+        failed = list(
+            {id(m): m for m in messages if isinstance(m, GovtuiScreen.WorkerFailed)}.values()
+        )
+        assert [m.worker_name for m in failed] == ["load_overview"]
+        errors = _errors(messages)
+        # The GovtuiError's text as it is (markup off: the brackets survive).
+        assert errors == ["the database went away [check the disk]"]
+        await wait_until(
+            pilot,
+            lambda: "the database went away [check the disk]" in screen_text(app),
+            what="the error on the screen",
+        )
+        assert app.is_running  # exit_on_error=False: the app carries on
 
 
-def test_an_unexpected_database_error_is_shown_not_raised(tmp_db_url: str) -> None:
-    async def scenario() -> None:
-        engine = db.make_engine(tmp_db_url)  # no schema: every query fails
-        messages: list[Message] = []
-        app = GovtuiApp(engine=engine, actor_name="alex")
-        async with app.run_test(
-            size=SIZE, message_hook=messages.append, notifications=True
-        ) as pilot:
-            await settle(pilot)
-            await pilot.press("c")
-            await settle(pilot)
-            errors = _errors(messages)
-            # The dashboard, the contractors screen, and the background expiry on start.
-            assert len(errors) == 3
-            assert all(e.startswith("unexpected OperationalError:") for e in errors)
-            assert all("no such table" in e for e in errors)
-            # The expiry fails the same way every minute: shown once, then only logged.
-            app.run_expiry()
-            await settle(pilot)
-            assert len(_errors(messages)) == 3
-            assert app.is_running
-        engine.dispose()
-
-    asyncio.run(scenario())
+async def test_an_unexpected_database_error_is_shown_not_raised(tmp_db_url: str) -> None:
+    engine = db.make_engine(tmp_db_url)  # no schema: every query fails
+    messages: list[Message] = []
+    app = GovtuiApp(engine=engine, actor_name="alex")
+    async with app.run_test(size=SIZE, message_hook=messages.append, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        errors = _errors(messages)
+        # The dashboard, the contractors screen, and the background expiry on start.
+        assert len(errors) == 3
+        assert all(e.startswith("unexpected OperationalError:") for e in errors)
+        assert all("no such table" in e for e in errors)
+        # The expiry fails the same way every minute: shown once, then only logged.
+        app.run_expiry()
+        await settle(pilot)
+        assert len(_errors(messages)) == 3
+        assert app.is_running
+    engine.dispose()
 
 
 def _what(binding: Binding) -> str:

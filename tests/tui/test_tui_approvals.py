@@ -3,8 +3,6 @@ TOTP code (masked) for a batch, wrong codes counted and shown, the lock-out show
 
 from __future__ import annotations
 
-import asyncio
-
 from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import Button, DataTable, Input, Select, Static
@@ -18,7 +16,7 @@ from govtui.tui.modals.totp_prompt import TotpPrompt
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.grants import GrantsScreen
 from tests.conftest import FakeClock
-from tests.grant_world import World
+from tests.factories import World
 from tests.tui.tui_support import (
     SIZE,
     choose,
@@ -59,7 +57,7 @@ def _failures(world: World, name: str) -> int:
     return world.op(name).totp_failures
 
 
-def test_request_in_the_form_then_approve_with_a_code_makes_it_active(world: World) -> None:
+async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(world: World) -> None:
     async def as_requester() -> int:
         app = GovtuiApp(engine=world.engine, actor_name="req")
         async with app.run_test(size=SIZE) as pilot:
@@ -150,174 +148,159 @@ def test_request_in_the_form_then_approve_with_a_code_makes_it_active(world: Wor
             assert "(expires in 10d)" in shown[6]
             assert shown[8] == "ann"
 
-    async def scenario() -> None:
-        grant_id = await as_requester()
-        await as_approver(grant_id)
-
-    asyncio.run(scenario())
+    grant_id = await as_requester()
+    await as_approver(grant_id)
 
 
-def test_a_wrong_code_is_shown_counted_and_approves_nothing(world: World) -> None:
+async def test_a_wrong_code_is_shown_counted_and_approves_nothing(world: World) -> None:
     grant_id = world.request()
 
-    async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            await _open_approvals(app, pilot)
-            prompt = await _open_prompt(app, pilot, key="enter")  # Enter on the row
-            await pilot.press(*wrong_code(world.secrets["ann"]), "enter")
-            await settle(pilot)
-            assert app.screen is prompt  # still asking
-            error = text_of(prompt.query_one("#totp-error", Static))
-            assert error == (
-                f"a wrong code for 'ann': approval of grant {grant_id} refused "
-                "(4 tries left before a 15 minutes lock-out)"
-            )
-            assert prompt.query_one("#totp-code", Input).value == ""  # not kept
-            assert world.grant(grant_id).state == "requested"
-            assert _failures(world, "ann") == 1  # counted and committed
-            # The right code in the same dialog still works.
-            await pilot.press(*world.code("ann"), "enter")
-            await settle(pilot)
-            assert not isinstance(app.screen, TotpPrompt)
-            assert world.grant(grant_id).state == "active"
-            assert _failures(world, "ann") == 0
-
-    asyncio.run(scenario())
+    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await _open_approvals(app, pilot)
+        prompt = await _open_prompt(app, pilot, key="enter")  # Enter on the row
+        await pilot.press(*wrong_code(world.secrets["ann"]), "enter")
+        await settle(pilot)
+        assert app.screen is prompt  # still asking
+        error = text_of(prompt.query_one("#totp-error", Static))
+        assert error == (
+            f"a wrong code for 'ann': approval of grant {grant_id} refused "
+            "(4 tries left before a 15 minutes lock-out)"
+        )
+        assert prompt.query_one("#totp-code", Input).value == ""  # not kept
+        assert world.grant(grant_id).state == "requested"
+        assert _failures(world, "ann") == 1  # counted and committed
+        # The right code in the same dialog still works.
+        await pilot.press(*world.code("ann"), "enter")
+        await settle(pilot)
+        assert not isinstance(app.screen, TotpPrompt)
+        assert world.grant(grant_id).state == "active"
+        assert _failures(world, "ann") == 0
 
 
-def test_five_wrong_codes_lock_out_and_the_dialog_refuses(
+async def test_five_wrong_codes_lock_out_and_the_dialog_refuses(
     world: World, fake_clock: FakeClock
 ) -> None:
     grant_id = world.request()
     wrong = wrong_code(world.secrets["ann"])
 
-    async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
-        async with app.run_test(size=SIZE) as pilot:
+    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = await _open_approvals(app, pilot)
+        prompt = await _open_prompt(app, pilot)
+        lock_line = prompt.query_one("#totp-lockout", Static)
+        assert not lock_line.display
+        code_box = prompt.query_one("#totp-code", Input)
+        await pilot.press(*wrong, "enter")  # typed once; then pasted, to keep this quick
+        for _ in range(4):
             await settle(pilot)
-            screen = await _open_approvals(app, pilot)
-            prompt = await _open_prompt(app, pilot)
-            lock_line = prompt.query_one("#totp-lockout", Static)
-            assert not lock_line.display
-            code_box = prompt.query_one("#totp-code", Input)
-            await pilot.press(*wrong, "enter")  # typed once; then pasted, to keep this quick
-            for _ in range(4):
-                await settle(pilot)
-                assert code_box.has_focus and code_box.value == ""
-                code_box.insert_text_at_cursor(wrong)
-                await pilot.press("enter")
-            await settle(pilot)
-            assert "approvals locked for 15 minutes after 5 failures" in text_of(
-                prompt.query_one("#totp-error", Static)
-            )
-            assert lock_line.display
-            assert "stay locked for 15 minutes" in text_of(lock_line)
-            assert prompt.query_one("#totp-code", Input).disabled
-            assert prompt.query_one("#totp-submit", Button).disabled
-            # Refuses even the right code: the box takes no keys and submit does nothing.
-            await pilot.press(*world.code("ann"), "enter")
-            prompt.submit()
-            await settle(pilot)
-            assert app.screen is prompt
-            assert world.grant(grant_id).state == "requested"
-            assert world.op("ann").totp_locked_until is not None
+            assert code_box.has_focus and code_box.value == ""
+            code_box.insert_text_at_cursor(wrong)
+            await pilot.press("enter")
+        await settle(pilot)
+        assert "approvals locked for 15 minutes after 5 failures" in text_of(
+            prompt.query_one("#totp-error", Static)
+        )
+        assert lock_line.display
+        assert "stay locked for 15 minutes" in text_of(lock_line)
+        assert prompt.query_one("#totp-code", Input).disabled
+        assert prompt.query_one("#totp-submit", Button).disabled
+        # Refuses even the right code: the box takes no keys and submit does nothing.
+        await pilot.press(*world.code("ann"), "enter")
+        prompt.submit()
+        await settle(pilot)
+        assert app.screen is prompt
+        assert world.grant(grant_id).state == "requested"
+        assert world.op("ann").totp_locked_until is not None
 
-            # Opened again later, the dialog shows the time left at once.
-            await pilot.press("escape")
-            await settle(pilot)
-            assert "locked for 15 minutes" in text_of(screen.query_one("#approval-status"))
-            fake_clock.advance(minutes=6)
-            prompt = await _open_prompt(app, pilot)
-            assert "stay locked for 9 minutes" in text_of(prompt.query_one("#totp-lockout"))
-            assert prompt.query_one("#totp-submit", Button).disabled
+        # Opened again later, the dialog shows the time left at once.
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "locked for 15 minutes" in text_of(screen.query_one("#approval-status"))
+        fake_clock.advance(minutes=6)
+        prompt = await _open_prompt(app, pilot)
+        assert "stay locked for 9 minutes" in text_of(prompt.query_one("#totp-lockout"))
+        assert prompt.query_one("#totp-submit", Button).disabled
 
-            # When the lock-out ends, the open dialog notices (it re-checks) and accepts.
-            fake_clock.advance(minutes=10)
-            prompt.check_lockout()
-            await settle(pilot)
-            assert not prompt.query_one("#totp-code", Input).disabled
-            await pilot.press(*world.code("ann"), "enter")
-            await settle(pilot)
-            assert world.grant(grant_id).state == "active"
-
-    asyncio.run(scenario())
+        # When the lock-out ends, the open dialog notices (it re-checks) and accepts.
+        fake_clock.advance(minutes=10)
+        prompt.check_lockout()
+        await settle(pilot)
+        assert not prompt.query_one("#totp-code", Input).disabled
+        await pilot.press(*world.code("ann"), "enter")
+        await settle(pilot)
+        assert world.grant(grant_id).state == "active"
 
 
-def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World) -> None:
+async def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World) -> None:
     pairs = world.request(scope="acme/rlhf/pairs")
     notes = world.request(scope="acme/rlhf/notes")
     redteam = world.request(scope="acme/rlhf/redteam")  # restricted: two approvers
 
-    async def scenario() -> None:
-        messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
-        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-            await settle(pilot)
-            screen = await _open_approvals(app, pilot)
-            table = screen.query_one("#approval-table", DataTable)
-            assert _ids(table) == [pairs, notes, redteam]
-            # Space marks and moves down: mark the first two, leave the third.
-            await pilot.press("space", "space")
-            assert screen.marked == {pairs, notes}
-            assert "3 wait for your decision · 2 marked" in text_of(
-                screen.query_one("#approval-status")
-            )
-            prompt = await _open_prompt(app, pilot)
-            summary = text_of(prompt.query_one("#totp-summary", Static))
-            assert f"#{pairs} " in summary and f"#{notes} " in summary
-            assert f"#{redteam} " not in summary
-            await pilot.press(*world.code("ann"), "enter")
-            await settle(pilot)
-            assert [world.grant(g).state for g in (pairs, notes, redteam)] == [
-                "active",
-                "active",
-                "requested",
-            ]
-            assert "2 approved" in _notes(messages)
-            assert _ids(table) == [redteam]
-            assert screen.marked == set()
+    messages: list[Message] = []
+    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        screen = await _open_approvals(app, pilot)
+        table = screen.query_one("#approval-table", DataTable)
+        assert _ids(table) == [pairs, notes, redteam]
+        # Space marks and moves down: mark the first two, leave the third.
+        await pilot.press("space", "space")
+        assert screen.marked == {pairs, notes}
+        assert "3 wait for your decision · 2 marked" in text_of(
+            screen.query_one("#approval-status")
+        )
+        prompt = await _open_prompt(app, pilot)
+        summary = text_of(prompt.query_one("#totp-summary", Static))
+        assert f"#{pairs} " in summary and f"#{notes} " in summary
+        assert f"#{redteam} " not in summary
+        await pilot.press(*world.code("ann"), "enter")
+        await settle(pilot)
+        assert [world.grant(g).state for g in (pairs, notes, redteam)] == [
+            "active",
+            "active",
+            "requested",
+        ]
+        assert "2 approved" in _notes(messages)
+        assert _ids(table) == [redteam]
+        assert screen.marked == set()
 
-            # ctrl+a marks everything left; a restricted scope waits for a second approver.
-            await pilot.press("ctrl+a")
-            assert screen.marked == {redteam}
-            await _open_prompt(app, pilot, key="enter")
-            await pilot.press(*world.code("ann", 1), "enter")  # the next step: one use each
-            await settle(pilot)
-            assert "1 approved; 1 waits for a second approver" in _notes(messages)
-            assert world.grant(redteam).state == "requested"
-            assert _ids(table) == []  # ann may not approve it twice
-
-    asyncio.run(scenario())
+        # ctrl+a marks everything left; a restricted scope waits for a second approver.
+        await pilot.press("ctrl+a")
+        assert screen.marked == {redteam}
+        await _open_prompt(app, pilot, key="enter")
+        await pilot.press(*world.code("ann", 1), "enter")  # the next step: one use each
+        await settle(pilot)
+        assert "1 approved; 1 waits for a second approver" in _notes(messages)
+        assert world.grant(redteam).state == "requested"
+        assert _ids(table) == []  # ann may not approve it twice
 
 
-def test_deny_marked_requests_with_a_reason(world: World) -> None:
+async def test_deny_marked_requests_with_a_reason(world: World) -> None:
     first = world.request(scope="acme/rlhf/pairs")
     second = world.request(scope="acme/rlhf/notes")
 
-    async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            screen = await _open_approvals(app, pilot)
-            await pilot.press("ctrl+a", "d")
-            await settle(pilot)
-            dialog = app.screen
-            deny_button = dialog.query_one("#reason-submit", Button)
-            assert deny_button.disabled  # no reason, no denial
-            await pilot.press(*"wrong", "space", *"project", "enter")
-            await settle(pilot)
-            assert app.screen is screen
-            await wait_until(pilot, lambda: not screen.rows, what="the queue to empty")
-            for grant_id in (first, second):
-                grant: Grant = world.grant(grant_id)
-                assert (grant.state, grant.end_reason) == ("denied", "wrong project")
-
-    asyncio.run(scenario())
+    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = await _open_approvals(app, pilot)
+        await pilot.press("ctrl+a", "d")
+        await settle(pilot)
+        dialog = app.screen
+        deny_button = dialog.query_one("#reason-submit", Button)
+        assert deny_button.disabled  # no reason, no denial
+        await pilot.press(*"wrong", "space", *"project", "enter")
+        await settle(pilot)
+        assert app.screen is screen
+        await wait_until(pilot, lambda: not screen.rows, what="the queue to empty")
+        for grant_id in (first, second):
+            grant: Grant = world.grant(grant_id)
+            assert (grant.state, grant.end_reason) == ("denied", "wrong project")
 
 
-def test_an_unexpected_error_in_the_dialog_is_reported_and_the_dialog_carries_on(
+async def test_an_unexpected_error_in_the_dialog_is_reported_and_the_dialog_carries_on(
     world: World,
 ) -> None:
     grant_id = world.request()
@@ -325,25 +308,22 @@ def test_an_unexpected_error_in_the_dialog_is_reported_and_the_dialog_carries_on
     def broken(*args: object) -> object:
         raise RuntimeError("disk on fire")
 
-    async def scenario() -> None:
-        messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
-        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-            await settle(pilot)
-            await _open_approvals(app, pilot)
-            prompt = await _open_prompt(app, pilot)
-            prompt.attempt = broken  # what the approval call would raise
-            await pilot.press(*world.code("ann"), "enter")
-            await settle(pilot)
-            errors = [
-                m.notification.message
-                for m in messages
-                if isinstance(m, Notify) and m.notification.severity == "error"
-            ]
-            assert errors == ["unexpected RuntimeError: disk on fire"]
-            assert app.screen is prompt
-            assert "The action failed" in text_of(prompt.query_one("#totp-error", Static))
-            assert not prompt.query_one("#totp-submit", Button).disabled
-            assert world.grant(grant_id).state == "requested"
-
-    asyncio.run(scenario())
+    messages: list[Message] = []
+    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        await _open_approvals(app, pilot)
+        prompt = await _open_prompt(app, pilot)
+        prompt.attempt = broken  # what the approval call would raise
+        await pilot.press(*world.code("ann"), "enter")
+        await settle(pilot)
+        errors = [
+            m.notification.message
+            for m in messages
+            if isinstance(m, Notify) and m.notification.severity == "error"
+        ]
+        assert errors == ["unexpected RuntimeError: disk on fire"]
+        assert app.screen is prompt
+        assert "The action failed" in text_of(prompt.query_one("#totp-error", Static))
+        assert not prompt.query_one("#totp-submit", Button).disabled
+        assert world.grant(grant_id).state == "requested"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.style import Style
 from rich.text import Text
 from sqlalchemy.engine import Engine
@@ -33,76 +31,70 @@ def _is_bold_red(cell: object) -> bool:
     return bool(style.bold) and style.color is not None and style.color.name == "red"
 
 
-def test_dashboard_shows_demo_clients_counts_and_totals(demo_engine: Engine) -> None:
+async def test_dashboard_shows_demo_clients_counts_and_totals(demo_engine: Engine) -> None:
     with db.read_session(demo_engine) as session:
         expected = dashboard.overview(session)
 
-    async def scenario() -> None:
-        messages: list[Message] = []
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-            await settle(pilot)
-            assert isinstance(app.screen, DashboardScreen)
-            # Opening the screen queries the database once (the app's own background expiry
-            # aside).
-            workers = {
-                id(m.worker)
-                for m in messages
-                if isinstance(m, Worker.StateChanged) and m.worker.node is app.screen
-            }
-            assert len(workers) == 1
-            table = app.screen.query_one("#clients", DataTable)
-            rows = table_rows(table)
-            assert [row[0] for row in rows] == [*sorted(demo.CLIENTS), "Total"]
-            for row, client in zip(rows, expected.clients, strict=False):
-                assert row[:5] == [
-                    client.name,
-                    client.status,
-                    f"{client.projects:,}",
-                    f"{client.scopes:,}",
-                    f"{client.contractors:,}",
-                ]
-                assert row[5:] == [f"{client.grants.get(s, 0):,}" for s in GRANT_STATES]
-            total = rows[-1]
-            assert total[2] == str(sum(c.projects for c in expected.clients))
-            assert total[3] == str(sum(c.scopes for c in expected.clients))
-            for index, state in enumerate(GRANT_STATES, start=5):
-                assert total[index] == f"{sum(c.grants.get(state, 0) for c in expected.clients):,}"
-            totals = text_of(app.screen.query_one("#dashboard-totals", Static))
-            grants = sum(sum(c.grants.values()) for c in expected.clients)
-            assert totals == (
-                f"3 clients · {expected.contractors_total:,} contractors"
-                f" ({expected.contractors_active:,} active) · {grants:,} grants"
-            )
-
-    asyncio.run(scenario())
+    messages: list[Message] = []
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        # Opening the screen queries the database once (the app's own background expiry
+        # aside).
+        workers = {
+            id(m.worker)
+            for m in messages
+            if isinstance(m, Worker.StateChanged) and m.worker.node is app.screen
+        }
+        assert len(workers) == 1
+        table = app.screen.query_one("#clients", DataTable)
+        rows = table_rows(table)
+        assert [row[0] for row in rows] == [*sorted(demo.CLIENTS), "Total"]
+        for row, client in zip(rows, expected.clients, strict=False):
+            assert row[:5] == [
+                client.name,
+                client.status,
+                f"{client.projects:,}",
+                f"{client.scopes:,}",
+                f"{client.contractors:,}",
+            ]
+            assert row[5:] == [f"{client.grants.get(s, 0):,}" for s in GRANT_STATES]
+        total = rows[-1]
+        assert total[2] == str(sum(c.projects for c in expected.clients))
+        assert total[3] == str(sum(c.scopes for c in expected.clients))
+        for index, state in enumerate(GRANT_STATES, start=5):
+            assert total[index] == f"{sum(c.grants.get(state, 0) for c in expected.clients):,}"
+        totals = text_of(app.screen.query_one("#dashboard-totals", Static))
+        grants = sum(sum(c.grants.values()) for c in expected.clients)
+        assert totals == (
+            f"3 clients · {expected.contractors_total:,} contractors"
+            f" ({expected.contractors_active:,} active) · {grants:,} grants"
+        )
 
 
-def test_a_paused_client_stands_out_and_refresh_shows_changes(demo_engine: Engine) -> None:
+async def test_a_paused_client_stands_out_and_refresh_shows_changes(demo_engine: Engine) -> None:
     _pause(demo_engine, "northwind-ai")
 
-    async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            table = app.screen.query_one("#clients", DataTable)
-            paused = table.get_row("northwind-ai")
-            assert paused[1].plain == "PAUSED"
-            assert _is_bold_red(paused[0]) and _is_bold_red(paused[1])
-            for name in ("helios-labs", "orbital-research"):
-                row = table.get_row(name)
-                assert row[1].plain == "active"
-                assert not _is_bold_red(row[0]) and not _is_bold_red(row[1])
-            assert "(1 paused)" in text_of(app.screen.query_one("#dashboard-totals", Static))
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#clients", DataTable)
+        paused = table.get_row("northwind-ai")
+        assert paused[1].plain == "PAUSED"
+        assert _is_bold_red(paused[0]) and _is_bold_red(paused[1])
+        for name in ("helios-labs", "orbital-research"):
+            row = table.get_row(name)
+            assert row[1].plain == "active"
+            assert not _is_bold_red(row[0]) and not _is_bold_red(row[1])
+        assert "(1 paused)" in text_of(app.screen.query_one("#dashboard-totals", Static))
 
-            # Another process pauses a second client; `r` shows it.
-            _pause(demo_engine, "helios-labs")
-            await pilot.press("r")
-            await settle(pilot)
-            assert _is_bold_red(table.get_row("helios-labs")[1])
-            assert "(2 paused)" in text_of(app.screen.query_one("#dashboard-totals", Static))
-
-    asyncio.run(scenario())
+        # Another process pauses a second client; `r` shows it.
+        _pause(demo_engine, "helios-labs")
+        await pilot.press("r")
+        await settle(pilot)
+        assert _is_bold_red(table.get_row("helios-labs")[1])
+        assert "(2 paused)" in text_of(app.screen.query_one("#dashboard-totals", Static))
 
 
 def _outbox_rows(engine: Engine, states: dict[str, int]) -> None:
@@ -135,32 +127,29 @@ def _outbox_rows(engine: Engine, states: dict[str, int]) -> None:
                 )
 
 
-def test_the_directory_line_counts_open_operations_and_failures_stand_out(
+async def test_the_directory_line_counts_open_operations_and_failures_stand_out(
     demo_engine: Engine, memory_keyring: MemoryKeyring
 ) -> None:
-    async def scenario() -> None:
-        app = GovtuiApp(engine=demo_engine, actor_name="alex")
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            outbox = app.screen.query_one("#dashboard-outbox", Static)
-            failed = app.screen.query_one("#dashboard-failed", Static)
-            drift = app.screen.query_one("#dashboard-drift", Static)
-            # No target: nothing to count, nothing to check.
-            assert text_of(outbox).startswith("Directory: none set up")
-            assert not failed.display and not drift.display
+    app = GovtuiApp(engine=demo_engine, actor_name="alex")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        outbox = app.screen.query_one("#dashboard-outbox", Static)
+        failed = app.screen.query_one("#dashboard-failed", Static)
+        drift = app.screen.query_one("#dashboard-drift", Static)
+        # No target: nothing to count, nothing to check.
+        assert text_of(outbox).startswith("Directory: none set up")
+        assert not failed.display and not drift.display
 
-            _outbox_rows(demo_engine, {"pending": 3, "failed": 2, "done": 4})
-            with db.read_session(demo_engine) as session:
-                overview = dashboard.overview(session)
-            assert (overview.directory_targets, overview.outbox_pending) == (1, 3)
-            assert overview.outbox_failed == 2
-            await pilot.press("r")
-            await settle(pilot)
-            assert text_of(outbox) == "Directory: 3 operations pending"
-            assert failed.display and text_of(failed) == "2 failed"
-            assert failed.has_class("alert")
-            assert rendered_bold_red(failed, "2 failed")
-            assert text_of(drift).startswith("drift: not checked")
-            assert not drift.has_class("alert")
-
-    asyncio.run(scenario())
+        _outbox_rows(demo_engine, {"pending": 3, "failed": 2, "done": 4})
+        with db.read_session(demo_engine) as session:
+            overview = dashboard.overview(session)
+        assert (overview.directory_targets, overview.outbox_pending) == (1, 3)
+        assert overview.outbox_failed == 2
+        await pilot.press("r")
+        await settle(pilot)
+        assert text_of(outbox) == "Directory: 3 operations pending"
+        assert failed.display and text_of(failed) == "2 failed"
+        assert failed.has_class("alert")
+        assert rendered_bold_red(failed, "2 failed")
+        assert text_of(drift).startswith("drift: not checked")
+        assert not drift.has_class("alert")

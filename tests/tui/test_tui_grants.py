@@ -4,7 +4,6 @@ expiry ends grants while the app is open and the screens refresh."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from govtui.tui.modals.grant_detail import GrantDetailModal
 from govtui.tui.modals.totp_prompt import TotpPrompt
 from govtui.tui.screens.grants import GrantsScreen
 from tests.conftest import FakeClock
-from tests.grant_world import World
+from tests.factories import World
 from tests.tui.tui_support import SIZE, choose, settle, table_rows, text_of, wait_until
 
 STATE, EXPIRES, SCOPE = 5, 6, 3  # columns of the grants table
@@ -83,209 +82,194 @@ async def _open_grants(app: GovtuiApp, pilot: object) -> GrantsScreen:
     return screen
 
 
-def test_filters_narrow_the_list_like_the_service_does(world: World) -> None:
+async def test_filters_narrow_the_list_like_the_service_does(world: World) -> None:
     grants = Grants(world)
 
-    async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="req")
-        async with app.run_test(size=SIZE) as pilot:
-            screen = await _open_grants(app, pilot)
-            everything = _expected(world)
-            assert len(everything) == 5
-            assert _ids(screen) == everything  # newest first
-            status = screen.query_one("#grant-status", Static)
-            assert text_of(status) == "5 grants shown · 1 expire within 7 days"
+    app = GovtuiApp(engine=world.engine, actor_name="req")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open_grants(app, pilot)
+        everything = _expected(world)
+        assert len(everything) == 5
+        assert _ids(screen) == everything  # newest first
+        status = screen.query_one("#grant-status", Static)
+        assert text_of(status) == "5 grants shown · 1 expire within 7 days"
 
-            # Soon-ending grants stand out; paused clients' rows are marked.
-            soon = _row(screen, grants.soon)
-            assert str(soon[EXPIRES]).endswith("(expires in 4d)")
-            assert _style(soon[EXPIRES]) == Style.parse("bold yellow")
-            assert not _style(_row(screen, grants.long)[EXPIRES]).bold
-            assert str(_row(screen, grants.long)[EXPIRES]).endswith("(expires in 10d)")
-            assert str(_row(screen, grants.paused)[SCOPE]) == "other/p/s (client paused)"
-            assert str(_row(screen, grants.long)[SCOPE]) == "acme/rlhf/pairs"
+        # Soon-ending grants stand out; paused clients' rows are marked.
+        soon = _row(screen, grants.soon)
+        assert str(soon[EXPIRES]).endswith("(expires in 4d)")
+        assert _style(soon[EXPIRES]) == Style.parse("bold yellow")
+        assert not _style(_row(screen, grants.long)[EXPIRES]).bold
+        assert str(_row(screen, grants.long)[EXPIRES]).endswith("(expires in 10d)")
+        assert str(_row(screen, grants.paused)[SCOPE]) == "other/p/s (client paused)"
+        assert str(_row(screen, grants.long)[SCOPE]) == "acme/rlhf/pairs"
 
-            # State.
-            await choose(pilot, screen.query_one("#filter-state", Select), "active")
-            await settle(pilot)
-            assert _ids(screen) == _expected(world, state="active") == [grants.soon, grants.long]
-            assert text_of(status).startswith("2 grants shown (active)")
+        # State.
+        await choose(pilot, screen.query_one("#filter-state", Select), "active")
+        await settle(pilot)
+        assert _ids(screen) == _expected(world, state="active") == [grants.soon, grants.long]
+        assert text_of(status).startswith("2 grants shown (active)")
 
-            # Expiring within 7 days (typed: the query waits for a pause in the typing).
-            screen.query_one("#filter-expiring", Input).focus()
-            await pilot.press("7")
-            await wait_until(pilot, lambda: _ids(screen) == [grants.soon], what="expiring")
-            await settle(pilot)
-            assert _ids(screen) == _expected(world, state="active", expiring_within=7)
-            assert text_of(status).startswith("1 grant shown (active, expiring within 7d)")
+        # Expiring within 7 days (typed: the query waits for a pause in the typing).
+        screen.query_one("#filter-expiring", Input).focus()
+        await pilot.press("7")
+        await wait_until(pilot, lambda: _ids(screen) == [grants.soon], what="expiring")
+        await settle(pilot)
+        assert _ids(screen) == _expected(world, state="active", expiring_within=7)
+        assert text_of(status).startswith("1 grant shown (active, expiring within 7d)")
 
-            # Clear both; then a client, then a contractor.
-            screen.query_one("#filter-state", Select).clear()
-            screen.query_one("#filter-expiring", Input).value = ""
-            await wait_until(pilot, lambda: len(_ids(screen)) == 5, what="all again")
-            await choose(pilot, screen.query_one("#filter-client", Select), "other")
-            await settle(pilot)
-            assert _ids(screen) == _expected(world, client="other") == [grants.paused]
-            screen.query_one("#filter-client", Select).clear()
-            screen.query_one("#filter-contractor", Input).value = "E2"
-            await wait_until(pilot, lambda: len(_ids(screen)) == 2, what="contractor E2")
-            assert _ids(screen) == _expected(world, contractor="E2") == [grants.gone, grants.soon]
+        # Clear both; then a client, then a contractor.
+        screen.query_one("#filter-state", Select).clear()
+        screen.query_one("#filter-expiring", Input).value = ""
+        await wait_until(pilot, lambda: len(_ids(screen)) == 5, what="all again")
+        await choose(pilot, screen.query_one("#filter-client", Select), "other")
+        await settle(pilot)
+        assert _ids(screen) == _expected(world, client="other") == [grants.paused]
+        screen.query_one("#filter-client", Select).clear()
+        screen.query_one("#filter-contractor", Input).value = "E2"
+        await wait_until(pilot, lambda: len(_ids(screen)) == 2, what="contractor E2")
+        assert _ids(screen) == _expected(world, contractor="E2") == [grants.gone, grants.soon]
 
-            # An unknown contractor: the service's answer on the status line, no rows.
-            screen.query_one("#filter-contractor", Input).value = "E9"
-            await wait_until(pilot, lambda: screen.refused is not None, what="the refusal")
-            assert _ids(screen) == []
-            assert text_of(status) == "unknown contractor 'E9'"
-
-    asyncio.run(scenario())
+        # An unknown contractor: the service's answer on the status line, no rows.
+        screen.query_one("#filter-contractor", Input).value = "E9"
+        await wait_until(pilot, lambda: screen.refused is not None, what="the refusal")
+        assert _ids(screen) == []
+        assert text_of(status) == "unknown contractor 'E9'"
 
 
-def test_windows_are_fetched_near_the_end_and_a_refresh_keeps_them(
+async def test_windows_are_fetched_near_the_end_and_a_refresh_keeps_them(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Grants(world)
     monkeypatch.setattr(GrantsScreen, "PAGE", 2)
     monkeypatch.setattr(GrantsScreen, "LOOKAHEAD", 1)  # fetch on reaching the last row
 
-    async def scenario() -> None:
-        app = GovtuiApp(engine=world.engine, actor_name="req")
-        async with app.run_test(size=SIZE) as pilot:
-            screen = await _open_grants(app, pilot)
-            everything = _expected(world)
-            assert _ids(screen) == everything[:2]  # one window, not the table
-            status = screen.query_one("#grant-status", Static)
-            assert text_of(status) == "2 grants shown · more below"
-            await pilot.press("ctrl+end")
-            await settle(pilot)
-            assert _ids(screen) == everything[:4]
-            await pilot.press("ctrl+end")
-            await settle(pilot)
-            assert _ids(screen) == everything  # in order, none twice; the last window was short
-            assert "more below" not in text_of(status)
-            # A refresh asks for as many rows as are shown, and keeps the cursor's grant.
-            await pilot.press("ctrl+end")  # the last row; nothing more to fetch
-            await pilot.press("r")
-            await settle(pilot)
-            assert _ids(screen) == everything
-            table = screen.query_one("#grant-table", DataTable)
-            assert table.cursor_row == 4
-
-    asyncio.run(scenario())
+    app = GovtuiApp(engine=world.engine, actor_name="req")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open_grants(app, pilot)
+        everything = _expected(world)
+        assert _ids(screen) == everything[:2]  # one window, not the table
+        status = screen.query_one("#grant-status", Static)
+        assert text_of(status) == "2 grants shown · more below"
+        await pilot.press("ctrl+end")
+        await settle(pilot)
+        assert _ids(screen) == everything[:4]
+        await pilot.press("ctrl+end")
+        await settle(pilot)
+        assert _ids(screen) == everything  # in order, none twice; the last window was short
+        assert "more below" not in text_of(status)
+        # A refresh asks for as many rows as are shown, and keeps the cursor's grant.
+        await pilot.press("ctrl+end")  # the last row; nothing more to fetch
+        await pilot.press("r")
+        await settle(pilot)
+        assert _ids(screen) == everything
+        table = screen.query_one("#grant-table", DataTable)
+        assert table.cursor_row == 4
 
 
-def test_revoke_shows_what_ends_cancel_keeps_it_confirm_ends_it(world: World) -> None:
+async def test_revoke_shows_what_ends_cancel_keeps_it_confirm_ends_it(world: World) -> None:
     grants = Grants(world)
 
-    async def scenario() -> None:
-        messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="req")
-        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-            screen = await _open_grants(app, pilot)
-            table = screen.query_one("#grant-table", DataTable)
-            for _ in range(_ids(screen).index(grants.long)):
-                await pilot.press("down")
-            await pilot.press("x")
-            await settle(pilot)
-            dialog = app.screen
-            assert isinstance(dialog, ConfirmRevoke)  # not a TOTP prompt: no code to remove
-            shown = text_of(dialog.query_one("#reason-details", Static))
-            for line in (
-                "This ends at once:",
-                f"Grant        #{grants.long}",
-                "Contractor   E1 (Ada)",
-                "Scope        acme/rlhf/pairs  confidential",
-                "Access       read",
-                "State        active",
-                "Expires      2026-03-12 09:00 (expires in 10d)",
-                "E1 loses read access to acme/rlhf/pairs now. The grant keeps its history.",
-            ):
-                assert line in shown, line
+    messages: list[Message] = []
+    app = GovtuiApp(engine=world.engine, actor_name="req")
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        screen = await _open_grants(app, pilot)
+        table = screen.query_one("#grant-table", DataTable)
+        for _ in range(_ids(screen).index(grants.long)):
+            await pilot.press("down")
+        await pilot.press("x")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmRevoke)  # not a TOTP prompt: no code to remove
+        shown = text_of(dialog.query_one("#reason-details", Static))
+        for line in (
+            "This ends at once:",
+            f"Grant        #{grants.long}",
+            "Contractor   E1 (Ada)",
+            "Scope        acme/rlhf/pairs  confidential",
+            "Access       read",
+            "State        active",
+            "Expires      2026-03-12 09:00 (expires in 10d)",
+            "E1 loses read access to acme/rlhf/pairs now. The grant keeps its history.",
+        ):
+            assert line in shown, line
 
-            # Cancel: nothing happens.
-            await pilot.press("escape")
-            await settle(pilot)
-            assert app.screen is screen
-            assert world.grant(grants.long).state == "active"
+        # Cancel: nothing happens.
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen
+        assert world.grant(grants.long).state == "active"
 
-            # A reason is required: Enter on an empty box does nothing.
-            await pilot.press("delete")
-            await settle(pilot)
-            dialog = app.screen
-            assert isinstance(dialog, ConfirmRevoke)
-            await pilot.press("enter")
-            assert app.screen is dialog
-            await pilot.press(*"left", "space", *"the", "space", *"project", "enter")
-            await settle(pilot)
-            assert app.screen is screen
-            grant = world.grant(grants.long)
-            assert (grant.state, grant.end_reason) == ("revoked", "left the project")
-            assert str(_row(screen, grants.long)[STATE]) == "revoked"
-            assert (
-                f"Grant #{grants.long} revoked: E1 no longer has read on acme/rlhf/pairs"
-                in _notes(messages)
-            )
-            assert table.cursor_row == _ids(screen).index(grants.long)  # the cursor stayed
+        # A reason is required: Enter on an empty box does nothing.
+        await pilot.press("delete")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmRevoke)
+        await pilot.press("enter")
+        assert app.screen is dialog
+        await pilot.press(*"left", "space", *"the", "space", *"project", "enter")
+        await settle(pilot)
+        assert app.screen is screen
+        grant = world.grant(grants.long)
+        assert (grant.state, grant.end_reason) == ("revoked", "left the project")
+        assert str(_row(screen, grants.long)[STATE]) == "revoked"
+        assert f"Grant #{grants.long} revoked: E1 no longer has read on acme/rlhf/pairs" in _notes(
+            messages
+        )
+        assert table.cursor_row == _ids(screen).index(grants.long)  # the cursor stayed
 
-            # Revoking it again: nothing to revoke, no dialog.
-            await pilot.press("x")
-            await settle(pilot)
-            assert app.screen is screen
-            assert f"Grant #{grants.long} is revoked already: nothing to revoke." in _notes(
-                messages
-            )
+        # Revoking it again: nothing to revoke, no dialog.
+        await pilot.press("x")
+        await settle(pilot)
+        assert app.screen is screen
+        assert f"Grant #{grants.long} is revoked already: nothing to revoke." in _notes(messages)
 
-            # Enter shows its history.
-            await pilot.press("enter")
-            await settle(pilot)
-            detail = app.screen
-            assert isinstance(detail, GrantDetailModal)
-            history = table_rows(detail.query_one("#detail-history", DataTable))
-            assert [row[1] for row in history] == ["requested", "approved", "active", "revoked"]
-            assert history[1][2] == "ann" and history[3][2] == "req"
-            assert "reason: left the project" in history[3][3]
-            await pilot.press("escape")
-            assert app.screen is screen
-            assert not any(isinstance(s, TotpPrompt) for s in app.screen_stack)
-
-    asyncio.run(scenario())
+        # Enter shows its history.
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = app.screen
+        assert isinstance(detail, GrantDetailModal)
+        history = table_rows(detail.query_one("#detail-history", DataTable))
+        assert [row[1] for row in history] == ["requested", "approved", "active", "revoked"]
+        assert history[1][2] == "ann" and history[3][2] == "req"
+        assert "reason: left the project" in history[3][3]
+        await pilot.press("escape")
+        assert app.screen is screen
+        assert not any(isinstance(s, TotpPrompt) for s in app.screen_stack)
 
 
-def test_background_expiry_ends_grants_and_the_screens_refresh(
+async def test_background_expiry_ends_grants_and_the_screens_refresh(
     world: World, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     grants = Grants(world)
     monkeypatch.setattr(GovtuiApp, "EXPIRY_INTERVAL", 0.1)
 
-    async def scenario() -> None:
-        messages: list[Message] = []
-        app = GovtuiApp(engine=world.engine, actor_name="ann")
-        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-            await settle(pilot)
-            dashboard = app.screen
-            screen = await _open_grants(app, pilot)
-            assert str(_row(screen, grants.soon)[STATE]) == "active"
+    messages: list[Message] = []
+    app = GovtuiApp(engine=world.engine, actor_name="ann")
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        dashboard = app.screen
+        screen = await _open_grants(app, pilot)
+        assert str(_row(screen, grants.soon)[STATE]) == "active"
 
-            fake_clock.advance(days=6)  # past the end of E2's contract, not of grant `long`
-            await wait_until(
-                pilot,
-                lambda: str(_row(screen, grants.soon)[STATE]) == "expired",
-                what="the grants screen to show the expiry",
-            )
-            assert str(_row(screen, grants.long)[STATE]) == "active"
-            assert world.grant(grants.soon).state == "expired"
-            assert "1 grant expired" in _notes(messages)
-            with db.read_session(world.engine) as session:
-                (event,) = session.exec(
-                    select(AuditEvent).where(AuditEvent.action == "grant.expire")
-                ).all()
-            assert event.actor == "system (tui ann)"
+        fake_clock.advance(days=6)  # past the end of E2's contract, not of grant `long`
+        await wait_until(
+            pilot,
+            lambda: str(_row(screen, grants.soon)[STATE]) == "expired",
+            what="the grants screen to show the expiry",
+        )
+        assert str(_row(screen, grants.long)[STATE]) == "active"
+        assert world.grant(grants.soon).state == "expired"
+        assert "1 grant expired" in _notes(messages)
+        with db.read_session(world.engine) as session:
+            (event,) = session.exec(
+                select(AuditEvent).where(AuditEvent.action == "grant.expire")
+            ).all()
+        assert event.actor == "system (tui ann)"
 
-            # The dashboard, not visible then, shows it when it is shown.
-            await pilot.press("d")
-            await settle(pilot)
-            assert app.screen is dashboard
-            acme = table_rows(dashboard.query_one("#clients", DataTable))[0]
-            assert acme[0] == "acme"
-            assert acme[5:] == ["1", "1", "0", "1", "1", "0"]  # by GRANT_STATES
-
-    asyncio.run(scenario())
+        # The dashboard, not visible then, shows it when it is shown.
+        await pilot.press("d")
+        await settle(pilot)
+        assert app.screen is dashboard
+        acme = table_rows(dashboard.query_one("#clients", DataTable))[0]
+        assert acme[0] == "acme"
+        assert acme[5:] == ["1", "1", "0", "1", "1", "0"]  # by GRANT_STATES

@@ -15,7 +15,7 @@ from textual.widgets._select import SelectOverlay
 from textual.worker import WorkerCancelled, WorkerFailed, WorkerState
 
 from govtui.tui.app import GovtuiApp
-from tests.conftest import code
+from tests.factories import code
 
 SIZE = (120, 40)
 # Enough for three windows of the contractors table (200 + 200 + 50).
@@ -23,6 +23,7 @@ DEMO_CONTRACTORS = 450
 BIG_CONTRACTORS = 100_000
 # A surname that only the big dataset's needles carry, so a search for it has a known answer.
 NEEDLE = "Quokka"
+NEEDLE_EVERY = 2700
 NEEDLES = 37
 
 
