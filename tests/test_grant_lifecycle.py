@@ -20,7 +20,7 @@ from govtui.services import catalog, directory_targets, grant_lifecycle, grants,
 from govtui.vocabulary import GrantState, values, values_of
 
 from .conftest import FakeClock
-from .grant_world import World, build
+from .factories import World, small_vendor
 
 OWNER = Path(grant_lifecycle.__file__).resolve()
 PACKAGE = OWNER.parents[1]  # govtui/, found from the module rather than named
@@ -206,7 +206,7 @@ def test_the_other_grant_rules_use_the_enums_words() -> None:
 
 @pytest.fixture
 def world(engine: Engine, memory_keyring: object) -> World:
-    found = build(engine)
+    found = small_vendor(engine)
     with db.write_session(engine) as session:
         directory_targets.add(
             session,
