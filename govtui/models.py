@@ -8,30 +8,59 @@ from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, t
 from sqlmodel import Field, SQLModel
 
 from govtui.sqltypes import UTCDateTime
+from govtui.vocabulary import (
+    ENDED_STATES,
+    LIVE_STATES,
+    SUSPENDABLE_STATES,
+    AccessLevel,
+    CampaignState,
+    ClientStatus,
+    ContractorStatus,
+    Decision,
+    DirectoryFlavour,
+    ExtensionState,
+    GrantState,
+    OutboxOperation,
+    OutboxState,
+    ReviewDecision,
+    Role,
+    Sensitivity,
+    values,
+    values_of,
+)
 
-CLIENT_STATUSES = ("active", "paused")
-SENSITIVITIES = ("internal", "confidential", "restricted")
-CONTRACTOR_STATUSES = ("active", "offboarded")
-ROLES = ("requester", "approver", "reviewer", "admin")
-ACCESS_LEVELS = ("read", "label", "write")
-GRANT_STATES = ("requested", "active", "suspended", "expired", "revoked", "denied")
-DECISIONS = ("approve", "deny")
-REVIEW_DECISIONS = ("keep", "revoke")
-CAMPAIGN_STATES = ("open", "closed")
-DIRECTORY_FLAVOURS = ("openldap", "ad")
-OUTBOX_OPERATIONS = ("add_member", "remove_member", "disable_account")
-OUTBOX_STATES = ("pending", "done", "failed")
+# The words as plain tuples, for argparse choices and the screens' option lists.
+CLIENT_STATUSES = values(ClientStatus)
+SENSITIVITIES = values(Sensitivity)
+CONTRACTOR_STATUSES = values(ContractorStatus)
+ROLES = values(Role)
+ACCESS_LEVELS = values(AccessLevel)
+GRANT_STATES = values(GrantState)
+DECISIONS = values(Decision)
+REVIEW_DECISIONS = values(ReviewDecision)
+CAMPAIGN_STATES = values(CampaignState)
+DIRECTORY_FLAVOURS = values(DirectoryFlavour)
+OUTBOX_OPERATIONS = values(OutboxOperation)
+OUTBOX_STATES = values(OutboxState)
+
+
+def _sql_list(words: tuple[str, ...]) -> str:
+    return ", ".join(f"'{word}'" for word in words)
+
+
+_ACTIVE, _SUSPENDED = GrantState.ACTIVE.value, GrantState.SUSPENDED.value
 # An active grant has its window; a suspended one has it if it was active when a pause
 # suspended it, and has none if it was still a request (schema version 2).
 GRANT_WINDOW_CHECK = (
-    "(state <> 'active' OR (starts_at IS NOT NULL AND expires_at IS NOT NULL))"
-    " AND (state <> 'suspended' OR ((starts_at IS NULL) = (expires_at IS NULL)))"
+    f"(state <> '{_ACTIVE}' OR (starts_at IS NOT NULL AND expires_at IS NOT NULL))"
+    f" AND (state <> '{_SUSPENDED}' OR ((starts_at IS NULL) = (expires_at IS NULL)))"
 )
+GRANT_ENDED_CHECK = f"state NOT IN ({_sql_list(values_of(ENDED_STATES))}) OR ended_at IS NOT NULL"
+GRANT_LIVE_WHERE = f"state IN ({_sql_list(values_of(LIVE_STATES))})"
 
 
-def _in(column: str, values: tuple[str, ...]) -> CheckConstraint:
-    quoted = ", ".join(f"'{v}'" for v in values)
-    return CheckConstraint(f"{column} IN ({quoted})", name=f"ck_%(table_name)s_{column}")
+def _in(column: str, words: tuple[str, ...]) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({_sql_list(words)})", name=f"ck_%(table_name)s_{column}")
 
 
 def _utc(nullable: bool = True) -> Column[datetime]:
@@ -145,7 +174,7 @@ class Grant(SQLModel, table=True):
         CheckConstraint("reason <> ''", name="ck_access_grant_reason"),
         CheckConstraint(GRANT_WINDOW_CHECK, name="ck_access_grant_window"),
         CheckConstraint(
-            "state NOT IN ('expired', 'revoked', 'denied') OR ended_at IS NOT NULL",
+            GRANT_ENDED_CHECK,
             name="ck_access_grant_ended",
         ),
         Index("ix_access_grant_state_expires", "state", "expires_at"),
@@ -159,8 +188,8 @@ class Grant(SQLModel, table=True):
             "scope_id",
             "access",
             unique=True,
-            sqlite_where=text("state IN ('requested', 'active', 'suspended')"),
-            postgresql_where=text("state IN ('requested', 'active', 'suspended')"),
+            sqlite_where=text(GRANT_LIVE_WHERE),
+            postgresql_where=text(GRANT_LIVE_WHERE),
         ),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -185,7 +214,7 @@ class GrantExtension(SQLModel, table=True):
     __tablename__ = "grant_extension"
     __table_args__ = (
         UniqueConstraint("grant_id", "round"),
-        _in("state", ("requested", "approved", "denied", "void")),
+        _in("state", values(ExtensionState)),
         CheckConstraint("days > 0", name="ck_grant_extension_days"),
         CheckConstraint("round > 0", name="ck_grant_extension_round"),
         CheckConstraint("reason <> ''", name="ck_grant_extension_reason"),
@@ -237,7 +266,7 @@ class PausedGrant(SQLModel, table=True):
     """Which grants one pause suspended, and the state each had, so resume restores exactly."""
 
     __tablename__ = "paused_grant"
-    __table_args__ = (_in("prior_state", ("requested", "active")),)
+    __table_args__ = (_in("prior_state", values_of(SUSPENDABLE_STATES)),)
     pause_id: int = Field(foreign_key="client_pause.id", primary_key=True)
     grant_id: int = Field(foreign_key="access_grant.id", primary_key=True, index=True)
     prior_state: str
@@ -264,7 +293,8 @@ class ReviewItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("campaign_id", "grant_id"),
         CheckConstraint(
-            "decision IS NULL OR decision IN ('keep', 'revoke')", name="ck_review_item_decision"
+            f"decision IS NULL OR decision IN ({_sql_list(REVIEW_DECISIONS)})",
+            name="ck_review_item_decision",
         ),
     )
     id: int | None = Field(default=None, primary_key=True)

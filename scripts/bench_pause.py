@@ -168,7 +168,7 @@ def govtui_step(step: str, work: Path, profile: bool) -> dict[str, Any]:
 
     from govtui import db, migrations
     from govtui.security import secrets, totp
-    from govtui.services import operators, pause, second_factor, sync
+    from govtui.services import operators, pause, pause_views, second_factor, sync
 
     engine = db.make_engine(f"sqlite:///{work / 'bench.db'}")
     migrations.require_current(engine)
@@ -213,7 +213,7 @@ def govtui_step(step: str, work: Path, profile: bool) -> dict[str, Any]:
             rounds += 1
             done = sync.run_once(engine)
             with db.read_session(engine) as session:
-                state = pause.status(session, PAUSED)
+                state = pause_views.status(session, PAUSED)
             followed = state.removals if step == "sync-pause" else state.additions
             assert followed is not None
             if followed.complete:

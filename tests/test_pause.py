@@ -17,7 +17,7 @@ from govtui import db
 from govtui.cli import main
 from govtui.errors import ConflictError, PolicyError
 from govtui.models import AuditEvent, Client, ClientPause, Grant, PausedGrant
-from govtui.services import audit, contractors, grants, pause, sync
+from govtui.services import audit, contractors, grants, pause, pause_views, sync
 from govtui.services.second_factor import CodeRejected
 
 from .conftest import FakeClock, snapshot
@@ -255,7 +255,7 @@ def test_blast_radius_counts_and_writes_nothing(world: World, fake_clock: FakeCl
     g = Every(world, fake_clock)
     before = snapshot(world.engine)
     with db.read_session(world.engine) as session:
-        radius = pause.blast_radius(session, "acme")
+        radius = pause_views.blast_radius(session, "acme")
     assert snapshot(world.engine) == before
     assert (radius.active, radius.requested, radius.grants) == (3, 2, 5)
     assert radius.contractors == 5  # E1, E3, E4, E5, E6
@@ -270,14 +270,14 @@ def test_blast_radius_counts_and_writes_nothing(world: World, fake_clock: FakeCl
 def test_status_without_a_pause_and_without_targets(world: World) -> None:
     with db.read_session(world.engine) as session:
         assert (
-            pause.status(session, "acme").summary
+            pause_views.status(session, "acme").summary
             == "client acme is active; it has never been paused"
         )
     active = world.request("E1")
     world.approve(active)
     do_pause(world)
     with db.read_session(world.engine) as session:
-        state = pause.status(session, "acme")
+        state = pause_views.status(session, "acme")
     assert state.pause is not None and state.pause.suspended == 1
     assert state.removals is not None and state.removals.queued == 0 and state.removals.complete
     assert state.summary.startswith("client acme is PAUSED; no directory removals")
@@ -376,7 +376,7 @@ def test_directory_follows_pause_and_resume_exactly(
     assert group_members(directory, notes) == {norm(directory.user("u4"))}
 
     with db.read_session(world.engine) as session:
-        radius = pause.blast_radius(session, "acme")
+        radius = pause_views.blast_radius(session, "acme")
     assert {(g.group_dn, g.members) for g in radius.groups} == {(pairs, 2), (notes, 1)}
 
     code, out, _ = run(world, capsys, "root", "client", "pause", "acme", "--reason", "lab call")
@@ -416,7 +416,7 @@ def test_status_says_not_complete_while_the_directory_is_down(
     )
     assert states(world)[active] == "suspended"
     with db.read_session(world.engine) as session:
-        assert not pause.status(session, "acme").removals.complete  # type: ignore[union-attr]
+        assert not pause_views.status(session, "acme").removals.complete  # type: ignore[union-attr]
     fake_clock.advance(seconds=20)  # past the retry's backoff
     code, out, _ = run(world, capsys, "root", "sync")
     assert code == 0, out

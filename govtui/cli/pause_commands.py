@@ -8,7 +8,7 @@ import sys
 
 from govtui.cli.context import Context, print_json, print_progress, print_table
 from govtui.cli.grant_commands import read_code
-from govtui.services import convergence, offboarding, pause
+from govtui.services import convergence, offboarding, pause, pause_views
 from govtui.services.sync import Progress
 
 # Exit status when the database change is done but the directory has not confirmed it all.
@@ -61,7 +61,7 @@ def register_contractor(csub: argparse._SubParsersAction[argparse.ArgumentParser
 
 def run_pause(ctx: Context, args: argparse.Namespace) -> int:
     if args.dry_run:
-        radius = ctx.workspace().read(pause.blast_radius, args.name)
+        radius = ctx.workspace().read(pause_views.blast_radius, args.name)
         _print_radius(radius, as_json=args.json)
         return 0
     result = ctx.workspace().act(pause.pause, client=args.name, reason=args.reason)
@@ -88,7 +88,7 @@ def run_resume(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_status(ctx: Context, args: argparse.Namespace) -> int:
-    state = ctx.workspace().read(pause.status, args.name)
+    state = ctx.workspace().read(pause_views.status, args.name)
     if args.json:
         print_json(
             {
@@ -135,7 +135,7 @@ def _follow(ctx: Context, args: argparse.Namespace, client: str, queued: int) ->
     if queued and not getattr(args, "no_sync", False):
         state = convergence.follow_directory(ws.engine, client, _progress())
     else:
-        state = ws.read(pause.status, client)
+        state = ws.read(pause_views.status, client)
     print(state.summary, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     for error in state.errors:
         print(f"govtui: warning: {error}", file=sys.stderr)
@@ -147,7 +147,7 @@ def _progress() -> Progress | None:
     return print_progress if sys.stderr.isatty() else None
 
 
-def _convergence_json(c: pause.Convergence | None) -> dict[str, object] | None:
+def _convergence_json(c: pause_views.Convergence | None) -> dict[str, object] | None:
     if c is None:
         return None
     return {
@@ -161,7 +161,7 @@ def _convergence_json(c: pause.Convergence | None) -> dict[str, object] | None:
     }
 
 
-def _print_radius(radius: pause.BlastRadius, *, as_json: bool) -> None:
+def _print_radius(radius: pause_views.BlastRadius, *, as_json: bool) -> None:
     if as_json:
         print_json(radius)
         return

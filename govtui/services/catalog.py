@@ -9,12 +9,17 @@ from sqlmodel import Session, col, select
 from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError, InputError, NotFoundError
-from govtui.models import SENSITIVITIES, Client, DatasetScope, Operator, Project
+from govtui.models import Client, DatasetScope, Operator, Project
 from govtui.services import audit, validation
 from govtui.services.operators import require_role
+from govtui.vocabulary import Role, Sensitivity
 
 # The longest any grant may last, by sensitivity tier (DESIGN invariant 1).
-TIER_CAP_DAYS = {"internal": 90, "confidential": 30, "restricted": 14}
+TIER_CAP_DAYS: dict[str, int] = {
+    Sensitivity.INTERNAL: 90,
+    Sensitivity.CONFIDENTIAL: 30,
+    Sensitivity.RESTRICTED: 14,
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,13 @@ def find_client(session: Session, name: str) -> Client:
     if client is None:
         raise NotFoundError(f"unknown client {name!r}")
     return client
+
+
+def lock_client(session: Session, client_id: int | None, *, share: bool = False) -> Client:
+    """The client row, re-read under a row lock (PostgreSQL; SQLite writers are serialised
+    by BEGIN IMMEDIATE already)."""
+    query = select(Client).where(Client.id == client_id).with_for_update(read=share)
+    return session.exec(query.execution_options(populate_existing=True)).one()
 
 
 def find_project(session: Session, client_name: str, project_name: str) -> Project:
@@ -73,7 +85,7 @@ def find_scope(session: Session, path: str) -> DatasetScope:
 
 def add_client(session: Session, actor: Operator, *, name: str) -> Client:
     """Create a client (admin only)."""
-    require_role(session, actor, "admin")
+    require_role(session, actor, Role.ADMIN)
     name = validation.name(name, "client")
     if session.exec(select(Client.id).where(Client.name == name)).first() is not None:
         raise ConflictError(f"client {name!r} exists already")
@@ -86,7 +98,7 @@ def add_client(session: Session, actor: Operator, *, name: str) -> Client:
 
 def add_project(session: Session, actor: Operator, *, path: str) -> Project:
     """Create a project, named `client/project` (admin only)."""
-    require_role(session, actor, "admin")
+    require_role(session, actor, Role.ADMIN)
     client_name, project_name = split_path(path, 2)
     project_name = validation.name(project_name, "project")
     client = find_client(session, client_name)
@@ -103,17 +115,22 @@ def add_project(session: Session, actor: Operator, *, path: str) -> Project:
 
 
 def add_scope(
-    session: Session, actor: Operator, *, path: str, sensitivity: str, max_days: int | None = None
+    session: Session,
+    actor: Operator,
+    *,
+    path: str,
+    sensitivity: Sensitivity | str,
+    max_days: int | None = None,
 ) -> DatasetScope:
     """Create a dataset scope `client/project/scope`; max days default to the tier's cap."""
-    require_role(session, actor, "admin")
+    require_role(session, actor, Role.ADMIN)
     client_name, project_name, scope_name = split_path(path, 3)
     scope_name = validation.name(scope_name, "scope")
-    sensitivity = validation.choice(sensitivity, SENSITIVITIES, "sensitivity")
-    cap = TIER_CAP_DAYS[sensitivity]
+    tier = validation.choice(sensitivity, Sensitivity, "sensitivity")
+    cap = TIER_CAP_DAYS[tier]
     days = cap if max_days is None else validation.positive_days(max_days, "max days")
     if days > cap:
-        raise InputError(f"max days {days} exceeds the {sensitivity} tier's cap of {cap} days")
+        raise InputError(f"max days {days} exceeds the {tier} tier's cap of {cap} days")
     project = find_project(session, client_name, project_name)
     exists = session.exec(
         select(DatasetScope.id).where(
@@ -125,7 +142,7 @@ def add_scope(
     scope = DatasetScope(
         project_id=ident(project),
         name=scope_name,
-        sensitivity=sensitivity,
+        sensitivity=tier.value,
         max_grant_days=days,
         created_at=clock.now(),
     )
@@ -136,7 +153,7 @@ def add_scope(
         actor=actor.name,
         action="scope.add",
         obj=f"scope:{path}",
-        details={"sensitivity": sensitivity, "max_grant_days": days},
+        details={"sensitivity": tier.value, "max_grant_days": days},
     )
     return scope
 

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 
 from govtui.db import read_session
 from govtui.models import DirectoryTarget
-from govtui.services import directory_targets, pause, sync
-from govtui.services.pause import ClientStatus
+from govtui.services import directory_targets, pause_views, sync
+from govtui.services.pause_views import ClientStatus
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def converged(state: ClientStatus) -> bool:
 def client_status(engine: Engine, client: str) -> ClientStatus:
     """The client's state, its pause and the directory's convergence."""
     with read_session(engine) as session:
-        return pause.status(session, client)
+        return pause_views.status(session, client)
 
 
 def follow_directory(

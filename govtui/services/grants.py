@@ -1,5 +1,6 @@
-"""The grant lifecycle: request, approve with a second person's TOTP code, deny, extend,
-revoke, and expire. Adding access needs a code; removing it never waits for one."""
+"""The grant operations: request, approve with a second person's TOTP code, deny, extend,
+revoke, and expire. Adding access needs a code; removing it never waits for one. Each checks
+its policy and writes its audit event; the state changes themselves are grant_lifecycle's."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError, InputError, NotFoundError, PolicyError
 from govtui.models import (
-    ACCESS_LEVELS,
     Approval,
     Client,
     Contractor,
@@ -28,13 +28,23 @@ from govtui.services import (
     audit,
     catalog,
     contractors,
+    grant_lifecycle,
     operators,
-    outbox,
     second_factor,
     validation,
 )
-
-LIVE_STATES = ("requested", "active", "suspended")
+from govtui.vocabulary import (
+    IN_DIRECTORY_STATES,
+    LIVE_STATES,
+    AccessLevel,
+    ClientStatus,
+    ContractorStatus,
+    Decision,
+    ExtensionState,
+    GrantState,
+    Role,
+    Sensitivity,
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class Subject:
 
     @property
     def approvals_needed(self) -> int:
-        return 2 if self.scope.sensitivity == "restricted" else 1
+        return 2 if self.scope.sensitivity == Sensitivity.RESTRICTED else 1
 
 
 @dataclass(frozen=True)
@@ -85,22 +95,15 @@ def _client_of(session: Session, scope: DatasetScope) -> Client:
     return client
 
 
-def lock_client(session: Session, client_id: int | None, *, share: bool = False) -> Client:
-    """The client row, re-read under a row lock (PostgreSQL; SQLite writers are serialised
-    by BEGIN IMMEDIATE already)."""
-    query = select(Client).where(Client.id == client_id).with_for_update(read=share)
-    return session.exec(query.execution_options(populate_existing=True)).one()
-
-
 def _require_not_paused(client: Client, what: str) -> None:
-    if client.status == "paused":
+    if client.status == ClientStatus.PAUSED:
         raise PolicyError(
             f"client {client.name!r} is paused: no grant can be {what} until it is resumed"
         )
 
 
 def _require_can_work(contractor: Contractor, now: datetime) -> None:
-    if contractor.status != "active":
+    if contractor.status != ContractorStatus.ACTIVE:
         raise PolicyError(f"contractor {contractor.external_id!r} is {contractor.status}")
     if contract_end_instant(contractor.contract_end) <= now:
         raise PolicyError(
@@ -114,20 +117,20 @@ def request(
     *,
     contractor: str,
     scope_path: str,
-    access: str,
+    access: AccessLevel | str,
     days: int,
     reason: str,
 ) -> Grant:
     """Ask for one contractor's access to one scope at one level, for some days."""
-    operators.require_role(session, actor, "requester")
-    access = validation.choice(access, ACCESS_LEVELS, "access level")
+    operators.require_role(session, actor, Role.REQUESTER)
+    level = validation.choice(access, AccessLevel, "access level")
     days = validation.positive_days(days)
     reason = validation.reason(reason, "request")
     person = contractors.find(session, contractor)
     scope = catalog.find_scope(session, scope_path)
     # A shared lock on the client: a pause (which locks it for update) either sees this
     # request and suspends it, or finishes first and this request sees the client paused.
-    client = lock_client(session, _client_of(session, scope).id, share=True)
+    client = catalog.lock_client(session, _client_of(session, scope).id, share=True)
     now = clock.now()
     _require_can_work(person, now)
     _require_not_paused(client, "requested")
@@ -135,26 +138,24 @@ def request(
         select(Grant).where(
             Grant.contractor_id == ident(person),
             Grant.scope_id == ident(scope),
-            Grant.access == access,
+            Grant.access == level,
             col(Grant.state).in_(LIVE_STATES),
         )
     ).first()
     if live is not None:
         raise ConflictError(
-            f"contractor {contractor!r} has grant {live.id} ({live.state}) for {scope_path} at {access} already"
+            f"contractor {contractor!r} has grant {live.id} ({live.state}) for {scope_path} at {level} already"
         )
-    grant = Grant(
+    grant = grant_lifecycle.create_request(
+        session,
         contractor_id=ident(person),
         scope_id=ident(scope),
-        access=access,
-        state="requested",
+        access=level,
         reason=reason,
         requested_by=ident(actor),
-        requested_days=days,
-        requested_at=now,
+        days=days,
+        now=now,
     )
-    session.add(grant)
-    session.flush()
     audit.append(
         session,
         actor=actor.name,
@@ -163,7 +164,7 @@ def request(
         details={
             "contractor": contractor,
             "scope": scope_path,
-            "access": access,
+            "access": level.value,
             "days": days,
             "reason": reason,
         },
@@ -188,7 +189,8 @@ def _locked_grants(session: Session, grant_ids: Sequence[int]) -> list[Grant]:
 def _pending_extension(session: Session, grant: Grant) -> GrantExtension | None:
     return session.exec(
         select(GrantExtension).where(
-            GrantExtension.grant_id == ident(grant), GrantExtension.state == "requested"
+            GrantExtension.grant_id == ident(grant),
+            GrantExtension.state == ExtensionState.REQUESTED,
         )
     ).first()
 
@@ -199,10 +201,10 @@ def _subject(session: Session, grant: Grant) -> Subject:
     assert scope is not None
     assert person is not None
     client = _client_of(session, scope)
-    if grant.state == "suspended":
+    if grant.state == GrantState.SUSPENDED:
         _require_not_paused(client, "approved")
-    extension = _pending_extension(session, grant) if grant.state == "active" else None
-    if grant.state != "requested" and extension is None:
+    extension = _pending_extension(session, grant) if grant.state == GrantState.ACTIVE else None
+    if grant.state != GrantState.REQUESTED and extension is None:
         raise PolicyError(f"grant {grant.id} is {grant.state}, not awaiting approval")
     return Subject(
         grant=grant,
@@ -261,7 +263,7 @@ def _record_approval(
             grant_id=ident(grant),
             round=subject.round,
             approver_id=ident(actor),
-            decision="approve",
+            decision=Decision.APPROVE.value,
             totp_step=step,
             decided_at=now,
         )
@@ -271,7 +273,7 @@ def _record_approval(
         sa.select(sa.func.count()).where(
             col(Approval.grant_id) == ident(grant),
             col(Approval.round) == subject.round,
-            col(Approval.decision) == "approve",
+            col(Approval.decision) == Decision.APPROVE,
         )
     ).scalar_one()
     activated = given >= subject.approvals_needed
@@ -281,11 +283,13 @@ def _record_approval(
         "needed": subject.approvals_needed,
     }
     if activated and subject.extension is None:
-        outbox.enqueue_membership(session, [ident(grant)], "add_member")
-        grant.state = "active"
-        grant.starts_at = now
-        grant.expires_at = expiry(
-            now, days=grant.requested_days, scope=subject.scope, contractor=subject.contractor
+        grant_lifecycle.activate(
+            session,
+            grant,
+            now=now,
+            expires_at=expiry(
+                now, days=grant.requested_days, scope=subject.scope, contractor=subject.contractor
+            ),
         )
     elif activated and subject.extension is not None:
         extension = subject.extension
@@ -296,7 +300,7 @@ def _record_approval(
         extension.previous_expires_at = grant.expires_at
         grant.expires_at = max(grant.expires_at, longer)
         extension.new_expires_at = grant.expires_at
-        extension.state = "approved"
+        extension.state = ExtensionState.APPROVED.value
         extension.decided_at = now
         session.add(extension)
     if activated:
@@ -323,22 +327,23 @@ def deny(session: Session, actor: Operator, *, grant_ids: Sequence[int], reason:
                 grant_id=ident(grant),
                 round=subject.round,
                 approver_id=ident(actor),
-                decision="deny",
+                decision=Decision.DENY.value,
                 decided_at=now,
             )
         )
         if subject.extension is not None:
-            subject.extension.state = "denied"
+            subject.extension.state = ExtensionState.DENIED.value
             subject.extension.decided_at = now
             session.add(subject.extension)
         else:
-            grant.state, grant.ended_at, grant.ended_by, grant.end_reason = (
-                "denied",
-                now,
-                ident(actor),
-                reason,
+            grant_lifecycle.end(
+                session,
+                [ident(grant)],
+                to=GrantState.DENIED,
+                ended_by=ident(actor),
+                reason=reason,
+                now=now,
             )
-            session.add(grant)
         audit.append(
             session,
             actor=actor.name,
@@ -354,18 +359,15 @@ def revoke(session: Session, actor: Operator, *, grant_id: int, reason: str) -> 
     (grant,) = _locked_grants(session, [grant_id])
     if grant.state not in LIVE_STATES:
         raise PolicyError(f"grant {grant_id} is {grant.state} already")
-    now = clock.now()
     previous = grant.state
-    if previous in ("active", "suspended"):
-        outbox.enqueue_membership(session, [grant_id], "remove_member")
-    grant.state, grant.ended_at, grant.ended_by, grant.end_reason = (
-        "revoked",
-        now,
-        ident(actor),
-        reason,
+    grant_lifecycle.end(
+        session,
+        [grant_id],
+        to=GrantState.REVOKED,
+        ended_by=ident(actor),
+        reason=reason,
+        now=clock.now(),
     )
-    session.add(grant)
-    void_extensions(session, [grant_id])
     audit.append(
         session,
         actor=actor.name,
@@ -381,14 +383,14 @@ def extend(
 ) -> GrantExtension:
     """Ask for more time on an active grant; it needs approval like a new request and the
     grant stays active meanwhile until its current end."""
-    operators.require_role(session, actor, "requester")
+    operators.require_role(session, actor, Role.REQUESTER)
     days = validation.positive_days(days)
     reason = validation.reason(reason, "extension")
     (grant,) = _locked_grants(session, [grant_id])
     scope = session.get(DatasetScope, grant.scope_id)
     assert scope is not None
     _require_not_paused(_client_of(session, scope), "extended")
-    if grant.state != "active":
+    if grant.state != GrantState.ACTIVE:
         raise PolicyError(
             f"grant {grant_id} is {grant.state}: only an active grant can be extended"
         )
@@ -419,34 +421,18 @@ def extend(
     return extension
 
 
-def void_extensions(session: Session, grant_ids: Sequence[int]) -> None:
-    """Close the extension requests still waiting on grants that have just ended."""
-    if grant_ids:
-        session.execute(
-            sa.update(GrantExtension)
-            .where(
-                col(GrantExtension.grant_id).in_(grant_ids),
-                col(GrantExtension.state) == "requested",
-            )
-            .values(state="void", decided_at=clock.now())
-        )
-
-
 def expire_due(session: Session, *, actor_name: str) -> list[int]:
-    """End every active or suspended grant past its expiry in one bulk statement; return ids."""
+    """End every active or suspended grant past its expiry in bulk; return their ids."""
     now = clock.now()
-    ended = list(
-        session.execute(
-            sa.update(Grant)
-            .where(col(Grant.state).in_(("active", "suspended")), col(Grant.expires_at) <= now)
-            .values(state="expired", ended_at=now, end_reason="expired")
-            .returning(col(Grant.id))
-        ).scalars()
-    )
+    ended = grant_lifecycle.end(
+        session,
+        sa.and_(col(Grant.state).in_(IN_DIRECTORY_STATES), col(Grant.expires_at) <= now),
+        to=GrantState.EXPIRED,
+        ended_by=None,
+        reason="expired",
+        now=now,
+    ).ids
     if ended:
-        ended.sort()
-        void_extensions(session, ended)
-        outbox.enqueue_membership(session, ended, "remove_member")
         audit.append(
             session,
             actor=actor_name,

@@ -13,9 +13,8 @@ from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError
 from govtui.models import Contractor, Grant, Operator
-from govtui.services import audit, contractors, grants, operators, outbox, validation
-
-_GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
+from govtui.services import audit, contractors, grant_lifecycle, operators, outbox, validation
+from govtui.vocabulary import LIVE_STATES, ContractorStatus, GrantState, Role
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class OffboardResult:
 def offboard(session: Session, actor: Operator, *, external_id: str, reason: str) -> OffboardResult:
     """End every live grant of the contractor, mark them offboarded so nothing new can be
     requested, and queue the group removals and the account's disabling."""
-    operators.require_role(session, actor, "admin")
+    operators.require_role(session, actor, Role.ADMIN)
     reason = validation.reason(reason, "offboarding")
     found = contractors.find(session, external_id)
     person = session.exec(
@@ -37,38 +36,31 @@ def offboard(session: Session, actor: Operator, *, external_id: str, reason: str
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if person.status == "offboarded":
+    if person.status == ContractorStatus.OFFBOARDED:
         raise ConflictError(f"contractor {external_id!r} is offboarded already")
     live = list(
         session.execute(
-            sa.select(col(Grant.id), col(Grant.state))
+            sa.select(col(Grant.id))
             .where(
                 col(Grant.contractor_id) == ident(person),
-                col(Grant.state).in_(grants.LIVE_STATES),
+                col(Grant.state).in_(LIVE_STATES),
             )
             .order_by(col(Grant.id))
             .with_for_update()
         )
     )
     now = clock.now()
-    ids = [gid for gid, _ in live]
-    # Suspended grants leave the directory too: the pause's removal may still be pending.
-    in_directory = [gid for gid, state in live if state in ("active", "suspended")]
-    ops = outbox.enqueue_membership(session, in_directory, "remove_member")
-    if ids:
-        session.execute(
-            sa.update(_GRANT)
-            .where(_GRANT.c.id.in_(ids))
-            .values(
-                state="revoked",
-                ended_at=now,
-                ended_by=ident(actor),
-                end_reason=f"offboarded: {reason}",
-            )
-        )
-        grants.void_extensions(session, ids)
+    ended = grant_lifecycle.end(
+        session,
+        [gid for (gid,) in live],
+        to=GrantState.REVOKED,
+        ended_by=ident(actor),
+        reason=f"offboarded: {reason}",
+        now=now,
+    )
+    ids, ops = ended.ids, ended.directory_ops
     ops += outbox.enqueue_disable(session, person)
-    person.status, person.updated_at = "offboarded", now
+    person.status, person.updated_at = ContractorStatus.OFFBOARDED.value, now
     session.add(person)
     audit.append(
         session,

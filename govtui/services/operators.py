@@ -11,8 +11,9 @@ from sqlmodel import Session, col, select
 from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError, NotFoundError, PolicyError
-from govtui.models import ROLES, Client, Operator, OperatorClient, OperatorRole
+from govtui.models import Client, Operator, OperatorClient, OperatorRole
 from govtui.services import audit, validation
+from govtui.vocabulary import Role, RoleName
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,13 @@ def find(session: Session, name: str) -> Operator:
     return operator
 
 
-def roles_of(session: Session, operator: Operator) -> set[str]:
+def roles_of(session: Session, operator: Operator) -> set[Role]:
     """The roles an operator holds."""
     rows = session.exec(select(OperatorRole.role).where(OperatorRole.operator_id == operator.id))
-    return set(rows.all())
+    return {Role(role) for role in rows.all()}
 
 
-def require_role(session: Session, operator: Operator, role: str) -> None:
+def require_role(session: Session, operator: Operator, role: Role | RoleName) -> None:
     """Refuse unless the operator holds the role."""
     if role not in roles_of(session, operator):
         raise PolicyError(f"operator {operator.name!r} lacks the {role} role for this action")
@@ -47,7 +48,7 @@ def require_role(session: Session, operator: Operator, role: str) -> None:
 def is_approver_for(session: Session, operator: Operator, client: Client) -> bool:
     """Whether the operator holds the approver role and may approve for this client."""
     link = session.get(OperatorClient, (ident(operator), ident(client)))
-    return link is not None and "approver" in roles_of(session, operator)
+    return link is not None and Role.APPROVER in roles_of(session, operator)
 
 
 def count(session: Session) -> int:
@@ -60,30 +61,30 @@ def add(
     actor: Operator | None,
     *,
     name: str,
-    roles: Iterable[str],
+    roles: Iterable[Role | str],
     approves: Iterable[str] = (),
     bootstrap_actor: str | None = None,
 ) -> Operator:
     """Create an operator. An admin acts, except for the very first operator, who must be an
     admin so that someone can manage the rest (`bootstrap_actor` names who ran it)."""
     name = validation.name(name, "operator")
-    role_set = {validation.choice(role, ROLES, "role") for role in roles}
+    role_set = {validation.choice(role, Role, "role") for role in roles}
     if not role_set:
         raise PolicyError("give the operator at least one --role")
     if actor is None:
         if count(session) > 0:
             raise PolicyError("operators exist already: act as an admin with --as NAME")
-        if "admin" not in role_set:
+        if Role.ADMIN not in role_set:
             raise PolicyError("the first operator must have the admin role")
         actor_name = bootstrap_actor or name
     else:
-        require_role(session, actor, "admin")
+        require_role(session, actor, Role.ADMIN)
         actor_name = actor.name
     if session.exec(select(Operator.id).where(Operator.name == name)).first() is not None:
         raise ConflictError(f"operator {name!r} exists already")
     client_ids: list[int] = []
     approve_names = sorted(set(approves))
-    if approve_names and "approver" not in role_set:
+    if approve_names and Role.APPROVER not in role_set:
         raise PolicyError("--approves needs the approver role")
     for client_name in approve_names:
         client = session.exec(select(Client).where(Client.name == client_name)).first()
@@ -94,14 +95,14 @@ def add(
     session.add(operator)
     session.flush()
     op_id = ident(operator)
-    session.add_all(OperatorRole(operator_id=op_id, role=role) for role in sorted(role_set))
+    session.add_all(OperatorRole(operator_id=op_id, role=role.value) for role in sorted(role_set))
     session.add_all(OperatorClient(operator_id=op_id, client_id=cid) for cid in client_ids)
     audit.append(
         session,
         actor=actor_name,
         action="operator.add",
         obj=f"operator:{name}",
-        details={"roles": sorted(role_set), "approves": approve_names},
+        details={"roles": sorted(r.value for r in role_set), "approves": approve_names},
     )
     return operator
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from enum import StrEnum
+from typing import TypeVar, overload
 
 from govtui.errors import InputError
 
@@ -24,11 +26,19 @@ def name(value: str, what: str) -> str:
     return value
 
 
-def choice(value: str, allowed: tuple[str, ...], what: str) -> str:
-    """One of a fixed set of words."""
-    if value not in allowed:
-        raise InputError(f"invalid {what} {value!r}: choose one of {', '.join(allowed)}")
-    return value
+_Word = TypeVar("_Word", bound=StrEnum)
+
+
+@overload
+def choice(value: str, allowed: type[_Word], what: str) -> _Word: ...
+@overload
+def choice(value: str, allowed: tuple[str, ...], what: str) -> str: ...
+def choice(value: str, allowed: type[StrEnum] | tuple[str, ...], what: str) -> StrEnum | str:
+    """One of a fixed set of words: a member of the enum given, or a word of the tuple."""
+    words = allowed if isinstance(allowed, tuple) else tuple(member.value for member in allowed)
+    if value not in words:
+        raise InputError(f"invalid {what} {value!r}: choose one of {', '.join(words)}")
+    return value if isinstance(allowed, tuple) else allowed(value)
 
 
 def positive_days(value: int, what: str = "days") -> int:

@@ -8,18 +8,19 @@ from datetime import datetime, timedelta
 from rich.text import Text
 
 from govtui.services.grant_views import GrantRow
+from govtui.vocabulary import LIVE_STATES as LIVE_STATES  # the screens read it from here
+from govtui.vocabulary import GrantState
 
 SOON = timedelta(days=7)  # active grants ending within this are highlighted
 SOON_STYLE = "bold yellow"
 PAUSED_STYLE = "bold red"
-LIVE_STATES = ("requested", "active", "suspended")
-STATE_STYLES = {
-    "requested": "yellow",
-    "active": "green",
-    "suspended": "magenta",
-    "expired": "dim",
-    "revoked": "dim",
-    "denied": "dim",
+STATE_STYLES: dict[str, str] = {
+    GrantState.REQUESTED: "yellow",
+    GrantState.ACTIVE: "green",
+    GrantState.SUSPENDED: "magenta",
+    GrantState.EXPIRED: "dim",
+    GrantState.REVOKED: "dim",
+    GrantState.DENIED: "dim",
 }
 
 

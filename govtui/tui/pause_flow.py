@@ -11,8 +11,9 @@ from typing import Any
 from rich.text import Text
 from textual.app import App
 
-from govtui.services import operator_views, pause
-from govtui.services.pause import BlastRadius, PauseResult, ResumeResult
+from govtui.services import operator_views, pause, pause_views
+from govtui.services.pause import PauseResult, ResumeResult
+from govtui.services.pause_views import BlastRadius
 from govtui.tui.context import TuiContext
 from govtui.tui.modals.pause_progress import PauseProgress
 from govtui.tui.modals.reason_prompt import ReasonPrompt
@@ -61,7 +62,7 @@ class PauseFlow:
         )
 
     def _load_radius(self, client: str) -> None:
-        radius = self.context.workspace.read(pause.blast_radius, client)
+        radius = self.context.workspace.read(pause_views.blast_radius, client)
         self.app.call_from_thread(self._confirm, radius)
 
     def _confirm(self, radius: BlastRadius) -> None:

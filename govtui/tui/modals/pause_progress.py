@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import Button, ProgressBar, Static
 
 from govtui.services import convergence
-from govtui.services.pause import ClientStatus
+from govtui.services.pause_views import ClientStatus
 from govtui.tui.context import TuiContext
 from govtui.tui.directory_text import ALERT_STYLE
 from govtui.tui.modals.base import GovtuiModal

@@ -1,0 +1,114 @@
+"""The fixed words of the domain: states, levels, roles and operations, each stored as its
+value. The lowest layer: the models generate their CHECK constraints from these, so the
+database and the code cannot disagree about them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+
+class GrantState(StrEnum):
+    REQUESTED = "requested"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    DENIED = "denied"
+
+
+# Tuples, not sets: their order is the order of the generated SQL, which must not change.
+# A live grant blocks a second one for the same contractor, scope and level.
+LIVE_STATES: tuple[GrantState, ...] = (
+    GrantState.REQUESTED,
+    GrantState.ACTIVE,
+    GrantState.SUSPENDED,
+)
+# An active or suspended grant is (or may still be) in its directory groups: a suspended
+# grant's removal may still be pending.
+IN_DIRECTORY_STATES: tuple[GrantState, ...] = (GrantState.ACTIVE, GrantState.SUSPENDED)
+ENDED_STATES: tuple[GrantState, ...] = (GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED)
+# What a pause suspends, and so the prior states it records.
+SUSPENDABLE_STATES: tuple[GrantState, ...] = (GrantState.REQUESTED, GrantState.ACTIVE)
+
+
+class ExtensionState(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    DENIED = "denied"
+    VOID = "void"
+
+
+class AccessLevel(StrEnum):
+    READ = "read"
+    LABEL = "label"
+    WRITE = "write"
+
+
+class Role(StrEnum):
+    REQUESTER = "requester"
+    APPROVER = "approver"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+# The same words as literal types, for callers that name a role in code ("admin").
+RoleName = Literal["requester", "approver", "reviewer", "admin"]
+
+
+class Sensitivity(StrEnum):
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+
+class ClientStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class ContractorStatus(StrEnum):
+    ACTIVE = "active"
+    OFFBOARDED = "offboarded"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+class ReviewDecision(StrEnum):
+    KEEP = "keep"
+    REVOKE = "revoke"
+
+
+class CampaignState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class DirectoryFlavour(StrEnum):
+    OPENLDAP = "openldap"
+    AD = "ad"
+
+
+class OutboxOperation(StrEnum):
+    ADD_MEMBER = "add_member"
+    REMOVE_MEMBER = "remove_member"
+    DISABLE_ACCOUNT = "disable_account"
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The stored words of an enum, in declaration order."""
+    return tuple(member.value for member in enum)
+
+
+def values_of(members: tuple[StrEnum, ...]) -> tuple[str, ...]:
+    """The stored words of some members, in the order given."""
+    return tuple(member.value for member in members)
