@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import CheckConstraint, Connection, inspect, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.schema import AddConstraint, DropConstraint
 from sqlmodel import Session, SQLModel
 
 from govtui import clock, models
@@ -83,9 +84,44 @@ def _relax_sqlite_check(connection: Connection, table: str, old: str, new: str) 
         raise ConfigurationError(f"integrity check after migrating {table}: {problems[0]}")
 
 
+_V2_OUTBOX_STATES = "state IN ('pending', 'done', 'failed')"
+
+
+def _directory_trust(connection: Connection) -> None:
+    """Directory targets that name their TLS host, record an accepted plaintext bind, carry
+    Active Directory's group settings and can be disabled; outbox ops that were cancelled."""
+    table = models.DirectoryTarget.__table__  # type: ignore[attr-defined]
+    for name in ("tls_name", "ad_group_type", "sam_template", "disabled_at", "disabled_reason"):
+        # The column's own type, as this backend spells it, so that an upgraded database
+        # and a fresh one agree.
+        kind = table.c[name].type.compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE directory_target ADD COLUMN {name} {kind}")
+    false = "false" if connection.dialect.name == "postgresql" else "0"
+    connection.exec_driver_sql(
+        "ALTER TABLE directory_target ADD COLUMN insecure_plaintext BOOLEAN NOT NULL"
+        f" DEFAULT {false}"
+    )
+    states = ", ".join(f"'{v}'" for v in models.OUTBOX_STATES)
+    if connection.dialect.name == "postgresql":
+        # The model's own constraint: dropped by its name, added back with today's words.
+        outbox = models.OutboxOp.__table__  # type: ignore[attr-defined]
+        (check,) = (
+            c
+            for c in outbox.constraints
+            if isinstance(c, CheckConstraint) and "'pending'" in str(c.sqltext)
+        )
+        connection.execute(DropConstraint(check))
+        connection.execute(AddConstraint(check))
+    else:
+        _relax_sqlite_check(connection, "outbox_op", _V2_OUTBOX_STATES, f"state IN ({states})")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "pause: suspended requests, outbox ops tied to a pause", _pause_support),
+    Migration(
+        3, "directory: TLS name, plaintext flag, AD groups, disabled targets", _directory_trust
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

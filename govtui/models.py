@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from govtui.sqltypes import UTCDateTime
@@ -324,6 +324,18 @@ class DirectoryTarget(SQLModel, table=True):
     create_groups: bool = Field(default=True)
     max_attempts: int = Field(default=8)
     created_at: datetime = Field(sa_column=_utc(nullable=False))
+    # Schema version 3. The name the server's certificate must carry when the URL names an
+    # address or an alias (None: the URL's host).
+    tls_name: str | None = None
+    # Set only by `directory add --insecure-plaintext`: a bind password sent in clear text.
+    insecure_plaintext: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Active Directory only: groupType of groups govtui creates (None: global security) and
+    # the sAMAccountName template (None: the cn template's value).
+    ad_group_type: int | None = None
+    sam_template: str | None = None
+    # A disabled target gets no operations; its open ones were cancelled with the reason.
+    disabled_at: datetime | None = Field(default=None, sa_column=_utc())
+    disabled_reason: str | None = None
 
 
 class GroupMapping(SQLModel, table=True):

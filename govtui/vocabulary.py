@@ -102,6 +102,8 @@ class OutboxState(StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+    # Never applied, on purpose: its target was disabled or removed (schema version 3).
+    CANCELLED = "cancelled"
 
 
 def values(enum: type[StrEnum]) -> tuple[str, ...]:

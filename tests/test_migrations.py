@@ -3,7 +3,7 @@ tests/fixtures, so these tests start from exactly what a user has on disk."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -105,7 +105,7 @@ def test_version_1_database_upgrades_to_pause_support(db_url: str) -> None:
     with pytest.raises(Exception, match="govtui init"):
         migrations.require_current(engine)
 
-    assert [m.version for m in migrations.upgrade(engine)] == [2]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3]
     migrations.require_current(engine)
     assert migrations.upgrade(engine) == []
 
@@ -131,4 +131,52 @@ def test_fresh_database_has_the_same_rules_as_an_upgraded_one(db_url: str) -> No
     _insert_grant(engine, 2, "suspended", window=False)
     with pytest.raises(IntegrityError, match="ck_access_grant_window"):
         _insert_grant(engine, 3, "active", window=False)
+    engine.dispose()
+
+
+def _target_and_op(engine: Engine, state: str) -> None:
+    with engine.begin() as connection:
+        now = datetime(2026, 3, 2, tzinfo=UTC)
+        if not connection.execute(sa.text("SELECT count(*) FROM directory_target")).scalar_one():
+            connection.execute(
+                sa.text(
+                    "INSERT INTO directory_target (id, name, url, bind_dn, users_base, groups_base,"
+                    " flavour, starttls, group_template, create_groups, max_attempts, created_at)"
+                    " VALUES (7, 'corp', 'ldaps://x', 'cn=a', 'ou=p', 'ou=g', 'ad', :f, 'cn={client}',"
+                    " :t, 8, :now)"
+                ),
+                {"now": now, "f": False, "t": True},
+            )
+        connection.execute(
+            sa.text(
+                "INSERT INTO outbox_op (target_id, operation, directory_uid, state, attempts,"
+                " next_attempt_at, created_at) VALUES (7, 'remove_member', 'u1', :state, 0,"
+                " :now, :now)"
+            ),
+            {"now": now, "state": state},
+        )
+
+
+def test_version_2_database_gains_directory_trust_columns_and_cancelled_ops(db_url: str) -> None:
+    """Schema version 3: a target made before it reads as not insecure, with no TLS name, and
+    an op can be cancelled; an unknown op state is still refused."""
+    engine = _make_v1(db_url)
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3]
+    _target_and_op(engine, "cancelled")
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.text("SELECT insecure_plaintext, tls_name, disabled_at FROM directory_target")
+        ).one()
+    assert (bool(row[0]), row[1], row[2]) == (False, None, None)
+    with pytest.raises(IntegrityError, match=r"(?i)check constraint.*state"):
+        _target_and_op(engine, "lost")
+    engine.dispose()
+
+
+def test_fresh_database_accepts_cancelled_ops_like_an_upgraded_one(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    migrations.upgrade(engine)
+    _target_and_op(engine, "cancelled")
+    with pytest.raises(IntegrityError, match=r"(?i)check constraint.*state"):
+        _target_and_op(engine, "lost")
     engine.dispose()

@@ -127,7 +127,8 @@ def blast_radius(session: Session, client_name: str) -> BlastRadius:
     its contractors: grouped counts, a handful of queries whatever the size."""
     client = catalog.find_client(session, client_name)
     live = sa.and_(
-        col(Project.client_id) == ident(client), col(Grant.state).in_((GrantState.ACTIVE, GrantState.REQUESTED))
+        col(Project.client_id) == ident(client),
+        col(Grant.state).in_((GrantState.ACTIVE, GrantState.REQUESTED)),
     )
     per_scope = session.execute(
         sa.select(
@@ -155,7 +156,11 @@ def blast_radius(session: Session, client_name: str) -> BlastRadius:
         counts[(project, scope, scope_id, access, state)] += n
     keys = sorted({(p, s, sid, a) for p, s, sid, a, _ in counts})
     scopes = [
-        ScopeImpact(p, s, a, counts[(p, s, sid, a, GrantState.ACTIVE)],
+        ScopeImpact(
+            p,
+            s,
+            a,
+            counts[(p, s, sid, a, GrantState.ACTIVE)],
             counts[(p, s, sid, a, GrantState.REQUESTED)],
         )
         for p, s, sid, a in keys
