@@ -13,6 +13,7 @@ One process, no fork per connection, nothing but the standard library; needs CAP
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import selectors
@@ -62,10 +63,8 @@ def pump(client: socket.socket, remote_port: int) -> None:
                 # EOF from src: pass the half-close on, stop reading src.
                 sel.unregister(src)
                 open_ends -= 1
-                try:
+                with contextlib.suppress(OSError):
                     peers[src].shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
     except OSError:
         pass
     finally:

@@ -52,12 +52,16 @@ start_samba_ad() {
 
     # Namespaces first: a machine that cannot make one skips the AD tests, and needs no samba.
     ensure_debs iproute2
-    err=$(as_root ip netns add "$ns" 2>&1) || {
+    if ((EUID != 0)) && ! sudo -n true 2>/dev/null; then
+        _samba_ad_skip "creating a network namespace needs root, and sudo -n does not work"
+        return 0
+    fi
+    err=$(_ad_root ip netns add "$ns" 2>&1) || {
         _samba_ad_skip "cannot create a network namespace (ip netns add: ${err:-failed})"
         return 0
     }
     add_cleanup _samba_ad_remove_netns "$ns"
-    err=$(as_root ip -n "$ns" link set lo up 2>&1) || {
+    err=$(_ad_root ip -n "$ns" link set lo up 2>&1) || {
         _samba_ad_skip "cannot bring up loopback in a network namespace: $err"
         return 0
     }
@@ -68,7 +72,7 @@ start_samba_ad() {
     ensure_debs samba samba-dsdb-modules samba-vfs-modules samba-ad-provision
 
     dir=$(mktemp -d -t govtui-samba-ad.XXXXXX)
-    add_cleanup as_root rm -rf "$dir"
+    add_cleanup _ad_root rm -rf "$dir"
     chmod 755 "$dir"
     # The server's processes are stopped before the directory goes (cleanups run in reverse).
     add_cleanup _samba_ad_stop "$ns" "$dir"
@@ -82,7 +86,7 @@ start_samba_ad() {
     : >"$dir/empty.conf"
 
     # Inside the namespace, so whatever provisioning might look up on the network stays there.
-    if ! as_root ip netns exec "$ns" samba-tool domain provision -s "$dir/empty.conf" \
+    if ! _ad_root ip netns exec "$ns" samba-tool domain provision -s "$dir/empty.conf" \
         --use-rfc2307 --dns-backend=NONE --server-role=dc --host-name=dc1 \
         --realm="$GOVTUI_AD_REALM" --domain="$GOVTUI_AD_DOMAIN" --adminpass="$password" \
         --option="interfaces = lo" --option="bind interfaces only = yes" \
@@ -92,8 +96,8 @@ start_samba_ad() {
     fi
 
     # What --targetdir does not move, and only the LDAP server.
-    as_root mkdir -p "$dir/dc/run" "$dir/dc/log"
-    as_root sed -i \
+    _ad_root mkdir -p "$dir/dc/run" "$dir/dc/log"
+    _ad_root sed -i \
         -e '/^[[:space:]]*server services[[:space:]]*=/d' \
         -e "/^\[global\]/a\\
 \tserver services = ldap\\
@@ -106,21 +110,21 @@ start_samba_ad() {
 
     # For tools run inside the namespace: the certificate's name resolves to the DC there.
     # Optional (a read-only /etc only loses this convenience).
-    [[ -d /etc/netns ]] || add_cleanup as_root rmdir /etc/netns
-    add_cleanup as_root rm -rf "/etc/netns/$ns"
-    if as_root mkdir -p "/etc/netns/$ns" 2>/dev/null &&
+    [[ -d /etc/netns ]] || add_cleanup _ad_root rmdir /etc/netns
+    add_cleanup _ad_root rm -rf "/etc/netns/$ns"
+    if _ad_root mkdir -p "/etc/netns/$ns" 2>/dev/null &&
         printf '127.0.0.1 %s dc1\n::1 %s dc1\n' "$tls_name" "$tls_name" |
-        as_root tee "/etc/netns/$ns/hosts" >/dev/null; then
+        _ad_root tee "/etc/netns/$ns/hosts" >/dev/null; then
         export GOVTUI_TEST_AD_NETNS_URL="ldaps://$tls_name"
     fi
 
-    as_root ip netns exec "$ns" samba -D -s "$conf" -l "$dir/dc/log" ||
+    _ad_root ip netns exec "$ns" samba -D -s "$conf" -l "$dir/dc/log" ||
         _samba_ad_fail "$dir" "samba did not start"
     # The forwarder: two free loopback ports here, to 636 and 389 in the namespace.
-    as_root python3 "$GOVTUI_ROOT/scripts/lib/netns_forward.py" "$ns" "$dir/ports" 636 389 \
+    _ad_root python3 "$GOVTUI_ROOT/scripts/lib/netns_forward.py" "$ns" "$dir/ports" 636 389 \
         </dev/null >"$dir/forward.log" 2>&1 &
     # Also stopped as a process of the namespace; this is for one that never got there.
-    add_cleanup as_root kill "$!"
+    add_cleanup _samba_ad_kill "$!"
     tries=0
     until [[ -s $dir/ports ]]; do
         ((tries++ < 100)) || _samba_ad_fail "$dir" "the port forwarder did not start"
@@ -145,7 +149,7 @@ start_samba_ad() {
         >/dev/null 2>&1 || _samba_ad_fail "$dir" "samba does not answer LDAP with StartTLS"
 
     # The CA certificate where the tests can read it (the private dir is root's only).
-    as_root cat "$dir/dc/private/tls/ca.pem" >"$dir/ca.pem"
+    _ad_root cat "$dir/dc/private/tls/ca.pem" >"$dir/ca.pem"
 
     export GOVTUI_TEST_AD_URL="ldaps://127.0.0.1:$ldaps_port"
     export GOVTUI_TEST_AD_STARTTLS_URL="ldap://127.0.0.1:$ldap_port"
@@ -163,6 +167,15 @@ start_samba_ad() {
         "($base, certificate $tls_name, namespace $ns, $((SECONDS - started)) s)"
 }
 
+# _ad_root CMD...: CMD as root, never asking for a password (start_samba_ad checked that).
+_ad_root() {
+    if ((EUID == 0)); then
+        "$@"
+    else
+        sudo -n "$@"
+    fi
+}
+
 _samba_ad_skip() {
     echo "AD tests will be SKIPPED: $1" >&2
     export GOVTUI_TEST_AD_SKIP="$1"
@@ -172,9 +185,9 @@ _samba_ad_skip() {
 _samba_ad_fail() {
     local dir=$1
     shift
-    if as_root test -s "$dir/dc/log/log.samba"; then
+    if _ad_root test -s "$dir/dc/log/log.samba"; then
         echo "--- last lines of $dir/dc/log/log.samba:" >&2
-        as_root tail -n 40 "$dir/dc/log/log.samba" >&2
+        _ad_root tail -n 40 "$dir/dc/log/log.samba" >&2
     fi
     if [[ -s $dir/forward.log ]]; then
         echo "--- port forwarder:" >&2
@@ -188,16 +201,20 @@ _samba_ad_fail() {
 _samba_ad_stop() {
     local ns=$1 pids i
     for i in $(seq 50); do
-        pids=$(as_root ip netns pids "$ns" 2>/dev/null) || return 0
+        pids=$(_ad_root ip netns pids "$ns" 2>/dev/null) || return 0
         [[ -n $pids ]] || return 0
         # shellcheck disable=SC2086  # one pid per word
-        ((i == 1)) && as_root kill $pids 2>/dev/null
+        ((i == 1)) && _ad_root kill $pids 2>/dev/null
         sleep 0.1
     done
     # shellcheck disable=SC2086
-    as_root kill -9 $pids 2>/dev/null || true
+    _ad_root kill -9 $pids 2>/dev/null || true
+}
+
+_samba_ad_kill() {
+    _ad_root kill "$1" 2>/dev/null || true
 }
 
 _samba_ad_remove_netns() {
-    as_root ip netns delete "$1" 2>/dev/null
+    _ad_root ip netns delete "$1" 2>/dev/null
 }
