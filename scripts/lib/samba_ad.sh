@@ -42,8 +42,9 @@
 # cannot create a network namespace, only GOVTUI_TEST_AD_SKIP with the reason (the AD tests
 # then skip, printing it). Everything is torn down at exit, also on failure.
 
-GOVTUI_AD_REALM=AD.GOVTUI.TEST
-GOVTUI_AD_DOMAIN=GOVTUIAD
+# Not GOVTUI_*: scripts/test unsets every such variable after sourcing this.
+_SAMBA_AD_REALM=AD.GOVTUI.TEST
+_SAMBA_AD_DOMAIN=GOVTUIAD
 
 start_samba_ad() {
     step "private Samba AD DC"
@@ -77,9 +78,9 @@ start_samba_ad() {
     # The server's processes are stopped before the directory goes (cleanups run in reverse).
     add_cleanup _samba_ad_stop "$ns" "$dir"
     conf="$dir/dc/etc/smb.conf"
-    base="DC=${GOVTUI_AD_REALM,,}"
+    base="DC=${_SAMBA_AD_REALM,,}"
     base=${base//./,DC=}
-    tls_name="dc1.${GOVTUI_AD_REALM,,}"
+    tls_name="dc1.${_SAMBA_AD_REALM,,}"
     # A throw-away password for a DC nobody outside this namespace can reach; AD's complexity
     # rule wants upper and lower case, a digit and a symbol.
     password="Aa1-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
@@ -88,7 +89,7 @@ start_samba_ad() {
     # Inside the namespace, so whatever provisioning might look up on the network stays there.
     if ! _ad_root ip netns exec "$ns" samba-tool domain provision -s "$dir/empty.conf" \
         --use-rfc2307 --dns-backend=NONE --server-role=dc --host-name=dc1 \
-        --realm="$GOVTUI_AD_REALM" --domain="$GOVTUI_AD_DOMAIN" --adminpass="$password" \
+        --realm="$_SAMBA_AD_REALM" --domain="$_SAMBA_AD_DOMAIN" --adminpass="$password" \
         --option="interfaces = lo" --option="bind interfaces only = yes" \
         --targetdir="$dir/dc" >"$dir/provision.log" 2>&1; then
         tail -n 30 "$dir/provision.log" >&2
@@ -154,8 +155,8 @@ start_samba_ad() {
     export GOVTUI_TEST_AD_URL="ldaps://127.0.0.1:$ldaps_port"
     export GOVTUI_TEST_AD_STARTTLS_URL="ldap://127.0.0.1:$ldap_port"
     export GOVTUI_TEST_AD_BASE="$base"
-    export GOVTUI_TEST_AD_REALM="$GOVTUI_AD_REALM"
-    export GOVTUI_TEST_AD_DOMAIN="$GOVTUI_AD_DOMAIN"
+    export GOVTUI_TEST_AD_REALM="$_SAMBA_AD_REALM"
+    export GOVTUI_TEST_AD_DOMAIN="$_SAMBA_AD_DOMAIN"
     export GOVTUI_TEST_AD_ADMIN_DN="CN=Administrator,CN=Users,$base"
     export GOVTUI_TEST_AD_ADMIN_PASSWORD="$password"
     export GOVTUI_TEST_AD_CA="$dir/ca.pem"
