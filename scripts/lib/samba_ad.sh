@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # start_samba_ad: a throw-away Active Directory domain controller (Debian's Samba AD DC) for the
-# AD tests, provisioned afresh into a temporary directory and run inside a network namespace of
-# its own, reachable from the tests on two loopback ports. Needs scripts/lib/common.sh sourced
+# AD tests, provisioned into a temporary directory (or copied there from a saved template, see
+# "State") and run inside a network namespace of its own, reachable from the tests on two loopback ports. Needs scripts/lib/common.sh sourced
 # first, and root (or sudo) for the namespace.
 #
 # Isolation:
@@ -30,9 +30,16 @@
 # dc1.<realm> to the DC through /etc/netns/<namespace>/hosts and validate the usual way with
 # $GOVTUI_TEST_AD_NETNS_URL and LDAPTLS_CACERT=$GOVTUI_TEST_AD_CA.
 #
-# State: provisioned once per run (~12 s); tests reset by deleting the subtree they made (one
-# OU per test, deleted with the tree-delete control; see tests/ad_support.py), which costs
-# milliseconds where restarting from a copied template would cost seconds per test.
+# State: tests reset by deleting the subtree they made (one OU per test, deleted with the
+# tree-delete control; see tests/ad_support.py), which costs milliseconds where restarting from
+# a copied template would cost seconds per test. Provisioning takes 10-20 s, so the freshly
+# provisioned DC (copied before its first start, plus the certificate samba makes then) is
+# kept as a template in ${XDG_CACHE_HOME:-~/.cache}/govtui/samba-ad-<key>, and later runs copy
+# it (< 1 s) instead. The key hashes samba's Debian version and this file, so an upgrade or
+# a change here provisions afresh; a template whose certificate expires within a week is not
+# used. Delete that directory to force a new provisioning; a fresh machine (CI) just
+# provisions. The template holds the DC's Administrator password: a throw-away one, valid
+# only on a DC that exists inside a test run's private namespace.
 #
 # Exports GOVTUI_TEST_AD_URL (ldaps://127.0.0.1:PORT), GOVTUI_TEST_AD_STARTTLS_URL
 # (ldap://127.0.0.1:PORT, StartTLS required), GOVTUI_TEST_AD_BASE, GOVTUI_TEST_AD_REALM,
@@ -69,8 +76,9 @@ start_samba_ad() {
 
     # samba: the AD DC binary; samba-dsdb-modules: the directory database; samba-vfs-modules:
     # acl_xattr, which provisioning needs for sysvol; samba-ad-provision: schema and setup
-    # files. (samba-ad-dc would add winbind, which this DC does not run.)
-    ensure_debs samba samba-dsdb-modules samba-vfs-modules samba-ad-provision
+    # files; openssl: checks a saved DC's certificate. (samba-ad-dc would add winbind, which
+    # this DC does not run.)
+    ensure_debs samba samba-dsdb-modules samba-vfs-modules samba-ad-provision openssl
 
     dir=$(mktemp -d -t govtui-samba-ad.XXXXXX)
     add_cleanup _ad_root rm -rf "$dir"
@@ -81,33 +89,36 @@ start_samba_ad() {
     base="DC=${_SAMBA_AD_REALM,,}"
     base=${base//./,DC=}
     tls_name="dc1.${_SAMBA_AD_REALM,,}"
-    # A throw-away password for a DC nobody outside this namespace can reach; AD's complexity
-    # rule wants upper and lower case, a digit and a symbol.
-    password="Aa1-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
-    : >"$dir/empty.conf"
-
-    # Inside the namespace, so whatever provisioning might look up on the network stays there.
-    if ! _ad_root ip netns exec "$ns" samba-tool domain provision -s "$dir/empty.conf" \
-        --use-rfc2307 --dns-backend=NONE --server-role=dc --host-name=dc1 \
-        --realm="$_SAMBA_AD_REALM" --domain="$_SAMBA_AD_DOMAIN" --adminpass="$password" \
-        --option="interfaces = lo" --option="bind interfaces only = yes" \
-        --targetdir="$dir/dc" >"$dir/provision.log" 2>&1; then
-        tail -n 30 "$dir/provision.log" >&2
-        die "samba-tool domain provision failed (log above)"
+    # The provisioned DC is kept between runs (see "State" above): copying it takes a fraction
+    # of a second, provisioning 10-20 s. Keyed by samba's version and this file, so a change
+    # of either provisions afresh.
+    local cache key template provisioned=0 from=provisioned setup
+    cache="${XDG_CACHE_HOME:-$HOME/.cache}/govtui"
+    key=$({ dpkg-query -W -f='${Version}' samba; sha256sum <"${BASH_SOURCE[0]}"; } |
+        sha256sum | cut -c1-16)
+    template="$cache/samba-ad-$key"
+    # (A template another run is replacing at this moment fails the copy: then provision.)
+    if _samba_ad_template_ok "$template" &&
+        password=$(_ad_root cat "$template/password") &&
+        _ad_root cp -a "$template/dc" "$dir/dc" &&
+        _ad_root sed -i "s|$(_ad_root cat "$template/prefix")|$dir/dc|g" "$conf"; then
+        from="copied from $template"
+    else
+        _ad_root rm -rf "$dir/dc"
+        # A throw-away password for a DC nobody outside this namespace can reach; AD's
+        # complexity rule wants upper and lower case, a digit and a symbol.
+        password="Aa1-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+        _samba_ad_provision "$ns" "$dir" "$password"
+        provisioned=1
+        # Copied before samba first runs (a copy of a live database could be torn); its
+        # certificate is added once samba has made it.
+        _ad_root mkdir -p "$cache"
+        _ad_root rm -rf "$template.tmp.$$"
+        add_cleanup _ad_root rm -rf "$template.tmp.$$"
+        _ad_root mkdir -m 700 "$template.tmp.$$"
+        _ad_root cp -a "$dir/dc" "$template.tmp.$$/dc"
     fi
-
-    # What --targetdir does not move, and only the LDAP server.
-    _ad_root mkdir -p "$dir/dc/run" "$dir/dc/log"
-    _ad_root sed -i \
-        -e '/^[[:space:]]*server services[[:space:]]*=/d' \
-        -e "/^\[global\]/a\\
-\tserver services = ldap\\
-\tpid directory = $dir/dc/run\\
-\tncalrpc dir = $dir/dc/run/ncalrpc\\
-\twinbindd socket directory = $dir/dc/run/winbindd\\
-\tntp signd socket directory = $dir/dc/run/ntp_signd\\
-\tmax log size = 0" \
-        "$conf"
+    setup=$((SECONDS - started))
 
     # For tools run inside the namespace: the certificate's name resolves to the DC there.
     # Optional (a read-only /etc only loses this convenience).
@@ -143,6 +154,9 @@ start_samba_ad() {
         -D "CN=Administrator,CN=Users,$base" -w "$password" -b "$base" -s base dn \
         >/dev/null 2>&1; do
         ((tries++ < 300)) || _samba_ad_fail "$dir" "samba does not answer on LDAPS"
+        if [[ -s $dir/dc/run/samba.pid ]] && ! _ad_root kill -0 "$(<"$dir/dc/run/samba.pid")" 2>/dev/null; then
+            _samba_ad_fail "$dir" "samba exited"
+        fi
         sleep 0.1
     done
     LDAPTLS_REQCERT=never ldapsearch -ZZ -x -H "ldap://127.0.0.1:$ldap_port" \
@@ -151,6 +165,9 @@ start_samba_ad() {
 
     # The CA certificate where the tests can read it (the private dir is root's only).
     _ad_root cat "$dir/dc/private/tls/ca.pem" >"$dir/ca.pem"
+    if ((provisioned)); then
+        _samba_ad_save_template "$dir" "$template" "$password"
+    fi
 
     export GOVTUI_TEST_AD_URL="ldaps://127.0.0.1:$ldaps_port"
     export GOVTUI_TEST_AD_STARTTLS_URL="ldap://127.0.0.1:$ldap_port"
@@ -165,7 +182,7 @@ start_samba_ad() {
     export GOVTUI_TEST_AD_SMB_CONF="$conf"
     unset GOVTUI_TEST_AD_SKIP
     echo "ok: $GOVTUI_TEST_AD_URL and StartTLS on $GOVTUI_TEST_AD_STARTTLS_URL" \
-        "($base, certificate $tls_name, namespace $ns, $((SECONDS - started)) s)"
+        "($base, certificate $tls_name, namespace $ns; $setup s to set up ($from), $((SECONDS - started - setup)) s to start)"
 }
 
 # _ad_root CMD...: CMD as root, never asking for a password (start_samba_ad checked that).
@@ -218,4 +235,59 @@ _samba_ad_kill() {
 
 _samba_ad_remove_netns() {
     _ad_root ip netns delete "$1" 2>/dev/null
+}
+
+# _samba_ad_provision NS DIR PASSWORD: a new domain in DIR/dc, provisioned inside NS (so
+# whatever it might look up on the network stays there), configured to keep out of /run and
+# /var/lib and to run the LDAP server only.
+_samba_ad_provision() {
+    local ns=$1 dir=$2 password=$3 conf="$2/dc/etc/smb.conf"
+    : >"$dir/empty.conf"
+    if ! _ad_root ip netns exec "$ns" samba-tool domain provision -s "$dir/empty.conf" \
+        --use-rfc2307 --dns-backend=NONE --server-role=dc --host-name=dc1 \
+        --realm="$_SAMBA_AD_REALM" --domain="$_SAMBA_AD_DOMAIN" --adminpass="$password" \
+        --option="interfaces = lo" --option="bind interfaces only = yes" \
+        --targetdir="$dir/dc" >"$dir/provision.log" 2>&1; then
+        tail -n 30 "$dir/provision.log" >&2
+        die "samba-tool domain provision failed (log above)"
+    fi
+    # What --targetdir does not move, and only the LDAP server.
+    _ad_root mkdir -p "$dir/dc/run" "$dir/dc/log"
+    _ad_root sed -i \
+        -e '/^[[:space:]]*server services[[:space:]]*=/d' \
+        -e "/^\[global\]/a\\
+\tserver services = ldap\\
+\tpid directory = $dir/dc/run\\
+\tncalrpc dir = $dir/dc/run/ncalrpc\\
+\twinbindd socket directory = $dir/dc/run/winbindd\\
+\tntp signd socket directory = $dir/dc/run/ntp_signd\\
+\tmax log size = 0" \
+        "$conf"
+}
+
+# _samba_ad_template_ok TEMPLATE: whether TEMPLATE is a complete saved DC whose certificate
+# is good for another week.
+_samba_ad_template_ok() {
+    _ad_root test -f "$1/complete" &&
+        _ad_root openssl x509 -checkend 604800 -noout -in "$1/dc/private/tls/cert.pem" \
+            >/dev/null 2>&1
+}
+
+# _samba_ad_save_template DIR TEMPLATE PASSWORD: completes the copy made before samba's first
+# start with the certificate samba has made since, and puts it in place, replacing templates
+# of other keys. Best effort: a run that cannot save one just provisions again next time.
+_samba_ad_save_template() {
+    local dir=$1 template=$2 tmp="$2.tmp.$$" old
+    if _ad_root cp -a "$dir/dc/private/tls" "$tmp/dc/private/" &&
+        printf '%s\n' "$3" | _ad_root tee "$tmp/password" >/dev/null &&
+        printf '%s\n' "$dir/dc" | _ad_root tee "$tmp/prefix" >/dev/null &&
+        _ad_root touch "$tmp/complete" &&
+        _ad_root rm -rf "$template" &&
+        _ad_root mv -T "$tmp" "$template"; then
+        for old in "${template%-*}"-*; do
+            [[ $old == "$template" || $old == *.tmp.* ]] || _ad_root rm -rf "$old"
+        done
+    else
+        echo "note: could not save the provisioned DC in $template" >&2
+    fi
 }
