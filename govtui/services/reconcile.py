@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from govtui import clock
-from govtui.db import ident, read_session
+from govtui.db import ident, read_session, write_session
 from govtui.directory import group_names, groups, naming
 from govtui.models import ACCESS_LEVELS, Contractor, DirectoryTarget, Grant, Operator, OutboxOp
 from govtui.services import audit, catalog, directory_targets, operators, outbox, sync
@@ -66,6 +66,7 @@ class _Snapshot:
     expected: dict[str, set[str]]
     known: set[str]
     offboarded: set[str]
+    last_op: int  # the newest outbox op when the snapshot was read
 
 
 def _snapshot(session: Session, target_name: str) -> _Snapshot:
@@ -82,6 +83,7 @@ def _snapshot(session: Session, target_name: str) -> _Snapshot:
                 )
             ).scalars()
         ),
+        last_op=session.execute(sa.select(sa.func.max(col(OutboxOp.id)))).scalar_one() or 0,
     )
 
 
@@ -96,8 +98,10 @@ def compare(engine: Engine, target_name: str) -> list[Drift]:
         uid_dn = {uid: dn for dn, uid in accounts.items()}
         placeholder = groups.norm(naming.placeholder_dn(target.groups_base))
         drift: list[Drift] = []
+        read: dict[str, set[str]] = {}  # group DN (normalised) -> its members as read
         for group_dn, uids in sorted(expected.items()):
             members = groups.read_members(conn, group_dn)
+            read[groups.norm(group_dn)] = members or set()
             if members is None:
                 members = set()
                 if not uids:
@@ -115,7 +119,26 @@ def compare(engine: Engine, target_name: str) -> list[Drift]:
         for uid in sorted(snap.offboarded & set(uid_dn)):
             if not groups.is_disabled(conn, uid_dn[uid], target.flavour):
                 drift.append(Drift("enabled_offboarded", None, uid_dn[uid], uid))
+    _supersede_unneeded_removals(engine, snap, read, uid_dn)
     return drift
+
+
+def _supersede_unneeded_removals(
+    engine: Engine, snap: _Snapshot, read: dict[str, set[str]], uid_dn: dict[str, str]
+) -> None:
+    """What this read proved: an open removal (queued before it) of a uid that is not in its
+    group, or has no account, has nothing left to do. It is closed as superseded, so a
+    removal that keeps failing (its account gone, say) stops holding a pause's convergence
+    back. Written after the directory was read: no transaction spans the network calls."""
+    # uids match without case, as sync's user lookup does.
+    accounts = {uid.lower(): groups.norm(dn) for uid, dn in uid_dn.items()}
+    with write_session(engine) as session:
+        outbox.supersede_absent_removals(
+            session,
+            ident(snap.target),
+            snap.last_op,
+            lambda group, uid: group in read and accounts.get(uid.lower()) not in read[group],
+        )
 
 
 def queue_fix(

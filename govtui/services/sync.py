@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Literal
 
 import ldap3
 import sqlalchemy as sa
@@ -24,11 +25,18 @@ from govtui.directory import groups, naming
 from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
 from govtui.services import directory_targets
+from govtui.services.directory_targets import ERROR_LENGTH
 from govtui.sqltypes import UTCDateTime
 
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_CAP = timedelta(hours=1)
 BATCH = 50_000
+# Removals are never given up: one that has failed max_attempts times is shown as failed but
+# is still retried (at BACKOFF_CAP), because a removal that never lands leaves someone with
+# access they should not have. Additions may give up after max_attempts: a failed addition
+# only withholds access, and `sync --retry-failed` (or reconcile --fix) brings it back.
+REMOVALS = ("remove_member", "disable_account")
+Due = Literal["now", "backoff"]
 MAX_REPORTED_ERRORS = 20
 # Ops are read and written with Core on the table, never as ORM objects: one sync may handle
 # tens of thousands of them (see _Op and _mark_done).
@@ -74,30 +82,36 @@ def backoff(attempts: int) -> timedelta:
     return min(wait, BACKOFF_CAP)
 
 
-def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
-    """Push every due pending operation once; return what happened."""
+def run_once(
+    engine: Engine,
+    *,
+    due: Due = "backoff",
+    include_failed: bool = False,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Push the open operations once; return what happened.
+
+    `due` is who is asking: "now" for a person (`govtui sync`, the TUI's sync key, a pause
+    followed on screen) who has just fixed the server and wants to see it work, so every
+    open operation is tried at once whatever its backoff; "backoff" for the background worker
+    and `sync --watch`, which try only what has waited long enough. Failed removals are open
+    (REMOVALS: never given up); failed additions only with `include_failed`."""
     now = clock.now()
     with read_session(engine) as session:
-        due = [
-            _Op(*row)
-            for row in session.execute(
-                sa.select(*_OP_COLUMNS)
-                .where(_OUTBOX.c.state == "pending", _OUTBOX.c.next_attempt_at <= now)
-                .order_by(_OUTBOX.c.id)
-                .limit(BATCH)
-            )
+        targets = {ident(t): t for t in directory_targets.active_targets(session)}
+        due_ops = [
+            _Op(*row) for row in session.execute(_due_query(targets, due, include_failed, now))
         ]
-        targets = {ident(t): t for t in directory_targets.all_targets(session)}
         passwords = {
             target_id: _password(session, targets[target_id])
-            for target_id in {op.target_id for op in due}
+            for target_id in {op.target_id for op in due_ops}
         }
     report = SyncReport()
-    if not due:
+    if not due_ops:
         return report
     outcome = _Outcome()
     by_target: dict[int, list[_Op]] = defaultdict(list)
-    for op in due:
+    for op in due_ops:
         by_target[op.target_id].append(op)
     handled = 0
     for target_id, ops in by_target.items():
@@ -108,14 +122,17 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
                 raise password
             with directory_targets.bound(target, password) as conn:
                 _push(conn, target, ops, outcome, now)
-        except (GovtuiError, LDAPException) as exc:
-            message = str(exc) if isinstance(exc, GovtuiError) else f"{target.url}: {exc}"
+        # Whatever stops this target (connect, TLS, bind, a URL whose port is out of range,
+        # the user lookup) stops this target only: its ops retry, the next target goes on.
+        except Exception as exc:
+            message = _target_error(target, exc)
             for op in ops:
-                outcome.errors.setdefault(op.id, message)
+                if op.id not in outcome.done:  # confirmed before the failure: it stays so
+                    outcome.errors.setdefault(op.id, message)
             report.errors.append(message)
         handled += len(ops)
         if progress is not None:
-            progress(handled, len(due))
+            progress(handled, len(due_ops))
     # Errors of single operations (a missing entry, a refused modify) are reported as well as
     # those of a whole target, each distinct message once.
     distinct = [m for m in dict.fromkeys(outcome.errors.values()) if m not in report.errors]
@@ -124,8 +141,45 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
         report.errors.append(
             f"... and {len(distinct) - MAX_REPORTED_ERRORS} more errors: see the outbox"
         )
-    _record(engine, due, targets, outcome, now, report)
+    _record(engine, due_ops, targets, outcome, now, report)
     return report
+
+
+def _due_query(
+    targets: dict[int, DirectoryTarget], due: Due, include_failed: bool, now: datetime
+) -> sa.Select[tuple[object, ...]]:
+    open_ops = sa.or_(
+        _OUTBOX.c.state == "pending",
+        sa.and_(_OUTBOX.c.state == "failed", _OUTBOX.c.operation.in_(REMOVALS)),
+    )
+    if include_failed:
+        open_ops = _OUTBOX.c.state.in_(("pending", "failed"))
+    query = sa.select(*_OP_COLUMNS).where(open_ops, _OUTBOX.c.target_id.in_(sorted(targets)))
+    if due == "backoff":
+        query = query.where(_OUTBOX.c.next_attempt_at <= now)
+    elif due != "now":
+        raise ValueError(due)
+    return query.order_by(_OUTBOX.c.id).limit(BATCH)
+
+
+def one_line(text: str, limit: int = ERROR_LENGTH) -> str:
+    """An error as one bounded line: what an op's last_error and a report may hold."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception in words. govtui's own and ldap3's errors read as they are; anything else
+    (a bug, a surprising answer) also names its type, so the record says it was unexpected."""
+    if isinstance(exc, GovtuiError | LDAPException):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _target_error(target: DirectoryTarget, exc: BaseException) -> str:
+    if isinstance(exc, GovtuiError):
+        return one_line(str(exc))
+    return one_line(f"{target.url}: {_describe(exc)}")
 
 
 def _password(session: Session, target: DirectoryTarget) -> str | GovtuiError:
@@ -149,16 +203,27 @@ def _push(
     by_group: dict[str, list[_Op]] = defaultdict(list)
     for op in ops:
         if op.operation == "disable_account":
-            _disable(conn, target, op, users, outcome, now)
+            # One account's failure, whatever it is, is that op's error; the others go on.
+            try:
+                _disable(conn, target, op, users, outcome, now)
+            except Exception as exc:
+                outcome.done.pop(op.id, None)
+                outcome.errors[op.id] = one_line(f"{op.directory_uid}: {_describe(exc)}")
         else:
             assert op.group_dn is not None
             by_group[op.group_dn].append(op)
     for group_dn, group_ops in by_group.items():
+        # One group's failure, whatever it is, is the error of that group's ops only: the
+        # other groups are still pushed. Ops of the group confirmed before the failure are
+        # taken back (the read-back did not finish) and retried: adds and removes are
+        # idempotent.
         try:
             _push_group(conn, target, group_dn, group_ops, users, outcome)
-        except LDAPException as exc:
+        except Exception as exc:
+            message = one_line(f"{group_dn}: {_describe(exc)}")
             for op in group_ops:
-                outcome.errors[op.id] = f"{group_dn}: {exc}"
+                outcome.done.pop(op.id, None)
+                outcome.errors[op.id] = message
 
 
 def _push_group(
@@ -267,7 +332,7 @@ def _disable(
         else:
             outcome.errors[op.id] = f"read-back of {dn} does not show it disabled"
     except LDAPException as exc:
-        outcome.errors[op.id] = f"{dn}: {exc}"
+        outcome.errors[op.id] = one_line(f"{dn}: {exc}")
 
 
 def _record(
@@ -291,8 +356,10 @@ def _record(
             attempts = op.attempts + 1
             row = {
                 "op_id": op.id,
-                "error": error[:1000],
+                "error": one_line(error),
                 "attempts": attempts,
+                # A failed removal keeps its place in the schedule: retried at the capped
+                # backoff until it succeeds or reconcile shows it unnecessary.
                 "next": now + backoff(attempts),
             }
             (failures if attempts >= targets[op.target_id].max_attempts else retries).append(row)
@@ -300,7 +367,12 @@ def _record(
             if rows:
                 session.execute(
                     sa.update(_OUTBOX)
-                    .where(_OUTBOX.c.id == sa.bindparam("op_id"))
+                    # An op superseded or cancelled while this run talked to the directory
+                    # stays closed: only still open ops take the outcome.
+                    .where(
+                        _OUTBOX.c.id == sa.bindparam("op_id"),
+                        _OUTBOX.c.state.in_(("pending", "failed")),
+                    )
                     .values(
                         state=state,
                         last_error=sa.bindparam("error"),
@@ -313,7 +385,8 @@ def _record(
 
 
 def _mark_done(session: Session, done: dict[int, str | None], now: datetime) -> None:
-    """Mark ops done (if still pending), with the user DN each one found.
+    """Mark ops done (if still open: pending, or a failed one retried), with the user DN each
+    one found.
 
     One executemany on the driver: Core's executemany spends more per row on parameter
     handling than SQLite spends on the update itself, and a large sync marks tens of
@@ -324,6 +397,6 @@ def _mark_done(session: Session, done: dict[int, str | None], now: datetime) -> 
     done_at = UTCDateTime().process_bind_param(now, connection.dialect)
     connection.exec_driver_sql(
         f"UPDATE {_OUTBOX.name} SET state = 'done', done_at = {mark}, user_dn = {mark},"
-        f" attempts = attempts + 1 WHERE id = {mark} AND state = 'pending'",
+        f" attempts = attempts + 1 WHERE id = {mark} AND state IN ('pending', 'failed')",
         [(done_at, dn, op_id) for op_id, dn in done.items()],
     )
