@@ -258,8 +258,9 @@ def remove(session: Session, actor: Operator, *, name: str, reason: str | None =
         target.disabled_reason = f"removed: {why}"
         session.add(target)
     else:
-        for op in session.exec(select(OutboxOp).where(OutboxOp.target_id == ident(target))):
-            session.delete(op)  # done history of a target that no longer exists
+        # The done history of a target that no longer exists. Core, before the target's
+        # delete: the ORM knows no relationship to order the two deletes by.
+        session.execute(sa.delete(OutboxOp).where(col(OutboxOp.target_id) == ident(target)))
         session.delete(target)
         cancelled = []
         if reason:

@@ -240,6 +240,7 @@ def _convergence(session: Session, pause_id: int, operation: OutboxOperation) ->
         (directory_targets.display_name(name), int(n))
         for name, n in session.execute(
             sa.select(col(DirectoryTarget.name), sa.func.count())
+            .select_from(OutboxOp)
             .join(DirectoryTarget, col(DirectoryTarget.id) == col(OutboxOp.target_id))
             .where(
                 col(OutboxOp.pause_id) == pause_id,

@@ -78,7 +78,9 @@ Progress = Callable[[int, int], None]
 
 def backoff(attempts: int) -> timedelta:
     """The wait before retry number `attempts` (1, 2, ...): doubling, capped at an hour."""
-    wait: timedelta = BACKOFF_BASE * (2 ** max(0, attempts - 1))
+    # The exponent is bounded: a removal is retried for ever, and 2**attempts of a long
+    # outage would overflow timedelta long after the cap was reached.
+    wait: timedelta = BACKOFF_BASE * (2 ** min(max(0, attempts - 1), 20))
     return min(wait, BACKOFF_CAP)
 
 
@@ -371,7 +373,8 @@ def _record(
                     # stays closed: only still open ops take the outcome.
                     .where(
                         _OUTBOX.c.id == sa.bindparam("op_id"),
-                        _OUTBOX.c.state.in_(("pending", "failed")),
+                        # Not IN (...): an expanding list cannot go into an executemany.
+                        sa.or_(_OUTBOX.c.state == "pending", _OUTBOX.c.state == "failed"),
                     )
                     .values(
                         state=state,
