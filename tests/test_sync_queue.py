@@ -198,7 +198,8 @@ def test_a_poison_op_and_a_target_with_a_bad_port_block_nothing(
         world.request(contractor="E1", access="label"),
         world.request(contractor="E2", scope="acme/rlhf/notes"),
     )
-    poisoned = poison(monkeypatch, NOTES_READ)
+    # The first group pushed is the poison: the groups after it must still go through.
+    poisoned = poison(monkeypatch, PAIRS_READ)
 
     assert run(world, "sync") == 1  # not everything done
     out, err = capsys.readouterr()
@@ -206,18 +207,16 @@ def test_a_poison_op_and_a_target_with_a_bad_port_block_nothing(
     assert "sync: 2 done, 4 to retry, 0 failed" in out
     assert any("99999" in line for line in err.splitlines())
 
-    ada = norm(side.user("ada"))
-    assert ada in (side.members(side.group(PAIRS_READ)) or set())
+    ada, bo = norm(side.user("ada")), norm(side.user("bo"))
     assert ada in (side.members(side.group(PAIRS_LABEL)) or set())
-    good = {
-        op.group_dn.split(",")[0].lower(): op for op in ops_of(world.engine, "dir") if op.group_dn
-    }
-    assert [(g, op.state) for g, op in sorted(good.items())] == [
-        (f"cn={NOTES_READ}", "pending"),
+    assert bo in (side.members(side.group(NOTES_READ)) or set())
+    by_group = {(op.group_dn or "").split(",")[0].lower(): op for op in ops_of(world.engine, "dir")}
+    assert [(g, op.state) for g, op in sorted(by_group.items())] == [
+        (f"cn={NOTES_READ}", "done"),
         (f"cn={PAIRS_LABEL}", "done"),
-        (f"cn={PAIRS_READ}", "done"),
+        (f"cn={PAIRS_READ}", "pending"),
     ]
-    bad = good[f"cn={NOTES_READ}"]
+    bad = by_group[f"cn={PAIRS_READ}"]
     assert bad.attempts == 1
     assert bad.last_error is not None and "TypeError" in bad.last_error
     assert "\n" not in bad.last_error and len(bad.last_error) <= 500
@@ -229,9 +228,10 @@ def test_a_poison_op_and_a_target_with_a_bad_port_block_nothing(
     code = run(world, "client", "pause", "acme", "--reason", "breach")
     out, err = capsys.readouterr()
     assert code == 1 and "Traceback" not in out + err and "NOT complete" in out
-    assert ada not in (side.members(side.group(PAIRS_READ)) or set())
+    assert ada not in (side.members(side.group(PAIRS_LABEL)) or set())
+    assert bo not in (side.members(side.group(NOTES_READ)) or set())
     removals = [op for op in ops_of(world.engine, "dir") if op.operation == "remove_member"]
-    assert sorted(op.state for op in removals) == ["done", "done", "pending"]  # notes: poison
+    assert sorted(op.state for op in removals) == ["done", "done", "pending"]  # pairs: poison
 
     # The way out without SQL: remove the bad target; its removals are cancelled, and said to be.
     poisoned.clear()
