@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from govtui import clock
-from govtui.db import ident, read_session, write_session
+from govtui.db import ident, read_session
 from govtui.directory import group_names, groups, naming
 from govtui.models import ACCESS_LEVELS, Contractor, DirectoryTarget, Grant, Operator, OutboxOp
 from govtui.services import audit, catalog, directory_targets, operators, outbox, sync
@@ -132,13 +132,12 @@ def _supersede_unneeded_removals(
     back. Written after the directory was read: no transaction spans the network calls."""
     # uids match without case, as sync's user lookup does.
     accounts = {uid.lower(): groups.norm(dn) for uid, dn in uid_dn.items()}
-    with write_session(engine) as session:
-        outbox.supersede_absent_removals(
-            session,
-            ident(snap.target),
-            snap.last_op,
-            lambda group, uid: group in read and accounts.get(uid.lower()) not in read[group],
-        )
+    sync.record_absent_removals(
+        engine,
+        ident(snap.target),
+        snap.last_op,
+        lambda group, uid: group in read and accounts.get(uid.lower()) not in read[group],
+    )
 
 
 def queue_fix(

@@ -24,7 +24,7 @@ from govtui.db import ident, read_session, write_session
 from govtui.directory import groups, naming
 from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
-from govtui.services import directory_targets
+from govtui.services import directory_targets, outbox
 from govtui.services.directory_targets import ERROR_LENGTH
 from govtui.sqltypes import UTCDateTime
 
@@ -385,6 +385,17 @@ def _record(
                     rows,
                 )
         report.retrying, report.failed = len(retries), len(failures)
+
+
+def record_absent_removals(
+    engine: Engine, target_id: int, up_to_id: int, absent: Callable[[str, str], bool]
+) -> int:
+    """Record what a reconcile read of the directory showed: the open removals (queued at or
+    before op `up_to_id`) whose member is not in its group are superseded
+    (outbox.supersede_absent_removals). Like a sync's outcome, written as no operator, in a
+    short transaction after the directory was read."""
+    with write_session(engine) as session:
+        return outbox.supersede_absent_removals(session, target_id, up_to_id, absent)
 
 
 def _mark_done(session: Session, done: dict[int, str | None], now: datetime) -> None:
