@@ -75,13 +75,18 @@ def add_ad_target(world: World, ad: AdDirectory, name: str = "ad", **overrides: 
 
 
 @pytest.fixture
-def dc(world: World, ad: AdDirectory) -> AdDirectory:
+def dc(world: World, ad: AdDirectory) -> Iterator[AdDirectory]:
     """The world's contractors as AD users whose names need escaping (ada is `Smith, John`,
     bo is `O'Brien+Jr`), with passwords; the private OU as target 'ad'."""
     ad.add_user("Smith, John", "ada", password=PASSWORD)
     ad.add_user("O'Brien+Jr", "bo", password=PASSWORD)
     add_ad_target(world, ad)
-    return ad
+    yield ad
+    # AD refuses to delete a group that is still someone's primary group: back to Domain
+    # Users before the OU's tree delete.
+    ad.conn.search(ad.people, "(&(objectClass=user)(!(primaryGroupID=513)))", attributes=["cn"])
+    for entry in [e for e in ad.conn.response if e["type"] == "searchResEntry"]:
+        ad.conn.modify(entry["dn"], {"primaryGroupID": [(ldap3.MODIFY_REPLACE, ["513"])]})
 
 
 def user(ad: AdDirectory, cn: str) -> str:
@@ -398,3 +403,35 @@ def test_an_expected_primary_group_member_is_not_missing_and_its_revoke_says_how
     assert reconcile.compare(world.engine, "ad") == []
     assert run(world, "reconcile", "ad", "--json") == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_pause_on_ad_lists_primary_group_and_nested_members_with_the_step_to_take(
+    world: World, dc: AdDirectory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.approve(world.request("E1"))
+    assert sync.run_once(world.engine).done == 1
+    read = group(dc, PAIRS_READ)
+    tag = secrets.token_hex(3)
+    boss = dc.add_user("Primary Boss", f"pri{tag}")
+    make_primary(dc, boss, read)
+    team_user = dc.add_user("Team User", f"tea{tag}")
+    team = dc.add_group(f"team-{tag}", members=[team_user])
+    dc.add_member(read, team)
+    dc.add_member(read, user(dc, "O'Brien+Jr"))  # bo, by hand
+
+    assert run(world, "client", "pause", "acme", "--reason", "breach", "--strict") == 0
+    out = capsys.readouterr().out
+    assert "complete: 2/2 directory removals confirmed" in out
+    assert f"primary_group_member: pri{tag} in {norm(read)}" in out.lower()
+    assert "change the user's primary group" in out
+    assert f"nested_member: tea{tag} in {norm(read)} via {norm(team)}" in out.lower()
+    assert dc.members(read) == {norm(team)}
+    assert run(world, "client", "status", "acme", "--json") == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["complete"] is True
+    assert state["outside_govtui"] == {
+        "removable": 0,
+        "outside_reach": 3,
+        "errors": [],
+        "items": state["outside_govtui"]["items"],
+    }
