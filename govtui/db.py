@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
-from govtui.errors import ConfigurationError
+from govtui.errors import AfterCommitError, ConfigurationError
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -188,7 +188,17 @@ def write_session(engine: Engine) -> Iterator[Session]:
             session.close()  # releases the connection (SQLite: the writer lock) first
             _run(effects.on_rollback)
             raise
-    _run(effects.after_commit)
+    try:
+        _run(effects.after_commit)
+    except Exception as exc:
+        # The database change stands: say so, rather than let the effect's own error read
+        # like a refusal that wrote nothing.
+        raise AfterCommitError(f"the change was committed, but then {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 @contextmanager
