@@ -169,7 +169,7 @@ def test_every_effect_runs_even_if_one_fails(engine: Engine) -> None:
         raise OSError("keyring gone")
 
     with (
-        pytest.raises(AfterCommitError, match="^the change was committed, but then keyring gone$"),
+        pytest.raises(AfterCommitError, match=r"^the change was committed, but then keyring gone$"),
         db.write_session(engine) as session,
     ):
         db.after_commit(session, broken)
