@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from govtui import db, migrations
-from govtui.errors import ConfigurationError
+from govtui.errors import AfterCommitError, ConfigurationError
 from govtui.models import Client, SchemaVersion
 
 
@@ -168,10 +168,14 @@ def test_every_effect_runs_even_if_one_fails(engine: Engine) -> None:
     def broken() -> None:
         raise OSError("keyring gone")
 
-    with pytest.raises(OSError, match="keyring gone"), db.write_session(engine) as session:
+    with (
+        pytest.raises(AfterCommitError, match=r"^the change was committed, but then keyring gone$"),
+        db.write_session(engine) as session,
+    ):
         db.after_commit(session, broken)
         db.after_commit(session, lambda: seen.append("still ran"))
     assert seen == ["still ran"]
+    assert AfterCommitError.exit_code == 1  # not 2: something was written
 
 
 def test_effects_need_a_write_session(engine: Engine) -> None:

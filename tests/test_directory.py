@@ -585,6 +585,7 @@ def test_cli_reconcile_json_exit_codes_and_fix(
         "group_dn": pairs,
         "user_dn": norm(ldap.user("bo")),
         "directory_uid": "bo",
+        "via": None,  # set for a member through a nested group
         "fixable": True,
     }
     assert norm(ldap.user("bo")) in (ldap.members(pairs) or set())  # reporting changes nothing

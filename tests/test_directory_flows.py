@@ -127,6 +127,12 @@ OPERATIONS: dict[str, Callable[[World], object]] = {
     "directory test": lambda world: _cli(world, "--as", "root", "directory", "test", "ldap"),
     "health check": lambda world: convergence.check_targets(world.engine),
     "sync": lambda world: sync.run_once(world.engine),
+    "pause --dry-run": lambda world: _cli(
+        world, "--as", "root", "client", "pause", "acme", "--reason", "x", "--dry-run"
+    ),
+    "pause --strict": lambda world: _cli(
+        world, "--as", "root", "client", "pause", "acme", "--reason", "x", "--strict"
+    ),
 }
 
 

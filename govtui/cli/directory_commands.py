@@ -33,6 +33,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ca-file", help="CA certificate(s) to validate the server against")
     p.add_argument("--no-create-groups", action="store_true", help="a missing group is an error")
     p.add_argument(
+        "--sam-template",
+        help="AD: sAMAccountName of groups govtui creates, from {client} {project} {scope}"
+        " {access} (default: the group's cn)",
+    )
+    p.add_argument(
+        "--group-type",
+        type=int,
+        help="AD: groupType of groups govtui creates (default -2147483646, global security)",
+    )
+    p.add_argument(
         "--password-stdin", action="store_true", help="read the bind password from stdin"
     )
     p.set_defaults(handler=run_add)
@@ -112,6 +122,8 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
         starttls=args.starttls,
         ca_file=args.ca_file,
         create_groups=not args.no_create_groups,
+        sam_template=args.sam_template,
+        ad_group_type=args.group_type,
     )
     print(f"directory target {args.name} added (password kept in the OS keyring)")
     return 0
@@ -272,14 +284,15 @@ def run_reconcile(ctx: Context, args: argparse.Namespace) -> int:
         print_json([{**to_jsonable(d), "fixable": d.fixable} for d in drift])
     else:
         print_table(
-            ["DRIFT", "GROUP", "ACCOUNT", "UID", "FIX"],
+            ["DRIFT", "GROUP", "ACCOUNT", "UID", "VIA", "FIX"],
             [
                 [
                     d.kind,
                     d.group_dn or "-",
                     d.user_dn or "-",
                     d.directory_uid or "-",
-                    "yes" if d.fixable else "reported only",
+                    d.via or "-",
+                    "yes" if d.fixable else reconcile.OUTSIDE_REACH.get(d.kind, "reported only"),
                 ]
                 for d in drift
             ],

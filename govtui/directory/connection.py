@@ -29,6 +29,7 @@ class Endpoint:
     bind_dn: str
     starttls: bool = False
     ca_file: str | None = None
+    tls_name: str | None = None  # the name the certificate must carry, if not the URL's host
 
 
 def _server(endpoint: Endpoint) -> ldap3.Server:
@@ -43,6 +44,7 @@ def _server(endpoint: Endpoint) -> ldap3.Server:
             validate=ssl.CERT_REQUIRED,
             version=ssl.PROTOCOL_TLS_CLIENT,
             ca_certs_file=endpoint.ca_file,
+            valid_names=[endpoint.tls_name] if endpoint.tls_name else None,
         )
     return ldap3.Server(
         parsed.hostname,

@@ -13,16 +13,18 @@ from sqlmodel import Session, col, select
 
 from govtui import clock, db
 from govtui.db import ident, session_url
-from govtui.directory import naming
+from govtui.directory import group_names, naming
 from govtui.directory.connection import Endpoint, connect
 from govtui.errors import ConfigurationError, ConflictError, InputError, NotFoundError
 from govtui.models import (
     ACCESS_LEVELS,
     DIRECTORY_FLAVOURS,
+    Client,
     DirectoryTarget,
     GroupMapping,
     Operator,
     OutboxOp,
+    Project,
 )
 from govtui.security import secrets
 from govtui.services import audit, catalog, operators, validation
@@ -90,6 +92,8 @@ def add(
     starttls: bool = False,
     ca_file: str | None = None,
     create_groups: bool = True,
+    sam_template: str | None = None,
+    ad_group_type: int | None = None,
 ) -> DirectoryTarget:
     """Register a target (admin only); the password is stored in the keyring after the commit."""
     operators.require_role(session, actor, "admin")
@@ -110,6 +114,13 @@ def add(
         naming.checked_dn(value, what)
     if not password:
         raise InputError("the bind password is empty")
+    if (sam_template is not None or ad_group_type is not None) and flavour != "ad":
+        raise InputError("--sam-template and --group-type apply to --flavour ad only")
+    if sam_template is not None:
+        naming.check_sam_template(sam_template)
+    if ad_group_type is not None and ad_group_type not in naming.AD_GROUP_TYPES:
+        kinds = ", ".join(f"{v} ({k})" for v, k in naming.AD_GROUP_TYPES.items())
+        raise InputError(f"invalid AD groupType {ad_group_type}: use one of {kinds}")
     if (
         session.exec(select(DirectoryTarget.id).where(DirectoryTarget.name == name)).first()
         is not None
@@ -129,6 +140,8 @@ def add(
         starttls=starttls,
         ca_file=ca_file,
         create_groups=create_groups,
+        sam_template=sam_template,
+        ad_group_type=ad_group_type,
         created_at=clock.now(),
     )
     session.add(target)
@@ -279,7 +292,11 @@ def remove(session: Session, actor: Operator, *, name: str, reason: str | None =
 def endpoint(target: DirectoryTarget) -> Endpoint:
     """How to reach a target (without its password)."""
     return Endpoint(
-        url=target.url, bind_dn=target.bind_dn, starttls=target.starttls, ca_file=target.ca_file
+        url=target.url,
+        bind_dn=target.bind_dn,
+        starttls=target.starttls,
+        ca_file=target.ca_file,
+        tls_name=target.tls_name,
     )
 
 
@@ -326,6 +343,20 @@ def map_scope(
             if targets
             else "no directory target: add one first"
         )
+    project = session.get(Project, scope.project_id)
+    client = session.get(Client, project.client_id) if project else None
+    assert project is not None
+    assert client is not None
+    # A name AD would refuse (or Samba would accept and Windows not) is refused here, before
+    # the mapping exists and long before a sync tries to create the group.
+    group_names.check_ad_mapping(
+        targets[0],
+        group_dn,
+        client=client.name,
+        project=project.name,
+        scope=scope.name,
+        access=access,
+    )
     key = (ident(targets[0]), ident(scope), access)
     mapping = session.get(GroupMapping, key) or GroupMapping(
         target_id=key[0], scope_id=key[1], access=access, group_dn=group_dn
