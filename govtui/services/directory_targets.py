@@ -9,13 +9,20 @@ from contextlib import contextmanager
 
 import ldap3
 import sqlalchemy as sa
+from ldap3.core.exceptions import LDAPException
 from sqlmodel import Session, col, select
 
 from govtui import clock, db
 from govtui.db import ident, session_url
 from govtui.directory import group_names, naming
-from govtui.directory.connection import Endpoint, connect
-from govtui.errors import ConfigurationError, ConflictError, InputError, NotFoundError
+from govtui.directory.connection import DirectoryError, Endpoint, connect
+from govtui.errors import (
+    ConfigurationError,
+    ConflictError,
+    GovtuiError,
+    InputError,
+    NotFoundError,
+)
 from govtui.models import (
     ACCESS_LEVELS,
     DIRECTORY_FLAVOURS,
@@ -314,8 +321,15 @@ def bind_password(session: Session, target: DirectoryTarget) -> str:
 
 @contextmanager
 def bound(target: DirectoryTarget, password: str) -> Iterator[ldap3.Connection]:
-    """A bound connection to the target, closed afterwards; it needs no database session."""
-    conn = connect(endpoint(target), password)
+    """A bound connection to the target, closed afterwards; it needs no database session.
+    A stored setting no socket can use (a port out of range, say) is a DirectoryError like
+    any connect failure: callers handle one target's failure, never a ValueError traceback."""
+    try:
+        conn = connect(endpoint(target), password)
+    except (GovtuiError, LDAPException):
+        raise
+    except Exception as exc:
+        raise DirectoryError(f"{target.url}: connect failed: {type(exc).__name__}: {exc}") from None
     try:
         yield conn
     finally:
