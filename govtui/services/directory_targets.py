@@ -31,7 +31,6 @@ from govtui.models import (
 from govtui.security import secrets
 from govtui.services import audit, catalog, operators, validation
 
-
 CHECK_STEPS = STEPS  # what `check` goes through, in order (for the front ends' layout)
 
 
