@@ -200,6 +200,8 @@ def connect(
         with contextlib.suppress(LDAPException, OSError):
             connection.unbind()
         if tls is not None and tls.failure is not None:
+            if address.tls:
+                _told(on_step, CONNECT, str(address))  # the socket opened; its TLS failed
             raise DirectoryError(
                 endpoint.url, TLS, tls_reason(tls.failure, address, endpoint)
             ) from None
@@ -239,8 +241,8 @@ def certificate_names(certificate: dict[str, Any]) -> list[str]:
 _VERIFY_REASONS = {
     9: "is not valid yet",
     10: "has expired",
-    18: "is self-signed and not in the CA file",
-    19: "was issued by a self-signed CA that is not in the CA file",
+    18: "is self-signed and not in {trust}",
+    19: "was not issued by a CA in {trust}",
     20: "was not issued by a CA in {trust}",
     21: "was not issued by a CA in {trust}",
     23: "has been revoked",
