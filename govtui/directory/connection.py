@@ -82,10 +82,15 @@ def parse_url(url: str) -> Address:
     hint = "use ldaps://host[:port], or ldap://host[:port] with StartTLS"
     try:
         parts = urlsplit(url)
-        port = parts.port
         host = parts.hostname
-    except ValueError as exc:
+    except ValueError as exc:  # a broken IPv6 address: "ldap://[::1"
         raise InputError(f"invalid directory URL {url!r}: {exc} ({hint})") from None
+    try:
+        port = parts.port
+    except ValueError:
+        given = parts.netloc.rpartition(":")[2]
+        what = f"port {given} is not 1-65535" if given.isdigit() else f"port {given!r} is no number"
+        raise InputError(f"invalid directory URL {url!r}: {what}") from None
     if parts.scheme not in DEFAULT_PORTS:
         raise InputError(f"invalid directory URL {url!r}: not ldap:// or ldaps:// ({hint})")
     if not host:
