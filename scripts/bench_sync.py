@@ -65,6 +65,7 @@ def build(url: str, users: int, scopes: int, per_group: int) -> dict[str, list[s
         target={
             "name": "corp",
             "url": URL,
+            "insecure_plaintext": True,  # the benchmark's own slapd on loopback
             "bind_dn": ADMIN,
             "users_base": PEOPLE,
             "groups_base": GROUPS,

@@ -169,7 +169,7 @@ def test_directory_add_takes_a_sam_template_and_a_group_type(
     args = [
         "directory", "add", "ad", "--url", ad.server.url, "--bind-dn", ad.server.admin_dn,
         "--users-base", ad.people, "--groups-base", ad.groups, "--flavour", "ad",
-        "--ca-file", ad.server.ca_file, "--password-stdin",
+        "--ca-file", ad.server.ca_file, "--tls-name", ad.server.tls_name, "--password-stdin",
     ]  # fmt: skip
     for extra, message in (
         (["--group-type", "7"], "invalid AD groupType 7"),
@@ -183,7 +183,6 @@ def test_directory_add_takes_a_sam_template_and_a_group_type(
         mp.setattr("sys.stdin", __import__("io").StringIO(password + "\n"))
         extra = ["--sam-template", "gt-{scope}-{access}", "--group-type", "-2147483640"]
         assert run(world, *args, *extra) == 0
-    set_target(world, tls_name=ad.server.tls_name)
     world.approve(world.request("E1"))
     assert sync.run_once(world.engine).errors == []
     read = group(ad, PAIRS_READ)

@@ -22,6 +22,7 @@ from ldap3.core.exceptions import (
 
 from govtui.directory import naming
 from govtui.directory.connection import DirectoryError
+from govtui.errors import GovtuiError
 
 UID_ATTRIBUTE = {"openldap": "uid", "ad": "sAMAccountName"}
 GROUP_CLASSES = {"openldap": ["top", "groupOfNames"], "ad": ["top", "group"]}
@@ -44,6 +45,10 @@ GROUP_NOT_AS_ASSUMED = (
 class UnreadableValue(DirectoryError):
     """An attribute govtui must read before it writes came back in a form it cannot trust
     (absent, several values, not a number): the operation is refused, never guessed."""
+
+    def __init__(self, message: str) -> None:
+        GovtuiError.__init__(self, message)
+        self.url, self.step, self.reason = "", "read", message
 
 
 def single_int(value: Any) -> int | None:
