@@ -23,6 +23,7 @@ from govtui.directory import group_names, groups, naming
 from govtui.errors import GovtuiError
 from govtui.models import ACCESS_LEVELS, Contractor, DirectoryTarget, Grant
 from govtui.services import catalog, directory_targets
+from govtui.text import one_line
 from govtui.vocabulary import GrantState
 
 HAND_ADDED = "hand_added"
@@ -126,7 +127,7 @@ def outside_members(engine: Engine, client_name: str) -> Reach:
             with directory_targets.bound(plan.target, plan.password) as conn:
                 reach.items.extend(_target_leftovers(conn, plan))
         except (GovtuiError, LDAPException) as exc:
-            reach.errors.append(f"{plan.target.name}: {exc}")
+            reach.errors.append(one_line(f"{plan.target.name}: {exc}"))
     return reach
 
 

@@ -25,6 +25,7 @@ from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
 from govtui.services import directory_targets
 from govtui.sqltypes import UTCDateTime
+from govtui.text import one_line
 
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_CAP = timedelta(hours=1)
@@ -114,7 +115,8 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
             with directory_targets.bound(target, password) as conn:
                 _push(conn, target, ops, outcome, now, sam_names.get(target_id, {}))
         except (GovtuiError, LDAPException) as exc:
-            message = str(exc) if isinstance(exc, GovtuiError) else f"{target.url}: {exc}"
+            # A server's diagnostic is its text: escaped and cut before anyone prints it.
+            message = one_line(exc if isinstance(exc, GovtuiError) else f"{target.url}: {exc}")
             for op in ops:
                 outcome.errors.setdefault(op.id, message)
             report.errors.append(message)
@@ -165,7 +167,7 @@ def _push(
         except (LDAPException, GovtuiError) as exc:
             # A group name AD would refuse, say: recorded on that group's ops, nothing written.
             for op in group_ops:
-                outcome.errors[op.id] = f"{group_dn}: {exc}"
+                outcome.errors[op.id] = one_line(f"{group_dn}: {exc}")
 
 
 def _push_group(
@@ -303,10 +305,10 @@ def _disable(
         if groups.is_disabled(conn, dn, target.flavour):
             outcome.done[op.id] = dn
         else:
-            outcome.errors[op.id] = f"read-back of {dn} does not show it disabled"
+            outcome.errors[op.id] = one_line(f"read-back of {dn} does not show it disabled")
     except (LDAPException, GovtuiError) as exc:
         # An unreadable userAccountControl is refused on this op only; the others go on.
-        outcome.errors[op.id] = str(exc) if isinstance(exc, GovtuiError) else f"{dn}: {exc}"
+        outcome.errors[op.id] = one_line(exc if isinstance(exc, GovtuiError) else f"{dn}: {exc}")
 
 
 def primary_group_message(uid: str, user_dn: str, group_dn: str) -> str:
@@ -341,7 +343,7 @@ def _record(
             attempts = op.attempts + 1
             row = {
                 "op_id": op.id,
-                "error": error[:1000],
+                "error": one_line(error, 1000),
                 "attempts": attempts,
                 "next": now + backoff(attempts),
             }
