@@ -3,6 +3,7 @@ what it receives (from the security review of issue 10)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -57,10 +58,7 @@ def _read_tlv(sock: socket.socket) -> tuple[int, bytes] | None:
     try:
         tag = recv(1)[0]
         first = recv(1)[0]
-        if first & 0x80:
-            n = int.from_bytes(recv(first & 0x7F), "big")
-        else:
-            n = first
+        n = int.from_bytes(recv(first & 0x7F), "big") if first & 0x80 else first
         return tag, recv(n)
     except (EOFError, OSError):
         return None
@@ -154,7 +152,5 @@ class Fake:
         except (OSError, ssl.SSLError, IndexError):
             return
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 
 from govtui import db
 from govtui.cli import main
+from govtui.errors import InputError
+from govtui.services import directory_targets
 
 from .conftest import snapshot
 from .directory_support import add_target
@@ -40,7 +42,9 @@ class _Fake:
 
 
 def _cli(world: World, *args: str) -> int:
-    return main(["--db", world.engine.url.render_as_string(hide_password=False), "--as", "root", *args])
+    return main(
+        ["--db", world.engine.url.render_as_string(hide_password=False), "--as", "root", *args]
+    )
 
 
 def _clean(text: str) -> None:
@@ -109,7 +113,9 @@ def test_sync_escapes_and_cuts_a_megabyte_diagnostic_printed_and_stored(
     assert len(err) < 2_000
     with db.read_session(world.engine) as session:
         stored = session.execute(sa.text("SELECT last_error FROM outbox_op")).scalars().all()
-    assert stored and all(e and "\x1b" not in e and "\n" not in e and len(e) <= 1000 for e in stored)
+    assert stored and all(
+        e and "\x1b" not in e and "\n" not in e and len(e) <= 1000 for e in stored
+    )
     assert _cli(world, "sync", "status") == 0
     out, err = capsys.readouterr()
     _clean(out + err)
@@ -117,8 +123,15 @@ def test_sync_escapes_and_cuts_a_megabyte_diagnostic_printed_and_stored(
 
 
 def test_the_cli_prints_every_error_escaped_on_one_line(
-    world: World, capsys: pytest.CaptureFixture[str]
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _cli(world, "directory", "test", "no\x1b[2Jsuch\nname") == 2
+    """The last line of defence: whatever a GovtuiError says, the printer escapes it."""
+
+    def hostile(*_: object) -> None:
+        raise InputError("no\x1b[2Jsuch\nname " + "D" * 5_000)
+
+    monkeypatch.setattr(directory_targets, "find", hostile)
+    assert _cli(world, "directory", "test", "x") == 2
     _out, err = capsys.readouterr()
-    assert "\x1b" not in err and err.count("\n") == 1 and "no\\x1b[2Jsuch" in err
+    assert "\x1b" not in err and err.count("\n") == 1 and "no\\x1b[2Jsuch\\x0aname" in err
+    assert len(err) < 1_100

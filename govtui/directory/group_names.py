@@ -79,8 +79,8 @@ def group_refs(
 
 
 def dn_key(dn: str) -> str:
-    """A DN as the directory compares it: case and spacing around separators do not count
-    (`CN=A, OU=G` is `cn=a,ou=g`), so two spellings of one group are one group."""
+    """A DN as the directory compares it: case does not count (`CN=A,OU=G` is `cn=a,ou=g`),
+    so two spellings of one group are one group."""
     try:
         return str(safe_dn(dn.strip())).lower()
     except (LDAPException, ValueError, TypeError):
