@@ -72,7 +72,9 @@ def test_offboarding_an_account_moved_out_of_the_users_base_is_not_marked_done(
     assert set(ops) == {"remove_member", "disable_account"}
     for op, what in ((ops["remove_member"], "removed"), (ops["disable_account"], "disabled")):
         assert op.state != "done" and op.done_at is None
-        assert op.last_error == f"account for uid 'ada' not found under {directory.people}; not {what}"
+        assert (
+            op.last_error == f"account for uid 'ada' not found under {directory.people}; not {what}"
+        )
     code, out = run(world, capsys, "sync", "status", "--json")
     assert '"pending": 0' not in out or '"failed": 0' not in out, out
     # Still there, and no sync pretends otherwise.
