@@ -196,7 +196,8 @@ def _complete(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) 
     left is all listed as outside its reach (reach None: not asked, e.g. --no-sync)."""
     if not convergence.converged(state):
         return False
-    return reach is None or (not reach.errors and not reach.removable)
+    # A nesting chain cut by the depth limit hides who it lets in: never complete.
+    return reach is None or (not reach.errors and not reach.removable and not reach.unread)
 
 
 def _summary(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) -> str:
@@ -207,6 +208,14 @@ def _summary(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) -
     text = state.summary
     if convergence.converged(state) and not _complete(state, reach):
         text = text.replace("; complete: ", "; NOT complete: ", 1)
+    elif _complete(state, reach) and reach.outside:
+        # Complete only as far as govtui reaches: what it cannot remove is still there.
+        return text.replace(
+            "; complete: ",
+            f"; complete for govtui's members; {len(reach.outside)} outside govtui's reach"
+            " remain (see below); ",
+            1,
+        )
     return f"{text}; {reach.in_words()}"
 
 

@@ -31,6 +31,7 @@ NESTED_GROUP = "nested_group"
 NESTED_MEMBER = "nested_member"
 PRIMARY_GROUP_MEMBER = "primary_group_member"
 SHARED_GROUP = "shared_group"  # in the group by a live grant on another client's scope
+NESTING_NOT_READ = "nesting_not_read"
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class Leftover:
     target: str
     target_id: int
     group_dn: str
-    kind: str  # hand_added | nested_group | nested_member | primary_group_member | shared_group
+    # hand_added | nested_group | nested_member | primary_group_member | shared_group |
+    # nesting_not_read
+    kind: str
     member_dn: str
     uid: str | None
     via: str | None  # nested_member: the nested group that gives the access
@@ -60,6 +63,11 @@ class Reach:
         return [i for i in self.items if i.removable]
 
     @property
+    def unread(self) -> list[Leftover]:
+        """Nested groups below the depth limit: who they let in is not known."""
+        return [i for i in self.items if i.kind == NESTING_NOT_READ]
+
+    @property
     def outside(self) -> list[Leftover]:
         """What govtui cannot remove: each listed with the step an administrator must take."""
         return [i for i in self.items if not i.removable]
@@ -70,6 +78,8 @@ class Reach:
         if not self.items:
             return "no member govtui did not add is left in the client's groups"
         parts = []
+        if self.unread:
+            parts.append(f"NOT known below {len(self.unread)} nested group(s) not read (too deep)")
         if self.removable:
             parts.append(f"{len(self.removable)} added by hand (`--strict` removes them)")
         if self.outside:
@@ -197,6 +207,10 @@ def _target_leftovers(conn: ldap3.Connection, plan: _Plan) -> list[Leftover]:
             add(group_dn, NESTED_MEMBER, eff.dn, eff.uid, eff.via,
                 f"remove it from {eff.via} (the nested group that gives it access), or remove"
                 " that group from the client's group")  # fmt: skip
+        for unread, parent in contents.cut:
+            add(group_dn, NESTING_NOT_READ, unread, None, parent,
+                f"nesting deeper than {groups.MAX_NESTING} levels below {group_dn}: not read"
+                " (who it lets in is not known: flatten or remove the nesting by hand)")  # fmt: skip
         for member in sorted(contents.primary):
             add(group_dn, PRIMARY_GROUP_MEMBER, member, accounts.get(member), None,
                 "this is the account's primary group, which no member change can remove: an AD"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import ldap3
 import sqlalchemy as sa
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPInvalidDNSyntaxResult, LDAPNoSuchObjectResult
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -98,6 +98,7 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
             target_id: group_names.ad_sam_names(session, targets[target_id])
             for target_id in passwords
         }
+        recorded = _recorded_dns(session, due)
     report = SyncReport()
     if not due:
         return report
@@ -113,7 +114,10 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
             if isinstance(password, GovtuiError):
                 raise password
             with directory_targets.bound(target, password) as conn:
-                _push(conn, target, ops, outcome, now, sam_names.get(target_id, {}))
+                _push(
+                    conn, target, ops, outcome, now, sam_names.get(target_id, {}),
+                    recorded.get(target_id, {}),
+                )  # fmt: skip
         except (GovtuiError, LDAPException) as exc:
             # A server's diagnostic is its text: escaped and cut before anyone prints it.
             message = one_line(exc if isinstance(exc, GovtuiError) else f"{target.url}: {exc}")
@@ -150,20 +154,32 @@ def _push(
     outcome: _Outcome,
     now: datetime,
     sam_names: dict[str, str] | None = None,
+    recorded: dict[str, str] | None = None,
 ) -> None:
     users = groups.find_users(
         conn, target.users_base, [op.directory_uid for op in ops], target.flavour
     )
+    # An account moved out of the users base is not found by uid, yet may keep its groups
+    # (memberof/refint, AD's linked `member`): a removal or disable then falls back on the DN
+    # its earlier confirmed add recorded, and is never done on "not found" alone.
+    removed = {op.directory_uid for op in ops if op.operation != "add_member"}
+    fallback = {
+        uid: dn for uid, dn in (recorded or {}).items() if uid in removed and uid not in users
+    }
+    live = {uid: dn for uid, dn in fallback.items() if _entry_exists(conn, dn)}
     by_group: dict[str, list[_Op]] = defaultdict(list)
     for op in ops:
         if op.operation == "disable_account":
-            _disable(conn, target, op, users, outcome, now)
+            _disable(conn, target, op, {**live, **users}, outcome, now)
         else:
             assert op.group_dn is not None
             by_group[op.group_dn].append(op)
     for group_dn, group_ops in by_group.items():
         try:
-            _push_group(conn, target, group_dn, group_ops, users, outcome, sam_names or {})
+            _push_group(
+                conn, target, group_dn, group_ops, users, outcome, sam_names or {},
+                fallback, live,
+            )  # fmt: skip
         except (LDAPException, GovtuiError) as exc:
             # A group name AD would refuse, say: recorded on that group's ops, nothing written.
             for op in group_ops:
@@ -178,11 +194,31 @@ def _push_group(
     users: dict[str, str],
     outcome: _Outcome,
     sam_names: dict[str, str],
+    fallback: dict[str, str] | None = None,
+    live: dict[str, str] | None = None,
 ) -> None:
     # The newest operation for a user decides (an add then a remove means: not a member).
     wanted: dict[str, str] = {}
     for op in ops:
         wanted[op.directory_uid] = op.operation
+    # Removals of uids not found: by the recorded DN when that entry still exists, or when
+    # the group still holds it (a stale DN left behind); never an add (that stays an error).
+    stale = {
+        uid: dn
+        for uid, dn in (fallback or {}).items()
+        if wanted.get(uid) == "remove_member" and uid not in users
+    }
+    if stale:
+        live = live or {}
+        held = (
+            groups.read_members(conn, group_dn) or set()
+            if any(uid not in live for uid in stale)
+            else set()
+        )
+        users = {
+            **{u: dn for u, dn in stale.items() if u in live or groups.norm(dn) in held},
+            **users,
+        }
     missing_adds = {
         uid for uid, operation in wanted.items() if operation == "add_member" and uid not in users
     }
@@ -217,6 +253,9 @@ def _push_group(
             # Never reported done while the account keeps the group: it stays in the outbox
             # (retried, then failed) until an administrator changes its primary group.
             outcome.errors[op.id] = primary_group_message(uid, dn, group_dn)
+        elif wanted[uid] == op.operation == "remove_member" and dn is None:
+            # Not found is not removed: the account may hold the group under another DN.
+            outcome.errors[op.id] = not_found_message(uid, target.users_base, "removed")
         elif wanted[uid] != op.operation:
             outcome.done[op.id] = dn  # superseded by a newer operation for the same user
         elif (op.operation == "add_member") == (dn is not None and groups.norm(dn) in after):
@@ -298,7 +337,8 @@ def _disable(
 ) -> None:
     dn = users.get(op.directory_uid)
     if dn is None:
-        outcome.done[op.id] = None  # no account means nothing left to disable
+        # Not found is not disabled: the account may live on outside the users base.
+        outcome.errors[op.id] = not_found_message(op.directory_uid, target.users_base, "disabled")
         return
     try:
         groups.disable_account(conn, dn, target.flavour, now)
@@ -309,6 +349,39 @@ def _disable(
     except (LDAPException, GovtuiError) as exc:
         # An unreadable userAccountControl is refused on this op only; the others go on.
         outcome.errors[op.id] = one_line(exc if isinstance(exc, GovtuiError) else f"{dn}: {exc}")
+
+
+def not_found_message(uid: str, users_base: str, what: str) -> str:
+    """Why a removal or disable is not done: neither its uid nor a recorded DN resolved."""
+    return f"account for uid {uid!r} not found under {users_base}; not {what}"
+
+
+def _entry_exists(conn: ldap3.Connection, dn: str) -> bool:
+    try:
+        conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["1.1"])
+    except (LDAPNoSuchObjectResult, LDAPInvalidDNSyntaxResult):
+        return False
+    return bool(conn.response)
+
+
+def _recorded_dns(session: Session, due: list[_Op]) -> dict[int, dict[str, str]]:
+    """target id → uid → the user DN of the newest confirmed add for that uid on that
+    target, for the uids of due removals and disables (kept on the op for evidence)."""
+    uids = sorted({op.directory_uid for op in due if op.operation != "add_member"})
+    found: dict[int, dict[str, str]] = defaultdict(dict)
+    for start in range(0, len(uids), 500):
+        for target_id, uid, dn in session.execute(
+            sa.select(_OUTBOX.c.target_id, _OUTBOX.c.directory_uid, _OUTBOX.c.user_dn)
+            .where(
+                _OUTBOX.c.operation == "add_member",
+                _OUTBOX.c.state == "done",
+                _OUTBOX.c.user_dn.is_not(None),
+                _OUTBOX.c.directory_uid.in_(uids[start : start + 500]),
+            )
+            .order_by(_OUTBOX.c.id)
+        ):
+            found[target_id][uid] = dn
+    return found
 
 
 def primary_group_message(uid: str, user_dn: str, group_dn: str) -> str:
