@@ -19,6 +19,9 @@ from govtui.cli import (
 )
 from govtui.cli.context import Context, acting_name
 from govtui.errors import GovtuiError
+from govtui.text import one_line
+
+MAX_ERROR = 1000  # a message of govtui's own may be long (a hint, a step to take); not more
 
 COMMAND_GROUPS = (
     setup_commands,
@@ -63,14 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(ctx, args)
         return code
     except GovtuiError as exc:
-        print(f"govtui: error: {exc}", file=sys.stderr)
+        # Every message goes out escaped and on one line: parts of many come from outside
+        # (a directory server's diagnostic, a file being imported, a value typed).
+        print(f"govtui: error: {one_line(exc, MAX_ERROR)}", file=sys.stderr)
         return exc.exit_code
     except IntegrityError as exc:
         # A concurrent change slipped past the service's checks; nothing was written.
-        print(f"govtui: error: conflicting change, nothing written ({exc.orig})", file=sys.stderr)
+        why = one_line(exc.orig)
+        print(f"govtui: error: conflicting change, nothing written ({why})", file=sys.stderr)
         return 2
     except OperationalError as exc:
-        print(f"govtui: error: database {db.redacted(ctx.url)}: {exc.orig}", file=sys.stderr)
+        where = one_line(f"database {db.redacted(ctx.url)}: {exc.orig}", MAX_ERROR)
+        print(f"govtui: error: {where}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader (`| head`) went away: not an error of ours, and nothing to say.

@@ -11,6 +11,7 @@ from govtui.cli.grant_commands import read_code
 from govtui.errors import ConflictError
 from govtui.services import convergence, offboarding, pause, pause_reach, pause_views
 from govtui.services.sync import Progress
+from govtui.text import one_line
 
 # Exit status when the database change is done but the directory has not confirmed it all.
 NOT_CONVERGED = 1
@@ -186,7 +187,7 @@ def _follow(ctx: Context, args: argparse.Namespace, client: str, queued: int) ->
     if reach is not None:
         _print_reach(reach, out)
     for error in state.errors:
-        print(f"govtui: warning: {error}", file=sys.stderr)
+        print(f"govtui: warning: {one_line(error, 1000)}", file=sys.stderr)
     return 0 if _complete(state, reach) else NOT_CONVERGED
 
 
@@ -221,12 +222,13 @@ def _summary(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) -
 def _print_reach(reach: pause_reach.Reach, out: object = None) -> None:
     stream = out if out is not None else sys.stdout
     for error in reach.errors:
-        print(f"  could not read {error}", file=stream)  # type: ignore[arg-type]
+        print(f"  could not read {one_line(error)}", file=stream)  # type: ignore[arg-type]
     for item in reach.items:
-        who = item.uid or item.member_dn
-        via = f" via {item.via}" if item.via else ""
+        # Member DNs and uids are what the directory returned: escaped, one line each.
+        who = one_line(item.uid or item.member_dn)
+        via = f" via {one_line(item.via)}" if item.via else ""
         print(
-            f"  {item.kind}: {who} in {item.group_dn}{via} ({item.target}): {item.step}",
+            f"  {item.kind}: {who} in {one_line(item.group_dn)}{via} ({item.target}): {item.step}",
             file=stream,  # type: ignore[arg-type]
         )
 

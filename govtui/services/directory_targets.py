@@ -279,6 +279,8 @@ def add(
     )
     session.add(target)
     session.flush()
+    # Under this target's template two scopes may join to one group name: refused (rolls back).
+    group_names.check_distinct(session, target_id=ident(target))
     audit.append(
         session,
         actor=actor.name,
@@ -398,6 +400,8 @@ def map_scope(
     )
     mapping.group_dn = group_dn
     session.add(mapping)
+    session.flush()
+    group_names.check_distinct(session, mapping=key)
     audit.append(
         session,
         actor=actor.name,

@@ -25,6 +25,7 @@ from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
 from govtui.services import directory_targets
 from govtui.sqltypes import UTCDateTime
+from govtui.text import one_line
 
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_CAP = timedelta(hours=1)
@@ -118,7 +119,8 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
                     recorded.get(target_id, {}),
                 )  # fmt: skip
         except (GovtuiError, LDAPException) as exc:
-            message = str(exc) if isinstance(exc, GovtuiError) else f"{target.url}: {exc}"
+            # A server's diagnostic is its text: escaped and cut before anyone prints it.
+            message = one_line(exc if isinstance(exc, GovtuiError) else f"{target.url}: {exc}")
             for op in ops:
                 outcome.errors.setdefault(op.id, message)
             report.errors.append(message)
@@ -181,7 +183,7 @@ def _push(
         except (LDAPException, GovtuiError) as exc:
             # A group name AD would refuse, say: recorded on that group's ops, nothing written.
             for op in group_ops:
-                outcome.errors[op.id] = f"{group_dn}: {exc}"
+                outcome.errors[op.id] = one_line(f"{group_dn}: {exc}")
 
 
 def _push_group(
@@ -343,10 +345,10 @@ def _disable(
         if groups.is_disabled(conn, dn, target.flavour):
             outcome.done[op.id] = dn
         else:
-            outcome.errors[op.id] = f"read-back of {dn} does not show it disabled"
+            outcome.errors[op.id] = one_line(f"read-back of {dn} does not show it disabled")
     except (LDAPException, GovtuiError) as exc:
         # An unreadable userAccountControl is refused on this op only; the others go on.
-        outcome.errors[op.id] = str(exc) if isinstance(exc, GovtuiError) else f"{dn}: {exc}"
+        outcome.errors[op.id] = one_line(exc if isinstance(exc, GovtuiError) else f"{dn}: {exc}")
 
 
 def not_found_message(uid: str, users_base: str, what: str) -> str:
@@ -414,7 +416,7 @@ def _record(
             attempts = op.attempts + 1
             row = {
                 "op_id": op.id,
-                "error": error[:1000],
+                "error": one_line(error, 1000),
                 "attempts": attempts,
                 "next": now + backoff(attempts),
             }
