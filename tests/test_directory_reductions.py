@@ -83,3 +83,26 @@ def test_a_contract_ended_by_import_takes_the_account_out(
     assert sync.run_once(world.engine).done == 1
     assert ldap.members(pairs) == {norm(ldap.placeholder)}
     assert reconcile.compare(world.engine, "ldap") == []
+
+
+@pytest.mark.parametrize("paged_from", [1, sync.PAGED_LOOKUP_FROM], ids=["paged", "or-filter"])
+def test_both_user_lookups_find_the_same_accounts(
+    world: World, directory: Directory, monkeypatch: pytest.MonkeyPatch, paged_from: int
+) -> None:
+    """Sync looks many uids up with one paged search of the users base, few with OR filters:
+    either way an account matches without case, and only under the users base."""
+    monkeypatch.setattr(sync, "PAGED_LOOKUP_FROM", paged_from)
+    ada = directory.add_person("Ada")
+    elsewhere = directory.add_ou(f"ou=elsewhere,{directory.base}")
+    directory.add_person("bo", under=elsewhere)  # not under the users base: not bo's
+    directory.add_person("ada2")  # a prefix match would be wrong
+    add_target(world.engine, directory)
+    world.approve(world.request("E1"))
+    world.approve(world.request("E2"))
+    report = sync.run_once(world.engine)
+    assert report.done == 1 and report.retrying == 1
+    assert any("no entry for uid 'bo'" in error for error in report.errors)
+    assert directory.members(directory.group(PAIRS_READ)) == {
+        norm(directory.placeholder),
+        norm(ada),
+    }
