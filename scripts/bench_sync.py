@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pstats
 import secrets
 import sqlite3
 import ssl
@@ -252,6 +253,9 @@ def main() -> None:
     parser.add_argument("--per-group", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--flavour", choices=["openldap", "ad"], default="openldap")
+    parser.add_argument(
+        "--profile", action="store_true", help="then profile one more govtui sync (stderr)"
+    )
     args = parser.parse_args()
     load_before = _load()
     where = active_directory() if args.flavour == "ad" else openldap()
@@ -285,6 +289,18 @@ def main() -> None:
                 left = memberships_left(where, membership)
                 if left:
                     raise SystemExit(f"{side}: {left} contractor memberships left after the run")
+        if args.profile:
+            # Once more, outside the measured rounds, under cProfile (imports included).
+            reset(where, membership)
+            copy_database(queued_file, db_file)
+            profile = work / "sync.prof"
+            command = ["-m", "cProfile", "-o", str(profile), "-m", "govtui", "--db", url, "sync"]
+            subprocess.run(
+                [sys.executable, *command],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            pstats.Stats(str(profile), stream=sys.stderr).sort_stats("cumulative").print_stats(40)
     ratios = [o / f for o, f in zip(ours, floors, strict=True)]
     print(
         f"directory sync ({where.flavour}, {where.url}), {removals:,} member removals over"
