@@ -98,7 +98,7 @@ def test_both_user_lookups_find_the_same_accounts(
     directory.add_person("ada2")  # a prefix match would be wrong
     add_target(world.engine, directory)
     world.approve(world.request("E1"))
-    world.approve(world.request("E2"))
+    world.approve(world.request("E2"), by="bob")
     report = sync.run_once(world.engine)
     assert report.done == 1 and report.retrying == 1
     assert any("no entry for uid 'bo'" in error for error in report.errors)
