@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
-from govtui.errors import ConfigurationError
+from govtui.errors import AfterCommitError, ConfigurationError
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -143,6 +143,37 @@ def _run(effects: list[Callable[[], None]]) -> None:
         raise first
 
 
+_OPERATION = "govtui_operation"
+
+
+def begin_operation(session: Session, holder_id: int) -> None:
+    """Mark where an operation's own writes begin (a savepoint), after the caller has locked
+    the row of `holder_id` (the acting operator): `keep_only` can then undo those writes and
+    keep something else while that lock stays held."""
+    session.info[_OPERATION] = (holder_id, session.begin_nested())
+
+
+def operation_holder(session: Session) -> int | None:
+    """The operator whose row was locked before the operation began, if one was."""
+    marked = session.info.get(_OPERATION)
+    return marked[0] if marked else None
+
+
+def keep_only(session: Session, record: Callable[[Session], None]) -> None:
+    """Undo the operation's writes and queued effects, write `record` instead and commit it
+    at once, while the lock taken before `begin_operation` is still held (the savepoint keeps
+    it, and on SQLite the writer lock too): nobody can act on the old state in between."""
+    _holder, savepoint = session.info.pop(_OPERATION)
+    effects = _effects(session)
+    savepoint.rollback()
+    effects.after_commit.clear()
+    effects.on_rollback.clear()
+    record(session)
+    session.commit()
+    queued, effects.after_commit = effects.after_commit, []
+    _run(queued)
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """One write transaction: committed when the block ends, rolled back if it raises; the
@@ -157,7 +188,17 @@ def write_session(engine: Engine) -> Iterator[Session]:
             session.close()  # releases the connection (SQLite: the writer lock) first
             _run(effects.on_rollback)
             raise
-    _run(effects.after_commit)
+    try:
+        _run(effects.after_commit)
+    except Exception as exc:
+        # The database change stands: say so, rather than let the effect's own error read
+        # like a refusal that wrote nothing.
+        raise AfterCommitError(f"the change was committed, but then {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 @contextmanager

@@ -25,3 +25,10 @@ class ConflictError(GovtuiError):
 
 class ConfigurationError(GovtuiError):
     """The environment is not fit to run in (no database, an unsafe keyring backend)."""
+
+
+class AfterCommitError(GovtuiError):
+    """The change was committed, but something that follows a commit (a keyring write, the
+    audit checkpoint) failed: not "nothing written", so not exit code 2."""
+
+    exit_code = 1

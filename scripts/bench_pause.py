@@ -102,6 +102,7 @@ def build(work: Path, contractors: int, scopes: int, grants: int, seed: int) -> 
         target={
             "name": "corp",
             "url": URL,
+            "insecure_plaintext": True,  # the benchmark's own slapd on loopback
             "bind_dn": ADMIN,
             "users_base": PEOPLE,
             "groups_base": GROUPS,

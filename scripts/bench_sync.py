@@ -145,7 +145,9 @@ def build(
             "groups_base": where.groups,
             "password": where.password,
             "flavour": where.flavour,
-            **({"ca_file": where.ca_file} if where.ca_file else {}),
+            # The AD DC over LDAPS, its certificate checked; the benchmark's own slapd on
+            # loopback in plain LDAP, which govtui accepts only when told.
+            **({"ca_file": where.ca_file} if where.ca_file else {"insecure_plaintext": True}),
         },
     )
     wanted = factories.window(users, vendor.scopes, per_group)

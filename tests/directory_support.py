@@ -243,6 +243,8 @@ def add_target(
         users_base=directory.people,
         groups_base=directory.groups,
         password=directory.admin_password,
+        # The test slapd listens on plain ldap:// on loopback only (the TLS tests run their own).
+        insecure_plaintext=True,
     )
     values.update(overrides)
     with db.write_session(engine) as session:

@@ -92,10 +92,11 @@ class Person:
     contract_end: date = date(2027, 12, 31)
 
 
-UNREACHABLE_TARGET: dict[str, str] = {
+UNREACHABLE_TARGET: dict[str, Any] = {
     # A target the grant services queue operations for; nothing ever syncs to it.
     "name": "ldap",
     "url": "ldap://127.0.0.1:9",
+    "insecure_plaintext": True,  # plain ldap:// is refused without it
     "bind_dn": "cn=admin,dc=x",
     "users_base": "ou=people,dc=x",
     "groups_base": "ou=groups,dc=x",
@@ -196,7 +197,7 @@ def build_world(
     scopes: Sequence[Scope],
     ops: Sequence[Op] = (),
     people: Sequence[Person] = (),
-    target: Mapping[str, str] | None = None,
+    target: Mapping[str, Any] | None = None,
 ) -> World:
     """The bootstrap admin `root` (admin, requester), the catalogue, the operators, the
     contractors and the target in one transaction; then each enrolled operator's secret."""
@@ -410,7 +411,7 @@ def bulk_vendor(
     scopes: Sequence[Scope],
     contractors: int,
     ops: Sequence[Op] = (),
-    target: Mapping[str, str] | None = UNREACHABLE_TARGET,
+    target: Mapping[str, Any] | None = UNREACHABLE_TARGET,
     admin: str = ADMIN,
     **contractor_fields: Any,
 ) -> BulkVendor:

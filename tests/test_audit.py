@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from govtui import db
+from govtui.errors import ConfigurationError
 from govtui.models import AuditEvent, AuditHead, Operator
 from govtui.services import audit, audit_checkpoint, catalog
 
@@ -236,9 +238,9 @@ def test_a_planted_checkpoint_symlink_is_neither_followed_nor_written_through(
     victim.write_text('{"seq": 99, "hash": "x"}')
     path = tmp_path / "db.audit-head"
     path.symlink_to(victim)
-    with pytest.raises(ValueError, match="symbolic link"):
+    with pytest.raises(ConfigurationError, match="symbolic link"):
         audit_checkpoint.read_checkpoint(path)
-    with pytest.raises(ValueError, match="symbolic link"):
+    with pytest.raises(ConfigurationError, match="symbolic link"):
         audit_checkpoint.write_checkpoint(path, 1, "b" * 64)
     assert victim.read_text() == '{"seq": 99, "hash": "x"}'
 
@@ -248,7 +250,27 @@ def test_a_symlinked_lock_file_is_refused(tmp_path: Path) -> None:
     victim.write_text("keep me")
     path = tmp_path / "db.audit-head"
     path.with_name(path.name + ".lock").symlink_to(victim)
-    with pytest.raises(OSError, match="symbolic links"):  # O_NOFOLLOW's ELOOP
+    with pytest.raises(ConfigurationError, match="symbolic link"):  # O_NOFOLLOW's ELOOP
         audit_checkpoint.write_checkpoint(path, 1, "b" * 64)
     assert victim.read_text() == "keep me"
     assert not path.exists()
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "lock"])
+@pytest.mark.parametrize("planted", ["fifo", "directory"])
+def test_a_planted_fifo_or_directory_is_refused_in_one_line_without_hanging(
+    tmp_path: Path, where: str, planted: str
+) -> None:
+    """A FIFO in place of the checkpoint (or its lock) would block a plain open() for ever,
+    and hold every other writer behind the lock; a directory would be a raw OSError."""
+    path = tmp_path / "db.audit-head"
+    spot = path if where == "checkpoint" else path.with_name(path.name + ".lock")
+    if planted == "fifo":
+        os.mkfifo(spot)
+    else:
+        spot.mkdir()
+    with pytest.raises(ConfigurationError, match=r"not a regular file|cannot be opened"):
+        audit_checkpoint.write_checkpoint(path, 1, "b" * 64)
+    if where == "checkpoint":
+        with pytest.raises(ConfigurationError, match=r"not a regular file|cannot be opened"):
+            audit_checkpoint.read_checkpoint(path)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from govtui import db, migrations
-from govtui.errors import ConfigurationError
+from govtui.errors import AfterCommitError, ConfigurationError
 from govtui.models import Client, SchemaVersion
 
 
@@ -64,13 +64,13 @@ def test_init_is_idempotent_and_records_the_version(db_url: str) -> None:
     assert migrations.current_version(engine) == 0
     with pytest.raises(ConfigurationError, match="govtui init"):
         migrations.require_current(engine)
-    assert [m.version for m in migrations.upgrade(engine)] == [1, 2]
+    assert [m.version for m in migrations.upgrade(engine)] == [1, 2, 3]
     assert migrations.upgrade(engine) == []
     assert migrations.current_version(engine) == migrations.LATEST
     migrations.require_current(engine)
     with db.read_session(engine) as session:
         versions = session.execute(sa.select(SchemaVersion.version)).scalars().all()  # type: ignore[call-overload]
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
     engine.dispose()
 
 
@@ -168,10 +168,14 @@ def test_every_effect_runs_even_if_one_fails(engine: Engine) -> None:
     def broken() -> None:
         raise OSError("keyring gone")
 
-    with pytest.raises(OSError, match="keyring gone"), db.write_session(engine) as session:
+    with (
+        pytest.raises(AfterCommitError, match=r"^the change was committed, but then keyring gone$"),
+        db.write_session(engine) as session,
+    ):
         db.after_commit(session, broken)
         db.after_commit(session, lambda: seen.append("still ran"))
     assert seen == ["still ran"]
+    assert AfterCommitError.exit_code == 1  # not 2: something was written
 
 
 def test_effects_need_a_write_session(engine: Engine) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from govtui import db
 from govtui.cli import main
-from govtui.directory import groups
+from govtui.directory import groups, probe
 from govtui.services import convergence, directory_targets, reconcile, sync
 
 from .directory_support import Directory, add_target, norm, private_subtree
@@ -110,6 +110,8 @@ def watch(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Transaction
         return real_read(conn, group_dn)
 
     monkeypatch.setattr(directory_targets, "connect", connect)
+    # `directory test` and the health check connect through the probe's steps.
+    monkeypatch.setattr(probe, "connect", connect)
     # The command line works on the watched engine too, not on one of its own.
     monkeypatch.setattr(db, "make_engine", lambda _url: world.engine)
     monkeypatch.setattr(groups, "read_members", read_members)
@@ -127,6 +129,12 @@ OPERATIONS: dict[str, Callable[[World], object]] = {
     "directory test": lambda world: _cli(world, "--as", "root", "directory", "test", "ldap"),
     "health check": lambda world: convergence.check_targets(world.engine),
     "sync": lambda world: sync.run_once(world.engine),
+    "pause --dry-run": lambda world: _cli(
+        world, "--as", "root", "client", "pause", "acme", "--reason", "x", "--dry-run"
+    ),
+    "pause --strict": lambda world: _cli(
+        world, "--as", "root", "client", "pause", "acme", "--reason", "x", "--strict"
+    ),
 }
 
 

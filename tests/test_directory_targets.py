@@ -31,6 +31,7 @@ CONTEXT = multiprocessing.get_context("spawn")
 TIMEOUT = 60.0
 SETTINGS: dict[str, Any] = dict(
     url="ldap://127.0.0.1:1",
+    insecure_plaintext=True,
     bind_dn="cn=admin,dc=x",
     users_base="ou=people,dc=x",
     groups_base="ou=groups,dc=x",

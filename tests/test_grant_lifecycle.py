@@ -213,6 +213,7 @@ def world(engine: Engine, memory_keyring: object) -> World:
             operators.find(session, "root"),
             name="ldap",
             url="ldap://127.0.0.1:9",
+            insecure_plaintext=True,
             bind_dn="cn=admin,dc=test",
             users_base="ou=people,dc=test",
             groups_base="ou=groups,dc=test",

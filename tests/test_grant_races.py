@@ -31,6 +31,7 @@ from govtui.models import Approval, AuditEvent, Operator
 from govtui.security import totp
 from govtui.security.secrets import SERVICE
 from govtui.services import audit, grants, operators, second_factor
+from govtui.services.workspace import Workspace
 
 from .conftest import FakeClock
 from .factories import Person, World
@@ -68,10 +69,9 @@ class Outcome(NamedTuple):
 
 
 def _attempt(engine: Engine, by: str, grant_ids: Sequence[int], code: str) -> Outcome:
+    # Through the Workspace, as the CLI and the TUI approve.
     try:
-        with db.write_session(engine) as session:
-            actor = operators.find(session, by)
-            done = grants.approve(session, actor, grant_ids=list(grant_ids), code=code)
+        done = Workspace(engine, by).act(grants.approve, grant_ids=list(grant_ids), code=code)
     except Exception as exc:
         return Outcome(type(exc).__name__, str(exc))
     return Outcome("ok", activated=tuple(o.activated for o in done))
@@ -411,4 +411,25 @@ def test_lockout_counts_wrong_codes_from_two_processes(
     assert late[("ann-3", "free")] == Outcome("ok", activated=(True,))
     assert world.grant(g3).state == "active"
     assert _approvals(world, g3) == [("ann", 0, "approve", totp.step_of(until))]
+    _chain_intact(world)
+
+
+def test_racing_wrong_codes_get_no_more_tries_than_the_lockout_allows(
+    world: World, db_url: str, fake_clock: FakeClock
+) -> None:
+    """Eight processes send a wrong code for ann at the same instant: exactly five are
+    compared with the secret (each counted before the next is checked), the rest are refused
+    as locked out, and every compared code has its audit event."""
+    (g1,) = _requests(world, _contractors(world, 1), "acme/rlhf/pairs")
+    at = fake_clock.current
+    valid = {totp.code_for_step(world.secrets["ann"], totp.step_of(at) + k) for k in (-1, 0, 1)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(0, 10**6, 7919)) if c not in valid)
+    plans = {f"ann-{i}": [Attempt("guess", "ann", (g1,), at, code=wrong)] for i in range(8)}
+    outcomes = _race(world.engine, db_url, world.secrets, plans)
+    messages = sorted(o.message for o in outcomes.values())
+    assert {o.kind for o in outcomes.values()} == {"CodeRejected"}, outcomes
+    compared = [m for m in messages if m.startswith("a wrong code for 'ann'")]
+    assert len(compared) == second_factor.MAX_FAILURES, messages
+    assert len(_events(world, "totp.failure")) + len(_events(world, "totp.lockout")) == 5
+    assert all("are locked for" in m for m in messages if m not in compared)
     _chain_intact(world)

@@ -49,9 +49,10 @@ def make_ca(directory: Path, name: str = "govtui test CA") -> Certificate:
 
 
 def make_server_cert(
-    ca: Certificate, directory: Path, *, ip: str, dns: tuple[str, ...] = ()
+    ca: Certificate, directory: Path, *, ip: str, dns: tuple[str, ...] = (), days: int = 1
 ) -> Certificate:
-    """A server certificate for `ip` (and the DNS names), signed by `ca`."""
+    """A server certificate for `ip` (and the DNS names), signed by `ca`, valid for `days`
+    (0: it expires the second it is made)."""
     cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
     _openssl(
         "req",
@@ -89,7 +90,7 @@ def make_server_cert(
         "-out",
         str(cert),
         "-days",
-        "1",
+        str(days),
         "-extfile",
         str(extensions),
         cwd=directory,

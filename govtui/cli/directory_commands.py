@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 import time
 
 from sqlmodel import Session
 
 from govtui.cli.context import Context, print_json, print_progress, print_table, to_jsonable
-from govtui.errors import InputError
+from govtui.errors import GovtuiError, InputError
 from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS, DirectoryTarget
 from govtui.services import directory_targets, directory_views, reconcile, sync
 
@@ -28,8 +29,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--groups-base", required=True)
     p.add_argument("--flavour", choices=DIRECTORY_FLAVOURS, default="openldap")
     p.add_argument("--starttls", action="store_true", help="upgrade ldap:// with StartTLS")
-    p.add_argument("--ca-file", help="CA certificate(s) to validate the server against")
+    p.add_argument("--ca-file", help="CA certificate(s) (PEM) to validate the server against")
+    p.add_argument(
+        "--tls-name",
+        metavar="NAME",
+        help="the name the server's certificate carries, when the URL names an address",
+    )
+    p.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="accept ldap:// without StartTLS: the bind password crosses the network in clear",
+    )
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="store the target without connecting first (e.g. while the server is down)",
+    )
     p.add_argument("--no-create-groups", action="store_true", help="a missing group is an error")
+    p.add_argument(
+        "--sam-template",
+        help="AD: sAMAccountName of groups govtui creates, from {client} {project} {scope}"
+        " {access} (default: the group's cn)",
+    )
+    p.add_argument(
+        "--group-type",
+        type=int,
+        help="AD: groupType of groups govtui creates (default -2147483646, global security)",
+    )
     p.add_argument(
         "--password-stdin", action="store_true", help="read the bind password from stdin"
     )
@@ -37,7 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = dsub.add_parser("list", help="list targets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_list)
-    p = dsub.add_parser("test", help="connect, check TLS and bind; say which step failed")
+    p = dsub.add_parser(
+        "test", help="connect, TLS, bind, users base, groups base: each step ok or why not"
+    )
     p.add_argument("name")
     p.set_defaults(handler=run_test)
     p = dsub.add_parser("remove", help="remove a target with no pending operations")
@@ -78,58 +106,113 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def run_add(ctx: Context, args: argparse.Namespace) -> int:
-    password = _password(args)
-    ctx.workspace().act(
-        directory_targets.add,
+    # Everything that needs neither the network nor the password is checked first, so a typo
+    # costs no password prompt and no wait for a directory.
+    checked = directory_targets.settings(
         name=args.name,
         url=args.url,
         bind_dn=args.bind_dn,
         users_base=args.users_base,
         groups_base=args.groups_base,
-        password=password,
         flavour=args.flavour,
         starttls=args.starttls,
         ca_file=args.ca_file,
+        tls_name=args.tls_name,
+        insecure_plaintext=args.insecure_plaintext,
         create_groups=not args.no_create_groups,
+        sam_template=args.sam_template,
+        ad_group_type=args.group_type,
     )
-    print(f"directory target {args.name} added (password kept in the OS keyring)")
+    ws = ctx.workspace()
+    ws.read_as(directory_targets.require_can_add, checked.name)
+    password = _password(args)
+    if not password:
+        raise InputError("the bind password is empty")
+    if not args.no_check:
+        # No session is open while the directory answers; nothing is written if it fails.
+        result = directory_targets.check_settings(checked, password)
+        failed = result.failure
+        if failed is not None:
+            hint = " (--no-check adds it without connecting)" if failed.name == "connect" else ""
+            raise DirectoryCheckFailed(
+                f"directory target {checked.name} not added: {failed.name} failed: "
+                f"{failed.detail}{hint}"
+            )
+    ws.act(
+        directory_targets.add,
+        name=checked.name,
+        url=checked.url,
+        bind_dn=checked.bind_dn,
+        users_base=checked.users_base,
+        groups_base=checked.groups_base,
+        password=password,
+        flavour=checked.flavour,
+        starttls=checked.starttls,
+        ca_file=checked.ca_file,
+        tls_name=checked.tls_name,
+        insecure_plaintext=checked.insecure_plaintext,
+        create_groups=checked.create_groups,
+        sam_template=checked.sam_template,
+        ad_group_type=checked.ad_group_type,
+        checked=not args.no_check,
+    )
+    how = "not checked (--no-check)" if args.no_check else "checked"
+    print(f"directory target {checked.name} added, {how} (password kept in the OS keyring)")
+    if checked.insecure_plaintext:
+        print(_red(INSECURE) + ": the bind password crosses the network in clear text")
     return 0
+
+
+class DirectoryCheckFailed(GovtuiError):
+    """`directory add`'s check of the directory failed: nothing was stored."""
+
+
+INSECURE = "INSECURE: plaintext bind"
+
+
+def _red(text: str) -> str:
+    """Red on a terminal that takes colour; the words alone elsewhere (a pipe, NO_COLOR)."""
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        return f"\033[31m{text}\033[0m"
+    return text
+
+
+def _tls_text(target: DirectoryTarget) -> str:
+    if target.url.startswith("ldaps"):
+        how = "ldaps"
+    elif target.starttls:
+        how = "starttls"
+    else:
+        return _red(INSECURE) if target.insecure_plaintext else _red("none (refused)")
+    return f"{how} as {target.tls_name}" if target.tls_name else how
 
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
     targets = ctx.workspace().read(directory_targets.all_targets)
-    rows = [
-        {
-            "name": t.name,
-            "url": t.url,
-            "bind_dn": t.bind_dn,
-            "users_base": t.users_base,
-            "groups_base": t.groups_base,
-            "flavour": t.flavour,
-            "starttls": t.starttls,
-            "ca_file": t.ca_file,
-            "create_groups": t.create_groups,
-        }
-        for t in targets
-    ]
     if args.json:
-        print_json(rows)
+        print_json(
+            [
+                {
+                    "name": t.name,
+                    "url": t.url,
+                    "bind_dn": t.bind_dn,
+                    "users_base": t.users_base,
+                    "groups_base": t.groups_base,
+                    "flavour": t.flavour,
+                    "starttls": t.starttls,
+                    "ca_file": t.ca_file,
+                    "tls_name": t.tls_name,
+                    "insecure_plaintext": t.insecure_plaintext,
+                    "create_groups": t.create_groups,
+                }
+                for t in targets
+            ]
+        )
     else:
+        # TLS last: a red cell's colour codes must not upset the column widths.
         print_table(
             ["NAME", "URL", "FLAVOUR", "TLS"],
-            [
-                [
-                    r["name"],
-                    r["url"],
-                    r["flavour"],
-                    "ldaps"
-                    if str(r["url"]).startswith("ldaps")
-                    else "starttls"
-                    if r["starttls"]
-                    else "none",
-                ]
-                for r in rows
-            ],
+            [[t.name, t.url, t.flavour, _tls_text(t)] for t in targets],
         )
     return 0
 
@@ -137,11 +220,20 @@ def run_list(ctx: Context, args: argparse.Namespace) -> int:
 def run_test(ctx: Context, args: argparse.Namespace) -> int:
     target, password = ctx.workspace().read(_target_and_password, args.name)
     # The session is closed: no transaction stays open while the directory answers.
-    with directory_targets.bound(target, password) as conn:
-        who = conn.extend.standard.who_am_i() or target.bind_dn
-    print(
-        f"directory {args.name}: connected, {'TLS verified, ' if target.url.startswith('ldaps') or target.starttls else ''}bound as {who}"
-    )
+    result = directory_targets.check(target, password)
+    print(f"directory {target.name} ({target.url}):")
+    width = max(len(step) for step in directory_targets.CHECK_STEPS)
+    for step in result.steps:
+        if step.ok:
+            insecure = step.name == "TLS" and target.insecure_plaintext
+            label = _red("INSECURE") if insecure else "ok"
+            print(f"  {step.name:<{width}}  {label}  {step.detail}")
+    failed = result.failure
+    if failed is not None:
+        raise DirectoryCheckFailed(
+            f"directory {target.name}: {failed.name} failed: {failed.detail}"
+        )
+    print(f"directory {target.name}: every check passed")
     return 0
 
 
@@ -197,14 +289,15 @@ def run_reconcile(ctx: Context, args: argparse.Namespace) -> int:
         print_json([{**to_jsonable(d), "fixable": d.fixable} for d in drift])
     else:
         print_table(
-            ["DRIFT", "GROUP", "ACCOUNT", "UID", "FIX"],
+            ["DRIFT", "GROUP", "ACCOUNT", "UID", "VIA", "FIX"],
             [
                 [
                     d.kind,
                     d.group_dn or "-",
                     d.user_dn or "-",
                     d.directory_uid or "-",
-                    "yes" if d.fixable else "reported only",
+                    d.via or "-",
+                    "yes" if d.fixable else reconcile.OUTSIDE_REACH.get(d.kind, "reported only"),
                 ]
                 for d in drift
             ],

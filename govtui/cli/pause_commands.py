@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from govtui.cli.context import Context, print_json, print_progress, print_table
+from govtui.cli.context import Context, print_json, print_progress, print_table, to_jsonable
 from govtui.cli.grant_commands import read_code
-from govtui.services import convergence, offboarding, pause, pause_views
+from govtui.errors import ConflictError
+from govtui.services import convergence, offboarding, pause, pause_reach, pause_views
 from govtui.services.sync import Progress
 
 # Exit status when the database change is done but the directory has not confirmed it all.
@@ -30,6 +31,12 @@ def register_client(csub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--dry-run", action="store_true", help="print the blast radius, change nothing")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--no-sync", action="store_true", help="queue the removals, do not sync now")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="also remove members of the client's groups added by hand (on a paused client:"
+        " just that); nested groups and primary-group members are listed with the step to take",
+    )
     p.set_defaults(handler=run_pause)
     p = csub.add_parser(
         "resume",
@@ -60,16 +67,40 @@ def register_contractor(csub: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def run_pause(ctx: Context, args: argparse.Namespace) -> int:
+    ws = ctx.workspace()
     if args.dry_run:
-        radius = ctx.workspace().read(pause_views.blast_radius, args.name)
-        _print_radius(radius, as_json=args.json)
+        radius = ws.read(pause_views.blast_radius, args.name)
+        # Read after the session above is closed: the directory is never asked inside one.
+        reach = pause_reach.outside_members(ws.engine, radius.client)
+        _print_radius(radius, reach, as_json=args.json)
         return 0
-    result = ctx.workspace().act(pause.pause, client=args.name, reason=args.reason)
+    hand_added: list[pause.HandAdded] = []
+    if args.strict:
+        # Read just before the pause's transaction, outside it; queued inside it.
+        before = pause_reach.outside_members(ws.engine, args.name)
+        hand_added = [
+            pause.HandAdded(i.target_id, i.group_dn, i.uid)
+            for i in before.removable
+            if i.uid is not None
+        ]
     out = sys.stderr if args.json else sys.stdout
+    try:
+        result = ws.act(pause.pause, client=args.name, reason=args.reason, hand_added=hand_added)
+    except ConflictError:
+        if not args.strict or ws.read(pause_views.status, args.name).status != "paused":
+            raise
+        result = ws.act(pause.remove_hand_added, client=args.name, hand_added=hand_added)
+        print(
+            f"client {result.client} is paused already (pause {result.pause_id}): "
+            f"{result.strict_removals} removals of members added by hand queued",
+            file=out,
+        )
+        return _follow(ctx, args, result.client, result.directory_ops)
     print(
         f"client {result.client} paused (pause {result.pause_id}): "
         f"{result.suspended_active} active grants and {result.suspended_requests} requests "
-        f"suspended; {result.directory_ops} directory removals queued",
+        f"suspended; {result.directory_ops} directory removals queued"
+        + (f" ({result.strict_removals} of members added by hand)" if args.strict else ""),
         file=out,
     )
     return _follow(ctx, args, result.client, result.directory_ops)
@@ -88,7 +119,13 @@ def run_resume(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_status(ctx: Context, args: argparse.Namespace) -> int:
-    state = ctx.workspace().read(pause_views.status, args.name)
+    ws = ctx.workspace()
+    state = ws.read(pause_views.status, args.name)
+    # While paused, what govtui did not add counts too (read with no session open).
+    reach = (
+        pause_reach.outside_members(ws.engine, state.client) if state.status == "paused" else None
+    )
+    summary = _summary(state, reach)
     if args.json:
         print_json(
             {
@@ -98,11 +135,15 @@ def run_status(ctx: Context, args: argparse.Namespace) -> int:
                 "removals": _convergence_json(state.removals),
                 "additions": _convergence_json(state.additions),
                 "errors": state.errors,
-                "summary": state.summary,
+                "outside_govtui": _reach_json(reach),
+                "complete": _complete(state, reach),
+                "summary": summary,
             }
         )
         return 0
-    print(state.summary)
+    print(summary)
+    if reach is not None:
+        _print_reach(reach)
     if state.pause is not None:
         p = state.pause
         print(f"  pause {p.id} by {p.paused_by} at {p.paused_at:%Y-%m-%d %H:%M:%S} UTC: {p.reason}")
@@ -136,10 +177,60 @@ def _follow(ctx: Context, args: argparse.Namespace, client: str, queued: int) ->
         state = convergence.follow_directory(ws.engine, client, _progress())
     else:
         state = ws.read(pause_views.status, client)
-    print(state.summary, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+    reach = None
+    if state.status == "paused" and not getattr(args, "no_sync", False):
+        # After the sync: whatever is still in the client's groups that govtui did not add.
+        reach = pause_reach.outside_members(ws.engine, client)
+    out = sys.stderr if getattr(args, "json", False) else sys.stdout
+    print(_summary(state, reach), file=out)
+    if reach is not None:
+        _print_reach(reach, out)
     for error in state.errors:
         print(f"govtui: warning: {error}", file=sys.stderr)
-    return 0 if convergence.converged(state) else NOT_CONVERGED
+    return 0 if _complete(state, reach) else NOT_CONVERGED
+
+
+def _complete(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) -> bool:
+    """Converged, and nothing left in the groups that govtui could still remove: what is
+    left is all listed as outside its reach (reach None: not asked, e.g. --no-sync)."""
+    if not convergence.converged(state):
+        return False
+    return reach is None or (not reach.errors and not reach.removable)
+
+
+def _summary(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) -> str:
+    """The status line, with what govtui did not add; "complete" only when nothing it could
+    remove is left (what remains is listed as outside its reach)."""
+    if reach is None or not (reach.items or reach.errors):
+        return state.summary
+    text = state.summary
+    if convergence.converged(state) and not _complete(state, reach):
+        text = text.replace("; complete: ", "; NOT complete: ", 1)
+    return f"{text}; {reach.in_words()}"
+
+
+def _print_reach(reach: pause_reach.Reach, out: object = None) -> None:
+    stream = out if out is not None else sys.stdout
+    for error in reach.errors:
+        print(f"  could not read {error}", file=stream)  # type: ignore[arg-type]
+    for item in reach.items:
+        who = item.uid or item.member_dn
+        via = f" via {item.via}" if item.via else ""
+        print(
+            f"  {item.kind}: {who} in {item.group_dn}{via} ({item.target}): {item.step}",
+            file=stream,  # type: ignore[arg-type]
+        )
+
+
+def _reach_json(reach: pause_reach.Reach | None) -> dict[str, object] | None:
+    if reach is None:
+        return None
+    return {
+        "removable": len(reach.removable),
+        "outside_reach": len(reach.outside),
+        "errors": reach.errors,
+        "items": reach.items,
+    }
 
 
 def _progress() -> Progress | None:
@@ -161,9 +252,11 @@ def _convergence_json(c: pause_views.Convergence | None) -> dict[str, object] | 
     }
 
 
-def _print_radius(radius: pause_views.BlastRadius, *, as_json: bool) -> None:
+def _print_radius(
+    radius: pause_views.BlastRadius, reach: pause_reach.Reach, *, as_json: bool
+) -> None:
     if as_json:
-        print_json(radius)
+        print_json({**to_jsonable(radius), "outside_govtui": _reach_json(reach)})
         return
     print(
         f"pausing {radius.client} ({radius.status}) would suspend {radius.active} active grants "
@@ -179,3 +272,6 @@ def _print_radius(radius: pause_views.BlastRadius, *, as_json: bool) -> None:
     print_table(
         ["TARGET", "GROUP", "MEMBERS"], [[g.target, g.group_dn, g.members] for g in radius.groups]
     )
+    print()
+    print(f"a pause would leave: {reach.in_words().removeprefix('members govtui did not add: ')}")
+    _print_reach(reach)

@@ -5,8 +5,10 @@ applies 1,000 member removals as one modify about fifteen times faster than as 1
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import (
@@ -19,6 +21,8 @@ from ldap3.core.exceptions import (
 )
 
 from govtui.directory import naming
+from govtui.directory.connection import DirectoryError
+from govtui.errors import GovtuiError
 
 UID_ATTRIBUTE = {"openldap": "uid", "ad": "sAMAccountName"}
 GROUP_CLASSES = {"openldap": ["top", "groupOfNames"], "ad": ["top", "group"]}
@@ -38,6 +42,46 @@ GROUP_NOT_AS_ASSUMED = (
 )
 
 
+class UnreadableValue(DirectoryError):
+    """An attribute govtui must read before it writes came back in a form it cannot trust
+    (absent, several values, not a number): the operation is refused, never guessed."""
+
+    def __init__(self, message: str) -> None:
+        GovtuiError.__init__(self, message)
+        self.url, self.step, self.reason = "", "read", message
+
+
+def single_int(value: Any) -> int | None:
+    """One integer attribute value as ldap3 may give it: an int, a str, bytes, or (with
+    get_info=NONE, when ldap3 knows no schema) a list of exactly one of those. None when the
+    value is absent, has several values or is not an integer."""
+    if isinstance(value, list | tuple):
+        if len(value) != 1:
+            return None
+        value = value[0]
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def single_str(value: Any) -> str | None:
+    """One string attribute value (a str, or a list of exactly one)."""
+    if isinstance(value, list | tuple):
+        if len(value) != 1:
+            return None
+        value = value[0]
+    return value if isinstance(value, str) else None
+
+
 def norm(dn: str) -> str:
     """A DN in the form used to compare members (DNs are case-insensitive)."""
     return dn.strip().lower()
@@ -55,7 +99,10 @@ def find_users(
         # uid and sAMAccountName match without case: the server finds 'Ada' for 'ada'.
         by_folded = {uid.lower(): uid for uid in chunk}
         conn.search(
-            users_base, naming.uid_filter(chunk, attribute), ldap3.SUBTREE, attributes=[attribute]
+            users_base,
+            naming.user_filter(chunk, attribute, flavour),
+            ldap3.SUBTREE,
+            attributes=[attribute],
         )
         for entry in conn.response or []:
             if entry.get("type") != "searchResEntry":
@@ -80,14 +127,31 @@ def read_members(conn: ldap3.Connection, group_dn: str) -> set[str] | None:
 
 
 def create_group(
-    conn: ldap3.Connection, group_dn: str, groups_base: str, flavour: str, members: list[str]
+    conn: ldap3.Connection,
+    group_dn: str,
+    groups_base: str,
+    flavour: str,
+    members: list[str],
+    *,
+    sam: str | None = None,
+    group_type: int | None = None,
 ) -> None:
-    """Create a group; an OpenLDAP groupOfNames gets the placeholder member it must always keep."""
+    """Create a group; an OpenLDAP groupOfNames gets the placeholder member it must always keep.
+    An AD group gets its sAMAccountName (checked against AD's limits first: a name AD would
+    refuse or mangle raises InputError before anything is written) and an explicit groupType
+    (default: global security); without them the DC invents a `$47385C93-...` name."""
     attributes: dict[str, object] = {}
     if flavour == "openldap":
         attributes["member"] = [naming.placeholder_dn(groups_base), *members]
-    elif members:
-        attributes["member"] = members
+    else:
+        sam = sam if sam is not None else naming.ad_sam_name(None, group_dn)
+        naming.check_ad_group_names(group_dn, sam)
+        attributes["sAMAccountName"] = sam
+        attributes["groupType"] = str(
+            naming.AD_DEFAULT_GROUP_TYPE if group_type is None else group_type
+        )
+        if members:
+            attributes["member"] = members
     conn.add(group_dn, GROUP_CLASSES[flavour], attributes)
 
 
@@ -121,8 +185,13 @@ def try_change_members(
 def disable_account(conn: ldap3.Connection, user_dn: str, flavour: str, now: datetime) -> None:
     """Disable an account: AD's ACCOUNTDISABLE bit and accountExpires; OpenLDAP's ppolicy lock."""
     if flavour == "ad":
-        conn.search(user_dn, "(objectClass=*)", ldap3.BASE, attributes=["userAccountControl"])
-        current = int(conn.response[0]["attributes"].get("userAccountControl") or 512)
+        current = read_uac(conn, user_dn)
+        if current is None:
+            raise UnreadableValue(
+                f"{user_dn}: userAccountControl could not be read as one number: refusing to"
+                " disable the account rather than write flags that would drop the others"
+                " (check the bind account may read userAccountControl)"
+            )
         # accountExpires counts 100 ns intervals since 1601-01-01 UTC.
         expires = int((now.timestamp() + 11_644_473_600) * 10_000_000)
         conn.modify(
@@ -137,13 +206,22 @@ def disable_account(conn: ldap3.Connection, user_dn: str, flavour: str, now: dat
         conn.modify(user_dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, ["000001010000Z"])]})
 
 
+def read_uac(conn: ldap3.Connection, user_dn: str) -> int | None:
+    """An AD account's userAccountControl, or None when it cannot be read as one number."""
+    conn.search(user_dn, "(objectClass=*)", ldap3.BASE, attributes=["userAccountControl"])
+    if not conn.response:
+        return None
+    return single_int(conn.response[0]["attributes"].get("userAccountControl"))
+
+
 def is_disabled(conn: ldap3.Connection, user_dn: str, flavour: str) -> bool:
-    """Whether the account is disabled as disable_account leaves it."""
-    attribute = "userAccountControl" if flavour == "ad" else "pwdAccountLockedTime"
-    conn.search(user_dn, "(objectClass=*)", ldap3.BASE, attributes=[attribute])
-    value = conn.response[0]["attributes"].get(attribute) if conn.response else None
+    """Whether the account is disabled as disable_account leaves it (an AD value that cannot
+    be read counts as enabled: reconcile then reports it rather than trusting it)."""
     if flavour == "ad":
-        return bool(int(value or 0) & ACCOUNTDISABLE)
+        uac = read_uac(conn, user_dn)
+        return uac is not None and bool(uac & ACCOUNTDISABLE)
+    conn.search(user_dn, "(objectClass=*)", ldap3.BASE, attributes=["pwdAccountLockedTime"])
+    value = conn.response[0]["attributes"].get("pwdAccountLockedTime") if conn.response else None
     return bool(value)
 
 
@@ -152,9 +230,10 @@ def all_users(conn: ldap3.Connection, users_base: str, flavour: str) -> dict[str
     uids (the directory compares them without case; paged, for large directories)."""
     attribute = UID_ATTRIBUTE[flavour]
     found: dict[str, str] = {}
+    everyone = f"({attribute}=*)"
     entries = conn.extend.standard.paged_search(
         users_base,
-        f"({attribute}=*)",
+        naming.ad_user_filter(everyone) if flavour == "ad" else everyone,
         ldap3.SUBTREE,
         attributes=[attribute],
         paged_size=1000,
@@ -168,3 +247,129 @@ def all_users(conn: ldap3.Connection, users_base: str, flavour: str) -> dict[str
         if isinstance(value, str):
             found[norm(entry["dn"])] = value.lower()
     return found
+
+
+# -- who is in a group without being a direct member govtui put there ------------------------
+
+GROUP_OBJECT_CLASSES = frozenset({"group", "groupofnames", "groupofuniquenames"})
+# Deeper than this a nesting chain is not followed (a cycle is cut by the visited set anyway;
+# this only bounds a pathological directory).
+MAX_NESTING = 32
+
+
+@dataclass(frozen=True)
+class Effective:
+    """An account that is in a group through a nested group: `via` is the group whose
+    direct member it is (the one that gives it access)."""
+
+    dn: str  # normalised
+    uid: str | None  # lower case, None when it is not an account under the users base
+    via: str  # normalised DN of the nested group
+
+
+@dataclass(frozen=True)
+class GroupContents:
+    """A group as the directory really has it: direct members that are accounts, groups
+    nested in it (at any depth) with the accounts they bring in, and (AD) the accounts whose
+    primary group it is, which never show in `member`."""
+
+    direct: frozenset[str]
+    nested: tuple[str, ...]
+    effective: tuple[Effective, ...]
+    primary: frozenset[str]
+
+
+def _entry(conn: ldap3.Connection, dn: str) -> dict[str, Any] | None:
+    try:
+        conn.search(
+            dn, "(objectClass=*)", ldap3.BASE, attributes=["objectClass", "member", "objectSid"]
+        )
+    except LDAPNoSuchObjectResult:
+        return None
+    return dict(conn.response[0]["attributes"]) if conn.response else None
+
+
+def _is_group(attributes: Mapping[str, Any]) -> bool:
+    classes = attributes.get("objectClass") or []
+    return any(str(c).lower() in GROUP_OBJECT_CLASSES for c in classes)
+
+
+def group_rid(attributes: Mapping[str, Any]) -> int | None:
+    """The RID (last sub-authority of the objectSid) of an AD group: what a member's
+    primaryGroupID names."""
+    sid = attributes.get("objectSid")
+    if isinstance(sid, list):
+        sid = sid[0] if len(sid) == 1 else None
+    if not isinstance(sid, bytes) or len(sid) < 12:
+        return None
+    return int.from_bytes(sid[-4:], "little")
+
+
+def primary_group_members(
+    conn: ldap3.Connection, group_dn: str, attributes: Mapping[str, Any] | None = None
+) -> frozenset[str]:
+    """The accounts whose primaryGroupID is this AD group's RID (normalised DNs), searched in
+    the whole domain: AD keeps them out of the group's `member`."""
+    if attributes is None:
+        attributes = _entry(conn, group_dn) or {}
+    rid = group_rid(attributes)
+    root = naming.domain_root(group_dn)
+    if rid is None or not root:
+        return frozenset()
+    entries = conn.extend.standard.paged_search(
+        root,
+        f"(&(objectClass=user)(primaryGroupID={rid}))",
+        ldap3.SUBTREE,
+        attributes=["objectClass"],
+        paged_size=1000,
+        generator=True,
+    )
+    return frozenset(norm(e["dn"]) for e in entries if e.get("type") == "searchResEntry")
+
+
+def inspect_group(
+    conn: ldap3.Connection,
+    group_dn: str,
+    flavour: str,
+    accounts: Mapping[str, str],
+    *,
+    ignore: Iterable[str] = (),
+) -> GroupContents | None:
+    """What a group really holds (None if it does not exist). `accounts` (normalised DN →
+    uid, from all_users) saves a read per known account: only members it does not name are
+    read, to tell a nested group from an unknown account. Nested groups are followed to any
+    depth, each once (a cycle, which AD allows, ends there)."""
+    top = _entry(conn, group_dn)
+    if top is None:
+        return None
+    skip = {norm(d) for d in ignore}
+    direct: set[str] = set()
+    nested: list[str] = []
+    effective: dict[str, Effective] = {}
+    visited = {norm(group_dn)}
+    queue: list[tuple[str, dict[str, Any], int]] = [(norm(group_dn), top, 0)]
+    while queue:
+        current, attributes, depth = queue.pop(0)
+        members = {norm(m) for m in attributes.get("member") or []}
+        if current != norm(group_dn) and flavour == "ad":
+            members |= primary_group_members(conn, current, attributes)
+        for member in sorted(members - skip):
+            # A known account needs no read; anything else may be a nested group.
+            entry = None if member in accounts else _entry(conn, member)
+            if entry is not None and _is_group(entry):
+                if member not in visited and depth < MAX_NESTING:
+                    visited.add(member)
+                    nested.append(member)
+                    queue.append((member, entry, depth + 1))
+                continue
+            if current == norm(group_dn):
+                direct.add(member)
+            elif member not in effective and member not in direct:
+                effective[member] = Effective(member, accounts.get(member), current)
+    primary = primary_group_members(conn, group_dn, top) if flavour == "ad" else frozenset()
+    return GroupContents(
+        direct=frozenset(direct),
+        nested=tuple(nested),
+        effective=tuple(effective.values()),
+        primary=primary,
+    )

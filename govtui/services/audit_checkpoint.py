@@ -14,11 +14,13 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from govtui.db import default_url, redacted, sqlite_path
+from govtui.errors import ConfigurationError
 
 _PRIVATE = 0o600
 
@@ -46,34 +48,44 @@ def checkpoint_path(url: str) -> Path | None:
     return data_dir.parent / "audit-heads" / f"{key}.json"
 
 
-def read_checkpoint(path: Path) -> Checkpoint | None:
-    """The recorded head, or None if nothing was recorded yet. A symlink in its place is
-    refused, not followed: govtui never makes one, so someone planted it."""
+def _open_regular(path: Path, flags: int, what: str) -> int:
+    """Open a file govtui made, refusing what it never makes: a symlink (not followed), and
+    a FIFO, device or directory (O_NONBLOCK: opening a planted FIFO must not hang)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, _PRIVATE)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ValueError(
-                f"the audit checkpoint {path} is a symbolic link: not followed"
-            ) from None
-        raise
+            raise ConfigurationError(f"{what} {path} is a symbolic link: not followed") from None
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ConfigurationError(f"{what} {path} cannot be opened: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigurationError(f"{what} {path} is not a regular file: someone replaced it")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """The recorded head, or None if nothing was recorded yet. Anything but a regular file in
+    its place is refused: govtui never makes one, so someone planted it."""
+    try:
+        fd = _open_regular(path, os.O_RDONLY, "the audit checkpoint")
+    except FileNotFoundError:
+        return None
     try:
         with os.fdopen(fd) as file:
-            data = json.loads(file.read())
+            data = json.loads(file.read(4096))
         return Checkpoint(seq=int(data["seq"]), hash=str(data["hash"]))
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"the audit checkpoint {path} is unreadable: {exc}") from exc
+        raise ConfigurationError(f"the audit checkpoint {path} is unreadable: {exc}") from None
 
 
 def write_checkpoint(path: Path, seq: int, digest: str) -> None:
     """Record a head, never moving it backwards when several processes commit at once."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock_fd = os.open(
-        path.with_name(path.name + ".lock"),
-        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-        _PRIVATE,
+    lock_fd = _open_regular(
+        path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, "the audit checkpoint lock"
     )
     with os.fdopen(lock_fd, "r+") as lock:
         os.fchmod(lock_fd, _PRIVATE)  # a lock file left by an older govtui may be wider

@@ -76,7 +76,7 @@ def _targets(engine: Engine) -> list[DirectoryTarget]:
 
 
 def check_targets(engine: Engine) -> dict[str, BaseException | None]:
-    """Connect and bind to every target; for each, why it failed, or None."""
+    """Connect, bind and find both bases of every target; for each, why it failed, or None."""
     passwords: dict[str, str | BaseException] = {}
     with read_session(engine) as session:
         targets = directory_targets.all_targets(session)
@@ -93,8 +93,8 @@ def check_targets(engine: Engine) -> dict[str, BaseException | None]:
             health[target.name] = password
             continue
         try:
-            with directory_targets.bound(target, password):
-                health[target.name] = None
+            # The same steps as `directory test`: connect, TLS, bind and both bases.
+            health[target.name] = directory_targets.check(target, password).error()
         except Exception as exc:  # whatever went wrong is this target's health, not a crash
             health[target.name] = exc
     return health

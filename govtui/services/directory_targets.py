@@ -4,27 +4,36 @@ row is committed (a rolled-back add or remove leaves the keyring as it was)."""
 
 from __future__ import annotations
 
+import os
+import re
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import ldap3
 from sqlmodel import Session, col, select
 
 from govtui import clock, db
 from govtui.db import ident, session_url
-from govtui.directory import naming
-from govtui.directory.connection import Endpoint, connect
+from govtui.directory import group_names, naming
+from govtui.directory.connection import Endpoint, connect, is_address, parse_url
+from govtui.directory.probe import STEPS, ProbeResult, probe
 from govtui.errors import ConfigurationError, ConflictError, InputError, NotFoundError
 from govtui.models import (
     ACCESS_LEVELS,
     DIRECTORY_FLAVOURS,
+    Client,
     DirectoryTarget,
     GroupMapping,
     Operator,
     OutboxOp,
+    Project,
 )
 from govtui.security import secrets
 from govtui.services import audit, catalog, operators, validation
+
+CHECK_STEPS = STEPS  # what `check` goes through, in order (for the front ends' layout)
 
 
 def password_key(session: Session, name: str) -> str:
@@ -45,6 +54,169 @@ def all_targets(session: Session) -> list[DirectoryTarget]:
     return list(session.exec(select(DirectoryTarget).order_by(col(DirectoryTarget.name))).all())
 
 
+@dataclass(frozen=True)
+class TargetSettings:
+    """A new target's settings, each checked (`settings`); nothing here needs the network."""
+
+    name: str
+    url: str
+    bind_dn: str
+    users_base: str
+    groups_base: str
+    flavour: str = "openldap"
+    starttls: bool = False
+    ca_file: str | None = None  # an absolute path: later runs start in other directories
+    tls_name: str | None = None
+    insecure_plaintext: bool = False
+    create_groups: bool = True
+    sam_template: str | None = None  # Active Directory only
+    ad_group_type: int | None = None
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(
+            url=self.url,
+            bind_dn=self.bind_dn,
+            starttls=self.starttls,
+            ca_file=self.ca_file,
+            tls_name=self.tls_name,
+            insecure_plaintext=self.insecure_plaintext,
+        )
+
+
+# A DNS name (labels of letters, digits and inner hyphens) or an IP address; never a
+# wildcard: ldap3 takes a valid name "*" as "any name".
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+
+
+def settings(
+    *,
+    name: str,
+    url: str,
+    bind_dn: str,
+    users_base: str,
+    groups_base: str,
+    flavour: str = "openldap",
+    starttls: bool = False,
+    ca_file: str | None = None,
+    tls_name: str | None = None,
+    insecure_plaintext: bool = False,
+    create_groups: bool = True,
+    sam_template: str | None = None,
+    ad_group_type: int | None = None,
+) -> TargetSettings:
+    """A new target's settings checked one by one (an InputError names the first bad one):
+    the URL (ldap/ldaps, a host, a port in range), TLS required unless `insecure_plaintext`
+    says a clear-text bind is accepted, the TLS name, the CA file (there, readable, PEM
+    certificates) and the DNs."""
+    name = validation.name(name, "directory target")
+    flavour = validation.choice(flavour, DIRECTORY_FLAVOURS, "flavour")
+    address = parse_url(url)
+    if address.tls and starttls:
+        raise InputError("use either ldaps:// or --starttls, not both")
+    encrypted = address.tls or starttls
+    if not encrypted and not insecure_plaintext:
+        raise InputError(
+            f"{url} without --starttls would send the bind password in clear text: use "
+            f"ldaps://, or add --starttls, or accept it with --insecure-plaintext"
+        )
+    if encrypted and insecure_plaintext:
+        raise InputError("--insecure-plaintext is only for a plain ldap:// URL without --starttls")
+    if tls_name is not None:
+        if not encrypted:
+            raise InputError("--tls-name needs ldaps:// or --starttls")
+        if not (_HOST_NAME.fullmatch(tls_name) or is_address(tls_name)) or len(tls_name) > 253:
+            raise InputError(
+                f"invalid TLS name {tls_name!r}: a host name or an address, no wildcard"
+            )
+    if ca_file is not None:
+        if not encrypted:
+            raise InputError("--ca-file needs ldaps:// or --starttls")
+        ca_file = checked_ca_file(ca_file)
+    for value, what in (
+        (bind_dn, "bind DN"),
+        (users_base, "users base"),
+        (groups_base, "groups base"),
+    ):
+        naming.checked_dn(value, what)
+    if (sam_template is not None or ad_group_type is not None) and flavour != "ad":
+        raise InputError("--sam-template and --group-type apply to --flavour ad only")
+    if sam_template is not None:
+        naming.check_sam_template(sam_template)
+    if ad_group_type is not None and ad_group_type not in naming.AD_GROUP_TYPES:
+        kinds = ", ".join(f"{v} ({k})" for v, k in naming.AD_GROUP_TYPES.items())
+        raise InputError(f"invalid AD groupType {ad_group_type}: use one of {kinds}")
+    return TargetSettings(
+        name=name,
+        url=url,
+        bind_dn=bind_dn,
+        users_base=users_base,
+        groups_base=groups_base,
+        flavour=flavour,
+        starttls=starttls,
+        ca_file=ca_file,
+        tls_name=tls_name,
+        insecure_plaintext=insecure_plaintext,
+        create_groups=create_groups,
+        sam_template=sam_template,
+        ad_group_type=ad_group_type,
+    )
+
+
+def checked_ca_file(path: str) -> str:
+    """The CA file's absolute path once it is there, readable and holds PEM certificates
+    (parsed by ssl itself, as the connection will), else an InputError."""
+    absolute = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(absolute):
+        raise InputError(f"CA file {path} does not exist")
+    if not os.path.isfile(absolute):
+        raise InputError(f"CA file {path} is not a file")
+    try:
+        with open(absolute, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise InputError(f"CA file {path} cannot be read ({exc.strerror or exc})") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=absolute)
+    except (ssl.SSLError, ValueError, UnicodeError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise InputError(f"CA file {path} holds no PEM certificate ({reason})") from None
+    if not context.cert_store_stats().get("x509", 0):
+        raise InputError(f"CA file {path} holds no certificate")
+    return absolute
+
+
+def require_can_add(session: Session, actor: Operator, name: str) -> None:
+    """What `add` would refuse before any network check: the role, an unsafe keyring, a
+    name in use. Checked first so a refused add does not wait for the directory."""
+    operators.require_role(session, actor, "admin")
+    secrets.require_safe_backend()
+    if (
+        session.exec(select(DirectoryTarget.id).where(DirectoryTarget.name == name)).first()
+        is not None
+    ):
+        raise ConflictError(f"directory target {name!r} exists already")
+
+
+def check_settings(checked: TargetSettings, password: str) -> ProbeResult:
+    """Connect → TLS → bind → users base → groups base for a target not yet stored. Network
+    only: call it with no database session open."""
+    return probe(
+        checked.endpoint(),
+        password,
+        users_base=checked.users_base,
+        groups_base=checked.groups_base,
+    )
+
+
+def check(target: DirectoryTarget, password: str) -> ProbeResult:
+    """The same steps for a stored target (`directory test`, the TUI's health check)."""
+    return probe(
+        endpoint(target), password, users_base=target.users_base, groups_base=target.groups_base
+    )
+
+
 def add(
     session: Session,
     actor: Operator,
@@ -58,37 +230,17 @@ def add(
     flavour: str = "openldap",
     starttls: bool = False,
     ca_file: str | None = None,
+    tls_name: str | None = None,
+    insecure_plaintext: bool = False,
     create_groups: bool = True,
+    sam_template: str | None = None,
+    ad_group_type: int | None = None,
+    checked: bool = False,
 ) -> DirectoryTarget:
-    """Register a target (admin only); the password is stored in the keyring after the commit."""
-    operators.require_role(session, actor, "admin")
-    secrets.require_safe_backend()  # refused now, not after the target is committed
-    name = validation.name(name, "directory target")
-    flavour = validation.choice(flavour, DIRECTORY_FLAVOURS, "flavour")
-    if not url.startswith(("ldap://", "ldaps://")):
-        raise InputError(
-            f"invalid directory URL {url!r}: use ldap://host[:port] or ldaps://host[:port]"
-        )
-    if url.startswith("ldaps://") and starttls:
-        raise InputError("use either ldaps:// or --starttls, not both")
-    for value, what in (
-        (bind_dn, "bind DN"),
-        (users_base, "users base"),
-        (groups_base, "groups base"),
-    ):
-        naming.checked_dn(value, what)
-    if not password:
-        raise InputError("the bind password is empty")
-    if (
-        session.exec(select(DirectoryTarget.id).where(DirectoryTarget.name == name)).first()
-        is not None
-    ):
-        raise ConflictError(f"directory target {name!r} exists already")
-    key = password_key(session, name)
-    # Only the committed add writes: a racing add of the same name that loses on the unique
-    # name never overwrites the winner's password.
-    db.after_commit(session, lambda: secrets.store(key, password))
-    target = DirectoryTarget(
+    """Register a target (admin only); the password is stored in the keyring after the commit.
+    `checked` tells the audit whether the directory was probed (check_settings) first."""
+    require_can_add(session, actor, validation.name(name, "directory target"))
+    spec = settings(
         name=name,
         url=url,
         bind_dn=bind_dn,
@@ -97,7 +249,32 @@ def add(
         flavour=flavour,
         starttls=starttls,
         ca_file=ca_file,
+        tls_name=tls_name,
+        insecure_plaintext=insecure_plaintext,
         create_groups=create_groups,
+        sam_template=sam_template,
+        ad_group_type=ad_group_type,
+    )
+    if not password:
+        raise InputError("the bind password is empty")
+    key = password_key(session, spec.name)
+    # Only the committed add writes: a racing add of the same name that loses on the unique
+    # name never overwrites the winner's password.
+    db.after_commit(session, lambda: secrets.store(key, password))
+    target = DirectoryTarget(
+        name=spec.name,
+        url=spec.url,
+        bind_dn=spec.bind_dn,
+        users_base=spec.users_base,
+        groups_base=spec.groups_base,
+        flavour=spec.flavour,
+        starttls=spec.starttls,
+        ca_file=spec.ca_file,
+        tls_name=spec.tls_name,
+        insecure_plaintext=spec.insecure_plaintext,
+        create_groups=spec.create_groups,
+        sam_template=spec.sam_template,
+        ad_group_type=spec.ad_group_type,
         created_at=clock.now(),
     )
     session.add(target)
@@ -106,8 +283,17 @@ def add(
         session,
         actor=actor.name,
         action="directory.add",
-        obj=f"directory:{name}",
-        details={"url": url, "bind_dn": bind_dn, "flavour": flavour, "starttls": starttls},
+        obj=f"directory:{spec.name}",
+        details={
+            "url": spec.url,
+            "bind_dn": spec.bind_dn,
+            "flavour": spec.flavour,
+            "starttls": spec.starttls,
+            "tls_name": spec.tls_name,
+            "ca_file": spec.ca_file,
+            "insecure_plaintext": spec.insecure_plaintext,
+            "checked": checked,
+        },
     )
     return target
 
@@ -140,7 +326,12 @@ def remove(session: Session, actor: Operator, *, name: str) -> None:
 def endpoint(target: DirectoryTarget) -> Endpoint:
     """How to reach a target (without its password)."""
     return Endpoint(
-        url=target.url, bind_dn=target.bind_dn, starttls=target.starttls, ca_file=target.ca_file
+        url=target.url,
+        bind_dn=target.bind_dn,
+        starttls=target.starttls,
+        ca_file=target.ca_file,
+        tls_name=target.tls_name,
+        insecure_plaintext=target.insecure_plaintext,
     )
 
 
@@ -187,6 +378,20 @@ def map_scope(
             if targets
             else "no directory target: add one first"
         )
+    project = session.get(Project, scope.project_id)
+    client = session.get(Client, project.client_id) if project else None
+    assert project is not None
+    assert client is not None
+    # A name AD would refuse (or Samba would accept and Windows not) is refused here, before
+    # the mapping exists and long before a sync tries to create the group.
+    group_names.check_ad_mapping(
+        targets[0],
+        group_dn,
+        client=client.name,
+        project=project.name,
+        scope=scope.name,
+        access=access,
+    )
     key = (ident(targets[0]), ident(scope), access)
     mapping = session.get(GroupMapping, key) or GroupMapping(
         target_id=key[0], scope_id=key[1], access=access, group_dn=group_dn

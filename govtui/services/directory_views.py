@@ -76,6 +76,7 @@ class TargetOverview:
     pending: int
     done: int
     failed: int
+    insecure_plaintext: bool = False  # binds in clear text (`directory add --insecure-plaintext`)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def targets_overview(session: Session) -> list[TargetOverview]:
             counts.get((ident(t), "pending"), 0),
             counts.get((ident(t), "done"), 0),
             counts.get((ident(t), "failed"), 0),
+            insecure_plaintext=t.insecure_plaintext,
         )
         for t in directory_targets.all_targets(session)
     ]

@@ -8,6 +8,7 @@ pause would touch, and how far one has got, are read in govtui.services.pause_vi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -16,13 +17,22 @@ from sqlmodel import Session, col
 from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError, PolicyError
-from govtui.models import ClientPause, DatasetScope, Grant, Operator, PausedGrant, Project
+from govtui.models import (
+    ClientPause,
+    DatasetScope,
+    Grant,
+    Operator,
+    OutboxOp,
+    PausedGrant,
+    Project,
+)
 from govtui.services import (
     audit,
     catalog,
     grant_lifecycle,
     grants,
     operators,
+    outbox,
     second_factor,
     validation,
 )
@@ -33,12 +43,23 @@ _PAUSED_GRANT: sa.Table = PausedGrant.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
+class HandAdded:
+    """A direct member of one of the client's groups that no grant put there, to be removed
+    by a strict pause (read from the directory before the pause's transaction)."""
+
+    target_id: int
+    group_dn: str
+    uid: str
+
+
+@dataclass(frozen=True)
 class PauseResult:
     pause_id: int
     client: str
     suspended_active: int
     suspended_requests: int
     directory_ops: int
+    strict_removals: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,9 +80,21 @@ def _scopes_of(client_id: int) -> sa.Select[int | None]:
     )
 
 
-def pause(session: Session, actor: Operator, *, client: str, reason: str) -> PauseResult:
+def pause(
+    session: Session,
+    actor: Operator,
+    *,
+    client: str,
+    reason: str,
+    hand_added: Sequence[HandAdded] = (),
+) -> PauseResult:
     """Suspend every active grant and every request of the client, record exactly which, and
-    queue the directory removals: one transaction, bulk statements, one audit event."""
+    queue the directory removals: one transaction, bulk statements, one audit event.
+
+    `hand_added` (a strict pause): members added by hand, read from the directory just
+    before this transaction; their removals are queued in it, under the pause, so they count
+    towards its convergence and the pause, its audit event and every removal are all or
+    nothing. A member added by hand after that read is reported by the read after the sync."""
     reason = validation.reason(reason, "pause")
     found = catalog.find_client(session, client)
     if not (
@@ -91,6 +124,7 @@ def pause(session: Session, actor: Operator, *, client: str, reason: str) -> Pau
     )
     locked.status = ClientStatus.PAUSED.value
     session.add(locked)
+    strict = _queue_hand_added(session, pause_id, hand_added)
     audit.append(
         session,
         actor=actor.name,
@@ -102,6 +136,7 @@ def pause(session: Session, actor: Operator, *, client: str, reason: str) -> Pau
             "active": len(suspended.active),
             "requested": len(suspended.requests),
             "directory_ops": suspended.directory_ops,
+            **({"strict_removals": _strict_summary(hand_added)} if hand_added else {}),
             **audit.id_summary(suspended.ids),
         },
     )
@@ -110,8 +145,66 @@ def pause(session: Session, actor: Operator, *, client: str, reason: str) -> Pau
         locked.name,
         len(suspended.active),
         len(suspended.requests),
-        suspended.directory_ops,
+        suspended.directory_ops + strict,
+        strict,
     )
+
+
+def remove_hand_added(
+    session: Session, actor: Operator, *, client: str, hand_added: Sequence[HandAdded]
+) -> PauseResult:
+    """`client pause --strict` on a client paused already: queue the removal of the members
+    added by hand under the current pause (same rights as pausing; no code: it removes)."""
+    found = catalog.find_client(session, client)
+    if not (
+        Role.ADMIN in operators.roles_of(session, actor)
+        or operators.is_approver_for(session, actor, found)
+    ):
+        raise PolicyError(
+            f"{actor.name!r} may not pause client {found.name!r}: an admin or one of its approvers may"
+        )
+    locked = catalog.lock_client(session, found.id)
+    record = current_pause(session, locked)
+    if record is None:
+        raise ConflictError(f"client {locked.name!r} is not paused")
+    pause_id = ident(record)
+    strict = _queue_hand_added(session, pause_id, hand_added)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="client.pause_strict",
+        obj=f"client:{locked.name}",
+        details={"pause_id": pause_id, "strict_removals": _strict_summary(hand_added)},
+    )
+    return PauseResult(pause_id, locked.name, 0, 0, strict, strict)
+
+
+def _strict_summary(hand_added: Sequence[HandAdded]) -> list[str]:
+    return sorted({f"{h.uid} from {h.group_dn}" for h in hand_added})[:200]
+
+
+def _queue_hand_added(session: Session, pause_id: int, hand_added: Sequence[HandAdded]) -> int:
+    if not hand_added:
+        return 0
+    now = clock.now()
+    values: list[dict[str, object]] = [
+        {
+            "target_id": h.target_id,
+            "grant_id": None,  # no grant: a resume never puts it back
+            "pause_id": pause_id,
+            "operation": "remove_member",
+            "group_dn": h.group_dn,
+            "directory_uid": h.uid,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for h in {(h.target_id, h.group_dn, h.uid): h for h in hand_added}.values()
+    ]
+    outbox.supersede(session, values)
+    session.execute(sa.insert(OutboxOp), values)
+    return len(values)
 
 
 def resume(session: Session, actor: Operator, *, client: str, code: str) -> ResumeResult:

@@ -28,12 +28,24 @@ FIXABLE = {
 }
 
 
+# Access govtui cannot take away by changing a group's `member`; reported with the step an
+# administrator must take, never queued (so a fix can never loop on them).
+OUTSIDE_REACH = {
+    "nested_group": "remove the nested group from the group by hand (or empty it)",
+    "nested_member": "remove the account from the nested group that gives it access",
+    "primary_group_member": "change the account's primary group (e.g. to Domain Users)",
+}
+
+
 @dataclass(frozen=True)
 class Drift:
-    kind: str  # unexpected_member | missing_member | enabled_offboarded | unknown_account
+    # unexpected_member | missing_member | enabled_offboarded | unknown_account |
+    # nested_group | nested_member | primary_group_member
+    kind: str
     group_dn: str | None
     user_dn: str | None
     directory_uid: str | None
+    via: str | None = None  # nested_member: the nested group that gives the access
 
     @property
     def fixable(self) -> bool:
@@ -97,25 +109,53 @@ def compare(engine: Engine, target_name: str) -> list[Drift]:
         placeholder = groups.norm(naming.placeholder_dn(target.groups_base))
         drift: list[Drift] = []
         for group_dn, uids in sorted(expected.items()):
-            members = groups.read_members(conn, group_dn)
-            if members is None:
-                members = set()
-                if not uids:
-                    continue
-            for member in sorted(members - {placeholder}):
-                uid = accounts.get(member)
-                if uid is None or uid not in snap.known:
-                    drift.append(Drift("unknown_account", group_dn, member, uid))
-                elif uid not in uids:
-                    drift.append(Drift("unexpected_member", group_dn, member, uid))
-            for uid in sorted(uids):
-                dn = uid_dn.get(uid)
-                if dn is None or groups.norm(dn) not in members:
-                    drift.append(Drift("missing_member", group_dn, dn, uid))
+            contents = groups.inspect_group(
+                conn, group_dn, target.flavour, accounts, ignore=[placeholder]
+            )
+            if contents is None and not uids:
+                continue
+            drift.extend(_group_drift(group_dn, uids, contents, accounts, uid_dn, snap.known))
         for uid in sorted(snap.offboarded & set(uid_dn)):
             if not groups.is_disabled(conn, uid_dn[uid], target.flavour):
                 drift.append(Drift("enabled_offboarded", None, uid_dn[uid], uid))
     return drift
+
+
+def _group_drift(
+    group_dn: str,
+    uids: set[str],
+    contents: groups.GroupContents | None,
+    accounts: dict[str, str],
+    uid_dn: dict[str, str],
+    known: set[str],
+) -> list[Drift]:
+    """The drift of one group: direct members without a grant (a known contractor: fixable;
+    an account govtui does not know: reported), members missing, and access govtui cannot
+    remove by itself: nested groups with the accounts they bring in (and which group gives
+    it), and (AD) accounts whose primary group it is."""
+    members = contents.direct if contents else frozenset()
+    primary = contents.primary if contents else frozenset()
+    found: list[Drift] = []
+    for member in sorted(members):
+        uid = accounts.get(member)
+        if uid is None or uid not in known:
+            found.append(Drift("unknown_account", group_dn, member, uid))
+        elif uid not in uids:
+            found.append(Drift("unexpected_member", group_dn, member, uid))
+    if contents is not None:
+        for nested in contents.nested:
+            found.append(Drift("nested_group", group_dn, nested, None))
+        for eff in sorted(contents.effective, key=lambda e: (e.via, e.dn)):
+            if eff.uid is None or eff.uid not in uids:
+                found.append(Drift("nested_member", group_dn, eff.dn, eff.uid, eff.via))
+    # Reported whether or not a grant wants it there: a revoke could not take it away.
+    for member in sorted(primary):
+        found.append(Drift("primary_group_member", group_dn, member, accounts.get(member)))
+    for uid in sorted(uids):
+        dn = uid_dn.get(uid)
+        if dn is None or groups.norm(dn) not in members | primary:
+            found.append(Drift("missing_member", group_dn, dn, uid))
+    return found
 
 
 def queue_fix(

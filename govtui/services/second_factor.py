@@ -1,9 +1,10 @@
 """Checking an operator's TOTP code against the database's replay and lock-out state.
 
-A failed code must be counted even though the action it was meant for fails: `verify` queues
-the failure on the caller's write_session, which records it in a short transaction of its own
-once the caller's has rolled back (or committed, if a caller kept going). So it does not matter
-what the caller wrote before verifying: that is rolled back, and the failure is counted.
+A failed code must be counted even though the action it was meant for fails, and before anyone
+can try another code as the same operator. Inside a Workspace operation (which locks the
+actor's row first), the operation's writes are undone and the count committed under that lock;
+elsewhere the count is recorded in a short transaction of its own once the caller's has ended.
+Either way it does not matter what the caller wrote before verifying: that is rolled back.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def _lock_row(session: Session, operator: Operator) -> Operator:
     return fresh
 
 
+def hold(session: Session, operator: Operator) -> int:
+    """Lock the operator's row for the rest of the transaction; return its id."""
+    return ident(_lock_row(session, operator))
+
+
 def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> int:
     """Accept `code` for `operator` once, or count the failure and raise CodeRejected.
 
@@ -117,7 +123,19 @@ def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> 
 
 def _fail(session: Session, operator: Operator, now: datetime, purpose: str, what: str) -> NoReturn:
     failure = Failure(ident(operator), operator.name, purpose, what, now)
-    # The count in this message is provisional: record_failure words the final one.
+    if db.operation_holder(session) == failure.operator_id:
+        # The operator's row has been locked since before the operation began (Workspace):
+        # undo the operation and commit the count under that same lock, so no other attempt
+        # can be checked against the old count (nor learn the answer before it is counted).
+        rejected = CodeRejected("")
+
+        def count(locked: Session) -> None:
+            rejected.args = (_count(locked, failure),)
+
+        db.keep_only(session, count)
+        raise rejected
+    # Without that lock (a caller outside the Workspace), count it in a transaction of its
+    # own once the caller's has ended.
     rejected = CodeRejected(f"{what} for {operator.name!r}: {purpose} refused", failure)
     engine = session.get_bind().engine
 
@@ -133,40 +151,44 @@ def record_failure(engine: Engine, failure: Failure) -> str:
     """Count one rejected code, with its audit event, in a write transaction of its own;
     return the message that says what the count now is."""
     with db.write_session(engine) as session:
-        operator = session.get(Operator, failure.operator_id)
-        if operator is None:
-            raise RuntimeError(f"operator {failure.operator_name!r} vanished")
-        operator = _lock_row(session, operator)
-        message = f"{failure.reason} for {operator.name!r}: {failure.purpose} refused"
-        locked = remaining_lockout(operator, failure.at)
-        if locked is not None:
-            # Another process recorded the failure that locked the operator out meanwhile:
-            # this code was refused too late to count, as verify refuses a locked operator's.
-            return f"{message}; approvals locked for {_minutes(locked)} after {MAX_FAILURES} wrong codes"
-        failures = operator.totp_failures + 1
-        details: dict[str, object] = {
-            "purpose": failure.purpose,
-            "failures": failures,
-            "reason": failure.reason,
-        }
-        if failures >= MAX_FAILURES:
-            operator.totp_locked_until = failure.at + LOCKOUT
-            operator.totp_failures = 0
-            details["locked_until"] = audit.format_time(operator.totp_locked_until)
-            message += f"; approvals locked for {_minutes(LOCKOUT)} after {MAX_FAILURES} failures"
-            action = "totp.lockout"
-        else:
-            operator.totp_failures = failures
-            message += (
-                f" ({MAX_FAILURES - failures} tries left before a {_minutes(LOCKOUT)} lock-out)"
-            )
-            action = "totp.failure"
-        session.add(operator)
-        audit.append(
-            session,
-            actor=operator.name,
-            action=action,
-            obj=f"operator:{operator.name}",
-            details=details,
+        return _count(session, failure)
+
+
+def _count(session: Session, failure: Failure) -> str:
+    operator = session.get(Operator, failure.operator_id)
+    if operator is None:
+        raise RuntimeError(f"operator {failure.operator_name!r} vanished")
+    operator = _lock_row(session, operator)
+    message = f"{failure.reason} for {operator.name!r}: {failure.purpose} refused"
+    locked = remaining_lockout(operator, failure.at)
+    if locked is not None:
+        # Another process recorded the failure that locked the operator out meanwhile:
+        # this code was refused too late to count, as verify refuses a locked operator's.
+        return (
+            f"{message}; approvals locked for {_minutes(locked)} after {MAX_FAILURES} wrong codes"
         )
+    failures = operator.totp_failures + 1
+    details: dict[str, object] = {
+        "purpose": failure.purpose,
+        "failures": failures,
+        "reason": failure.reason,
+    }
+    if failures >= MAX_FAILURES:
+        operator.totp_locked_until = failure.at + LOCKOUT
+        operator.totp_failures = 0
+        details["locked_until"] = audit.format_time(operator.totp_locked_until)
+        message += f"; approvals locked for {_minutes(LOCKOUT)} after {MAX_FAILURES} failures"
+        action = "totp.lockout"
+    else:
+        operator.totp_failures = failures
+        message += f" ({MAX_FAILURES - failures} tries left before a {_minutes(LOCKOUT)} lock-out)"
+        action = "totp.failure"
+    session.add(operator)
+    audit.append(
+        session,
+        actor=operator.name,
+        action=action,
+        obj=f"operator:{operator.name}",
+        details=details,
+    )
     return message

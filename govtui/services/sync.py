@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from govtui import clock
 from govtui.db import ident, read_session, write_session
-from govtui.directory import groups, naming
+from govtui.directory import group_names, groups, naming
 from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
 from govtui.services import directory_targets
@@ -92,6 +92,11 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
             target_id: _password(session, targets[target_id])
             for target_id in {op.target_id for op in due}
         }
+        # The sAMAccountName of each group an AD target may have to create (from its template).
+        sam_names = {
+            target_id: group_names.ad_sam_names(session, targets[target_id])
+            for target_id in passwords
+        }
     report = SyncReport()
     if not due:
         return report
@@ -107,7 +112,7 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
             if isinstance(password, GovtuiError):
                 raise password
             with directory_targets.bound(target, password) as conn:
-                _push(conn, target, ops, outcome, now)
+                _push(conn, target, ops, outcome, now, sam_names.get(target_id, {}))
         except (GovtuiError, LDAPException) as exc:
             message = str(exc) if isinstance(exc, GovtuiError) else f"{target.url}: {exc}"
             for op in ops:
@@ -142,6 +147,7 @@ def _push(
     ops: list[_Op],
     outcome: _Outcome,
     now: datetime,
+    sam_names: dict[str, str] | None = None,
 ) -> None:
     users = _find_users(conn, target, [op.directory_uid for op in ops])
     by_group: dict[str, list[_Op]] = defaultdict(list)
@@ -153,8 +159,9 @@ def _push(
             by_group[op.group_dn].append(op)
     for group_dn, group_ops in by_group.items():
         try:
-            _push_group(conn, target, group_dn, group_ops, users, outcome)
-        except LDAPException as exc:
+            _push_group(conn, target, group_dn, group_ops, users, outcome, sam_names or {})
+        except (LDAPException, GovtuiError) as exc:
+            # A group name AD would refuse, say: recorded on that group's ops, nothing written.
             for op in group_ops:
                 outcome.errors[op.id] = f"{group_dn}: {exc}"
 
@@ -205,6 +212,7 @@ def _push_group(
     ops: list[_Op],
     users: dict[str, str],
     outcome: _Outcome,
+    sam_names: dict[str, str],
 ) -> None:
     # The newest operation for a user decides (an add then a remove means: not a member).
     wanted: dict[str, str] = {}
@@ -220,14 +228,30 @@ def _push_group(
     # missing, or differs from what the ops assume), the refused modify changed nothing, and
     # the careful path below reads the group and sends exactly the difference.
     applied = bool(adds or removes) and groups.try_change_members(conn, group_dn, adds, removes)
-    if not applied and not _change_carefully(conn, target, group_dn, wanted, users, ops, outcome):
+    # On AD an account whose primary group this is never shows in `member`, and AD refuses
+    # both to add it and to remove it; only then is the fast path refused, so only then is it
+    # looked for.
+    primary: frozenset[str] = frozenset()
+    if not applied and target.flavour == "ad":
+        primary = groups.primary_group_members(conn, group_dn)
+    if not applied and not _change_carefully(
+        conn, target, group_dn, wanted, users, ops, outcome, primary, sam_names
+    ):
         return  # the group is missing and may not be created: the ops' errors say so
-    after = groups.read_members(conn, group_dn) or set()
+    after = (groups.read_members(conn, group_dn) or set()) | primary
     for op in ops:
         uid = op.directory_uid
         dn = users.get(uid)
         if op.operation == "add_member" and uid in missing_adds:
             outcome.errors[op.id] = f"no entry for uid {uid!r} under {target.users_base}"
+        elif (
+            wanted[uid] == op.operation == "remove_member"
+            and dn is not None
+            and groups.norm(dn) in primary
+        ):
+            # Never reported done while the account keeps the group: it stays in the outbox
+            # (retried, then failed) until an administrator changes its primary group.
+            outcome.errors[op.id] = primary_group_message(uid, dn, group_dn)
         elif wanted[uid] != op.operation:
             outcome.done[op.id] = dn  # superseded by a newer operation for the same user
         elif (op.operation == "add_member") == (dn is not None and groups.norm(dn) in after):
@@ -244,9 +268,13 @@ def _change_carefully(
     users: dict[str, str],
     ops: list[_Op],
     outcome: _Outcome,
+    primary: frozenset[str] = frozenset(),
+    sam_names: dict[str, str] | None = None,
 ) -> bool:
     """Read the group and send only what differs, creating the group if it is missing.
-    False (with the ops' errors recorded) when the group is missing and may not be created."""
+    False (with the ops' errors recorded) when the group is missing and may not be created.
+    `primary` (AD): accounts in the group through their primaryGroupID, which are members
+    already and which no modify can remove."""
     members = groups.read_members(conn, group_dn)
     if members is None:
         if not target.create_groups:
@@ -260,12 +288,22 @@ def _change_carefully(
             for uid, operation in wanted.items()
             if operation == "add_member" and uid in users
         ]
-        groups.create_group(conn, group_dn, target.groups_base, target.flavour, adds)
+        sam = (sam_names or {}).get(groups.norm(group_dn)) if target.flavour == "ad" else None
+        groups.create_group(
+            conn,
+            group_dn,
+            target.groups_base,
+            target.flavour,
+            adds,
+            sam=sam,
+            group_type=target.ad_group_type,
+        )
         return True
+    present = members | primary
     to_add = [
         users[u]
         for u, o in wanted.items()
-        if o == "add_member" and u in users and groups.norm(users[u]) not in members
+        if o == "add_member" and u in users and groups.norm(users[u]) not in present
     ]
     to_remove = [
         users[u]
@@ -303,8 +341,20 @@ def _disable(
             outcome.done[op.id] = dn
         else:
             outcome.errors[op.id] = f"read-back of {dn} does not show it disabled"
-    except LDAPException as exc:
-        outcome.errors[op.id] = f"{dn}: {exc}"
+    except (LDAPException, GovtuiError) as exc:
+        # An unreadable userAccountControl is refused on this op only; the others go on.
+        outcome.errors[op.id] = str(exc) if isinstance(exc, GovtuiError) else f"{dn}: {exc}"
+
+
+def primary_group_message(uid: str, user_dn: str, group_dn: str) -> str:
+    """Why govtui cannot remove an AD account from its primary group, and what to do."""
+    return (
+        f"{uid!r} ({user_dn}) is in {group_dn} as its primary group (primaryGroupID), which"
+        " govtui cannot remove: an AD administrator must change the user's primary group"
+        " (e.g. to Domain Users: Active Directory Users and Computers > the user > Member Of >"
+        " Set Primary Group, or `Set-ADUser -Replace @{primaryGroupID=513}`), then run"
+        " `govtui sync`"
+    )
 
 
 def _record(

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from govtui import db
 from govtui.models import Operator
-from govtui.services import operators
+from govtui.services import operators, second_factor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,9 +36,14 @@ class Workspace:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> R:
-        """Run `fn(session, actor, ...)` in one write transaction, committed when it returns."""
+        """Run `fn(session, actor, ...)` in one write transaction, committed when it returns.
+
+        The actor's row is locked first, so a TOTP code the operation rejects is counted
+        (second_factor) before anyone else can try a code as them."""
         with db.write_session(self.engine) as session:
-            return fn(session, operators.find(session, self.actor_name), *args, **kwargs)
+            actor = operators.find(session, self.actor_name)
+            db.begin_operation(session, second_factor.hold(session, actor))
+            return fn(session, actor, *args, **kwargs)
 
     def act_system(
         self, fn: Callable[Concatenate[Session, P], R], /, *args: P.args, **kwargs: P.kwargs

@@ -20,6 +20,12 @@ DRIFT_KINDS: dict[str, tuple[str, str]] = {
     "missing_member": ("grant the group lacks", "add to the group"),
     "enabled_offboarded": ("offboarded, account enabled", "disable the account"),
     "unknown_account": ("account govtui does not know", "reported only, never touched"),
+    "nested_group": ("nested group", "reported only: remove it from the group by hand"),
+    "nested_member": ("member through a nested group", "reported only: see the nested group"),
+    "primary_group_member": (
+        "primary-group member (AD)",
+        "reported only: change the user's primary group",
+    ),
 }
 
 

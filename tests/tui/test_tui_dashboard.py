@@ -106,6 +106,7 @@ def _outbox_rows(engine: Engine, states: dict[str, int]) -> None:
             operators.find(session, "alex"),
             name="corp",
             url="ldap://127.0.0.1:1",
+            insecure_plaintext=True,
             bind_dn="cn=govtui,dc=example,dc=com",
             users_base="ou=people,dc=example,dc=com",
             groups_base="ou=groups,dc=example,dc=com",

@@ -8,11 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from textual import on
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
+from govtui.tui import paging
 from govtui.tui.context import TuiContext
 
 
@@ -94,3 +97,42 @@ def forward_failure(screen: Screen[Any], event: Worker.StateChanged) -> None:
     error = event.worker.error
     if event.state is WorkerState.ERROR and error is not None:
         screen.post_message(GovtuiScreen.WorkerFailed(event.worker.name, error))
+
+
+class WindowedScreen(GovtuiScreen):
+    """A screen whose one DataTable holds windows of rows fetched as the cursor or the view
+    nears the end, at most MAX_ROWS; subclasses fetch in `load_next_window`."""
+
+    TABLE_ID: ClassVar[str]
+    LOOKAHEAD: ClassVar[int] = 50  # fetch the next window this close to the last row
+    MAX_ROWS: ClassVar[int] = 5_000  # past this, filters narrow the list instead
+
+    def __init__(self, context: TuiContext) -> None:
+        super().__init__(context)
+        self._exhausted = True  # no next window until the first one is in
+
+    def on_mount(self) -> None:
+        self.watch(self.table, "scroll_y", self._table_scrolled, init=False)
+
+    @property
+    def table(self) -> DataTable[object]:
+        return self.query_one(f"#{self.TABLE_ID}", DataTable)
+
+    def load_next_window(self) -> None:
+        raise NotImplementedError
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == self.TABLE_ID and self._near_end():
+            self.load_next_window()
+
+    def _table_scrolled(self) -> None:
+        if self._near_end():
+            self.load_next_window()
+
+    def _near_end(self) -> bool:
+        return paging.near_end(self.table, self.LOOKAHEAD)
+
+    @property
+    def _capped(self) -> bool:
+        return paging.capped(self.table, exhausted=self._exhausted, max_rows=self.MAX_ROWS)

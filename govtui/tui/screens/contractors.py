@@ -16,9 +16,8 @@ from textual.worker import Worker, get_current_worker
 
 from govtui.services import contractors
 from govtui.services.contractors import ContractorRow
-from govtui.tui import paging
 from govtui.tui.context import TuiContext
-from govtui.tui.screens.base import GovtuiScreen
+from govtui.tui.screens.base import WindowedScreen
 
 Key = tuple[str, int]
 
@@ -36,21 +35,20 @@ def _cells(row: ContractorRow) -> tuple[Text, ...]:
     return tuple(Text(value, style=style) for value in values)
 
 
-class ContractorsScreen(GovtuiScreen):
+class ContractorsScreen(WindowedScreen):
     """Contractors by name, searched and paged in SQL."""
 
     HELP = "Contractors by name; / searches name, email, external id and directory uid."
     SUB_TITLE = "Contractors"
-    AUTO_FOCUS = "#contractor-table"
+    TABLE_ID = "contractor-table"
+    AUTO_FOCUS = f"#{TABLE_ID}"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_search", "Search", key_display="/"),
         Binding("escape", "focus_table", "Back to the table", show=False),
     ]
 
     PAGE = contractors.PAGE  # rows per window
-    LOOKAHEAD = 50  # fetch the next window when the cursor is this close to the last row
     DEBOUNCE = 0.15  # seconds of quiet typing before a search runs
-    MAX_ROWS = 5_000  # past this, the search narrows the list instead of scrolling further
 
     @dataclass
     class WindowLoaded(Message):
@@ -73,7 +71,6 @@ class ContractorsScreen(GovtuiScreen):
         self.search_text = ""
         self.total: int | None = None  # how many match search_text, once counted
         self._last_key: Key | None = None
-        self._exhausted = True
         self._page_worker: Worker[None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -89,7 +86,6 @@ class ContractorsScreen(GovtuiScreen):
     def on_mount(self) -> None:
         table = self.query_one("#contractor-table", DataTable)
         table.add_columns("External id", "Name", "Email", "Directory uid", "Contract end", "Status")
-        self.watch(table, "scroll_y", self._table_scrolled, init=False)
 
     def reload(self) -> None:
         self.start_search(self.query_one("#contractor-search", Input).value.strip(), debounce=0)
@@ -172,23 +168,6 @@ class ContractorsScreen(GovtuiScreen):
         if message.generation == self.generation:
             self.total = message.total
             self._show_status()
-
-    @on(DataTable.RowHighlighted, "#contractor-table")
-    def row_highlighted(self) -> None:
-        if self._near_end():
-            self.load_next_window()
-
-    def _table_scrolled(self) -> None:
-        if self._near_end():
-            self.load_next_window()
-
-    def _near_end(self) -> bool:
-        return paging.near_end(self.query_one("#contractor-table", DataTable), self.LOOKAHEAD)
-
-    @property
-    def _capped(self) -> bool:
-        table = self.query_one("#contractor-table", DataTable)
-        return paging.capped(table, exhausted=self._exhausted, max_rows=self.MAX_ROWS)
 
     def _show_status(self, *, busy: bool = False) -> None:
         table = self.query_one("#contractor-table", DataTable)

@@ -111,6 +111,7 @@ class DirectoryScreen(GovtuiScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="target-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="insecure-status")
         with Horizontal(id="sync-row"):
             yield ProgressBar(id="sync-progress", show_eta=False)
             yield Static("", id="sync-status")
@@ -168,11 +169,25 @@ class DirectoryScreen(GovtuiScreen):
             table.add_row(*self._target_cells(target), key=target.name)
         if selected in self.targets:
             table.move_cursor(row=table.get_row_index(selected))
+        self._show_insecure(message.targets)
         self._show_outbox(message.ops)
         self._show_drift()
         self.loaded = True
         if any(name not in self.context.health for name in self.targets):
             self.check_health()
+
+    def _show_insecure(self, targets: list[TargetOverview]) -> None:
+        """A red line naming each target that binds in clear text; hidden when none does."""
+        line = Text()
+        for target in targets:
+            if target.insecure_plaintext:
+                line.append("\n" if line else "")
+                line.append("INSECURE: plaintext bind", style=ALERT_STYLE)
+                line.append(f" to {target.name} ({target.url}): ", style="red")
+                line.append("the bind password crosses the network in clear text", style="red")
+        status = self.query_one("#insecure-status", Static)
+        status.update(line)
+        status.display = bool(line)
 
     def _target_cells(self, target: TargetOverview) -> tuple[Text, ...]:
         return (

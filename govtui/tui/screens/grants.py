@@ -24,7 +24,6 @@ from govtui.models import GRANT_STATES
 from govtui.services import catalog, catalog_views, grant_views, grants
 from govtui.services.catalog import ScopeView
 from govtui.services.grant_views import GrantDetail, GrantRow
-from govtui.tui import paging
 from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import (
     LIVE_STATES,
@@ -36,7 +35,7 @@ from govtui.tui.grant_text import (
 from govtui.tui.modals.confirm_revoke import ConfirmRevoke
 from govtui.tui.modals.grant_detail import GrantDetailModal
 from govtui.tui.modals.request_form import RequestForm, RequestInput
-from govtui.tui.screens.base import GovtuiScreen, GrantsChanged
+from govtui.tui.screens.base import GrantsChanged, WindowedScreen
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def _cells(row: GrantRow) -> tuple[Text, ...]:
     )
 
 
-class GrantsScreen(GovtuiScreen):
+class GrantsScreen(WindowedScreen):
     """Every grant, newest first, in windows; filters narrow it in SQL."""
 
     HELP = (
@@ -96,7 +95,8 @@ class GrantsScreen(GovtuiScreen):
         "ones highlighted); Enter shows the history, n requests, x revokes."
     )
     SUB_TITLE = "Grants"
-    AUTO_FOCUS = "#grant-table"
+    TABLE_ID = "grant-table"
+    AUTO_FOCUS = f"#{TABLE_ID}"
     SHOWS_GRANTS = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "request", "New request"),
@@ -106,9 +106,7 @@ class GrantsScreen(GovtuiScreen):
     ]
 
     PAGE = grant_views.PAGE
-    LOOKAHEAD = 50  # fetch the next window when the cursor is this close to the last row
     DEBOUNCE = 0.3  # seconds of quiet typing in a filter box before the list is queried
-    MAX_ROWS = 5_000  # past this, filters narrow the list instead of scrolling further
 
     @dataclass
     class WindowLoaded(Message):
@@ -146,7 +144,6 @@ class GrantsScreen(GovtuiScreen):
         self.rows: dict[int, GrantRow] = {}
         self.refused: str | None = None
         self.loaded = False
-        self._exhausted = True
         self._page_worker: Worker[None] | None = None
         self._restore: int | None = None  # grant id to put the cursor back on
 
@@ -173,7 +170,6 @@ class GrantsScreen(GovtuiScreen):
     def on_mount(self) -> None:
         table = self.query_one("#grant-table", DataTable)
         table.add_columns(*COLUMNS)
-        self.watch(table, "scroll_y", self._table_scrolled, init=False)
         self.load_clients()
 
     # -- querying ---------------------------------------------------------------------------
@@ -328,23 +324,6 @@ class GrantsScreen(GovtuiScreen):
         self.set_focus(self.query_one("#grant-table", DataTable))
 
     # -- paging -----------------------------------------------------------------------------
-
-    @on(DataTable.RowHighlighted, "#grant-table")
-    def row_highlighted(self) -> None:
-        if self._near_end():
-            self.load_next_window()
-
-    def _table_scrolled(self) -> None:
-        if self._near_end():
-            self.load_next_window()
-
-    def _near_end(self) -> bool:
-        return paging.near_end(self.query_one("#grant-table", DataTable), self.LOOKAHEAD)
-
-    @property
-    def _capped(self) -> bool:
-        table = self.query_one("#grant-table", DataTable)
-        return paging.capped(table, exhausted=self._exhausted, max_rows=self.MAX_ROWS)
 
     def _show_status(self, *, busy: bool = False) -> None:
         table = self.query_one("#grant-table", DataTable)
