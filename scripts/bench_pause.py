@@ -628,6 +628,8 @@ def main() -> None:
         # Pause: the transaction, then the directory, each from the same state for both.
         pause_tx = Comparison("transaction", "raw SQL", 2)
         alternate(rounds, ours("pause", "start.db"), raw(floor_pause, "start.db"), pause_tx)
+        print(f"pause of {PAUSED}: {n:,} grants suspended, {n:,} directory removals")
+        print(pause_tx.line(), flush=True)  # each result as it comes: a later step may fail
         assert same_ops(bench, floor_db, "remove_member")
         copy_database(bench, work / "pause-queued.db")
         copy_database(floor_db, work / "floor-paused.db")
@@ -638,6 +640,7 @@ def main() -> None:
             directory("initial", lambda: checked(ldapmodify(work / "remove.ldif"), "absent")),
             pause_dir,
         )
+        print(pause_dir.line(), flush=True)
         # Whichever side ran last, the directory now holds the pause's removals and govtui's
         # database has them confirmed (a floor run touches neither database).
         slapd.save("paused")
@@ -648,6 +651,8 @@ def main() -> None:
         alternate(
             rounds, ours("resume", "paused.db"), raw(floor_resume, "floor-paused.db"), resume_tx
         )
+        print(f"resume of {PAUSED}: {n:,} grants restored, {n:,} directory additions")
+        print(resume_tx.line(), flush=True)
         assert same_ops(bench, floor_db, "add_member")
         copy_database(bench, work / "resume-queued.db")
         resume_dir = Comparison("directory confirmed", "ldapmodify", 1.5)
@@ -657,14 +662,9 @@ def main() -> None:
             directory("paused", lambda: checked(ldapmodify(work / "add.ldif"), "present")),
             resume_dir,
         )
+        print(resume_dir.line(), flush=True)
         total = time.perf_counter() - started
 
-    print(f"pause of {PAUSED}: {n:,} grants suspended, {n:,} directory removals")
-    print(pause_tx.line())
-    print(pause_dir.line())
-    print(f"resume of {PAUSED}: {n:,} grants restored, {n:,} directory additions")
-    print(resume_tx.line())
-    print(resume_dir.line())
     print(
         "peak memory (ru_maxrss, the largest of the rounds): "
         f"pause {peak['pause']:.0f} MB, its sync {peak['sync-pause']:.0f} MB, "
