@@ -78,6 +78,9 @@ seen = set()
 
 @event.listens_for(Session, "after_begin")
 def begin(session, transaction, connection):
+    # The Workspace's savepoint (db.begin_operation) begins no new write transaction.
+    if transaction.nested:
+        return
     if not connection.get_execution_options().get("govtui_readonly", False):
         mark("begin")
 

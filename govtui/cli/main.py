@@ -3,38 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from govtui import db
-from govtui.cli import (
-    audit_commands,
-    catalog_commands,
-    directory_commands,
-    grant_commands,
-    people_commands,
-    setup_commands,
-)
 from govtui.cli.context import Context, acting_name
 from govtui.errors import GovtuiError
 from govtui.text import one_line
 
 MAX_ERROR = 1000  # a message of govtui's own may be long (a hint, a step to take); not more
 
-COMMAND_GROUPS = (
-    setup_commands,
-    catalog_commands,
-    people_commands,
-    grant_commands,
-    directory_commands,
-    audit_commands,
-)
+# The modules that register the commands (each has `register(sub)`), in --help order, and the
+# top-level commands each one registers. A command imports only its own module and what that
+# needs: `govtui sync` run from cron or a pause spends most of a small run starting up, and
+# loading every service (grants, pauses, the demo, QR codes) for it is waste. A test checks
+# this table against what the modules register.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "govtui.cli.setup_commands": ("init", "demo"),
+    "govtui.cli.catalog_commands": ("client", "project", "scope"),
+    "govtui.cli.people_commands": ("contractor", "operator"),
+    "govtui.cli.grant_commands": ("grant", "expire"),
+    "govtui.cli.directory_commands": ("directory", "sync", "reconcile"),
+    "govtui.cli.audit_commands": ("audit",),
+}
+_GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--as")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line; with no command, govtui opens the TUI."""
+def command_groups(argv: Sequence[str] | None = None) -> list[ModuleType]:
+    """The command modules the command line needs: the one owning its command, or all of them
+    (no command, an unknown one, or --help before it: argparse then lists every command)."""
+    names = list(COMMAND_MODULES)
+    word = None if argv is None else _command_word(argv)
+    owner = [name for name, commands in COMMAND_MODULES.items() if word in commands]
+    return [importlib.import_module(name) for name in (owner or names)]
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The first word that is not a global option or its value."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif arg.startswith("-"):
+            if not arg.startswith(tuple(f"{o}=" for o in _GLOBAL_OPTIONS_WITH_VALUE)):
+                return None  # --help, or a mistake argparse should report with every command
+        else:
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line: every command, or (given the arguments) the module of the one they
+    name; with no command, govtui opens the TUI."""
     parser = argparse.ArgumentParser(
         prog="govtui",
         description="Govern contractor access to client datasets. With no command, opens the TUI.",
@@ -51,14 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="act as this operator (default: $GOVTUI_OPERATOR, else your login name)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in COMMAND_GROUPS:
+    for group in command_groups(argv):
         group.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command (or the TUI) and return the exit code."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(words).parse_args(words)
     ctx = Context(url=db.resolve_url(args.db), actor_name=acting_name(args.actor))
     try:
         if getattr(args, "handler", None) is None:

@@ -156,9 +156,7 @@ def _push(
     sam_names: dict[str, str] | None = None,
     recorded: dict[str, str] | None = None,
 ) -> None:
-    users = groups.find_users(
-        conn, target.users_base, [op.directory_uid for op in ops], target.flavour
-    )
+    users = _find_users(conn, target, [op.directory_uid for op in ops])
     # An account moved out of the users base is not found by uid, yet may keep its groups
     # (memberof/refint, AD's linked `member`): a removal or disable then falls back on the DN
     # its earlier confirmed add recorded, and is never done on "not found" alone.
@@ -184,6 +182,45 @@ def _push(
             # A group name AD would refuse, say: recorded on that group's ops, nothing written.
             for op in group_ops:
                 outcome.errors[op.id] = one_line(f"{group_dn}: {exc}")
+
+
+# From this many distinct uids on, sync reads the whole users base in one paged search rather
+# than asking for the uids SEARCH_CHUNK at a time: 250 OR-filter searches for a pause's 50,000
+# removals cost a round trip and a filter evaluation of 200 terms each, where the one paged
+# search streams every account once. Below it, a large directory is not read for a few uids.
+PAGED_LOOKUP_FROM = 2_000
+# Whom the paged search reads: the accounts find_users would find (on AD, people only: a
+# computer's or a service's sAMAccountName is never a contractor's).
+_ACCOUNTS = {
+    "openldap": "(uid=*)",
+    "ad": "(&(objectCategory=person)(objectClass=user)(sAMAccountName=*))",
+}
+
+
+def _find_users(conn: ldap3.Connection, target: DirectoryTarget, uids: list[str]) -> dict[str, str]:
+    """The entry DN of each uid found under the target's users base (uids not found are left
+    out), as groups.find_users answers, matched without case as the directory matches."""
+    wanted = set(uids)
+    if len(wanted) < PAGED_LOOKUP_FROM:
+        return groups.find_users(conn, target.users_base, wanted, target.flavour)
+    attribute = groups.UID_ATTRIBUTE[target.flavour]
+    by_folded = {uid.lower(): uid for uid in wanted}
+    found: dict[str, str] = {}
+    for entry in conn.extend.standard.paged_search(
+        target.users_base,
+        _ACCOUNTS[target.flavour],
+        ldap3.SUBTREE,
+        attributes=[attribute],
+        paged_size=1000,
+        generator=True,
+    ):
+        if entry.get("type") != "searchResEntry":
+            continue
+        values = entry["attributes"].get(attribute) or []
+        value = values[0] if isinstance(values, list) and values else values
+        if isinstance(value, str) and value.lower() in by_folded:
+            found[by_folded[value.lower()]] = entry["dn"]
+    return found
 
 
 def _push_group(
