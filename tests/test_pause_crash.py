@@ -98,7 +98,9 @@ def statement(conn, cursor, sql, params, context, executemany):
 
 @event.listens_for(Session, "after_commit")
 def committed(session):
-    mark("committed")
+    # Releasing the Workspace's savepoint also fires after_commit: only the real commit counts.
+    if not session.in_nested_transaction():
+        mark("committed")
 
 from govtui.cli import main
 sys.exit(main(sys.argv[1:]))
