@@ -5,7 +5,11 @@ Builds a vendor of 20,000 contractors, 3 clients, 300 scopes and 100,000 active 
 largest client holding half), with its users and groups (populated to match the grants) in the
 private slapd, then pauses the largest client and resumes it. Each govtui step runs in a child
 process of its own and reports its time and its peak memory (ru_maxrss; this launcher stays
-small, so the figure is the step's own). Each is set against a floor measured in the same run:
+small, so the figure is the step's own). Each is set against a floor measured in the same run,
+over --rounds alternating rounds (the floor first in even rounds, govtui in odd ones), every
+run of either side from the same reset state; the ratio reported is the median of the rounds'
+ratios, and every sample is printed (one run of either side on a shared machine can be off by
+a second, and a fixed order would favour whichever side runs on the warmer server):
 
 - the pause (resume) transaction against the same row changes made the best raw way on a copy
   of the same database: sqlite3, one transaction of INSERT ... SELECT and set-based UPDATEs;
@@ -28,6 +32,7 @@ import resource
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -483,13 +488,61 @@ def _gone(pid: int) -> bool:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def ratio_line(label: str, ours: float, floor: float, target: float, floor_label: str) -> str:
-    ratio = ours / floor
-    verdict = "ok" if ratio <= target else "MISSED"
-    return (
-        f"  {label:<20} govtui {ours:6.2f} s   {floor_label:<10} {floor:6.2f} s   "
-        f"ratio {ratio:4.2f}x (target at most {target}x: {verdict})"
-    )
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database, WAL included (the backup API, not a file copy)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+class Comparison:
+    """govtui against its floor over alternating rounds, each run from the same reset state;
+    the ratio reported is the median of the rounds' ratios (the two runs of one round are
+    seconds apart, so they share the machine's load)."""
+
+    def __init__(self, label: str, floor_label: str, target: float) -> None:
+        self.label, self.floor_label, self.target = label, floor_label, target
+        self.ours: list[float] = []
+        self.floors: list[float] = []
+
+    @property
+    def ratios(self) -> list[float]:
+        return [o / f for o, f in zip(self.ours, self.floors, strict=True)]
+
+    def line(self) -> str:
+        ratio = statistics.median(self.ratios)
+        verdict = "ok" if ratio <= self.target else "MISSED"
+        return (
+            f"  {self.label:<20} govtui median {statistics.median(self.ours):6.2f} s "
+            f"{_samples(self.ours)}\n"
+            f"  {'':<20} {self.floor_label:<10} median {statistics.median(self.floors):6.2f} s "
+            f"{_samples(self.floors)}\n"
+            f"  {'':<20} ratio {ratio:4.2f}x, median of the rounds' {_samples(self.ratios)} "
+            f"(target at most {self.target}x: {verdict})"
+        )
+
+
+def _samples(values: list[float]) -> str:
+    return "(" + ", ".join(f"{v:.2f}" for v in values) + ")"
+
+
+def alternate(rounds: int, ours: Any, floor: Any, into: Comparison) -> None:
+    """Run both sides `rounds` times, the floor first in even rounds, govtui first in odd."""
+    for round_ in range(rounds):
+        sides = (floor, ours) if round_ % 2 == 0 else (ours, floor)
+        for side in sides:
+            seconds = side()
+            (into.floors if side is floor else into.ours).append(seconds)
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def main() -> None:
@@ -498,6 +551,7 @@ def main() -> None:
     parser.add_argument("--scopes", type=int, default=300)
     parser.add_argument("--grants", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per step")
     parser.add_argument("--profile", action="store_true", help="profile each govtui step")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -515,6 +569,8 @@ def main() -> None:
     if not URL:
         raise SystemExit("bench: no directory: run scripts/bench_pause, which starts slapd")
     profile = ["--profile"] if args.profile else []
+    rounds = args.rounds
+    load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         slapd = Slapd(work)
@@ -529,49 +585,92 @@ def main() -> None:
             f"vendor: {args.contractors:,} contractors, {len(CLIENTS)} clients, {args.scopes} "
             f"scopes, {args.grants:,} active grants; {PAUSED} holds {n:,} of them in "
             f"{built['groups']} groups (built in {build_seconds:.1f} s, "
-            f"slapadd {load:.1f} s)",
+            f"slapadd {load:.1f} s); {rounds} alternating rounds per step; {load_before}",
             flush=True,
         )
-        shutil.copyfile(work / "bench.db", work / "floor.db")
+        bench, floor_db = work / "bench.db", work / "floor.db"
+        copy_database(bench, work / "start.db")
+        peak: dict[str, float] = defaultdict(float)
 
-        # Pause: the transaction, then the directory from the same state for both.
-        pause = run_child("pause", work, *profile)
-        floor_pause_tx = floor_pause(work / "floor.db")
-        assert (pause["grants"], pause["ops"]) == (n, n), pause
-        assert (floor_pause_tx["grants"], floor_pause_tx["ops"]) == (n, n), floor_pause_tx
-        assert same_ops(work / "bench.db", work / "floor.db", "remove_member")
-        floor_remove = ldapmodify(work / "remove.ldif")
-        run_child("absent", work)
-        slapd.restore("initial")
-        removed = run_child("sync-pause", work, *profile)
-        run_child("absent", work)
+        def ours(step: str, db_state: str, checked: str | None = None) -> Any:
+            def run() -> float:
+                copy_database(work / db_state, bench)
+                report = run_child(step, work, *profile)
+                if step in ("pause", "resume"):
+                    assert (report["grants"], report["ops"]) == (n, n), report
+                peak[step] = max(peak[step], report["maxrss_mb"])
+                if checked:
+                    run_child(checked, work)
+                return float(report["seconds"])
+
+            return run
+
+        def raw(step: Any, db_state: str) -> Any:
+            def run() -> float:
+                copy_database(work / db_state, floor_db)
+                report = step(floor_db)
+                assert (report["grants"], report["ops"]) == (n, n), report
+                return float(report["seconds"])
+
+            return run
+
+        def checked(seconds: float, which: str) -> float:
+            run_child(which, work)  # the floor's run left the directory as expected
+            return seconds
+
+        def directory(slapd_state: str, body: Any) -> Any:
+            def run() -> float:
+                slapd.restore(slapd_state)  # every run from the same directory state
+                return float(body())
+
+            return run
+
+        # Pause: the transaction, then the directory, each from the same state for both.
+        pause_tx = Comparison("transaction", "raw SQL", 2)
+        alternate(rounds, ours("pause", "start.db"), raw(floor_pause, "start.db"), pause_tx)
+        print(f"pause of {PAUSED}: {n:,} grants suspended, {n:,} directory removals")
+        print(pause_tx.line(), flush=True)  # each result as it comes: a later step may fail
+        assert same_ops(bench, floor_db, "remove_member")
+        copy_database(bench, work / "pause-queued.db")
+        copy_database(floor_db, work / "floor-paused.db")
+        pause_dir = Comparison("directory confirmed", "ldapmodify", 1.5)
+        alternate(
+            rounds,
+            directory("initial", ours("sync-pause", "pause-queued.db", "absent")),
+            directory("initial", lambda: checked(ldapmodify(work / "remove.ldif"), "absent")),
+            pause_dir,
+        )
+        print(pause_dir.line(), flush=True)
+        # Whichever side ran last, the directory now holds the pause's removals and govtui's
+        # database has them confirmed (a floor run touches neither database).
         slapd.save("paused")
+        copy_database(bench, work / "paused.db")
 
         # Resume (an approver's code), then the directory from the same state for both.
-        resume = run_child("resume", work, *profile)
-        floor_resume_tx = floor_resume(work / "floor.db")
-        assert (resume["grants"], resume["ops"]) == (n, n), resume
-        assert (floor_resume_tx["grants"], floor_resume_tx["ops"]) == (n, n), floor_resume_tx
-        assert same_ops(work / "bench.db", work / "floor.db", "add_member")
-        floor_add = ldapmodify(work / "add.ldif")
-        run_child("present", work)
-        slapd.restore("paused")
-        added = run_child("sync-resume", work, *profile)
-        run_child("present", work)
+        resume_tx = Comparison("transaction", "raw SQL", 2)
+        alternate(
+            rounds, ours("resume", "paused.db"), raw(floor_resume, "floor-paused.db"), resume_tx
+        )
+        print(f"resume of {PAUSED}: {n:,} grants restored, {n:,} directory additions")
+        print(resume_tx.line(), flush=True)
+        assert same_ops(bench, floor_db, "add_member")
+        copy_database(bench, work / "resume-queued.db")
+        resume_dir = Comparison("directory confirmed", "ldapmodify", 1.5)
+        alternate(
+            rounds,
+            directory("paused", ours("sync-resume", "resume-queued.db", "present")),
+            directory("paused", lambda: checked(ldapmodify(work / "add.ldif"), "present")),
+            resume_dir,
+        )
+        print(resume_dir.line(), flush=True)
         total = time.perf_counter() - started
 
-    print(f"pause of {PAUSED}: {n:,} grants suspended, {n:,} directory removals")
-    print(ratio_line("transaction", pause["seconds"], floor_pause_tx["seconds"], 2, "raw SQL"))
-    print(ratio_line("directory confirmed", removed["seconds"], floor_remove, 1.5, "ldapmodify"))
-    print(f"resume of {PAUSED}: {n:,} grants restored, {n:,} directory additions")
-    print(ratio_line("transaction", resume["seconds"], floor_resume_tx["seconds"], 2, "raw SQL"))
-    print(ratio_line("directory confirmed", added["seconds"], floor_add, 1.5, "ldapmodify"))
     print(
-        "peak memory (ru_maxrss): "
-        f"pause {pause['maxrss_mb']:.0f} MB, its sync {removed['maxrss_mb']:.0f} MB, "
-        f"resume {resume['maxrss_mb']:.0f} MB, its sync {added['maxrss_mb']:.0f} MB "
+        "peak memory (ru_maxrss, the largest of the rounds): "
+        f"pause {peak['pause']:.0f} MB, its sync {peak['sync-pause']:.0f} MB, "
+        f"resume {peak['resume']:.0f} MB, its sync {peak['sync-resume']:.0f} MB "
         f"(this launcher: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB); "
-        f"whole run {total:.0f} s"
+        f"whole run {total:.0f} s; before: {load_before}; after: {_load()}"
     )
 
 

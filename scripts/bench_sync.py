@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The body of scripts/bench_sync (run that, it starts slapd and the Secret Service).
+"""The body of scripts/bench_sync (run that: it starts slapd, or with --flavour ad the Samba AD
+DC, and the Secret Service).
 
 Builds 1,000 contractors and 100 scopes whose groups hold 100 contractors each (10,000 active
 grants), expires them all (10,000 removals queued), and times `govtui sync` end to end
@@ -10,18 +11,30 @@ Each side runs --rounds times, alternating which goes first, each run from the s
 directory state (and govtui from the same copy of its database): on a shared machine one run
 of either can be off by seconds, and a fixed order would favour whichever side runs on the
 warmer server. The ratio reported is the median of the per-round ratios (the two runs of a
-round are minutes apart at most, so they share the machine's load); every sample is printed."""
+round are minutes apart at most, so they share the machine's load); every sample is printed,
+with the machine's load average before and after.
+
+--flavour ad runs the same against the Samba AD DC of scripts/lib/samba_ad.sh. The wrapper
+runs this whole script inside the DC's network namespace, so govtui and ldapmodify both reach
+the DC at ldaps://dc1.<realm> (the name its certificate carries, resolved there through
+/etc/netns/<ns>/hosts) and both validate its certificate against the DC's CA, with no port
+forwarder between either of them and the server. Users are CN=u<i> with sAMAccountName u<i>;
+groups start with their members and no placeholder (AD groups may be empty)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import pstats
+import secrets
 import sqlite3
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,20 +47,82 @@ from govtui.services import grants
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import factories
 
-URL = os.environ["GOVTUI_TEST_LDAP_URL"]
-BASE = os.environ["GOVTUI_TEST_LDAP_BASE"]
-ADMIN = os.environ["GOVTUI_TEST_LDAP_ADMIN_DN"]
-PASSWORD = os.environ["GOVTUI_TEST_LDAP_ADMIN_PASSWORD"]
-PEOPLE, GROUPS = f"ou=people,{BASE}", f"ou=groups,{BASE}"
+
+@dataclass(frozen=True)
+class Directory:
+    """The server one run measures against, and how each side reaches it."""
+
+    flavour: str
+    url: str
+    admin: str
+    password: str
+    people: str
+    groups: str
+    ca_file: str | None = None
+
+    @property
+    def placeholder(self) -> list[str]:
+        """What a bench group keeps besides its contractors (groupOfNames needs a member)."""
+        return [] if self.flavour == "ad" else [f"cn=govtui-empty-group-placeholder,{self.groups}"]
+
+    def user_dn(self, i: int) -> str:
+        return (
+            f"CN=u{i:05d},{self.people}" if self.flavour == "ad" else f"uid=u{i:05d},{self.people}"
+        )
+
+    def connect(self) -> ldap3.Connection:
+        tls = None
+        if self.ca_file:
+            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.ca_file)
+        server = ldap3.Server(self.url, tls=tls, get_info=ldap3.NONE)
+        return ldap3.Connection(
+            server, self.admin, self.password, auto_bind=True, raise_exceptions=True
+        )
+
+    def ldapmodify_env(self) -> dict[str, str]:
+        if not self.ca_file:
+            return dict(os.environ)
+        # The certificate is checked as govtui checks it: against the DC's CA, name included.
+        return {**os.environ, "LDAPTLS_CACERT": self.ca_file, "LDAPTLS_REQCERT": "demand"}
 
 
-def _ldap() -> ldap3.Connection:
-    return ldap3.Connection(
-        ldap3.Server(URL), ADMIN, PASSWORD, auto_bind=True, raise_exceptions=True
+def openldap() -> Directory:
+    base = os.environ["GOVTUI_TEST_LDAP_BASE"]
+    return Directory(
+        flavour="openldap",
+        url=os.environ["GOVTUI_TEST_LDAP_URL"],
+        admin=os.environ["GOVTUI_TEST_LDAP_ADMIN_DN"],
+        password=os.environ["GOVTUI_TEST_LDAP_ADMIN_PASSWORD"],
+        people=f"ou=people,{base}",
+        groups=f"ou=groups,{base}",
     )
 
 
-def build(url: str, users: int, scopes: int, per_group: int) -> dict[str, list[str]]:
+def active_directory() -> Directory:
+    """A fresh OU of the test DC (the DC itself is thrown away with the run)."""
+    url = os.environ.get("GOVTUI_TEST_AD_NETNS_URL")
+    if not url:
+        raise SystemExit("bench: no GOVTUI_TEST_AD_NETNS_URL: run scripts/bench_sync --flavour ad")
+    bench = f"OU=bench{secrets.token_hex(4)},{os.environ['GOVTUI_TEST_AD_BASE']}"
+    found = Directory(
+        flavour="ad",
+        url=url,
+        admin=os.environ["GOVTUI_TEST_AD_ADMIN_DN"],
+        password=os.environ["GOVTUI_TEST_AD_ADMIN_PASSWORD"],
+        people=f"OU=people,{bench}",
+        groups=f"OU=groups,{bench}",
+        ca_file=os.environ["GOVTUI_TEST_AD_CA"],
+    )
+    conn = found.connect()
+    for ou in (bench, found.people, found.groups):
+        conn.add(ou, ["organizationalUnit"])
+    conn.unbind()
+    return found
+
+
+def build(
+    url: str, where: Directory, users: int, scopes: int, per_group: int
+) -> dict[str, list[str]]:
     """tests/factories.py's bulk vendor: one client, `scopes` scopes each held by `per_group`
     contractors whose grants expired yesterday; the membership each group starts with."""
     engine = db.make_engine(url)
@@ -64,12 +139,15 @@ def build(url: str, users: int, scopes: int, per_group: int) -> dict[str, list[s
         source="bench",
         target={
             "name": "corp",
-            "url": URL,
-            "insecure_plaintext": True,  # the benchmark's own slapd on loopback
-            "bind_dn": ADMIN,
-            "users_base": PEOPLE,
-            "groups_base": GROUPS,
-            "password": PASSWORD,
+            "url": where.url,
+            "bind_dn": where.admin,
+            "users_base": where.people,
+            "groups_base": where.groups,
+            "password": where.password,
+            "flavour": where.flavour,
+            # The AD DC over LDAPS, its certificate checked; the benchmark's own slapd on
+            # loopback in plain LDAP, which govtui accepts only when told.
+            **({"ca_file": where.ca_file} if where.ca_file else {"insecure_plaintext": True}),
         },
     )
     wanted = factories.window(users, vendor.scopes, per_group)
@@ -80,42 +158,39 @@ def build(url: str, users: int, scopes: int, per_group: int) -> dict[str, list[s
         requested_days=30,
         reason="bench",
     )
-    members = factories.by_group(wanted, lambda g: f"cn=lab-p-{g.scope.name}-read,{GROUPS}")
+    members = factories.by_group(wanted, lambda g: f"cn=lab-p-{g.scope.name}-read,{where.groups}")
     engine.dispose()
-    return {group: [f"uid=u{i:05d},{PEOPLE}" for i in people] for group, people in members.items()}
+    return {group: [where.user_dn(i) for i in people] for group, people in members.items()}
 
 
-def load_directory(membership: dict[str, list[str]], users: int) -> None:
-    conn = _ldap()
+def load_directory(where: Directory, membership: dict[str, list[str]], users: int) -> float:
+    """The users and the groups with their members; returns the seconds it took."""
+    start = time.perf_counter()
+    conn = where.connect()
     for i in range(users):
-        conn.add(
-            f"uid=u{i:05d},{PEOPLE}",
-            ["inetOrgPerson"],
-            {"uid": f"u{i:05d}", "cn": f"u{i}", "sn": "x"},
-        )
+        if where.flavour == "ad":
+            # A user without a password: AD creates it disabled, which membership ignores.
+            conn.add(where.user_dn(i), ["user"], {"sAMAccountName": f"u{i:05d}"})
+        else:
+            conn.add(
+                where.user_dn(i),
+                ["inetOrgPerson"],
+                {"uid": f"u{i:05d}", "cn": f"u{i}", "sn": "x"},
+            )
     for group, members in membership.items():
-        conn.add(
-            group,
-            ["groupOfNames"],
-            {"member": [f"cn=govtui-empty-group-placeholder,{GROUPS}", *members]},
-        )
+        if where.flavour == "ad":
+            name = group.split(",", 1)[0].split("=", 1)[1]
+            conn.add(group, ["group"], {"sAMAccountName": name, "member": members})
+        else:
+            conn.add(group, ["groupOfNames"], {"member": [*where.placeholder, *members]})
     conn.unbind()
+    return time.perf_counter() - start
 
 
-def reset(membership: dict[str, list[str]]) -> None:
-    conn = _ldap()
+def reset(where: Directory, membership: dict[str, list[str]]) -> None:
+    conn = where.connect()
     for group, members in membership.items():
-        conn.modify(
-            group,
-            {
-                "member": [
-                    (
-                        ldap3.MODIFY_REPLACE,
-                        [f"cn=govtui-empty-group-placeholder,{GROUPS}", *members],
-                    )
-                ]
-            },
-        )
+        conn.modify(group, {"member": [(ldap3.MODIFY_REPLACE, [*where.placeholder, *members])]})
     conn.unbind()
 
 
@@ -130,12 +205,14 @@ def write_ldif(membership: dict[str, list[str]], work: Path) -> Path:
     return ldif
 
 
-def floor(ldif: Path) -> float:
+def floor(where: Directory, ldif: Path) -> float:
+    command = ["ldapmodify", "-x", "-H", where.url, "-D", where.admin, "-w", where.password]
     start = time.perf_counter()
     subprocess.run(
-        ["ldapmodify", "-x", "-H", URL, "-D", ADMIN, "-w", PASSWORD, "-f", str(ldif)],
+        [*command, "-f", str(ldif)],
         check=True,
         stdout=subprocess.DEVNULL,
+        env=where.ldapmodify_env(),
     )
     return time.perf_counter() - start
 
@@ -158,14 +235,15 @@ def copy_database(source: Path, target: Path) -> None:
         src.close()
 
 
-def memberships_left(membership: dict[str, list[str]]) -> int:
+def memberships_left(where: Directory, membership: dict[str, list[str]]) -> int:
     """Contractor members still in the bench's groups (the placeholder does not count)."""
-    conn = _ldap()
+    conn = where.connect()
+    people = where.people.lower()
     left = 0
     for group in membership:
         conn.search(group, "(objectClass=*)", ldap3.BASE, attributes=["member"])
         members = conn.response[0]["attributes"].get("member") or []
-        left += sum(1 for m in members if m.lower().startswith("uid="))
+        left += sum(1 for m in members if m.lower().endswith(people))
     conn.unbind()
     return left
 
@@ -176,15 +254,21 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--per-group", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--flavour", choices=["openldap", "ad"], default="openldap")
+    parser.add_argument(
+        "--profile", action="store_true", help="then profile one more govtui sync (stderr)"
+    )
     args = parser.parse_args()
+    load_before = _load()
+    where = active_directory() if args.flavour == "ad" else openldap()
     ours: list[float] = []
     floors: list[float] = []  # floors[i] and ours[i] ran in the same round
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         db_file, queued_file = work / "bench.db", work / "queued.db"
         url = f"sqlite:///{db_file}"
-        membership = build(url, args.users, args.groups, args.per_group)
-        load_directory(membership, args.users)
+        membership = build(url, where, args.users, args.groups, args.per_group)
+        loaded = load_directory(where, membership, args.users)
         removals = sum(len(m) for m in membership.values())
         engine = db.make_engine(url)
         with db.write_session(engine) as session:
@@ -196,21 +280,34 @@ def main() -> None:
             sides = ["floor", "govtui"] if round_ % 2 == 0 else ["govtui", "floor"]
             for side in sides:
                 # Every run starts from the loaded state: every membership present.
-                reset(membership)
-                if memberships_left(membership) != removals:
+                reset(where, membership)
+                if memberships_left(where, membership) != removals:
                     raise SystemExit("reset did not restore every membership")
                 if side == "floor":
-                    floors.append(floor(ldif))
+                    floors.append(floor(where, ldif))
                 else:
                     copy_database(queued_file, db_file)
                     ours.append(govtui_sync(url))
-                left = memberships_left(membership)
+                left = memberships_left(where, membership)
                 if left:
                     raise SystemExit(f"{side}: {left} contractor memberships left after the run")
+        if args.profile:
+            # Once more, outside the measured rounds, under cProfile (imports included).
+            reset(where, membership)
+            copy_database(queued_file, db_file)
+            profile = work / "sync.prof"
+            command = ["-m", "cProfile", "-o", str(profile), "-m", "govtui", "--db", url, "sync"]
+            subprocess.run(
+                [sys.executable, *command],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            pstats.Stats(str(profile), stream=sys.stderr).sort_stats("cumulative").print_stats(40)
     ratios = [o / f for o, f in zip(ours, floors, strict=True)]
     print(
-        f"directory sync, {removals:,} member removals over {len(membership)} groups"
-        f" ({queued:,} grants expired), {args.rounds} rounds"
+        f"directory sync ({where.flavour}, {where.url}), {removals:,} member removals over"
+        f" {len(membership)} groups ({queued:,} grants expired), {args.rounds} rounds;"
+        f" {args.users:,} users and the groups loaded in {loaded:.1f} s"
     )
     print(f"  govtui sync (end to end)   median {statistics.median(ours):5.2f} s  {_samples(ours)}")
     print(
@@ -221,6 +318,12 @@ def main() -> None:
         f"  ratio {statistics.median(ratios):.2f}x, the median of the rounds' (target at most 1.5x);"
         " every run left 0 contractor memberships"
     )
+    print(f"  {load_before} before, {_load()} after")
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def _samples(values: list[float]) -> str:

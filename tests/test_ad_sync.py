@@ -420,7 +420,12 @@ def test_pause_on_ad_lists_primary_group_and_nested_members_with_the_step_to_tak
 
     assert run(world, "client", "pause", "acme", "--reason", "breach", "--strict") == 0
     out = capsys.readouterr().out
-    assert "complete: 2/2 directory removals confirmed" in out
+    # Complete for govtui's own members only: the nested group, its member and the
+    # primary-group member are still there, outside its reach.
+    assert (
+        "complete for govtui's members; 3 outside govtui's reach remain (see below);"
+        " 2/2 directory removals confirmed" in out
+    )
     assert f"primary_group_member: pri{tag} in {norm(read)}" in out.lower()
     assert "change the user's primary group" in out
     assert f"nested_member: tea{tag} in {norm(read)} via {norm(team)}" in out.lower()

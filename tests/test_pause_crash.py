@@ -78,6 +78,9 @@ seen = set()
 
 @event.listens_for(Session, "after_begin")
 def begin(session, transaction, connection):
+    # The Workspace's savepoint (db.begin_operation) begins no new write transaction.
+    if transaction.nested:
+        return
     if not connection.get_execution_options().get("govtui_readonly", False):
         mark("begin")
 
@@ -95,7 +98,9 @@ def statement(conn, cursor, sql, params, context, executemany):
 
 @event.listens_for(Session, "after_commit")
 def committed(session):
-    mark("committed")
+    # Releasing the Workspace's savepoint also fires after_commit: only the real commit counts.
+    if not session.in_nested_transaction():
+        mark("committed")
 
 from govtui.cli import main
 sys.exit(main(sys.argv[1:]))

@@ -120,8 +120,10 @@ def test_dry_run_pause_and_status_report_what_govtui_did_not_add_then_strict_rem
     code, out, _ = run(world, capsys, "client", "pause", "acme", "--reason", "x", "--strict")
     assert code == 0, out
     assert "2 removals of members added by hand queued" in out
-    assert "complete: 3/3 directory removals confirmed" in out
-    assert "5 outside govtui's reach (steps listed)" in out
+    assert (
+        "complete for govtui's members; 5 outside govtui's reach remain (see below);"
+        " 3/3 directory removals confirmed" in out
+    )
     members = ldap.members(group) or set()
     assert not members & {norm(ldap.user("bo")), norm(ldap.user("zed"))}
     assert norm(ldap.group("team")) in members  # never touched: a group govtui did not make
@@ -170,4 +172,5 @@ def test_a_strict_pause_queues_the_hand_added_removals_in_the_pause_itself(
     ]
     details = json.loads(event.details) if isinstance(event.details, str) else event.details
     assert len(details["strict_removals"]) == 2
-    assert "complete: 3/3 directory removals confirmed" in out
+    assert "complete for govtui's members; 5 outside govtui's reach remain" in out
+    assert "3/3 directory removals confirmed" in out

@@ -16,6 +16,7 @@ from govtui.cli.context import Context, print_json, print_progress, print_table,
 from govtui.errors import GovtuiError, InputError
 from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS, DirectoryTarget
 from govtui.services import directory_targets, directory_views, reconcile, sync
+from govtui.text import one_line
 
 WATCH_SECONDS = 10
 
@@ -337,7 +338,7 @@ def run_sync(ctx: Context, args: argparse.Namespace) -> int:
         )
         print(f"sync: {report.done} done, {report.retrying} to retry, {report.failed} failed")
         for error in report.errors:
-            print(f"govtui: warning: {error}", file=sys.stderr)
+            print(f"govtui: warning: {one_line(error, 1000)}", file=sys.stderr)
         if not args.watch:
             return 0 if report.failed == 0 and not report.errors else 1
         time.sleep(WATCH_SECONDS)
@@ -368,10 +369,11 @@ def run_reconcile(ctx: Context, args: argparse.Namespace) -> int:
             [
                 [
                     d.kind,
-                    d.group_dn or "-",
-                    d.user_dn or "-",
-                    d.directory_uid or "-",
-                    d.via or "-",
+                    # DNs the directory returned: a hostile server's escape codes stay visible.
+                    one_line(d.group_dn or "-"),
+                    one_line(d.user_dn or "-"),
+                    one_line(d.directory_uid or "-"),
+                    one_line(d.via or "-"),
                     "yes" if d.fixable else reconcile.OUTSIDE_REACH.get(d.kind, "reported only"),
                 ]
                 for d in drift

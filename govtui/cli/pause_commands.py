@@ -11,6 +11,7 @@ from govtui.cli.grant_commands import read_code
 from govtui.errors import ConflictError
 from govtui.services import convergence, offboarding, pause, pause_reach, pause_views
 from govtui.services.sync import Progress
+from govtui.text import one_line
 
 # Exit status when the database change is done but the directory has not confirmed it all.
 NOT_CONVERGED = 1
@@ -186,7 +187,7 @@ def _follow(ctx: Context, args: argparse.Namespace, client: str, queued: int) ->
     if reach is not None:
         _print_reach(reach, out)
     for error in state.errors:
-        print(f"govtui: warning: {error}", file=sys.stderr)
+        print(f"govtui: warning: {one_line(error, 1000)}", file=sys.stderr)
     return 0 if _complete(state, reach) else NOT_CONVERGED
 
 
@@ -195,7 +196,8 @@ def _complete(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) 
     left is all listed as outside its reach (reach None: not asked, e.g. --no-sync)."""
     if not convergence.converged(state):
         return False
-    return reach is None or (not reach.errors and not reach.removable)
+    # A nesting chain cut by the depth limit hides who it lets in: never complete.
+    return reach is None or (not reach.errors and not reach.removable and not reach.unread)
 
 
 def _summary(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) -> str:
@@ -206,18 +208,27 @@ def _summary(state: pause_views.ClientStatus, reach: pause_reach.Reach | None) -
     text = state.summary
     if convergence.converged(state) and not _complete(state, reach):
         text = text.replace("; complete: ", "; NOT complete: ", 1)
+    elif _complete(state, reach) and reach.outside:
+        # Complete only as far as govtui reaches: what it cannot remove is still there.
+        return text.replace(
+            "; complete: ",
+            f"; complete for govtui's members; {len(reach.outside)} outside govtui's reach"
+            " remain (see below); ",
+            1,
+        )
     return f"{text}; {reach.in_words()}"
 
 
 def _print_reach(reach: pause_reach.Reach, out: object = None) -> None:
     stream = out if out is not None else sys.stdout
     for error in reach.errors:
-        print(f"  could not read {error}", file=stream)  # type: ignore[arg-type]
+        print(f"  could not read {one_line(error)}", file=stream)  # type: ignore[arg-type]
     for item in reach.items:
-        who = item.uid or item.member_dn
-        via = f" via {item.via}" if item.via else ""
+        # Member DNs and uids are what the directory returned: escaped, one line each.
+        who = one_line(item.uid or item.member_dn)
+        via = f" via {one_line(item.via)}" if item.via else ""
         print(
-            f"  {item.kind}: {who} in {item.group_dn}{via} ({item.target}): {item.step}",
+            f"  {item.kind}: {who} in {one_line(item.group_dn)}{via} ({item.target}): {item.step}",
             file=stream,  # type: ignore[arg-type]
         )
 

@@ -27,11 +27,13 @@ from ldap3.core.exceptions import (
 )
 
 from govtui.errors import GovtuiError, InputError
+from govtui.text import one_line
 
 CONNECT_TIMEOUT = 5
 RECEIVE_TIMEOUT = 15
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 MAX_REASON = 300
+MAX_MESSAGE = 600  # the URL (the operator's) and the step around a reason
 
 # The steps of a connection, in order; `directory test` adds the two base checks after them.
 CONNECT, TLS, BIND = "connect", "TLS", "bind"
@@ -43,7 +45,10 @@ class DirectoryError(GovtuiError):
     """The directory could not be reached or refused an operation; `step` names where."""
 
     def __init__(self, url: str, step: str, reason: str) -> None:
-        super().__init__(f"{url}: {step} failed: {reason}")
+        # The reason often carries the server's own words (a bind diagnostic, a certificate's
+        # names): escaped and cut here, so no caller prints a hostile server's escape codes.
+        reason = one_line(reason, MAX_REASON)
+        super().__init__(one_line(f"{url}: {step} failed: {reason}", MAX_MESSAGE))
         self.url, self.step, self.reason = url, step, reason
 
 
@@ -226,7 +231,8 @@ def _told(on_step: OnStep | None, step: str, found: str) -> None:
 def _verified(connection: ldap3.Connection, endpoint: Endpoint) -> str:
     names = certificate_names(connection.socket.getpeercert() or {})
     against = endpoint.ca_file or "the system's CAs"
-    return f"certificate for {', '.join(names) or '?'} verified against {against}"
+    # The names are the server's (its certificate's): escaped like any text it sends.
+    return one_line(f"certificate for {', '.join(names) or '?'} verified against {against}")
 
 
 def certificate_names(certificate: dict[str, Any]) -> list[str]:

@@ -3,12 +3,17 @@ mapping if an administrator set one, else the target's template filled in and es
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.dn import safe_dn
 from sqlmodel import Session, col, select
 
 from govtui.db import ident
 from govtui.directory import naming
+from govtui.errors import InputError
 from govtui.models import (
     ACCESS_LEVELS,
     Client,
@@ -71,6 +76,77 @@ def group_refs(
             )
             refs[key] = GroupRef(ident(target), scope_id, access, dn)
     return refs
+
+
+def dn_key(dn: str) -> str:
+    """A DN as the directory compares it: case does not count (`CN=A,OU=G` is `cn=a,ou=g`),
+    so two spellings of one group are one group."""
+    try:
+        return str(safe_dn(dn.strip())).lower()
+    except (LDAPException, ValueError, TypeError):
+        return dn.strip().lower()
+
+
+def _scope_paths(session: Session) -> dict[int, str]:
+    return {
+        scope_id: f"{client}/{project}/{scope}"
+        for scope_id, client, project, scope in session.execute(
+            select(
+                col(DatasetScope.id), col(Client.name), col(Project.name), col(DatasetScope.name)
+            )
+            .join(Project, col(Project.id) == col(DatasetScope.project_id))
+            .join(Client, col(Client.id) == col(Project.client_id))
+        )
+    }
+
+
+def sharing(session: Session) -> dict[tuple[int, str], set[tuple[int, str]]]:
+    """(target id, normalised group DN) → every (scope id, access) whose group it is, on
+    every target; one group that stands for two pairs is a collision."""
+    pairs = {(scope_id, access) for scope_id in _scope_paths(session) for access in ACCESS_LEVELS}
+    found: dict[tuple[int, str], set[tuple[int, str]]] = defaultdict(set)
+    for (target_id, scope_id, access), ref in group_refs(session, pairs).items():
+        found[(target_id, dn_key(ref.dn))].add((scope_id, access))
+    return found
+
+
+def check_distinct(
+    session: Session,
+    *,
+    scope_id: int | None = None,
+    target_id: int | None = None,
+    mapping: tuple[int, int, str] | None = None,
+) -> None:
+    """An InputError when one directory group would stand for two different (scope, access)
+    pairs on some target, and the new thing (the scope, the target, or the mapping
+    (target id, scope id, access)) is one of them. Call it after the new row is flushed, in
+    the transaction that adds it: the error rolls it back, so nothing is written.
+
+    Why: a shared group mixes two grants' members, so ending one client's access (a strict
+    pause, a revoke) would remove or keep members by the other's grants. The default
+    template `cn={client}-{project}-{scope}-{access}` gives `a-b/c/s` and `a/b-c/s` one group."""
+    paths = _scope_paths(session)
+    targets = {ident(t): t.name for t in session.exec(select(DirectoryTarget))}
+    for (tid, dn), owners in sorted(sharing(session).items()):
+        if len(owners) < 2:
+            continue
+        involved = (
+            (target_id is not None and tid == target_id)
+            or (scope_id is not None and any(s == scope_id for s, _ in owners))
+            or (mapping is not None and tid == mapping[0] and mapping[1:] in owners)
+        )
+        if not involved:
+            continue  # an older collision this change does not touch (reported elsewhere)
+        first, second = _named(sorted(owners, key=lambda o: (paths[o[0]], o[1])), paths)[:2]
+        raise InputError(
+            f"{first} and {second} would share the directory group {dn} on target"
+            f" {targets[tid]}: refused, nothing written (use another name, or `govtui scope"
+            " map` one of them to a group of its own)"
+        )
+
+
+def _named(owners: Iterable[tuple[int, str]], paths: dict[int, str]) -> list[str]:
+    return [f"{paths[scope_id]} ({access})" for scope_id, access in owners]
 
 
 def ad_sam_names(session: Session, target: DirectoryTarget) -> dict[str, str]:

@@ -277,6 +277,9 @@ class GroupContents:
     nested: tuple[str, ...]
     effective: tuple[Effective, ...]
     primary: frozenset[str]
+    # Nested groups not read because the chain is deeper than MAX_NESTING: (group, the group
+    # it is a member of). Their members are unknown, so the contents are not complete.
+    cut: tuple[tuple[str, str], ...] = ()
 
 
 def _entry(conn: ldap3.Connection, dn: str) -> dict[str, Any] | None:
@@ -347,6 +350,7 @@ def inspect_group(
     nested: list[str] = []
     effective: dict[str, Effective] = {}
     visited = {norm(group_dn)}
+    cut: list[tuple[str, str]] = []
     queue: list[tuple[str, dict[str, Any], int]] = [(norm(group_dn), top, 0)]
     while queue:
         current, attributes, depth = queue.pop(0)
@@ -357,10 +361,13 @@ def inspect_group(
             # A known account needs no read; anything else may be a nested group.
             entry = None if member in accounts else _entry(conn, member)
             if entry is not None and _is_group(entry):
-                if member not in visited and depth < MAX_NESTING:
+                if member not in visited:
                     visited.add(member)
-                    nested.append(member)
-                    queue.append((member, entry, depth + 1))
+                    if depth < MAX_NESTING:
+                        nested.append(member)
+                        queue.append((member, entry, depth + 1))
+                    else:
+                        cut.append((member, current))
                 continue
             if current == norm(group_dn):
                 direct.add(member)
@@ -372,4 +379,5 @@ def inspect_group(
         nested=tuple(nested),
         effective=tuple(effective.values()),
         primary=primary,
+        cut=tuple(cut),
     )

@@ -21,6 +21,7 @@ from govtui.directory.connection import (
     Endpoint,
     connect,
 )
+from govtui.text import one_line
 
 USERS_BASE, GROUPS_BASE = "users base", "groups base"
 STEPS = (CONNECT, TLS, BIND, USERS_BASE, GROUPS_BASE)
@@ -60,7 +61,9 @@ def probe(endpoint: Endpoint, password: str, *, users_base: str, groups_base: st
     steps: list[Step] = []
     try:
         conn = connect(
-            endpoint, password, on_step=lambda name, found: steps.append(Step(name, True, found))
+            endpoint,
+            password,
+            on_step=lambda name, found: steps.append(Step(name, True, one_line(found))),
         )
     except DirectoryError as exc:
         steps.append(Step(exc.step, False, exc.reason))
@@ -88,7 +91,8 @@ def _who_am_i(conn: ldap3.Connection) -> str | None:
         return None
     if isinstance(answer, bytes):
         answer = answer.decode("utf-8", "replace")
-    return str(answer) if answer else None
+    # The server's own words: a hostile one can answer with escape codes or a megabyte.
+    return one_line(answer) if answer else None
 
 
 def _base_step(conn: ldap3.Connection, name: str, base: str) -> Step:
@@ -98,5 +102,6 @@ def _base_step(conn: ldap3.Connection, name: str, base: str) -> Step:
         return Step(name, False, f"{base} does not exist (or the bind account cannot see it)")
     except LDAPException as exc:
         lines = str(exc).strip().splitlines()
-        return Step(name, False, f"searching {base} failed ({lines[0] if lines else exc!r})")
+        why = one_line(lines[0] if lines else repr(exc))
+        return Step(name, False, one_line(f"searching {base} failed ({why})"))
     return Step(name, True, base)

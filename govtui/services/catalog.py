@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 
 from govtui import clock
 from govtui.db import ident
+from govtui.directory import group_names
 from govtui.errors import ConflictError, InputError, NotFoundError
 from govtui.models import Client, DatasetScope, Operator, Project
 from govtui.services import audit, validation
@@ -148,6 +149,8 @@ def add_scope(
     )
     session.add(scope)
     session.flush()
+    # Two scopes whose names join to one group name would share members: refused (rolls back).
+    group_names.check_distinct(session, scope_id=ident(scope))
     audit.append(
         session,
         actor=actor.name,

@@ -22,9 +22,11 @@ from sqlmodel import Session, col
 
 from govtui import clock
 from govtui.errors import GovtuiError, InputError
-from govtui.models import Contractor, Operator
-from govtui.services import audit, validation
+from govtui.models import Contractor, Grant, Operator
+from govtui.services import audit, grant_lifecycle, outbox, validation
+from govtui.services.grants import contract_end_instant
 from govtui.services.operators import require_role
+from govtui.vocabulary import IN_DIRECTORY_STATES, GrantState, OutboxOperation
 
 FIELDS = ("external_id", "name", "email", "directory_uid", "contract_end")
 MAX_REPORTED = 50
@@ -45,6 +47,17 @@ class ImportResult:
     created: int
     updated: int
     sha256: str
+    uid_changes: int = 0  # known contractors whose directory uid changed
+    capped: int = 0  # live grants whose window now ends at a shortened contract's end
+    ended: int = 0  # live grants ended at once: their contract end had passed
+    directory_ops: int = 0  # removals and additions queued by the above
+
+
+@dataclass(frozen=True)
+class _Known:
+    id: int
+    directory_uid: str
+    contract_end: date
 
 
 def _raw_rows(path: Path, text: str) -> Iterator[tuple[str, Any]]:
@@ -154,12 +167,25 @@ def _raise_if(source: Path | str, problems: list[str]) -> None:
 def apply(
     session: Session, actor: Operator, rows: list[ImportRow], *, source: str, sha256: str
 ) -> ImportResult:
-    """Insert new contractors and update known ones in bulk, with one audit event."""
+    """Insert new contractors and update known ones in bulk, with one audit event.
+
+    An update may reduce access, and every reduction reaches the directory in the same
+    transaction: a changed uid moves the contractor's live grants from the old account to
+    the new one (removals of the old, additions of the new for active grants), and a contract
+    end brought forward caps the live grants' windows (ending those already past it)."""
     require_role(session, actor, "admin")
-    existing: dict[str, str] = dict(
-        session.execute(sa.select(col(Contractor.external_id), col(Contractor.directory_uid))).all()
-    )
-    uid_owner = {uid: ext for ext, uid in existing.items()}
+    existing = {
+        ext: _Known(cid, uid, end)
+        for ext, cid, uid, end in session.execute(
+            sa.select(
+                col(Contractor.external_id),
+                col(Contractor.id),
+                col(Contractor.directory_uid),
+                col(Contractor.contract_end),
+            )
+        )
+    }
+    uid_owner = {known.directory_uid: ext for ext, known in existing.items()}
     problems = [
         f"{row.where}: directory_uid {row.directory_uid!r} belongs to contractor {owner!r}"
         for row in rows
@@ -193,6 +219,19 @@ def apply(
         for r in rows
         if r.external_id in existing
     ]
+    moved = [
+        (r.external_id, existing[r.external_id], r.directory_uid)
+        for r in rows
+        if r.external_id in existing and existing[r.external_id].directory_uid != r.directory_uid
+    ]
+    shortened: dict[date, list[int]] = {}
+    for r in rows:
+        if r.external_id in existing and r.contract_end < existing[r.external_id].contract_end:
+            shortened.setdefault(r.contract_end, []).append(existing[r.external_id].id)
+    moved_ids = [before.id for _, before, _ in moved]
+    # The old accounts leave first: the outbox takes the uid from the contractor row, so these
+    # removals name the old uid only while the row still holds it.
+    ops = _queue_for(session, moved_ids, IN_DIRECTORY_STATES, _REMOVE)
     contractors = Contractor.__table__  # type: ignore[attr-defined]
     if new:
         session.execute(sa.insert(contractors), new)
@@ -209,11 +248,79 @@ def apply(
             ),
             known,
         )
+    capped: list[int] = []
+    ended: list[int] = []
+    for end_day, ids in sorted(shortened.items()):
+        result = grant_lifecycle.cap_expiry(
+            session, contractor_id=ids, until=contract_end_instant(end_day), now=now
+        )
+        capped += result.capped
+        ended += result.ended.ids
+        ops += result.ended.directory_ops
+    # The new accounts join after the caps, so a grant the import has just ended is not added.
+    # Suspended grants stay out: resuming their pause adds them, under the new uid.
+    ops += _queue_for(session, moved_ids, (GrantState.ACTIVE,), _ADD)
+    details: dict[str, object] = {
+        "sha256": sha256,
+        "rows": len(rows),
+        "created": len(new),
+        "updated": len(known),
+    }
+    if moved:
+        details["uid_changes"] = _uid_changes(moved)
+    if shortened:
+        details["contracts_shortened"] = sum(len(ids) for ids in shortened.values())
+        details["grants_capped"] = audit.id_summary(capped)
+        details["grants_ended"] = audit.id_summary(ended)
+    if ops:
+        details["directory_ops"] = ops
     audit.append(
         session,
         actor=actor.name,
         action="contractor.import",
         obj=f"file:{source}",
-        details={"sha256": sha256, "rows": len(rows), "created": len(new), "updated": len(known)},
+        details=details,
     )
-    return ImportResult(created=len(new), updated=len(known), sha256=sha256)
+    return ImportResult(
+        created=len(new),
+        updated=len(known),
+        sha256=sha256,
+        uid_changes=len(moved),
+        capped=len(capped),
+        ended=len(ended),
+        directory_ops=ops,
+    )
+
+
+_ADD, _REMOVE = OutboxOperation.ADD_MEMBER.value, OutboxOperation.REMOVE_MEMBER.value
+
+
+def _queue_for(
+    session: Session, contractor_ids: list[int], states: tuple[GrantState, ...], operation: str
+) -> int:
+    """Queue `operation` for the grants in `states` of these contractors on every target.
+    Directory operations only: no grant changes state here."""
+    chunks = [
+        sa.and_(
+            col(Grant.contractor_id).in_(contractor_ids[start : start + _ID_CHUNK]),
+            col(Grant.state).in_(states),
+        )
+        for start in range(0, len(contractor_ids), _ID_CHUNK)
+    ]
+    return outbox.enqueue_membership_where(session, chunks, operation) if chunks else 0
+
+
+_ID_CHUNK = 20_000
+
+
+def _uid_changes(moved: list[tuple[str, _Known, str]]) -> dict[str, object]:
+    """Whose uid changed, from what to what: every change when few, else how many, a digest an
+    auditor can recompute (SHA-256 of the sorted `external_id old new` lines) and the first
+    MAX_REPORTED."""
+    lines = sorted((ext, before.directory_uid, after) for ext, before, after in moved)
+    digest = hashlib.sha256("\n".join(" ".join(line) for line in lines).encode()).hexdigest()
+    return {
+        "count": len(lines),
+        "sha256": digest,
+        "first": [{"external_id": e, "before": b, "after": a} for e, b, a in lines[:MAX_REPORTED]],
+    }

@@ -51,7 +51,7 @@ from govtui.vocabulary import OutboxState
 
 _CHUNK = 20_000
 # How long an op's last_error may be: one line a person reads, not a dump.
-ERROR_LENGTH = 500
+ERROR_LENGTH = 1000
 
 CHECK_STEPS = STEPS  # what `check` goes through, in order (for the front ends' layout)
 
@@ -324,6 +324,8 @@ def add(
     )
     session.add(target)
     session.flush()
+    # Under this target's template two scopes may join to one group name: refused (rolls back).
+    group_names.check_distinct(session, target_id=ident(target))
     audit.append(
         session,
         actor=actor.name,
@@ -558,6 +560,8 @@ def map_scope(
     )
     mapping.group_dn = group_dn
     session.add(mapping)
+    session.flush()
+    group_names.check_distinct(session, mapping=key)
     audit.append(
         session,
         actor=actor.name,

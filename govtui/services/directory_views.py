@@ -14,6 +14,7 @@ from sqlmodel import Session, col
 from govtui.db import ident
 from govtui.models import DirectoryTarget, OutboxOp
 from govtui.services import directory_targets, sync
+from govtui.text import one_line
 from govtui.vocabulary import OutboxState
 
 OPEN_STATES = ("failed", "pending")  # the order they are listed in: failures need a person
@@ -152,9 +153,7 @@ def status(session: Session) -> list[TargetStatus]:
                 done=counts.get((target_id, OutboxState.DONE), 0),
                 cancelled=counts.get((target_id, OutboxState.CANCELLED), 0),
                 next_retry=next_retry.get(target_id),
-                last_error=(
-                    sync.one_line(newest_error, LAST_ERROR_SHOWN) if newest_error else None
-                ),
+                last_error=(one_line(newest_error, LAST_ERROR_SHOWN) if newest_error else None),
                 disabled=t.disabled_reason if t.disabled_at is not None else None,
             )
         )

@@ -50,6 +50,12 @@ class Ended:
 
 
 @dataclass(frozen=True)
+class Capped:
+    capped: list[int]  # in id order: windows now ending at `until`
+    ended: Ended  # already past `until`: ended now, expired
+
+
+@dataclass(frozen=True)
 class Suspended:
     active: list[int]  # in id order, as are requests
     requests: list[int]
@@ -130,6 +136,50 @@ def end(
     ops = outbox.enqueue_membership(session, removed, _REMOVE)
     _refresh_loaded(session, ids)
     return Ended(ids, ops)
+
+
+def cap_expiry(
+    session: Session,
+    *,
+    contractor_id: int | Sequence[int],
+    until: datetime,
+    now: datetime,
+) -> Capped:
+    """No window of the contractor's (or contractors') active and suspended grants outlasts
+    `until` (a contract end brought forward, DESIGN invariant 1): those running past it end at
+    `until`; if `until` has come already, they end now, expired, with their removals queued.
+    Requests are left waiting: approval refuses an ended contract and caps a new window to it.
+    A list of ids lets a bulk import cap every contractor whose contract ends on one day at
+    once rather than in a statement per contractor."""
+    ids = [contractor_id] if isinstance(contractor_id, int) else sorted(set(contractor_id))
+    capped: list[int] = []
+    ended: list[int] = []
+    ops = 0
+    for start in range(0, len(ids), _CHUNK):
+        owned = col(Grant.contractor_id).in_(ids[start : start + _CHUNK])
+        if until <= now:
+            # Every window of theirs is past the contract end: expiry, now, not at `until`
+            # (which is history), so ended_at says when access really ended.
+            result = end(
+                session,
+                owned,
+                to=GrantState.EXPIRED,
+                ended_by=None,
+                reason=f"contract ended {until.isoformat()}",
+                now=now,
+            )
+            ended += result.ids
+            ops += result.directory_ops
+            continue
+        capped += session.execute(
+            sa.update(_GRANT)
+            .where(owned, _GRANT.c.state.in_(IN_DIRECTORY_STATES), _GRANT.c.expires_at > until)
+            .values(expires_at=until)
+            .returning(_GRANT.c.id)
+        ).scalars()
+    capped.sort()
+    _refresh_loaded(session, capped)
+    return Capped(capped, Ended(sorted(ended), ops))
 
 
 def suspend(

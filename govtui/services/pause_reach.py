@@ -16,19 +16,22 @@ import ldap3
 import sqlalchemy as sa
 from ldap3.core.exceptions import LDAPException
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from govtui.db import ident, read_session
 from govtui.directory import group_names, groups, naming
 from govtui.errors import GovtuiError
 from govtui.models import ACCESS_LEVELS, Contractor, DirectoryTarget, Grant
 from govtui.services import catalog, directory_targets
+from govtui.text import one_line
 from govtui.vocabulary import GrantState
 
 HAND_ADDED = "hand_added"
 NESTED_GROUP = "nested_group"
 NESTED_MEMBER = "nested_member"
 PRIMARY_GROUP_MEMBER = "primary_group_member"
+SHARED_GROUP = "shared_group"  # in the group by a live grant on another client's scope
+NESTING_NOT_READ = "nesting_not_read"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ class Leftover:
     target: str
     target_id: int
     group_dn: str
-    kind: str  # hand_added | nested_group | nested_member | primary_group_member
+    # hand_added | nested_group | nested_member | primary_group_member | shared_group |
+    # nesting_not_read
+    kind: str
     member_dn: str
     uid: str | None
     via: str | None  # nested_member: the nested group that gives the access
@@ -58,6 +63,11 @@ class Reach:
         return [i for i in self.items if i.removable]
 
     @property
+    def unread(self) -> list[Leftover]:
+        """Nested groups below the depth limit: who they let in is not known."""
+        return [i for i in self.items if i.kind == NESTING_NOT_READ]
+
+    @property
     def outside(self) -> list[Leftover]:
         """What govtui cannot remove: each listed with the step an administrator must take."""
         return [i for i in self.items if not i.removable]
@@ -68,6 +78,8 @@ class Reach:
         if not self.items:
             return "no member govtui did not add is left in the client's groups"
         parts = []
+        if self.unread:
+            parts.append(f"NOT known below {len(self.unread)} nested group(s) not read (too deep)")
         if self.removable:
             parts.append(f"{len(self.removable)} added by hand (`--strict` removes them)")
         if self.outside:
@@ -80,6 +92,9 @@ class _Plan:
     target: DirectoryTarget
     password: str | GovtuiError
     expected: dict[str, set[str]]  # group DN -> uids with an active grant (govtui removes them)
+    # Normalised group DN -> uids with a live grant (active or suspended) on another client's
+    # scope whose group is this same DN: never removed as "added by hand".
+    shared: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _plans(engine: Engine, client_name: str) -> list[_Plan]:
@@ -97,6 +112,7 @@ def _plans(engine: Engine, client_name: str) -> list[_Plan]:
             )
         ):
             active[(scope_id, access)].add(uid.lower())
+        shared = _shared_members(session, {s.id for s in scopes if s.id is not None})
         plans = []
         for target in directory_targets.all_targets(session):
             if target.disabled_at is not None:
@@ -105,13 +121,32 @@ def _plans(engine: Engine, client_name: str) -> list[_Plan]:
                 password: str | GovtuiError = directory_targets.bind_password(session, target)
             except GovtuiError as exc:
                 password = exc
-            expected = {
-                ref.dn: active[(ref.scope_id, ref.access)]
-                for (target_id, _, _), ref in refs.items()
-                if target_id == ident(target)
-            }
-            plans.append(_Plan(target, password, expected))
+            expected: dict[str, set[str]] = defaultdict(set)
+            for (target_id, _, _), ref in refs.items():
+                if target_id == ident(target):
+                    # A union: two of the client's pairs may name one group.
+                    expected[ref.dn] |= active[(ref.scope_id, ref.access)]
+            plans.append(_Plan(target, password, dict(expected), shared.get(ident(target), {})))
     return plans
+
+
+def _shared_members(session: Session, client_scopes: set[int]) -> dict[int, dict[str, set[str]]]:
+    """Target id → normalised group DN → uids with a live grant (active or suspended) on a
+    scope of another client, mapping to that group. Defence in depth: `scope add` refuses a
+    name that makes two scopes share a group, but a mapping or a row written before that
+    check may still do it, and a strict pause must not take away another client's access."""
+    live: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for scope_id, access, uid in session.execute(
+        sa.select(col(Grant.scope_id), col(Grant.access), col(Contractor.directory_uid))
+        .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
+        .where(col(Grant.state).in_([GrantState.ACTIVE, GrantState.SUSPENDED]))
+    ):
+        if scope_id not in client_scopes:
+            live[(scope_id, access)].add(uid.lower())
+    found: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for (target_id, scope_id, access), ref in group_names.group_refs(session, set(live)).items():
+        found[target_id][group_names.dn_key(ref.dn)] |= live[(scope_id, access)]
+    return found
 
 
 def outside_members(engine: Engine, client_name: str) -> Reach:
@@ -126,7 +161,7 @@ def outside_members(engine: Engine, client_name: str) -> Reach:
             with directory_targets.bound(plan.target, plan.password) as conn:
                 reach.items.extend(_target_leftovers(conn, plan))
         except (GovtuiError, LDAPException) as exc:
-            reach.errors.append(f"{plan.target.name}: {exc}")
+            reach.errors.append(one_line(f"{plan.target.name}: {exc}"))
     return reach
 
 
@@ -152,6 +187,11 @@ def _target_leftovers(conn: ldap3.Connection, plan: _Plan) -> list[Leftover]:
             uid = accounts.get(member)
             if uid is not None and uid in uids:
                 continue  # govtui put it there; the pause removes it
+            if uid is not None and uid in plan.shared.get(group_names.dn_key(group_dn), ()):
+                add(group_dn, SHARED_GROUP, member, uid, None,
+                    "kept: a live grant on another client's scope uses this same group; give"
+                    " the scopes groups of their own (`govtui scope map`)")  # fmt: skip
+                continue
             if uid is not None:
                 add(group_dn, HAND_ADDED, member, uid, None,
                     "`govtui client pause --strict` removes it", removable=True)  # fmt: skip
@@ -167,6 +207,10 @@ def _target_leftovers(conn: ldap3.Connection, plan: _Plan) -> list[Leftover]:
             add(group_dn, NESTED_MEMBER, eff.dn, eff.uid, eff.via,
                 f"remove it from {eff.via} (the nested group that gives it access), or remove"
                 " that group from the client's group")  # fmt: skip
+        for unread, parent in contents.cut:
+            add(group_dn, NESTING_NOT_READ, unread, None, parent,
+                f"nesting deeper than {groups.MAX_NESTING} levels below {group_dn}: not read"
+                " (who it lets in is not known: flatten or remove the nesting by hand)")  # fmt: skip
         for member in sorted(contents.primary):
             add(group_dn, PRIMARY_GROUP_MEMBER, member, accounts.get(member), None,
                 "this is the account's primary group, which no member change can remove: an AD"

@@ -15,7 +15,7 @@ from typing import Literal
 
 import ldap3
 import sqlalchemy as sa
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPInvalidDNSyntaxResult, LDAPNoSuchObjectResult
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -27,6 +27,7 @@ from govtui.models import DirectoryTarget, OutboxOp
 from govtui.services import directory_targets, outbox
 from govtui.services.directory_targets import ERROR_LENGTH
 from govtui.sqltypes import UTCDateTime
+from govtui.text import one_line
 
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_CAP = timedelta(hours=1)
@@ -113,6 +114,7 @@ def run_once(
             target_id: group_names.ad_sam_names(session, targets[target_id])
             for target_id in passwords
         }
+        recorded = _recorded_dns(session, due_ops)
     report = SyncReport()
     if not due_ops:
         return report
@@ -128,7 +130,10 @@ def run_once(
             if isinstance(password, GovtuiError):
                 raise password
             with directory_targets.bound(target, password) as conn:
-                _push(conn, target, ops, outcome, now, sam_names.get(target_id, {}))
+                _push(
+                    conn, target, ops, outcome, now, sam_names.get(target_id, {}),
+                    recorded.get(target_id, {}),
+                )  # fmt: skip
         # Whatever stops this target (connect, TLS, bind, a URL whose port is out of range,
         # the user lookup) stops this target only: its ops retry, the next target goes on.
         except Exception as exc:
@@ -169,12 +174,6 @@ def _due_query(
     return query.order_by(_OUTBOX.c.id).limit(BATCH)
 
 
-def one_line(text: str, limit: int = ERROR_LENGTH) -> str:
-    """An error as one bounded line: what an op's last_error and a report may hold."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _describe(exc: BaseException) -> str:
     """An exception in words. govtui's own and ldap3's errors read as they are; anything else
     (a bug, a surprising answer) also names its type, so the record says it was unexpected."""
@@ -204,16 +203,23 @@ def _push(
     outcome: _Outcome,
     now: datetime,
     sam_names: dict[str, str] | None = None,
+    recorded: dict[str, str] | None = None,
 ) -> None:
-    users = groups.find_users(
-        conn, target.users_base, [op.directory_uid for op in ops], target.flavour
-    )
+    users = _find_users(conn, target, [op.directory_uid for op in ops])
+    # An account moved out of the users base is not found by uid, yet may keep its groups
+    # (memberof/refint, AD's linked `member`): a removal or disable then falls back on the DN
+    # its earlier confirmed add recorded, and is never done on "not found" alone.
+    removed = {op.directory_uid for op in ops if op.operation != "add_member"}
+    fallback = {
+        uid: dn for uid, dn in (recorded or {}).items() if uid in removed and uid not in users
+    }
+    live = {uid: dn for uid, dn in fallback.items() if _entry_exists(conn, dn)}
     by_group: dict[str, list[_Op]] = defaultdict(list)
     for op in ops:
         if op.operation == "disable_account":
             # One account's failure, whatever it is, is that op's error; the others go on.
             try:
-                _disable(conn, target, op, users, outcome, now)
+                _disable(conn, target, op, {**live, **users}, outcome, now)
             except Exception as exc:
                 outcome.done.pop(op.id, None)
                 outcome.errors[op.id] = one_line(f"{op.directory_uid}: {_describe(exc)}")
@@ -226,7 +232,10 @@ def _push(
         # taken back (the read-back did not finish) and retried: adds and removes are
         # idempotent.
         try:
-            _push_group(conn, target, group_dn, group_ops, users, outcome, sam_names or {})
+            _push_group(
+                conn, target, group_dn, group_ops, users, outcome, sam_names or {},
+                fallback, live,
+            )  # fmt: skip
         except Exception as exc:
             # A group name AD would refuse, a bug, a surprising answer: recorded on that
             # group's ops, and the next group goes on.
@@ -234,6 +243,45 @@ def _push(
             for op in group_ops:
                 outcome.done.pop(op.id, None)
                 outcome.errors[op.id] = message
+
+
+# From this many distinct uids on, sync reads the whole users base in one paged search rather
+# than asking for the uids SEARCH_CHUNK at a time: 250 OR-filter searches for a pause's 50,000
+# removals cost a round trip and a filter evaluation of 200 terms each, where the one paged
+# search streams every account once. Below it, a large directory is not read for a few uids.
+PAGED_LOOKUP_FROM = 2_000
+# Whom the paged search reads: the accounts find_users would find (on AD, people only: a
+# computer's or a service's sAMAccountName is never a contractor's).
+_ACCOUNTS = {
+    "openldap": "(uid=*)",
+    "ad": "(&(objectCategory=person)(objectClass=user)(sAMAccountName=*))",
+}
+
+
+def _find_users(conn: ldap3.Connection, target: DirectoryTarget, uids: list[str]) -> dict[str, str]:
+    """The entry DN of each uid found under the target's users base (uids not found are left
+    out), as groups.find_users answers, matched without case as the directory matches."""
+    wanted = set(uids)
+    if len(wanted) < PAGED_LOOKUP_FROM:
+        return groups.find_users(conn, target.users_base, wanted, target.flavour)
+    attribute = groups.UID_ATTRIBUTE[target.flavour]
+    by_folded = {uid.lower(): uid for uid in wanted}
+    found: dict[str, str] = {}
+    for entry in conn.extend.standard.paged_search(
+        target.users_base,
+        _ACCOUNTS[target.flavour],
+        ldap3.SUBTREE,
+        attributes=[attribute],
+        paged_size=1000,
+        generator=True,
+    ):
+        if entry.get("type") != "searchResEntry":
+            continue
+        values = entry["attributes"].get(attribute) or []
+        value = values[0] if isinstance(values, list) and values else values
+        if isinstance(value, str) and value.lower() in by_folded:
+            found[by_folded[value.lower()]] = entry["dn"]
+    return found
 
 
 def _push_group(
@@ -244,11 +292,31 @@ def _push_group(
     users: dict[str, str],
     outcome: _Outcome,
     sam_names: dict[str, str],
+    fallback: dict[str, str] | None = None,
+    live: dict[str, str] | None = None,
 ) -> None:
     # The newest operation for a user decides (an add then a remove means: not a member).
     wanted: dict[str, str] = {}
     for op in ops:
         wanted[op.directory_uid] = op.operation
+    # Removals of uids not found: by the recorded DN when that entry still exists, or when
+    # the group still holds it (a stale DN left behind); never an add (that stays an error).
+    stale = {
+        uid: dn
+        for uid, dn in (fallback or {}).items()
+        if wanted.get(uid) == "remove_member" and uid not in users
+    }
+    if stale:
+        live = live or {}
+        held = (
+            groups.read_members(conn, group_dn) or set()
+            if any(uid not in live for uid in stale)
+            else set()
+        )
+        users = {
+            **{u: dn for u, dn in stale.items() if u in live or groups.norm(dn) in held},
+            **users,
+        }
     missing_adds = {
         uid for uid, operation in wanted.items() if operation == "add_member" and uid not in users
     }
@@ -283,6 +351,9 @@ def _push_group(
             # Never reported done while the account keeps the group: it stays in the outbox
             # (retried, then failed) until an administrator changes its primary group.
             outcome.errors[op.id] = primary_group_message(uid, dn, group_dn)
+        elif wanted[uid] == op.operation == "remove_member" and dn is None:
+            # Not found is not removed: the account may hold the group under another DN.
+            outcome.errors[op.id] = not_found_message(uid, target.users_base, "removed")
         elif wanted[uid] != op.operation:
             outcome.done[op.id] = dn  # superseded by a newer operation for the same user
         elif (op.operation == "add_member") == (dn is not None and groups.norm(dn) in after):
@@ -364,19 +435,51 @@ def _disable(
 ) -> None:
     dn = users.get(op.directory_uid)
     if dn is None:
-        outcome.done[op.id] = None  # no account means nothing left to disable
+        # Not found is not disabled: the account may live on outside the users base.
+        outcome.errors[op.id] = not_found_message(op.directory_uid, target.users_base, "disabled")
         return
     try:
         groups.disable_account(conn, dn, target.flavour, now)
         if groups.is_disabled(conn, dn, target.flavour):
             outcome.done[op.id] = dn
         else:
-            outcome.errors[op.id] = f"read-back of {dn} does not show it disabled"
+            outcome.errors[op.id] = one_line(f"read-back of {dn} does not show it disabled")
     except (LDAPException, GovtuiError) as exc:
         # An unreadable userAccountControl is refused on this op only; the others go on.
-        outcome.errors[op.id] = one_line(
-            _describe(exc) if isinstance(exc, GovtuiError) else f"{dn}: {exc}"
-        )
+        outcome.errors[op.id] = one_line(exc if isinstance(exc, GovtuiError) else f"{dn}: {exc}")
+
+
+def not_found_message(uid: str, users_base: str, what: str) -> str:
+    """Why a removal or disable is not done: neither its uid nor a recorded DN resolved."""
+    return f"account for uid {uid!r} not found under {users_base}; not {what}"
+
+
+def _entry_exists(conn: ldap3.Connection, dn: str) -> bool:
+    try:
+        conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["1.1"])
+    except (LDAPNoSuchObjectResult, LDAPInvalidDNSyntaxResult):
+        return False
+    return bool(conn.response)
+
+
+def _recorded_dns(session: Session, due: list[_Op]) -> dict[int, dict[str, str]]:
+    """target id → uid → the user DN of the newest confirmed add for that uid on that
+    target, for the uids of due removals and disables (kept on the op for evidence)."""
+    uids = sorted({op.directory_uid for op in due if op.operation != "add_member"})
+    found: dict[int, dict[str, str]] = defaultdict(dict)
+    for start in range(0, len(uids), 500):
+        for target_id, uid, dn in session.execute(
+            sa.select(_OUTBOX.c.target_id, _OUTBOX.c.directory_uid, _OUTBOX.c.user_dn)
+            .where(
+                _OUTBOX.c.operation == "add_member",
+                _OUTBOX.c.state == "done",
+                _OUTBOX.c.user_dn.is_not(None),
+                _OUTBOX.c.directory_uid.in_(uids[start : start + 500]),
+            )
+            .order_by(_OUTBOX.c.id)
+        ):
+            found[target_id][uid] = dn
+    return found
 
 
 def primary_group_message(uid: str, user_dn: str, group_dn: str) -> str:
@@ -411,7 +514,7 @@ def _record(
             attempts = op.attempts + 1
             row = {
                 "op_id": op.id,
-                "error": one_line(error),
+                "error": one_line(error, ERROR_LENGTH),
                 "attempts": attempts,
                 # A failed removal keeps its place in the schedule: retried at the capped
                 # backoff until it succeeds or reconcile shows it unnecessary.

@@ -1,0 +1,52 @@
+"""Text from outside (a directory server's diagnostics, DNs it returns) made safe to print.
+
+A hostile or broken server can put escape codes in what it says: set the terminal's title,
+clear the screen, fake a green "all checks passed", reorder a line with bidi controls, or send
+a megabyte. Every such text goes through `one_line` before it becomes a message. This module
+is the lowest layer: it imports nothing from govtui, so anything may use it."""
+
+from __future__ import annotations
+
+LIMIT = 300
+ELLIPSIS = "…"
+
+# Unicode bidi controls: embeddings/overrides, isolates, marks; they reorder what is shown.
+_BIDI = frozenset(
+    [chr(c) for c in range(0x202A, 0x202F)]
+    + [chr(c) for c in range(0x2066, 0x206A)]
+    + ["\u200e", "\u200f", "\u061c"]
+)
+# Line and paragraph separators that end a line on screen though they are not C0/C1.
+_BREAKS = frozenset(["\u2028", "\u2029", "\x85"])
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:  # C0, DEL, C1 (incl. CSI 0x9b)
+        return f"\\x{code:02x}"
+    if char in _BIDI or char in _BREAKS:
+        return f"\\u{code:04x}"
+    return char
+
+
+def one_line(value: object, limit: int = LIMIT) -> str:
+    """`value` as one printable line of at most `limit` characters: control characters, bidi
+    controls and line breaks shown as visible escapes (`\\x1b`, `\\u202e`), cut with "…"."""
+    whole = str(value)
+    # Cut before escaping too: a megabyte is not walked character by character.
+    text = whole[: limit + 1]
+    out: list[str] = []
+    size = 0
+    for char in text:
+        piece = _escaped(char)
+        if size + len(piece) > limit:
+            break
+        out.append(piece)
+        size += len(piece)
+    else:
+        if len(whole) == len(text):
+            return "".join(out)
+    # Cut: make room for the ellipsis (an escape is never split in two).
+    while out and size + len(ELLIPSIS) > limit:
+        size -= len(out.pop())
+    return "".join(out) + ELLIPSIS
