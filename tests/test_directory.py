@@ -538,21 +538,35 @@ def test_sync_status_counts_pending_done_and_failed(
         session.execute(sa.text("UPDATE directory_target SET max_attempts = 2"))
     world.approve(world.request(contractor="E1"), world.request(contractor="E3"))
     with db.read_session(world.engine) as session:
-        assert directory_views.status(session) == [directory_views.TargetStatus("ldap", 2, 0, 0)]
+        assert directory_views.status(session) == [
+            directory_views.TargetStatus("ldap", 2, 0, 0, 0, fake_clock.current, None, None)
+        ]
 
     assert run(world, "sync") == 1  # one op could not be applied
     out, err = capsys.readouterr()
     assert "1 done, 1 to retry, 0 failed" in out and "no entry for uid 'cy'" in err
     assert run(world, "sync", "status", "--json") == 0
+    retry = fake_clock.current + timedelta(seconds=15)
     assert json.loads(capsys.readouterr().out) == [
-        {"target": "ldap", "pending": 1, "done": 1, "failed": 0}
+        {
+            "target": "ldap",
+            "pending": 1,
+            "failed": 0,
+            "done": 1,
+            "cancelled": 0,
+            "next_retry": retry.isoformat().replace("+00:00", "Z"),
+            "last_error": f"no entry for uid 'cy' under {ldap.people}",
+            "disabled": None,
+        }
     ]
 
-    fake_clock.advance(seconds=15)
+    # A person's sync retries at once, whatever the backoff (issue 10, item 7).
     assert run(world, "sync") == 1
     capsys.readouterr()
     with db.read_session(world.engine) as session:
-        assert directory_views.status(session) == [directory_views.TargetStatus("ldap", 0, 1, 1)]
+        [row] = directory_views.status(session)
+    # An addition that failed max_attempts times is given up: no next retry.
+    assert (row.pending, row.failed, row.done, row.next_retry) == (0, 1, 1, None)
     failed = [op for op in outbox(world.engine) if op.state == "failed"]
     assert [(op.directory_uid, op.attempts) for op in failed] == [("cy", 2)]
     assert "no entry for uid 'cy'" in (failed[0].last_error or "")

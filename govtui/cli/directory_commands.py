@@ -7,9 +7,11 @@ import getpass
 import os
 import sys
 import time
+from datetime import datetime
 
 from sqlmodel import Session
 
+from govtui import clock
 from govtui.cli.context import Context, print_json, print_progress, print_table, to_jsonable
 from govtui.errors import GovtuiError, InputError
 from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS, DirectoryTarget
@@ -69,13 +71,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("name")
     p.set_defaults(handler=run_test)
-    p = dsub.add_parser("remove", help="remove a target with no pending operations")
+    p = dsub.add_parser(
+        "remove", help="remove a target; its open operations are cancelled with --reason"
+    )
     p.add_argument("name")
+    p.add_argument("--reason", help="why (needed when it still has open operations)")
     p.set_defaults(handler=run_remove)
+    p = dsub.add_parser(
+        "disable", help="stop syncing a target: its open operations are cancelled, none queued"
+    )
+    p.add_argument("name")
+    p.add_argument("--reason", required=True, help="why (kept on the cancelled operations)")
+    p.set_defaults(handler=run_disable)
+    p = dsub.add_parser(
+        "enable", help="sync a disabled target again (queues nothing: see `govtui reconcile`)"
+    )
+    p.add_argument("name")
+    p.set_defaults(handler=run_enable)
 
     p = sub.add_parser("sync", help="push pending directory operations (or: sync status)")
     p.add_argument("what", nargs="?", choices=["status"], help="status: counts per target")
-    p.add_argument("--watch", action="store_true", help=f"keep syncing every {WATCH_SECONDS} s")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help=f"keep syncing every {WATCH_SECONDS} s, each op after its backoff",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="retry failed additions too (now)")
     p.add_argument("--json", action="store_true", help="print JSON (with status)")
     p.set_defaults(handler=run_sync)
     register_reconcile(sub)
@@ -244,9 +265,30 @@ def _target_and_password(session: Session, name: str) -> tuple[DirectoryTarget, 
 
 
 def run_remove(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.workspace().act(directory_targets.remove, name=args.name)
-    print(f"directory target {args.name} removed")
+    cancelled = ctx.workspace().act(directory_targets.remove, name=args.name, reason=args.reason)
+    print(f"directory target {args.name} removed{_cancelled_words(cancelled)}")
     return 0
+
+
+def run_disable(ctx: Context, args: argparse.Namespace) -> int:
+    cancelled = ctx.workspace().act(directory_targets.disable, name=args.name, reason=args.reason)
+    print(f"directory target {args.name} disabled{_cancelled_words(cancelled)}")
+    return 0
+
+
+def run_enable(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(directory_targets.enable, name=args.name)
+    print(
+        f"directory target {args.name} enabled; nothing was queued: "
+        f"`govtui reconcile {args.name}` shows what it missed"
+    )
+    return 0
+
+
+def _cancelled_words(cancelled: int) -> str:
+    if not cancelled:
+        return ""
+    return f"; {cancelled} open operation{'s' if cancelled != 1 else ''} cancelled (never applied)"
 
 
 def run_scope_map(ctx: Context, args: argparse.Namespace) -> int:
@@ -264,23 +306,56 @@ def run_scope_map(ctx: Context, args: argparse.Namespace) -> int:
 def run_sync(ctx: Context, args: argparse.Namespace) -> int:
     ws = ctx.workspace()
     if args.what == "status":
-        counts = ws.read(directory_views.status)
+        rows = ws.read(directory_views.status)
         if args.json:
-            print_json(counts)
+            print_json(rows)
         else:
             print_table(
-                ["TARGET", "PENDING", "DONE", "FAILED"],
-                [[c.target, c.pending, c.done, c.failed] for c in counts],
+                ["TARGET", "PENDING", "FAILED", "DONE", "CANCELLED", "NEXT RETRY", "LAST ERROR"],
+                [
+                    [
+                        _target_label(r),
+                        r.pending,
+                        r.failed,
+                        r.done,
+                        r.cancelled,
+                        _when(r.next_retry),
+                        r.last_error or "-",
+                    ]
+                    for r in rows
+                ],
             )
         return 0
+    # A person running `govtui sync` wants it to happen now; --watch is the background loop
+    # and keeps each op's backoff (sync.run_once).
+    due: sync.Due = "backoff" if args.watch else "now"
     while True:
-        report = sync.run_once(ws.engine, progress=print_progress if sys.stderr.isatty() else None)
+        report = sync.run_once(
+            ws.engine,
+            due=due,
+            include_failed=args.retry_failed,
+            progress=print_progress if sys.stderr.isatty() else None,
+        )
         print(f"sync: {report.done} done, {report.retrying} to retry, {report.failed} failed")
         for error in report.errors:
             print(f"govtui: warning: {one_line(error, 1000)}", file=sys.stderr)
         if not args.watch:
             return 0 if report.failed == 0 and not report.errors else 1
         time.sleep(WATCH_SECONDS)
+
+
+def _target_label(row: directory_views.TargetStatus) -> str:
+    if row.disabled is None or row.target.endswith("(removed)"):
+        return row.target
+    return f"{row.target} (disabled)"
+
+
+def _when(at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    if at <= clock.now():
+        return "now"
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def run_reconcile(ctx: Context, args: argparse.Namespace) -> int:

@@ -258,6 +258,7 @@ def _convergence_json(c: pause_views.Convergence | None) -> dict[str, object] | 
         "pending": c.pending + c.later_pending,
         "failed": c.failed,
         "superseded": c.superseded,
+        "cancelled": dict(c.cancelled),  # target -> ops never applied (target disabled/removed)
         "complete": c.complete,
         "in_words": c.in_words(),
     }

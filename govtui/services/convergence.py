@@ -31,12 +31,15 @@ def _settled(report: sync.SyncReport) -> bool:
     return report.done == 0 or bool(report.retrying or report.failed)
 
 
-def sync_until_settled(engine: Engine, progress: sync.Progress | None = None) -> sync.SyncReport:
+def sync_until_settled(
+    engine: Engine, progress: sync.Progress | None = None, *, due: sync.Due = "now"
+) -> sync.SyncReport:
     """Run sync until the stop rule holds; the runs added up (done and failed summed,
-    retrying as the last run left it)."""
+    retrying as the last run left it). A person is waiting: by default every open op is
+    tried at once (sync.run_once)."""
     total = sync.SyncReport()
     while True:
-        report = sync.run_once(engine, progress=progress)
+        report = sync.run_once(engine, due=due, progress=progress)
         total.done += report.done
         total.retrying, total.failed = report.retrying, total.failed + report.failed
         total.errors.extend(report.errors)
@@ -57,13 +60,14 @@ def client_status(engine: Engine, client: str) -> ClientStatus:
 
 
 def follow_directory(
-    engine: Engine, client: str, progress: sync.Progress | None = None
+    engine: Engine, client: str, progress: sync.Progress | None = None, *, due: sync.Due = "now"
 ) -> ClientStatus:
     """Sync until the client's pause or resume has converged or the stop rule holds; the
-    client's status then."""
+    client's status then. Convergence counts a superseded op as confirmed and a cancelled
+    one (its target disabled or removed) as never applied (pause_views.Convergence)."""
     state = client_status(engine, client)
     while not converged(state):
-        report = sync.run_once(engine, progress=progress)
+        report = sync.run_once(engine, due=due, progress=progress)
         state = client_status(engine, client)
         if _settled(report):
             break
@@ -72,14 +76,14 @@ def follow_directory(
 
 def _targets(engine: Engine) -> list[DirectoryTarget]:
     with read_session(engine) as session:
-        return directory_targets.all_targets(session)
+        return directory_targets.active_targets(session)
 
 
 def check_targets(engine: Engine) -> dict[str, BaseException | None]:
     """Connect, bind and find both bases of every target; for each, why it failed, or None."""
     passwords: dict[str, str | BaseException] = {}
     with read_session(engine) as session:
-        targets = directory_targets.all_targets(session)
+        targets = directory_targets.active_targets(session)  # a disabled one is not synced
         for target in targets:
             try:
                 passwords[target.name] = directory_targets.bind_password(session, target)
@@ -100,9 +104,13 @@ def check_targets(engine: Engine) -> dict[str, BaseException | None]:
     return health
 
 
-def sync_now(engine: Engine, progress: sync.Progress | None = None) -> SyncRun | None:
-    """Push the due outbox operations once, then check every target; None without targets."""
+def sync_now(
+    engine: Engine, progress: sync.Progress | None = None, *, due: sync.Due = "now"
+) -> SyncRun | None:
+    """Push the outbox operations once, then check every target; None without targets.
+    due="now" when a person asked (every open op at once), "backoff" for the background
+    worker (only those whose wait has run out)."""
     if not _targets(engine):
         return None
-    report = sync.run_once(engine, progress=progress)
+    report = sync.run_once(engine, due=due, progress=progress)
     return SyncRun(report, check_targets(engine))

@@ -12,14 +12,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import ldap3
+import sqlalchemy as sa
+from ldap3.core.exceptions import LDAPException
 from sqlmodel import Session, col, select
 
 from govtui import clock, db
 from govtui.db import ident, session_url
 from govtui.directory import group_names, naming
-from govtui.directory.connection import Endpoint, connect, is_address, parse_url
+from govtui.directory.connection import (
+    CONNECT,
+    DirectoryError,
+    Endpoint,
+    connect,
+    is_address,
+    parse_url,
+)
 from govtui.directory.probe import STEPS, ProbeResult, probe
-from govtui.errors import ConfigurationError, ConflictError, InputError, NotFoundError
+from govtui.errors import (
+    ConfigurationError,
+    ConflictError,
+    GovtuiError,
+    InputError,
+    NotFoundError,
+)
 from govtui.models import (
     ACCESS_LEVELS,
     DIRECTORY_FLAVOURS,
@@ -32,6 +47,11 @@ from govtui.models import (
 )
 from govtui.security import secrets
 from govtui.services import audit, catalog, operators, validation
+from govtui.vocabulary import OutboxState
+
+_CHUNK = 20_000
+# How long an op's last_error may be: one line a person reads, not a dump.
+ERROR_LENGTH = 1000
 
 CHECK_STEPS = STEPS  # what `check` goes through, in order (for the front ends' layout)
 
@@ -41,17 +61,42 @@ def password_key(session: Session, name: str) -> str:
     return secrets.entry_key("directory", name, session_url(session))
 
 
+# A target removed while it still had operations stays as a row under a name no person can
+# type (validation.name allows no '#'): its cancelled operations keep their foreign key, and
+# `client status` can still say which removals were never applied and where. The name is
+# free again for a new target.
+REMOVED_MARK = "#removed-"
+
+
 def find(session: Session, name: str) -> DirectoryTarget:
     """The target called `name`."""
     target = session.exec(select(DirectoryTarget).where(DirectoryTarget.name == name)).first()
-    if target is None:
+    if target is None or is_removed(target):
         raise NotFoundError(f"unknown directory target {name!r}")
     return target
 
 
-def all_targets(session: Session) -> list[DirectoryTarget]:
-    """Every target, by name."""
-    return list(session.exec(select(DirectoryTarget).order_by(col(DirectoryTarget.name))).all())
+def is_removed(target: DirectoryTarget) -> bool:
+    return REMOVED_MARK in target.name
+
+
+def display_name(target: DirectoryTarget | str) -> str:
+    """The name a person gave the target; a removed one says so."""
+    name = target if isinstance(target, str) else target.name
+    if REMOVED_MARK in name:
+        return f"{name.split(REMOVED_MARK, 1)[0]} (removed)"
+    return name
+
+
+def all_targets(session: Session, *, include_removed: bool = False) -> list[DirectoryTarget]:
+    """Every target, by name: disabled ones too, removed ones only if asked."""
+    targets = session.exec(select(DirectoryTarget).order_by(col(DirectoryTarget.name))).all()
+    return [t for t in targets if include_removed or not is_removed(t)]
+
+
+def active_targets(session: Session) -> list[DirectoryTarget]:
+    """The targets that get operations and are synced: neither disabled nor removed."""
+    return [t for t in all_targets(session) if t.disabled_at is None]
 
 
 @dataclass(frozen=True)
@@ -300,29 +345,137 @@ def add(
     return target
 
 
-def remove(session: Session, actor: Operator, *, name: str) -> None:
-    """Forget a target that has no pending operations (admin only); its password leaves the
-    keyring after the commit."""
+OPEN_STATES = (OutboxState.PENDING, OutboxState.FAILED)
+
+
+def _cancel_open_ops(session: Session, target: DirectoryTarget, why: str, reason: str) -> list[int]:
+    """Cancel the target's pending and failed operations; their ids. They were never applied,
+    and `client status` counts them as such (pause_views), so a person sees what did not
+    reach the directory."""
+    ids = sorted(
+        op_id
+        for op_id in session.exec(
+            select(OutboxOp.id).where(
+                OutboxOp.target_id == ident(target), col(OutboxOp.state).in_(OPEN_STATES)
+            )
+        )
+        if op_id is not None
+    )
+    message = f"cancelled: target {why}: {reason}"[:ERROR_LENGTH]
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            sa.update(OutboxOp)
+            .where(
+                col(OutboxOp.id).in_(ids[start : start + _CHUNK]),
+                col(OutboxOp.state).in_(OPEN_STATES),
+            )
+            .values(state=OutboxState.CANCELLED, last_error=message)
+        )
+    return ids
+
+
+def disable(session: Session, actor: Operator, *, name: str, reason: str) -> int:
+    """Stop syncing a target (admin only): its open operations are cancelled with the reason
+    and it gets no new ones until enabled. Removing a target's work adds no access, so no
+    code is asked. Returns how many operations were cancelled."""
+    operators.require_role(session, actor, "admin")
+    reason = validation.reason(reason, "disable")
+    target = find(session, name)
+    if target.disabled_at is not None:
+        raise ConflictError(
+            f"directory target {name!r} is disabled already ({target.disabled_reason})"
+        )
+    cancelled = _cancel_open_ops(session, target, "disabled", reason)
+    target.disabled_at = clock.now()
+    target.disabled_reason = reason
+    session.add(target)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="directory.disable",
+        obj=f"directory:{name}",
+        details={"reason": reason, "cancelled": audit.id_summary(cancelled)},
+    )
+    return len(cancelled)
+
+
+def enable(session: Session, actor: Operator, *, name: str) -> None:
+    """Sync a disabled target again (admin only). Enabling queues nothing: what it missed
+    while disabled is drift, and `govtui reconcile NAME` shows it (and --fix queues it)."""
+    operators.require_role(session, actor, "admin")
+    target = find(session, name)
+    if target.disabled_at is None:
+        raise ConflictError(f"directory target {name!r} is not disabled")
+    reason = target.disabled_reason
+    target.disabled_at = None
+    target.disabled_reason = None
+    session.add(target)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="directory.enable",
+        obj=f"directory:{name}",
+        details={"was_disabled_for": reason},
+    )
+
+
+def remove(session: Session, actor: Operator, *, name: str, reason: str | None = None) -> int:
+    """Forget a target (admin only); its password leaves the keyring after the commit.
+    Returns how many open operations were cancelled.
+
+    A target whose outbox holds only done work goes entirely, history and all, as it always
+    did. One with open operations needs a reason: they are cancelled with it, and the target
+    stays as a removed row (REMOVED_MARK) so those cancelled operations, and the ones
+    cancelled when it was disabled, still say what never reached the directory."""
     operators.require_role(session, actor, "admin")
     secrets.require_safe_backend()
     target = find(session, name)
-    pending = session.exec(
-        select(OutboxOp.id).where(OutboxOp.target_id == ident(target), OutboxOp.state == "pending")
+    open_ops = session.exec(
+        select(sa.func.count())
+        .select_from(OutboxOp)
+        .where(OutboxOp.target_id == ident(target), col(OutboxOp.state).in_(OPEN_STATES))
+    ).one()
+    cancelled_before = session.exec(
+        select(OutboxOp.id).where(
+            OutboxOp.target_id == ident(target), OutboxOp.state == OutboxState.CANCELLED
+        )
     ).first()
-    if pending is not None:
-        raise ConflictError(
-            f"directory target {name!r} has pending operations: run `govtui sync` first"
+    if open_ops and reason is None:
+        raise InputError(
+            f"directory target {name!r} has {open_ops} open operations: give --reason to "
+            "cancel them with the target (or run `govtui sync` first)"
         )
     for mapping in session.exec(
         select(GroupMapping).where(GroupMapping.target_id == ident(target))
     ):
         session.delete(mapping)
-    for op in session.exec(select(OutboxOp).where(OutboxOp.target_id == ident(target))):
-        session.delete(op)  # done or failed history of a target that no longer exists
-    session.delete(target)
     key = password_key(session, name)
+    details: dict[str, object] = {}
+    if open_ops or cancelled_before is not None:
+        why = validation.reason(reason or target.disabled_reason or "", "removal")
+        cancelled = _cancel_open_ops(session, target, "removed", why)
+        details = {"reason": why, "cancelled": audit.id_summary(cancelled)}
+        target.name = f"{name}{REMOVED_MARK}{ident(target)}"
+        target.disabled_at = target.disabled_at or clock.now()
+        target.disabled_reason = f"removed: {why}"
+        session.add(target)
+    else:
+        # The done history of a target that no longer exists. Core, before the target's
+        # delete: the ORM knows no relationship to order the two deletes by.
+        session.execute(sa.delete(OutboxOp).where(col(OutboxOp.target_id) == ident(target)))
+        session.delete(target)
+        cancelled = []
+        if reason:
+            details = {"reason": reason}
     db.after_commit(session, lambda: secrets.delete(key))
-    audit.append(session, actor=actor.name, action="directory.remove", obj=f"directory:{name}")
+    audit.append(
+        session,
+        actor=actor.name,
+        action="directory.remove",
+        obj=f"directory:{name}",
+        details=details or None,
+    )
+    return len(cancelled)
 
 
 def endpoint(target: DirectoryTarget) -> Endpoint:
@@ -351,8 +504,15 @@ def bind_password(session: Session, target: DirectoryTarget) -> str:
 
 @contextmanager
 def bound(target: DirectoryTarget, password: str) -> Iterator[ldap3.Connection]:
-    """A bound connection to the target, closed afterwards; it needs no database session."""
-    conn = connect(endpoint(target), password)
+    """A bound connection to the target, closed afterwards; it needs no database session.
+    A stored setting no socket can use (a port out of range, say) is a DirectoryError like
+    any connect failure: callers handle one target's failure, never a ValueError traceback."""
+    try:
+        conn = connect(endpoint(target), password)
+    except (GovtuiError, LDAPException):
+        raise
+    except Exception as exc:
+        raise DirectoryError(target.url, CONNECT, f"{type(exc).__name__}: {exc}") from None
     try:
         yield conn
     finally:

@@ -13,7 +13,9 @@ from sqlmodel import Session, col
 
 from govtui.db import ident
 from govtui.models import DirectoryTarget, OutboxOp
-from govtui.services import directory_targets
+from govtui.services import directory_targets, sync
+from govtui.text import one_line
+from govtui.vocabulary import OutboxState
 
 OPEN_STATES = ("failed", "pending")  # the order they are listed in: failures need a person
 
@@ -58,12 +60,22 @@ def open_ops(session: Session, *, limit: int) -> list[OutboxRow]:
     return rows
 
 
+LAST_ERROR_SHOWN = 120  # characters of a target's last error in `sync status`
+
+
 @dataclass(frozen=True)
 class TargetStatus:
+    """One target in `sync status`: its outbox counts, when the next retry is due and the
+    newest error of its open operations."""
+
     target: str
     pending: int
-    done: int
     failed: int
+    done: int
+    cancelled: int
+    next_retry: datetime | None  # the earliest retry of an open op; None when nothing is open
+    last_error: str | None  # one line, cut to LAST_ERROR_SHOWN characters
+    disabled: str | None  # why the target is disabled (or removed), None while it syncs
 
 
 @dataclass(frozen=True)
@@ -85,14 +97,8 @@ class DirectoryOverview:
     ops: list[OutboxRow]  # the open operations, as `open_ops` lists them
 
 
-def status(session: Session) -> list[TargetStatus]:
-    """Counts of pending, done and failed operations per target."""
-    return [TargetStatus(t.name, t.pending, t.done, t.failed) for t in targets_overview(session)]
-
-
-def targets_overview(session: Session) -> list[TargetOverview]:
-    """Every target, by name, with its counts of pending, done and failed operations."""
-    counts: dict[tuple[int, str], int] = {
+def _counts(session: Session) -> dict[tuple[int, str], int]:
+    return {
         (target_id, state): n
         for target_id, state, n in session.execute(
             sa.select(col(OutboxOp.target_id), col(OutboxOp.state), sa.func.count()).group_by(
@@ -100,6 +106,63 @@ def targets_overview(session: Session) -> list[TargetOverview]:
             )
         )
     }
+
+
+def _retryable() -> sa.ColumnElement[bool]:
+    """The open ops sync will still try by itself: pending ones and failed removals."""
+    return sa.or_(
+        col(OutboxOp.state) == OutboxState.PENDING,
+        sa.and_(
+            col(OutboxOp.state) == OutboxState.FAILED,
+            col(OutboxOp.operation).in_(sync.REMOVALS),
+        ),
+    )
+
+
+def status(session: Session) -> list[TargetStatus]:
+    """Per target (removed ones with cancelled work too): counts of pending, failed, done and
+    cancelled operations, the next retry and the newest error of an open operation."""
+    counts = _counts(session)
+    next_retry = dict(
+        session.execute(
+            sa.select(col(OutboxOp.target_id), sa.func.min(col(OutboxOp.next_attempt_at)))
+            .where(_retryable())
+            .group_by(col(OutboxOp.target_id))
+        ).all()
+    )
+    rows = []
+    for t in directory_targets.all_targets(session, include_removed=True):
+        target_id = ident(t)
+        if directory_targets.is_removed(t) and not counts.get((target_id, "cancelled")):
+            continue
+        newest_error = session.execute(
+            sa.select(col(OutboxOp.last_error))
+            .where(
+                col(OutboxOp.target_id) == target_id,
+                col(OutboxOp.state).in_(OPEN_STATES),
+                col(OutboxOp.last_error).is_not(None),
+            )
+            .order_by(col(OutboxOp.id).desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        rows.append(
+            TargetStatus(
+                target=directory_targets.display_name(t),
+                pending=counts.get((target_id, OutboxState.PENDING), 0),
+                failed=counts.get((target_id, OutboxState.FAILED), 0),
+                done=counts.get((target_id, OutboxState.DONE), 0),
+                cancelled=counts.get((target_id, OutboxState.CANCELLED), 0),
+                next_retry=next_retry.get(target_id),
+                last_error=(one_line(newest_error, LAST_ERROR_SHOWN) if newest_error else None),
+                disabled=t.disabled_reason if t.disabled_at is not None else None,
+            )
+        )
+    return rows
+
+
+def targets_overview(session: Session) -> list[TargetOverview]:
+    """Every target, by name, with its counts of pending, done and failed operations."""
+    counts = _counts(session)
     return [
         TargetOverview(
             t.name,

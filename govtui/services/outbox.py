@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -19,6 +19,10 @@ from govtui.sqltypes import UTCDateTime
 _CHUNK = 20_000
 _UID_FILTER = 1_000  # pending uids up to which supersede narrows its query to them
 SUPERSEDED = "superseded by a newer operation"
+# An op that may still be applied: pending, or failed (a failed removal keeps being retried,
+# a failed addition is retried by `sync --retry-failed`). A newer op for the same member of
+# the same group closes either kind.
+OPEN_STATES = ("pending", "failed")
 _OUTBOX: sa.Table = OutboxOp.__table__  # type: ignore[attr-defined]
 # The group DN of each (scope, access level, target), joined to the grants being queued.
 _MEMBER_GROUPS = db_bulk.keyed_rows_table(
@@ -61,7 +65,9 @@ def enqueue_membership_where(
     little more than the statements themselves."""
     if operation not in ("add_member", "remove_member"):
         raise ValueError(operation)
-    if not conditions or not directory_targets.all_targets(session):
+    # A disabled target gets no operations (group_refs names every target's groups).
+    enabled = {ident(t) for t in directory_targets.active_targets(session)}
+    if not conditions or not enabled:
         return 0
     pairs: set[tuple[int, str]] = set()
     for condition in conditions:
@@ -71,7 +77,7 @@ def enqueue_membership_where(
                 sa.select(col(Grant.scope_id), col(Grant.access)).where(condition).distinct()
             )
         )
-    refs = list(group_refs(session, pairs).values())
+    refs = [ref for ref in group_refs(session, pairs).values() if ref.target_id in enabled]
     if not refs:
         return 0
     new_ops = [
@@ -146,7 +152,7 @@ def _supersede_selected(
     for op_id, target_id, group_dn, uid in session.execute(
         sa.select(
             _OUTBOX.c.id, _OUTBOX.c.target_id, _OUTBOX.c.group_dn, _OUTBOX.c.directory_uid
-        ).where(_OUTBOX.c.state == "pending", _OUTBOX.c.group_dn.is_not(None))
+        ).where(_OUTBOX.c.state.in_(OPEN_STATES), _OUTBOX.c.group_dn.is_not(None))
     ):
         pending.setdefault((target_id, group_dn, uid), []).append(op_id)
     if not pending:
@@ -168,7 +174,9 @@ def _close_superseded(session: Session, stale: Sequence[int]) -> None:
     for start in range(0, len(stale), _CHUNK):
         session.execute(
             sa.update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(stale[start : start + _CHUNK]))
+            .where(
+                _OUTBOX.c.id.in_(stale[start : start + _CHUNK]), _OUTBOX.c.state.in_(OPEN_STATES)
+            )
             .values(state="done", done_at=now, last_error=SUPERSEDED)
         )
 
@@ -189,7 +197,7 @@ def enqueue_disable(session: Session, contractor: Contractor) -> int:
             "next_attempt_at": now,
             "created_at": now,
         }
-        for target in directory_targets.all_targets(session)
+        for target in directory_targets.active_targets(session)
     ]
     if values:
         session.execute(sa.insert(_OUTBOX), values)
@@ -215,8 +223,40 @@ def supersede(session: Session, new_ops: Sequence[Mapping[str, object]]) -> None
         for op_id, target_id, group_dn, uid in session.execute(
             sa.select(
                 _OUTBOX.c.id, _OUTBOX.c.target_id, _OUTBOX.c.group_dn, _OUTBOX.c.directory_uid
-            ).where(_OUTBOX.c.state == "pending", _OUTBOX.c.group_dn.is_not(None))
+            ).where(_OUTBOX.c.state.in_(OPEN_STATES), _OUTBOX.c.group_dn.is_not(None))
         )
         if (target_id, group_dn, uid) in keys
     ]
     _close_superseded(session, stale)
+
+
+def supersede_absent_removals(
+    session: Session, target_id: int, up_to_id: int, absent: Callable[[str, str], bool]
+) -> int:
+    """Close the target's open remove_member operations (queued at or before op `up_to_id`)
+    whose member a reconcile read found absent: absent(normalised group DN, uid).
+    A removal that keeps failing (the old account vanished, say) is then no longer open, and
+    the pause it belongs to can report complete (pause_views counts SUPERSEDED as converged).
+    Returns how many were closed."""
+    stale = [
+        op_id
+        for op_id, group_dn, uid in session.execute(
+            sa.select(_OUTBOX.c.id, _OUTBOX.c.group_dn, _OUTBOX.c.directory_uid).where(
+                _OUTBOX.c.target_id == target_id,
+                _OUTBOX.c.operation == "remove_member",
+                _OUTBOX.c.state.in_(OPEN_STATES),
+                _OUTBOX.c.id <= up_to_id,
+            )
+        )
+        if group_dn is not None and absent(group_dn.strip().lower(), uid)
+    ]
+    now = clock.now()
+    for start in range(0, len(stale), _CHUNK):
+        session.execute(
+            sa.update(_OUTBOX)
+            .where(
+                _OUTBOX.c.id.in_(stale[start : start + _CHUNK]), _OUTBOX.c.state.in_(OPEN_STATES)
+            )
+            .values(state="done", done_at=now, last_error=SUPERSEDED)
+        )
+    return len(stale)

@@ -12,7 +12,16 @@ from sqlmodel import Session, col, select
 
 from govtui.db import ident
 from govtui.directory import group_names
-from govtui.models import Client, ClientPause, DatasetScope, Grant, Operator, OutboxOp, Project
+from govtui.models import (
+    Client,
+    ClientPause,
+    DatasetScope,
+    DirectoryTarget,
+    Grant,
+    Operator,
+    OutboxOp,
+    Project,
+)
 from govtui.services import catalog, directory_targets, outbox
 from govtui.services.grant_lifecycle import paused_ids
 from govtui.vocabulary import ClientStatus as ClientState
@@ -63,14 +72,19 @@ class Convergence:
     failed: int
     superseded: int = 0
     later_pending: int = 0  # removals queued since (revoke, expire) for the same grants
+    # Never applied: cancelled with their target (disabled or removed), per target name.
+    cancelled: tuple[tuple[str, int], ...] = ()
 
     @property
     def complete(self) -> bool:
+        # A superseded op counts as converged (a newer op, or reconcile, settled it); a
+        # cancelled one never does: nobody knows whether that directory still grants access.
         return (
             self.confirmed + self.superseded == self.queued
             and self.pending == 0
             and self.failed == 0
             and self.later_pending == 0
+            and not self.cancelled
         )
 
     def in_words(self) -> str:
@@ -86,6 +100,8 @@ class Convergence:
             parts.append(f"{self.pending + self.later_pending} pending")
         if self.failed:
             parts.append(f"{self.failed} FAILED (see `govtui sync status` and the outbox)")
+        for target, n in self.cancelled:
+            parts.append(f"{n} {what} cancelled with target {target} (never applied)")
         return "NOT complete: " + ", ".join(parts)
 
 
@@ -175,12 +191,14 @@ def blast_radius(session: Session, client_name: str) -> BlastRadius:
     active_pairs = {(sid, a): 0 for p, s, sid, a in keys}
     for p, s, sid, a in keys:
         active_pairs[(sid, a)] += counts[(p, s, sid, a, GrantState.ACTIVE)]
-    targets = {ident(t): t.name for t in directory_targets.all_targets(session)}
+    # A disabled or removed target gets no removals: its groups are not in the radius.
+    targets = {ident(t): t.name for t in directory_targets.active_targets(session)}
     refs = group_names.group_refs(session, {k for k, n in active_pairs.items() if n})
     group_list = sorted(
         (
             GroupImpact(targets[ref.target_id], ref.dn, active_pairs[(ref.scope_id, ref.access)])
             for ref in refs.values()
+            if ref.target_id in targets
         ),
         key=lambda g: (g.target, g.group_dn),
     )
@@ -218,6 +236,21 @@ def _convergence(session: Session, pause_id: int, operation: OutboxOperation) ->
     ):
         by_state[state] += n - replaced
         superseded += replaced
+    cancelled = tuple(
+        (directory_targets.display_name(name), int(n))
+        for name, n in session.execute(
+            sa.select(col(DirectoryTarget.name), sa.func.count())
+            .select_from(OutboxOp)
+            .join(DirectoryTarget, col(DirectoryTarget.id) == col(OutboxOp.target_id))
+            .where(
+                col(OutboxOp.pause_id) == pause_id,
+                col(OutboxOp.operation) == operation,
+                col(OutboxOp.state) == OutboxState.CANCELLED,
+            )
+            .group_by(col(DirectoryTarget.name))
+            .order_by(col(DirectoryTarget.name))
+        )
+    )
     later = 0
     if operation == OutboxOperation.REMOVE_MEMBER:
         mine = paused_ids(pause_id)
@@ -231,12 +264,13 @@ def _convergence(session: Session, pause_id: int, operation: OutboxOperation) ->
         ).scalar_one()
     return Convergence(
         operation=operation,
-        queued=sum(by_state.values()) + superseded,
+        queued=sum(by_state.values()) + superseded,  # cancelled ones included
         confirmed=by_state[OutboxState.DONE],
         pending=by_state[OutboxState.PENDING],
         failed=by_state[OutboxState.FAILED],
         superseded=superseded,
         later_pending=int(later),
+        cancelled=cancelled,
     )
 
 

@@ -78,6 +78,7 @@ class _Snapshot:
     expected: dict[str, set[str]]
     known: set[str]
     offboarded: set[str]
+    last_op: int  # the newest outbox op when the snapshot was read
 
 
 def _snapshot(session: Session, target_name: str) -> _Snapshot:
@@ -94,6 +95,7 @@ def _snapshot(session: Session, target_name: str) -> _Snapshot:
                 )
             ).scalars()
         ),
+        last_op=session.execute(sa.select(sa.func.max(col(OutboxOp.id)))).scalar_one() or 0,
     )
 
 
@@ -108,9 +110,15 @@ def compare(engine: Engine, target_name: str) -> list[Drift]:
         uid_dn = {uid: dn for dn, uid in accounts.items()}
         placeholder = groups.norm(naming.placeholder_dn(target.groups_base))
         drift: list[Drift] = []
+        read: dict[str, set[str]] = {}  # group DN (normalised) -> its members as read
         for group_dn, uids in sorted(expected.items()):
             contents = groups.inspect_group(
                 conn, group_dn, target.flavour, accounts, ignore=[placeholder]
+            )
+            # What the read proves for open removals: direct and primary-group members are
+            # there (a primary group is access govtui could not take away).
+            read[groups.norm(group_dn)] = (
+                set(contents.direct | contents.primary) if contents is not None else set()
             )
             if contents is None and not uids:
                 continue
@@ -118,7 +126,25 @@ def compare(engine: Engine, target_name: str) -> list[Drift]:
         for uid in sorted(snap.offboarded & set(uid_dn)):
             if not groups.is_disabled(conn, uid_dn[uid], target.flavour):
                 drift.append(Drift("enabled_offboarded", None, uid_dn[uid], uid))
+    _supersede_unneeded_removals(engine, snap, read, uid_dn)
     return drift
+
+
+def _supersede_unneeded_removals(
+    engine: Engine, snap: _Snapshot, read: dict[str, set[str]], uid_dn: dict[str, str]
+) -> None:
+    """What this read proved: an open removal (queued before it) of a uid that is not in its
+    group, or has no account, has nothing left to do. It is closed as superseded, so a
+    removal that keeps failing (its account gone, say) stops holding a pause's convergence
+    back. Written after the directory was read: no transaction spans the network calls."""
+    # uids match without case, as sync's user lookup does.
+    accounts = {uid.lower(): groups.norm(dn) for uid, dn in uid_dn.items()}
+    sync.record_absent_removals(
+        engine,
+        ident(snap.target),
+        snap.last_op,
+        lambda group, uid: group in read and accounts.get(uid.lower()) not in read[group],
+    )
 
 
 def _group_drift(

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Literal
 
 import ldap3
 import sqlalchemy as sa
@@ -23,13 +24,20 @@ from govtui.db import ident, read_session, write_session
 from govtui.directory import group_names, groups, naming
 from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
-from govtui.services import directory_targets
+from govtui.services import directory_targets, outbox
+from govtui.services.directory_targets import ERROR_LENGTH
 from govtui.sqltypes import UTCDateTime
 from govtui.text import one_line
 
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_CAP = timedelta(hours=1)
 BATCH = 50_000
+# Removals are never given up: one that has failed max_attempts times is shown as failed but
+# is still retried (at BACKOFF_CAP), because a removal that never lands leaves someone with
+# access they should not have. Additions may give up after max_attempts: a failed addition
+# only withholds access, and `sync --retry-failed` (or reconcile --fix) brings it back.
+REMOVALS = ("remove_member", "disable_account")
+Due = Literal["now", "backoff"]
 MAX_REPORTED_ERRORS = 20
 # Ops are read and written with Core on the table, never as ORM objects: one sync may handle
 # tens of thousands of them (see _Op and _mark_done).
@@ -71,40 +79,48 @@ Progress = Callable[[int, int], None]
 
 def backoff(attempts: int) -> timedelta:
     """The wait before retry number `attempts` (1, 2, ...): doubling, capped at an hour."""
-    wait: timedelta = BACKOFF_BASE * (2 ** max(0, attempts - 1))
+    # The exponent is bounded: a removal is retried for ever, and 2**attempts of a long
+    # outage would overflow timedelta long after the cap was reached.
+    wait: timedelta = BACKOFF_BASE * (2 ** min(max(0, attempts - 1), 20))
     return min(wait, BACKOFF_CAP)
 
 
-def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
-    """Push every due pending operation once; return what happened."""
+def run_once(
+    engine: Engine,
+    *,
+    due: Due = "backoff",
+    include_failed: bool = False,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Push the open operations once; return what happened.
+
+    `due` is who is asking: "now" for a person (`govtui sync`, the TUI's sync key, a pause
+    followed on screen) who has just fixed the server and wants to see it work, so every
+    open operation is tried at once whatever its backoff; "backoff" for the background worker
+    and `sync --watch`, which try only what has waited long enough. Failed removals are open
+    (REMOVALS: never given up); failed additions only with `include_failed`."""
     now = clock.now()
     with read_session(engine) as session:
-        due = [
-            _Op(*row)
-            for row in session.execute(
-                sa.select(*_OP_COLUMNS)
-                .where(_OUTBOX.c.state == "pending", _OUTBOX.c.next_attempt_at <= now)
-                .order_by(_OUTBOX.c.id)
-                .limit(BATCH)
-            )
+        targets = {ident(t): t for t in directory_targets.active_targets(session)}
+        due_ops = [
+            _Op(*row) for row in session.execute(_due_query(targets, due, include_failed, now))
         ]
-        targets = {ident(t): t for t in directory_targets.all_targets(session)}
         passwords = {
             target_id: _password(session, targets[target_id])
-            for target_id in {op.target_id for op in due}
+            for target_id in {op.target_id for op in due_ops}
         }
         # The sAMAccountName of each group an AD target may have to create (from its template).
         sam_names = {
             target_id: group_names.ad_sam_names(session, targets[target_id])
             for target_id in passwords
         }
-        recorded = _recorded_dns(session, due)
+        recorded = _recorded_dns(session, due_ops)
     report = SyncReport()
-    if not due:
+    if not due_ops:
         return report
     outcome = _Outcome()
     by_target: dict[int, list[_Op]] = defaultdict(list)
-    for op in due:
+    for op in due_ops:
         by_target[op.target_id].append(op)
     handled = 0
     for target_id, ops in by_target.items():
@@ -118,15 +134,17 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
                     conn, target, ops, outcome, now, sam_names.get(target_id, {}),
                     recorded.get(target_id, {}),
                 )  # fmt: skip
-        except (GovtuiError, LDAPException) as exc:
-            # A server's diagnostic is its text: escaped and cut before anyone prints it.
-            message = one_line(exc if isinstance(exc, GovtuiError) else f"{target.url}: {exc}")
+        # Whatever stops this target (connect, TLS, bind, a URL whose port is out of range,
+        # the user lookup) stops this target only: its ops retry, the next target goes on.
+        except Exception as exc:
+            message = _target_error(target, exc)
             for op in ops:
-                outcome.errors.setdefault(op.id, message)
+                if op.id not in outcome.done:  # confirmed before the failure: it stays so
+                    outcome.errors.setdefault(op.id, message)
             report.errors.append(message)
         handled += len(ops)
         if progress is not None:
-            progress(handled, len(due))
+            progress(handled, len(due_ops))
     # Errors of single operations (a missing entry, a refused modify) are reported as well as
     # those of a whole target, each distinct message once.
     distinct = [m for m in dict.fromkeys(outcome.errors.values()) if m not in report.errors]
@@ -135,8 +153,39 @@ def run_once(engine: Engine, *, progress: Progress | None = None) -> SyncReport:
         report.errors.append(
             f"... and {len(distinct) - MAX_REPORTED_ERRORS} more errors: see the outbox"
         )
-    _record(engine, due, targets, outcome, now, report)
+    _record(engine, due_ops, targets, outcome, now, report)
     return report
+
+
+def _due_query(
+    targets: dict[int, DirectoryTarget], due: Due, include_failed: bool, now: datetime
+) -> sa.Select[tuple[object, ...]]:
+    open_ops = sa.or_(
+        _OUTBOX.c.state == "pending",
+        sa.and_(_OUTBOX.c.state == "failed", _OUTBOX.c.operation.in_(REMOVALS)),
+    )
+    if include_failed:
+        open_ops = _OUTBOX.c.state.in_(("pending", "failed"))
+    query = sa.select(*_OP_COLUMNS).where(open_ops, _OUTBOX.c.target_id.in_(sorted(targets)))
+    if due == "backoff":
+        query = query.where(_OUTBOX.c.next_attempt_at <= now)
+    elif due != "now":
+        raise ValueError(due)
+    return query.order_by(_OUTBOX.c.id).limit(BATCH)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception in words. govtui's own and ldap3's errors read as they are; anything else
+    (a bug, a surprising answer) also names its type, so the record says it was unexpected."""
+    if isinstance(exc, GovtuiError | LDAPException):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _target_error(target: DirectoryTarget, exc: BaseException) -> str:
+    if isinstance(exc, GovtuiError):
+        return one_line(str(exc))
+    return one_line(f"{target.url}: {_describe(exc)}")
 
 
 def _password(session: Session, target: DirectoryTarget) -> str | GovtuiError:
@@ -168,20 +217,32 @@ def _push(
     by_group: dict[str, list[_Op]] = defaultdict(list)
     for op in ops:
         if op.operation == "disable_account":
-            _disable(conn, target, op, {**live, **users}, outcome, now)
+            # One account's failure, whatever it is, is that op's error; the others go on.
+            try:
+                _disable(conn, target, op, {**live, **users}, outcome, now)
+            except Exception as exc:
+                outcome.done.pop(op.id, None)
+                outcome.errors[op.id] = one_line(f"{op.directory_uid}: {_describe(exc)}")
         else:
             assert op.group_dn is not None
             by_group[op.group_dn].append(op)
     for group_dn, group_ops in by_group.items():
+        # One group's failure, whatever it is, is the error of that group's ops only: the
+        # other groups are still pushed. Ops of the group confirmed before the failure are
+        # taken back (the read-back did not finish) and retried: adds and removes are
+        # idempotent.
         try:
             _push_group(
                 conn, target, group_dn, group_ops, users, outcome, sam_names or {},
                 fallback, live,
             )  # fmt: skip
-        except (LDAPException, GovtuiError) as exc:
-            # A group name AD would refuse, say: recorded on that group's ops, nothing written.
+        except Exception as exc:
+            # A group name AD would refuse, a bug, a surprising answer: recorded on that
+            # group's ops, and the next group goes on.
+            message = one_line(f"{group_dn}: {_describe(exc)}")
             for op in group_ops:
-                outcome.errors[op.id] = one_line(f"{group_dn}: {exc}")
+                outcome.done.pop(op.id, None)
+                outcome.errors[op.id] = message
 
 
 # From this many distinct uids on, sync reads the whole users base in one paged search rather
@@ -453,8 +514,10 @@ def _record(
             attempts = op.attempts + 1
             row = {
                 "op_id": op.id,
-                "error": one_line(error, 1000),
+                "error": one_line(error, ERROR_LENGTH),
                 "attempts": attempts,
+                # A failed removal keeps its place in the schedule: retried at the capped
+                # backoff until it succeeds or reconcile shows it unnecessary.
                 "next": now + backoff(attempts),
             }
             (failures if attempts >= targets[op.target_id].max_attempts else retries).append(row)
@@ -462,7 +525,13 @@ def _record(
             if rows:
                 session.execute(
                     sa.update(_OUTBOX)
-                    .where(_OUTBOX.c.id == sa.bindparam("op_id"))
+                    # An op superseded or cancelled while this run talked to the directory
+                    # stays closed: only still open ops take the outcome.
+                    .where(
+                        _OUTBOX.c.id == sa.bindparam("op_id"),
+                        # Not IN (...): an expanding list cannot go into an executemany.
+                        sa.or_(_OUTBOX.c.state == "pending", _OUTBOX.c.state == "failed"),
+                    )
                     .values(
                         state=state,
                         last_error=sa.bindparam("error"),
@@ -474,8 +543,20 @@ def _record(
         report.retrying, report.failed = len(retries), len(failures)
 
 
+def record_absent_removals(
+    engine: Engine, target_id: int, up_to_id: int, absent: Callable[[str, str], bool]
+) -> int:
+    """Record what a reconcile read of the directory showed: the open removals (queued at or
+    before op `up_to_id`) whose member is not in its group are superseded
+    (outbox.supersede_absent_removals). Like a sync's outcome, written as no operator, in a
+    short transaction after the directory was read."""
+    with write_session(engine) as session:
+        return outbox.supersede_absent_removals(session, target_id, up_to_id, absent)
+
+
 def _mark_done(session: Session, done: dict[int, str | None], now: datetime) -> None:
-    """Mark ops done (if still pending), with the user DN each one found.
+    """Mark ops done (if still open: pending, or a failed one retried), with the user DN each
+    one found.
 
     One executemany on the driver: Core's executemany spends more per row on parameter
     handling than SQLite spends on the update itself, and a large sync marks tens of
@@ -486,6 +567,6 @@ def _mark_done(session: Session, done: dict[int, str | None], now: datetime) -> 
     done_at = UTCDateTime().process_bind_param(now, connection.dialect)
     connection.exec_driver_sql(
         f"UPDATE {_OUTBOX.name} SET state = 'done', done_at = {mark}, user_dn = {mark},"
-        f" attempts = attempts + 1 WHERE id = {mark} AND state = 'pending'",
+        f" attempts = attempts + 1 WHERE id = {mark} AND state IN ('pending', 'failed')",
         [(done_at, dn, op_id) for op_id, dn in done.items()],
     )

@@ -256,7 +256,13 @@ class GovtuiApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="sync")
     def run_sync(self, manual: bool) -> None:
-        run = convergence.sync_now(self.workspace.engine, progress=self._progress_from_thread)
+        # The sync key is a person asking: everything open is tried now. The background
+        # worker keeps the backoff.
+        run = convergence.sync_now(
+            self.workspace.engine,
+            progress=self._progress_from_thread,
+            due="now" if manual else "backoff",
+        )
         self.post_message(self.SyncFinished(run, manual))
 
     def _progress_from_thread(self, handled: int, total: int) -> None:

@@ -22,6 +22,7 @@ from govtui import clock
 from govtui.services import convergence, directory_views, reconcile
 from govtui.services.directory_views import OutboxRow, TargetOverview
 from govtui.services.reconcile import FixOutcome
+from govtui.services.sync import REMOVALS
 from govtui.tui.context import DriftCheck, TargetHealth, TuiContext
 from govtui.tui.directory_text import (
     ALERT_STYLE,
@@ -45,6 +46,9 @@ def _count(value: int, style: str = "") -> Text:
 
 def _outbox_cells(row: OutboxRow) -> tuple[Text, ...]:
     failed = row.state == "failed"
+    # A failed removal is still retried (never given up); a failed addition waits for
+    # `govtui sync --retry-failed`.
+    retried = not failed or row.operation in REMOVALS
     return (
         Text(str(row.id), justify="right"),
         Text(row.target),
@@ -52,7 +56,7 @@ def _outbox_cells(row: OutboxRow) -> tuple[Text, ...]:
         Text(row.operation),
         Text(row.directory_uid),
         _count(row.attempts),
-        Text("—" if failed else when(row.next_attempt_at)),
+        Text(when(row.next_attempt_at) if retried else "—"),
         Text(row.last_error or "—", style="red" if failed else "dim"),
         Text(row.group_dn or "—"),  # last: DNs are long
     )
