@@ -18,6 +18,7 @@ from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError, PolicyError
 from govtui.models import (
+    Client,
     ClientPause,
     DatasetScope,
     Grant,
@@ -80,6 +81,19 @@ def _scopes_of(client_id: int) -> sa.Select[int | None]:
     )
 
 
+def _may_pause(session: Session, actor: Operator, client: str) -> Client:
+    """The client, if the actor may pause it (an admin or one of its approvers)."""
+    found = catalog.find_client(session, client)
+    if not (
+        Role.ADMIN in operators.roles_of(session, actor)
+        or operators.is_approver_for(session, actor, found)
+    ):
+        raise PolicyError(
+            f"{actor.name!r} may not pause client {found.name!r}: an admin or one of its approvers may"
+        )
+    return found
+
+
 def pause(
     session: Session,
     actor: Operator,
@@ -96,14 +110,7 @@ def pause(
     towards its convergence and the pause, its audit event and every removal are all or
     nothing. A member added by hand after that read is reported by the read after the sync."""
     reason = validation.reason(reason, "pause")
-    found = catalog.find_client(session, client)
-    if not (
-        Role.ADMIN in operators.roles_of(session, actor)
-        or operators.is_approver_for(session, actor, found)
-    ):
-        raise PolicyError(
-            f"{actor.name!r} may not pause client {found.name!r}: an admin or one of its approvers may"
-        )
+    found = _may_pause(session, actor, client)
     # Locked for update before the grants: a concurrent request (which takes a shared lock on
     # the client) and a concurrent pause of the same client queue up behind this one.
     locked = catalog.lock_client(session, found.id)
@@ -155,14 +162,7 @@ def remove_hand_added(
 ) -> PauseResult:
     """`client pause --strict` on a client paused already: queue the removal of the members
     added by hand under the current pause (same rights as pausing; no code: it removes)."""
-    found = catalog.find_client(session, client)
-    if not (
-        Role.ADMIN in operators.roles_of(session, actor)
-        or operators.is_approver_for(session, actor, found)
-    ):
-        raise PolicyError(
-            f"{actor.name!r} may not pause client {found.name!r}: an admin or one of its approvers may"
-        )
+    found = _may_pause(session, actor, client)
     locked = catalog.lock_client(session, found.id)
     record = current_pause(session, locked)
     if record is None:
