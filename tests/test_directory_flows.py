@@ -23,19 +23,8 @@ from govtui.cli import main
 from govtui.directory import groups, probe
 from govtui.services import convergence, directory_targets, reconcile, sync
 
-from .directory_support import Directory, add_target, norm, private_subtree
-from .factories import World, small_vendor
-from .memory_keyring import MemoryKeyring
-
-
-@pytest.fixture
-def directory() -> Iterator[Directory]:
-    yield from private_subtree()
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return small_vendor(engine)
+from .directory_support import Directory, add_target, norm
+from .factories import World
 
 
 @pytest.fixture

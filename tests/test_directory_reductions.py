@@ -5,32 +5,19 @@ sync; reconcile then finds no drift."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
 
 from govtui import db
 from govtui.cli import main
 from govtui.services import grants, reconcile, sync
 
-from .directory_support import Directory, add_target, norm, private_subtree
-from .factories import World, small_vendor
-from .memory_keyring import MemoryKeyring
+from .directory_support import Directory, add_target, norm
+from .factories import World
 
 HEADER = "external_id,name,email,directory_uid,contract_end\n"
 PAIRS_READ = "acme-rlhf-pairs-read"
-
-
-@pytest.fixture
-def directory() -> Iterator[Directory]:
-    yield from private_subtree()
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return small_vendor(engine)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ check, by SQL)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +20,7 @@ from govtui.directory import group_names
 from govtui.services import sync
 
 from .conftest import snapshot
-from .directory_support import Directory, add_target, norm, private_subtree
+from .directory_support import Directory, add_target, norm
 from .factories import Op, Person, Scope, World, build_world
 from .memory_keyring import MemoryKeyring
 
@@ -121,11 +120,6 @@ def test_scope_map_onto_another_pairs_group_is_refused(
         "cn=own,ou=groups,dc=x",
     )
     assert code == 0
-
-
-@pytest.fixture
-def directory() -> Iterator[Directory]:
-    yield from private_subtree()
 
 
 def test_strict_pause_keeps_a_member_of_another_clients_live_grant_in_a_shared_group(

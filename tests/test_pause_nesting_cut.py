@@ -5,28 +5,15 @@ named in the summary, which says complete only for govtui's own members."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.engine import Engine
 
 from govtui.cli import main
 from govtui.directory.groups import MAX_NESTING
 from govtui.services import sync
 
-from .directory_support import Directory, add_target, norm, private_subtree
-from .factories import World, small_vendor
-from .memory_keyring import MemoryKeyring
-
-
-@pytest.fixture
-def directory() -> Iterator[Directory]:
-    yield from private_subtree()
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return small_vendor(engine)
+from .directory_support import Directory, add_target, norm
+from .factories import World
 
 
 def run(world: World, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

@@ -8,11 +8,9 @@ and lists what it cannot remove with the step to take; "complete" only then."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from govtui import db
@@ -21,21 +19,10 @@ from govtui.models import AuditEvent, OutboxOp
 from govtui.services import sync
 
 from .conftest import FakeClock
-from .directory_support import Directory, add_target, norm, private_subtree
-from .factories import World, small_vendor
-from .memory_keyring import MemoryKeyring
+from .directory_support import Directory, add_target, norm
+from .factories import World
 
 PAIRS_READ = "acme-rlhf-pairs-read"
-
-
-@pytest.fixture
-def directory() -> Iterator[Directory]:
-    yield from private_subtree()
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return small_vendor(engine)
 
 
 @pytest.fixture

@@ -5,11 +5,8 @@ under the DN its confirmed add recorded, and otherwise stays in the outbox with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from govtui import db
 from govtui.cli import main
@@ -17,21 +14,10 @@ from govtui.models import DirectoryTarget
 from govtui.services import sync
 
 from .conftest import FakeClock
-from .directory_support import Directory, add_target, norm, outbox, private_subtree
-from .factories import World, small_vendor
-from .memory_keyring import MemoryKeyring
+from .directory_support import Directory, add_target, norm, outbox
+from .factories import World
 
 GROUP = "acme-rlhf-pairs-read"
-
-
-@pytest.fixture
-def directory() -> Iterator[Directory]:
-    yield from private_subtree()
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    return small_vendor(engine)
 
 
 def run(world: World, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
