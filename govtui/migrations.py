@@ -8,10 +8,11 @@ all or nothing, and `govtui init` is idempotent: it applies only what is missing
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import CheckConstraint, Connection, inspect, select, text
+from sqlalchemy import CheckConstraint, Connection, insert, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
@@ -32,6 +33,15 @@ class Migration:
 def _initial_schema(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection)
     connection.execute(models.AuditHead.__table__.insert().values(id=1, seq=0, hash=GENESIS_HASH))  # type: ignore[attr-defined]
+    _create_database_id(connection)
+
+
+def _create_database_id(connection: Connection) -> None:
+    connection.execute(
+        insert(models.DatabaseIdentity.__table__).values(  # type: ignore[attr-defined]
+            id=1, database_id=secrets.token_hex(16), created_at=clock.now()
+        )
+    )
 
 
 _V1_GRANT_WINDOW = (
@@ -120,11 +130,42 @@ def _directory_trust(connection: Connection) -> None:
         _relax_sqlite_check(connection, "outbox_op", _V2_OUTBOX_STATES, f"state IN ({states})")
 
 
+def _bound_identities(connection: Connection) -> None:
+    """Operators bound to a login (theirs by name until an admin says otherwise), removable,
+    with keyring entries by random reference; role provenance; the database's own id."""
+    false = "false" if connection.dialect.name == "postgresql" else "0"
+    operator = models.Operator.__table__  # type: ignore[attr-defined]
+    for name in (
+        "login",
+        "db_role",
+        "disabled_at",
+        "disabled_by",
+        "totp_secret_ref",
+        "totp_pending_ref",
+    ):
+        kind = operator.c[name].type.compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE operator ADD COLUMN {name} {kind}")
+    connection.exec_driver_sql(
+        f"ALTER TABLE operator ADD COLUMN shared_login BOOLEAN NOT NULL DEFAULT {false}"
+    )
+    connection.exec_driver_sql("UPDATE operator SET login = name")
+    for table in ("operator_role", "operator_client"):
+        columns = models.OperatorRole.__table__.c  # type: ignore[attr-defined]
+        for name in ("granted_by", "confirmed_by", "granted_at"):
+            kind = columns[name].type.compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    models.DatabaseIdentity.__table__.create(connection)  # type: ignore[attr-defined]
+    _create_database_id(connection)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "pause: suspended requests, outbox ops tied to a pause", _pause_support),
     Migration(
         3, "directory: TLS name, plaintext flag, AD groups, disabled targets", _directory_trust
+    ),
+    Migration(
+        4, "bound identities, role provenance, keyring entries by database id", _bound_identities
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -67,6 +67,17 @@ def _utc(nullable: bool = True) -> Column[datetime]:
     return Column(UTCDateTime(), nullable=nullable)
 
 
+class DatabaseIdentity(SQLModel, table=True):
+    """The database's random id, made once at `govtui init` (schema version 4): keyring
+    entries and the checkpoint are tied to it, not to the URL that happens to name the file."""
+
+    __tablename__ = "database_identity"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_database_identity_single"),)
+    id: int = Field(default=1, primary_key=True)
+    database_id: str
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
 class SchemaVersion(SQLModel, table=True):
     """One row per applied migration (see govtui.migrations)."""
 
@@ -148,6 +159,20 @@ class Operator(SQLModel, table=True):
     totp_failures: int = Field(default=0)
     totp_locked_until: datetime | None = Field(default=None, sa_column=_utc())
     created_at: datetime = Field(sa_column=_utc(nullable=False))
+    # Who may act as this operator (schema version 4): the OS login on SQLite, and on
+    # PostgreSQL optionally the database role (`session_user`) that authenticates them.
+    # A login bound to several operators needs `shared_login` on each of them.
+    login: str | None = None
+    db_role: str | None = None
+    shared_login: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # A removed operator keeps their row (history points at it) and can no longer act.
+    disabled_at: datetime | None = Field(default=None, sa_column=_utc())
+    disabled_by: int | None = None
+    # The random names of the keyring entries holding the current and the pending TOTP
+    # secret: a new secret goes to a new entry before the commit that points at it, so a
+    # keyring or commit failure never leaves the row pointing at a secret that is not there.
+    totp_secret_ref: str | None = None
+    totp_pending_ref: str | None = None
 
 
 class OperatorRole(SQLModel, table=True):
@@ -155,6 +180,11 @@ class OperatorRole(SQLModel, table=True):
     __table_args__ = (_in("role", ROLES),)
     operator_id: int = Field(foreign_key="operator.id", primary_key=True)
     role: str = Field(primary_key=True)
+    # Provenance (schema version 4): the admin who granted it and the second admin who
+    # confirmed it with their code, if any; NULL on rows made before version 4.
+    granted_by: int | None = None
+    confirmed_by: int | None = None
+    granted_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class OperatorClient(SQLModel, table=True):
@@ -163,6 +193,9 @@ class OperatorClient(SQLModel, table=True):
     __tablename__ = "operator_client"
     operator_id: int = Field(foreign_key="operator.id", primary_key=True)
     client_id: int = Field(foreign_key="client.id", primary_key=True, index=True)
+    granted_by: int | None = None
+    confirmed_by: int | None = None
+    granted_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class Grant(SQLModel, table=True):

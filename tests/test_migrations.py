@@ -105,7 +105,7 @@ def test_version_1_database_upgrades_to_pause_support(db_url: str) -> None:
     with pytest.raises(Exception, match="govtui init"):
         migrations.require_current(engine)
 
-    assert [m.version for m in migrations.upgrade(engine)] == [2, 3]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4]
     migrations.require_current(engine)
     assert migrations.upgrade(engine) == []
 
@@ -161,7 +161,7 @@ def test_version_2_database_gains_directory_trust_columns_and_cancelled_ops(db_u
     """Schema version 3: a target made before it reads as not insecure, with no TLS name, and
     an op can be cancelled; an unknown op state is still refused."""
     engine = _make_v1(db_url)
-    assert [m.version for m in migrations.upgrade(engine)] == [2, 3]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4]
     _target_and_op(engine, "cancelled")
     with engine.connect() as connection:
         row = connection.execute(
@@ -180,3 +180,41 @@ def test_fresh_database_accepts_cancelled_ops_like_an_upgraded_one(db_url: str) 
     with pytest.raises(IntegrityError, match=r"(?i)check constraint.*state"):
         _target_and_op(engine, "lost")
     engine.dispose()
+
+
+def test_version_3_database_gains_bound_identities_and_a_database_id(db_url: str) -> None:
+    """Schema version 4: an operator made before it is bound to the login of their own name,
+    not shared, not removed; roles carry no provenance; the database gets one random id."""
+    engine = _make_v1(db_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO operator_role VALUES (1, 'admin')"))
+    migrations.upgrade(engine)
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.text(
+                "SELECT login, db_role, shared_login, disabled_at, totp_secret_ref FROM operator"
+            )
+        ).one()
+        role = connection.execute(
+            sa.text("SELECT granted_by, confirmed_by FROM operator_role")
+        ).one()
+        ids = connection.execute(sa.text("SELECT database_id FROM database_identity")).all()
+    assert (row[0], row[1], bool(row[2]), row[3], row[4]) == ("root", None, False, None, None)
+    assert tuple(role) == (None, None)
+    assert len(ids) == 1 and len(ids[0][0]) == 32
+    engine.dispose()
+
+
+def test_fresh_databases_get_distinct_ids(tmp_path: Path) -> None:
+    found = set()
+    for name in ("a", "b"):
+        engine = db.make_engine(f"sqlite:///{tmp_path / name}.db")
+        migrations.upgrade(engine)
+        with engine.connect() as connection:
+            found.add(
+                connection.execute(
+                    sa.text("SELECT database_id FROM database_identity")
+                ).scalar_one()
+            )
+        engine.dispose()
+    assert len(found) == 2
