@@ -22,7 +22,7 @@ from govtui.models import Operator
 from govtui.services import operators
 
 from .directory_support import Directory, private_subtree
-from .factories import World, small_vendor
+from .factories import World, bound, small_vendor
 from .factories import code as code  # re-exported: tests import them from here too
 from .factories import enroll as enroll
 from .memory_keyring import MemoryKeyring
@@ -119,9 +119,9 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
 
 
 def bootstrap_admin(engine: Engine, name: str = "root") -> Operator:
-    """Create the first operator (an admin) and return it."""
+    """Create the first operator (an admin, bound as the factories bind) and return it."""
     with db.write_session(engine) as session:
-        return operators.add(session, None, name=name, roles=["admin", "requester"])
+        return operators.add(session, None, name=name, roles=["admin", "requester"], **bound())
 
 
 @pytest.fixture

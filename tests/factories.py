@@ -35,10 +35,19 @@ from govtui.services import (
     directory_targets,
     enrollment,
     grants,
+    identity,
     operators,
 )
 
 ADMIN = "root"
+SECOND_ADMIN = "vera"
+
+
+def bound() -> dict[str, Any]:
+    """How test operators are bound: all to the login running the tests, marked shared (the
+    issue allows tests to; tests of the binding rules make their own operators)."""
+    return {"login": identity.os_login(), "shared_login": True}
+
 
 # --- TOTP ------------------------------------------------------------------------------------
 
@@ -80,6 +89,7 @@ class Op:
     roles: tuple[str, ...]
     approves: tuple[str, ...] = ()
     enrol: bool = False
+    granted_by: str = ADMIN  # the admin who adds them (an earlier operator of the world)
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,13 @@ class World:
             return found
 
 
+def add_ops(session: Session, root: Operator, ops: Iterable[Op]) -> None:
+    """The operators, each added by their `granted_by` admin, bound as `bound()` says."""
+    for op in ops:
+        by = root if op.granted_by == root.name else operators.find(session, op.granted_by)
+        operators.add(session, by, name=op.name, roles=op.roles, approves=op.approves, **bound())
+
+
 def add_people(session: Session, actor: Operator, people: Iterable[Person]) -> list[str]:
     added = []
     for person in people:
@@ -202,10 +219,9 @@ def build_world(
     """The bootstrap admin `root` (admin, requester), the catalogue, the operators, the
     contractors and the target in one transaction; then each enrolled operator's secret."""
     with db.write_session(engine) as session:
-        root = operators.add(session, None, name=ADMIN, roles=["admin", "requester"])
+        root = operators.add(session, None, name=ADMIN, roles=["admin", "requester"], **bound())
         add_catalog(session, root, scopes)
-        for op in ops:
-            operators.add(session, root, name=op.name, roles=op.roles, approves=op.approves)
+        add_ops(session, root, ops)
         add_people(session, root, people)
         if target is not None:
             directory_targets.add(session, root, **target)
@@ -214,8 +230,10 @@ def build_world(
 
 def small_vendor(engine: Engine) -> World:
     """The grant tests' vendor: client acme (scopes pairs, redteam, notes) and other; req
-    requests, ann and bob approve acme, olga approves other (all three enrolled); contractors
-    E1 (Ada, uid ada, contract to 2027) and E2 (Bo, uid bo, contract ends 2026-03-06)."""
+    requests, ann and bob approve acme, olga approves other (all three enrolled); a second
+    admin, vera (not enrolled), made bob an approver, so that ann and bob were not both made
+    approvers by root alone and may together approve a restricted scope; contractors E1 (Ada,
+    uid ada, contract to 2027) and E2 (Bo, uid bo, contract ends 2026-03-06)."""
     return build_world(
         engine,
         scopes=[
@@ -226,8 +244,9 @@ def small_vendor(engine: Engine) -> World:
         ],
         ops=[
             Op("req", ("requester",)),
+            Op(SECOND_ADMIN, ("admin",)),
             Op("ann", ("approver", "requester"), ("acme",), enrol=True),
-            Op("bob", ("approver",), ("acme",), enrol=True),
+            Op("bob", ("approver",), ("acme",), enrol=True, granted_by=SECOND_ADMIN),
             Op("olga", ("approver",), ("other",), enrol=True),
         ],
         people=[
@@ -419,10 +438,9 @@ def bulk_vendor(
     `contractors` contractors imported in bulk (`contractor_fields`: see import_contractors).
     Grants are added with `BulkVendor.grant` and a distribution."""
     with db.write_session(engine) as session:
-        root = operators.add(session, None, name=admin, roles=["admin", "requester"])
+        root = operators.add(session, None, name=admin, roles=["admin", "requester"], **bound())
         add_catalog(session, root, scopes)
-        for op in ops:
-            operators.add(session, root, name=op.name, roles=op.roles, approves=op.approves)
+        add_ops(session, root, ops)
         person_ids = import_contractors(session, root, contractors, **contractor_fields)
         if target is not None:
             directory_targets.add(session, root, **target)

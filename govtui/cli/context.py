@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -15,14 +14,16 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from govtui import db, migrations
+from govtui.services import identity
 from govtui.services.workspace import Workspace
 
 Handler = Callable[["Context", argparse.Namespace], int]
 
 
 def acting_name(explicit: str | None) -> str:
-    """Who is acting: --as, else GOVTUI_OPERATOR, else the login name."""
-    return explicit or os.environ.get("GOVTUI_OPERATOR") or getpass.getuser()
+    """Who is acting: --as, else GOVTUI_OPERATOR, else the OS login. Naming an operator is
+    not proof of being them: Workspace checks the operator is bound to this principal."""
+    return explicit or os.environ.get("GOVTUI_OPERATOR") or identity.os_login()
 
 
 @dataclass

@@ -11,10 +11,11 @@ from sqlmodel import Session
 
 from govtui.cli import pause_commands
 from govtui.cli.context import Context, print_json, print_table
+from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
 from govtui.models import ROLES
 from govtui.security import qr
-from govtui.services import contractor_import, contractors, enrollment, operators
+from govtui.services import contractor_import, contractors, enrollment, operators, privilege
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,10 +50,47 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.add_argument("--role", action="append", required=True, choices=ROLES, help="repeatable")
     p.add_argument("--approves", action="append", default=[], metavar="CLIENT", help="repeatable")
+    _binding_arguments(p)
+    _code_arguments(p)
     p.set_defaults(handler=run_operator_add)
     p = osub.add_parser("list", help="list operators")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_operator_list)
+    p = osub.add_parser("remove", help="remove (disable) an operator; their history stays")
+    p.add_argument("name")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(handler=run_operator_remove)
+    p = osub.add_parser(
+        "bind", help="bind an operator to the login (or database role) of its person"
+    )
+    p.add_argument("name")
+    _binding_arguments(p)
+    _code_arguments(p, second=False)
+    p.set_defaults(handler=run_operator_bind)
+    role = osub.add_parser("role", help="give or take away an operator's role")
+    rsub = role.add_subparsers(dest="role_action", required=True, metavar="ACTION")
+    p = rsub.add_parser("add", help="give a role (the admin's code; approver/admin: two admins')")
+    p.add_argument("name")
+    p.add_argument("role", choices=ROLES)
+    _code_arguments(p)
+    p.set_defaults(handler=run_role_add)
+    p = rsub.add_parser("remove", help="take a role away (no code)")
+    p.add_argument("name")
+    p.add_argument("role", choices=ROLES)
+    p.set_defaults(handler=run_role_remove)
+    approves = osub.add_parser("approves", help="the clients an approver approves for")
+    asub = approves.add_subparsers(dest="approves_action", required=True, metavar="ACTION")
+    p = asub.add_parser(
+        "add", help="approve for one more client (two admins' codes once two exist)"
+    )
+    p.add_argument("name")
+    p.add_argument("client")
+    _code_arguments(p)
+    p.set_defaults(handler=run_approves_add)
+    p = asub.add_parser("remove", help="stop approving for a client (no code)")
+    p.add_argument("name")
+    p.add_argument("client")
+    p.set_defaults(handler=run_approves_remove)
     register_enroll(osub)
 
 
@@ -112,44 +150,148 @@ def run_contractor_import(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _binding_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--login", help="the OS login that may act as them (default: the name)")
+    p.add_argument(
+        "--db-role", help="PostgreSQL only: the database role (session_user) that must connect"
+    )
+    p.add_argument(
+        "--shared-login",
+        action="store_true",
+        help="allow a login bound to several operators (defeats separation: shown in red)",
+    )
+
+
+def _code_arguments(p: argparse.ArgumentParser, *, second: bool = True) -> None:
+    p.add_argument("--totp", metavar="CODE", help="the acting admin's code (asked when omitted)")
+    if second:
+        p.add_argument("--second-admin", metavar="NAME", help="a second admin who confirms")
+        p.add_argument("--second-totp", metavar="CODE", help="the second admin's code")
+
+
+def _codes(args: argparse.Namespace) -> privilege.Codes:
+    second = getattr(args, "second_admin", None)
+    code = read_code(args.totp)
+    second_code = None
+    if second is not None:
+        second_code = read_code(args.second_totp, f"{second}'s TOTP code: ")
+    return privilege.Codes(code, second, second_code)
+
+
 def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
+    workspace = ctx.workspace()
+    if workspace.read(operators.count) == 0:
 
-    def add(session: Session) -> bool:
-        # The first operator is added by nobody yet: the login that ran this is recorded.
-        bootstrap = operators.count(session) == 0
-        actor = None if bootstrap else operators.find(session, ctx.actor_name)
-        operators.add(
-            session,
-            actor,
-            name=args.name,
-            roles=args.role,
-            approves=args.approves,
-            bootstrap_actor=ctx.actor_name,
-        )
-        return bootstrap
+        def bootstrap(session: Session) -> None:
+            # The first operator is added by nobody yet: bound to whoever runs this (their
+            # OS login unless --login says otherwise), granted on their own say-so.
+            operators.add(
+                session,
+                None,
+                name=args.name,
+                roles=args.role,
+                approves=args.approves,
+                bootstrap_actor=ctx.actor_name,
+                login=args.login,
+                db_role=args.db_role,
+                shared_login=args.shared_login,
+            )
 
-    bootstrap = ctx.workspace().act_system(add)
-    print(f"operator {args.name} added" + (" (the first operator)" if bootstrap else ""))
+        workspace.act_system(bootstrap)
+        print(f"operator {args.name} added (the first operator)")
+        return 0
+    workspace.act(
+        privilege.add_operator,
+        name=args.name,
+        roles=args.role,
+        approves=args.approves,
+        login=args.login,
+        db_role=args.db_role,
+        shared_login=args.shared_login,
+        codes=_codes(args),
+    )
+    print(f"operator {args.name} added")
     return 0
+
+
+def run_operator_remove(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(privilege.remove_operator, name=args.name, reason=args.reason)
+    print(f"operator {args.name} removed")
+    return 0
+
+
+def run_operator_bind(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(
+        privilege.bind,
+        name=args.name,
+        login=args.login,
+        db_role=args.db_role,
+        shared_login=args.shared_login,
+        codes=_codes(args),
+    )
+    print(f"operator {args.name} bound")
+    return 0
+
+
+def run_role_add(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(privilege.add_role, name=args.name, role=args.role, codes=_codes(args))
+    print(f"operator {args.name} has the {args.role} role")
+    return 0
+
+
+def run_role_remove(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(privilege.remove_role, name=args.name, role=args.role)
+    print(f"operator {args.name} no longer has the {args.role} role")
+    return 0
+
+
+def run_approves_add(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(
+        privilege.add_approves, name=args.name, client=args.client, codes=_codes(args)
+    )
+    print(f"operator {args.name} approves for {args.client}")
+    return 0
+
+
+def run_approves_remove(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(privilege.remove_approves, name=args.name, client=args.client)
+    print(f"operator {args.name} no longer approves for {args.client}")
+    return 0
+
+
+RED, RESET = "\033[31m", "\033[0m"
 
 
 def run_operator_list(ctx: Context, args: argparse.Namespace) -> int:
     views = ctx.workspace().read(operators.list_all)
     if args.json:
         print_json(views)
-    else:
-        print_table(
-            ["NAME", "ROLES", "APPROVES FOR", "TOTP"],
+        return 0
+    print_table(
+        ["NAME", "ROLES", "APPROVES FOR", "TOTP", "STATUS", "LOGIN"],
+        [
             [
-                [
-                    v.name,
-                    ",".join(v.roles),
-                    ",".join(v.approves) or "-",
-                    "enrolled" if v.totp_enrolled else "-",
-                ]
-                for v in views
-            ],
-        )
+                v.name,
+                ",".join(v.roles) or "-",
+                ",".join(v.approves) or "-",
+                "enrolled" if v.totp_enrolled else "-",
+                "removed" if v.disabled else "active",
+                v.login
+                + (f" db:{v.db_role}" if v.db_role else "")
+                + (" SHARED" if v.shared_login else ""),
+            ]
+            for v in views
+        ],
+    )
+    shared: dict[str, list[str]] = {}
+    for v in views:
+        if v.shared_login and not v.disabled:
+            shared.setdefault(v.login, []).append(v.name)
+    # A shared login means no separation of duties between its operators: say so, in red.
+    color = sys.stdout.isatty()
+    for login, names in sorted(shared.items()):
+        line = f"warning: login {login} is shared by {', '.join(names)}: no four eyes between them"
+        print(f"{RED}{line}{RESET}" if color else line)
     return 0
 
 

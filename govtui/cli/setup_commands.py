@@ -6,7 +6,7 @@ import argparse
 
 from govtui import db, migrations
 from govtui.cli.context import Context
-from govtui.services import demo
+from govtui.services import demo, identity, privilege
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +23,14 @@ def run_init(ctx: Context, args: argparse.Namespace) -> int:
     if applied:
         names = ", ".join(f"{m.version} ({m.description})" for m in applied)
         print(f"database {where}: applied migration {names}; schema at version {migrations.LATEST}")
+        if any(m.version == 4 for m in applied):
+            # Bindings are new: operators were bound to their own names, which may be no one's
+            # login; the first admin is bound to whoever upgrades (they hold the database).
+            bound = ctx.workspace().act_system(
+                privilege.bind_first_admin, by=f"system (init by {identity.os_login()})"
+            )
+            if bound is not None:
+                print(f"operator {bound} (the first admin) is bound to login {identity.os_login()}")
     else:
         print(f"database {where}: schema already at version {migrations.LATEST}")
     return 0

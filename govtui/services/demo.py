@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from datetime import date, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -13,7 +14,7 @@ from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError
 from govtui.models import Client, Contractor, Grant
-from govtui.services import audit, catalog, contractor_import, operators
+from govtui.services import audit, catalog, contractor_import, identity, operators
 
 ADMIN = "alex"
 CLIENTS = {
@@ -83,9 +84,19 @@ def load(session: Session, *, contractors: int = 400, seed: int = 7) -> str:
     if session.execute(sa.select(sa.func.count()).select_from(Client)).scalar_one():
         raise ConflictError("the database has clients already: demo data goes into an empty one")
     rng = random.Random(seed)  # noqa: S311 - demo names, not secrets
+    # Every demo operator is bound to the login running the demo, marked --shared-login: one
+    # person plays them all, which is exactly what separation of duties forbids for real use
+    # (`operator list` says so in red).
+    me = identity.os_login()
+    bound: dict[str, Any] = {"login": me, "shared_login": True}
     admin = (
         operators.add(
-            session, None, name=ADMIN, roles=["admin", "requester"], bootstrap_actor="demo"
+            session,
+            None,
+            name=ADMIN,
+            roles=["admin", "requester"],
+            bootstrap_actor="demo",
+            **bound,
         )
         if operators.count(session) == 0
         else operators.find(session, ADMIN)
@@ -98,11 +109,13 @@ def load(session: Session, *, contractors: int = 400, seed: int = 7) -> str:
                 catalog.add_scope(
                     session, admin, path=f"{client}/{project}/{scope}", sensitivity=sensitivity
                 )
-    operators.add(
-        session, admin, name="blair", roles=["approver", "reviewer"], approves=list(CLIENTS)
-    )
-    operators.add(session, admin, name="casey", roles=["approver"], approves=list(CLIENTS))
-    operators.add(session, admin, name="dana", roles=["requester", "reviewer"])
+    blair = ["approver", "reviewer"]
+    operators.add(session, admin, name="blair", roles=blair, approves=list(CLIENTS), **bound)
+    # A second admin vouches for casey, so that blair and casey may together approve a
+    # restricted scope (two approvers made by one admin alone may not: privilege.provenance).
+    quinn = operators.add(session, admin, name="quinn", roles=["admin"], **bound)
+    operators.add(session, quinn, name="casey", roles=["approver"], approves=list(CLIENTS), **bound)
+    operators.add(session, admin, name="dana", roles=["requester", "reviewer"], **bound)
     today = clock.now().date()
     rows = []
     for n in range(1, contractors + 1):

@@ -30,6 +30,7 @@ from govtui.services import (
     contractors,
     grant_lifecycle,
     operators,
+    privilege,
     second_factor,
     validation,
 )
@@ -248,10 +249,41 @@ def approve(
             raise PolicyError(
                 f"grant {grant.id}: {actor.name!r} approved it already; a restricted scope needs a second, different approver"
             )
+        if subject.approvals_needed > 1:
+            _require_independent_approvers(session, actor, subject)
         subjects.append(subject)
     ids = ", ".join(str(g.id) for g in grants)
     step = second_factor.verify(session, actor, code, purpose=f"approval of grant {ids}")
     return [_record_approval(session, actor, subject, step, now) for subject in subjects]
+
+
+def _require_independent_approvers(session: Session, actor: Operator, subject: Subject) -> None:
+    """Refuse the second approval of a restricted grant when both approvers were made
+    approvers for its client on the say-so of the same single admin (four eyes that one
+    admin alone provides are two eyes)."""
+    others = session.exec(
+        select(Approval.approver_id).where(
+            Approval.grant_id == ident(subject.grant),
+            Approval.round == subject.round,
+            Approval.decision == Decision.APPROVE.value,
+        )
+    ).all()
+    mine = privilege.provenance(session, actor, subject.client)
+    for other_id in others:
+        other = session.get(Operator, other_id)
+        assert other is not None
+        theirs = privilege.provenance(session, other, subject.client)
+        # Rows from before schema version 4 have no provenance (None): they are not refused,
+        # since nothing says who vouched for them and refusing would stop every restricted
+        # approval at the upgrade; an admin re-grants them (`operator approves remove/add`)
+        # to bring them under this rule.
+        if mine is not None and mine == theirs and len(mine) == 1:
+            (admin_id,) = mine
+            raise PolicyError(
+                f"grant {subject.grant.id}: {other.name!r} and {actor.name!r} were both made "
+                f"approvers for {subject.client.name!r} by {operators.name_of(session, admin_id)!r} "
+                "alone; a restricted scope needs approvers vouched for by more than one admin"
+            )
 
 
 def _record_approval(
@@ -354,9 +386,11 @@ def deny(session: Session, actor: Operator, *, grant_ids: Sequence[int], reason:
 
 
 def revoke(session: Session, actor: Operator, *, grant_id: int, reason: str) -> Grant:
-    """End a live grant at once. Removing access never waits for a code."""
+    """End a live grant at once. Removing access never waits for a code, but only the
+    grant's requester, an approver of its client or an admin may (reviewers: reviews)."""
     reason = validation.reason(reason, "revocation")
     (grant,) = _locked_grants(session, [grant_id])
+    _require_may_revoke(session, actor, grant)
     if grant.state not in LIVE_STATES:
         raise PolicyError(f"grant {grant_id} is {grant.state} already")
     previous = grant.state
@@ -376,6 +410,19 @@ def revoke(session: Session, actor: Operator, *, grant_id: int, reason: str) -> 
         details={"from": previous, "reason": reason},
     )
     return grant
+
+
+def _require_may_revoke(session: Session, actor: Operator, grant: Grant) -> None:
+    if grant.requested_by == actor.id or Role.ADMIN in operators.roles_of(session, actor):
+        return
+    scope = session.get(DatasetScope, grant.scope_id)
+    assert scope is not None
+    client = _client_of(session, scope)
+    if not operators.is_approver_for(session, actor, client):
+        raise PolicyError(
+            f"grant {grant.id}: only its requester, an approver for {client.name!r} or an admin "
+            f"may revoke it, not {actor.name!r}"
+        )
 
 
 def extend(

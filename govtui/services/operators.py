@@ -12,7 +12,7 @@ from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError, NotFoundError, PolicyError
 from govtui.models import Client, Operator, OperatorClient, OperatorRole
-from govtui.services import audit, validation
+from govtui.services import audit, identity, validation
 from govtui.vocabulary import Role, RoleName
 
 
@@ -23,6 +23,10 @@ class OperatorView:
     roles: tuple[str, ...]
     approves: tuple[str, ...]
     totp_enrolled: bool
+    login: str
+    db_role: str | None
+    shared_login: bool  # the login is bound to several operators: no separation between them
+    disabled: bool
 
 
 def find(session: Session, name: str) -> Operator:
@@ -34,7 +38,9 @@ def find(session: Session, name: str) -> Operator:
 
 
 def roles_of(session: Session, operator: Operator) -> set[Role]:
-    """The roles an operator holds."""
+    """The roles an operator holds (none once removed)."""
+    if operator.disabled_at is not None:
+        return set()
     rows = session.exec(select(OperatorRole.role).where(OperatorRole.operator_id == operator.id))
     return {Role(role) for role in rows.all()}
 
@@ -64,9 +70,17 @@ def add(
     roles: Iterable[Role | str],
     approves: Iterable[str] = (),
     bootstrap_actor: str | None = None,
+    login: str | None = None,
+    db_role: str | None = None,
+    shared_login: bool = False,
+    confirmed_by: int | None = None,
 ) -> Operator:
-    """Create an operator. An admin acts, except for the very first operator, who must be an
-    admin so that someone can manage the rest (`bootstrap_actor` names who ran it)."""
+    """Create an operator bound to `login` (default: their name; the first operator's: the
+    current OS login). An admin acts, except for the very first operator, who must be an
+    admin so that someone can manage the rest (`bootstrap_actor` names who ran it).
+
+    This writes; the codes a privilege change needs are checked by services/privilege.py,
+    which every front end calls. Only seeding (demo data, test worlds) calls this directly."""
     name = validation.name(name, "operator")
     role_set = {validation.choice(role, Role, "role") for role in roles}
     if not role_set:
@@ -77,11 +91,18 @@ def add(
         if Role.ADMIN not in role_set:
             raise PolicyError("the first operator must have the admin role")
         actor_name = bootstrap_actor or name
+        login = login or identity.os_login()
     else:
         require_role(session, actor, Role.ADMIN)
         actor_name = actor.name
     if session.exec(select(Operator.id).where(Operator.name == name)).first() is not None:
         raise ConflictError(f"operator {name!r} exists already")
+    login = validation.name(login or name, "login")
+    if db_role is not None:
+        db_role = validation.name(db_role, "database role")
+    identity.check_binding(
+        session, name=name, login=login, db_role=db_role, shared_login=shared_login
+    )
     client_ids: list[int] = []
     approve_names = sorted(set(approves))
     if approve_names and Role.APPROVER not in role_set:
@@ -91,20 +112,59 @@ def add(
         if client is None:
             raise NotFoundError(f"unknown client {client_name!r}")
         client_ids.append(ident(client))
-    operator = Operator(name=name, created_at=clock.now())
+    now = clock.now()
+    operator = Operator(
+        name=name, created_at=now, login=login, db_role=db_role, shared_login=shared_login
+    )
     session.add(operator)
     session.flush()
     op_id = ident(operator)
-    session.add_all(OperatorRole(operator_id=op_id, role=role.value) for role in sorted(role_set))
-    session.add_all(OperatorClient(operator_id=op_id, client_id=cid) for cid in client_ids)
+    # The first operator is granted on nobody's say-so but their own.
+    granted_by = op_id if actor is None else ident(actor)
+    session.add_all(
+        OperatorRole(
+            operator_id=op_id,
+            role=role.value,
+            granted_by=granted_by,
+            confirmed_by=confirmed_by,
+            granted_at=now,
+        )
+        for role in sorted(role_set)
+    )
+    session.add_all(
+        OperatorClient(
+            operator_id=op_id,
+            client_id=cid,
+            granted_by=granted_by,
+            confirmed_by=confirmed_by,
+            granted_at=now,
+        )
+        for cid in client_ids
+    )
     audit.append(
         session,
         actor=actor_name,
         action="operator.add",
         obj=f"operator:{name}",
-        details={"roles": sorted(r.value for r in role_set), "approves": approve_names},
+        details={
+            "roles": sorted(r.value for r in role_set),
+            "approves": approve_names,
+            "login": login,
+            "db_role": db_role,
+            "shared_login": shared_login,
+            "granted_by": actor_name,
+            "confirmed_by": name_of(session, confirmed_by),
+        },
     )
     return operator
+
+
+def name_of(session: Session, operator_id: int | None) -> str | None:
+    """The name of the operator with this id (None for None)."""
+    if operator_id is None:
+        return None
+    operator = session.get(Operator, operator_id)
+    return operator.name if operator is not None else f"#{operator_id}"
 
 
 def list_all(session: Session) -> list[OperatorView]:
@@ -130,6 +190,10 @@ def list_all(session: Session) -> list[OperatorView]:
                 roles=tuple(sorted(roles.get(op_id, []))),
                 approves=tuple(sorted(approves.get(op_id, []))),
                 totp_enrolled=op.totp_enrolled_at is not None,
+                login=identity.login_of(op),
+                db_role=op.db_role,
+                shared_login=op.shared_login,
+                disabled=op.disabled_at is not None,
             )
         )
     return views

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from govtui import db
 from govtui.models import Operator
-from govtui.services import operators, second_factor
+from govtui.services import identity, operators, second_factor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,9 +39,11 @@ class Workspace:
         """Run `fn(session, actor, ...)` in one write transaction, committed when it returns.
 
         The actor's row is locked first, so a TOTP code the operation rejects is counted
-        (second_factor) before anyone else can try a code as them."""
+        (second_factor) before anyone else can try a code as them. Only the principal the
+        operator is bound to may act as them (identity.require_bound)."""
         with db.write_session(self.engine) as session:
             actor = operators.find(session, self.actor_name)
+            identity.require_bound(session, actor)
             db.begin_operation(session, second_factor.hold(session, actor))
             return fn(session, actor, *args, **kwargs)
 
@@ -70,4 +72,6 @@ class Workspace:
         """Run `fn(session, actor, ...)` in a read-only session, for views of the acting
         operator (their approval queue, their enrolment)."""
         with db.read_session(self.engine) as session:
-            return fn(session, operators.find(session, self.actor_name), *args, **kwargs)
+            actor = operators.find(session, self.actor_name)
+            identity.require_bound(session, actor)
+            return fn(session, actor, *args, **kwargs)
