@@ -15,13 +15,14 @@ from textual.widgets import DataTable, Footer, Header, Static
 from govtui.models import GRANT_STATES
 from govtui.services import dashboard
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
+from govtui.tui.plain import plain
 from govtui.tui.screens.base import GovtuiScreen
 
 PAUSED_STYLE = "bold red"
 
 
 def _cell(value: object, style: str = "") -> Text:
-    return Text(str(value), style=style)
+    return plain(value, style)
 
 
 def _count(value: int, style: str = "") -> Text:
