@@ -9,7 +9,7 @@ the TUI must stay safe for whatever is already in the database."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from textual.app import App
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, Static, Tree
 
-from govtui import db
+from govtui import clock, db
 from govtui.services import convergence, grants, operators, reconcile, sync
 from govtui.services.catalog import ScopeView
 from govtui.services.reconcile import Drift
@@ -107,15 +107,17 @@ def hostile(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> World:
             "UPDATE dataset_scope SET name=:scope WHERE name='pairs'",
             "UPDATE contractor SET external_id=:external_id, name=:name, email=:email,"
             " directory_uid=:uid WHERE external_id='E1'",
-            "UPDATE operator SET name=:requester WHERE name='req'",
-            "UPDATE operator SET name=:approver WHERE name='bob'",
+            # The requester shares a login (a hostile one), the approver is locked out: both
+            # are named on the dashboard.
+            "UPDATE operator SET name=:requester, login=:uid, shared_login=1 WHERE name='req'",
+            "UPDATE operator SET name=:approver, totp_locked_until=:locked WHERE name='bob'",
             "UPDATE operator SET name=:actor WHERE name='ann'",
             "UPDATE access_grant SET reason=:reason",
             "UPDATE directory_target SET name=:target, url=:url",
             "UPDATE outbox_op SET state='failed', last_error=:last_error, group_dn=:group,"
             " directory_uid=:uid",
         ):
-            session.execute(sa.text(sql), V)
+            session.execute(sa.text(sql), {**V, "locked": clock.now() + timedelta(hours=1)})
     return world
 
 
@@ -181,6 +183,9 @@ async def test_dashboard_browser_palette_and_pause_show_hostile_names_as_text(
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
         assert_shown(app, "client", "actor")  # the title names the acting operator
+        operators = assert_shown(app, "requester", "uid", "approver", where="#dashboard-operators")
+        assert f"{shown('requester')} (login {shown('uid')})" in operators
+        assert f"{shown('approver')} until 10:00:00 UTC" in operators
 
         await pilot.press("b")
         await settle(pilot)
