@@ -290,7 +290,9 @@ class DirectoryScreen(GovtuiScreen):
         """Show the running sync's progress, or how the last one went."""
         if not self.is_mounted or not self.is_attached:
             return  # a timer's run can end while the app closes, or before the screen is up
-        bar = self.query_one("#sync-progress", ProgressBar)
+        bar = next(iter(self.query("#sync-progress").results(ProgressBar)), None)
+        if bar is None:
+            return  # the app is closing: the screen is attached but its widgets are gone
         status = Text()
         context = self.context
         if context.syncing:
