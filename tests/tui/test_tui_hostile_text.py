@@ -385,3 +385,7 @@ async def test_hostile_names_are_cut_not_wrapped_at_80x24(
                 assert all(row.height == 1 for row in table.ordered_rows), key
             # The header (title with the hostile operator) stays one line at the top.
             assert lines[0].count("govtui") == 1, lines[0]
+            if key == "d":  # the operators line names them all: cut at the edge, one line
+                operators = app.screen.query_one("#dashboard-operators", Static)
+                assert operators.size.height == 1
+                assert shown("requester")[:20] in screen_lines(app)
