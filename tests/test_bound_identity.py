@@ -427,3 +427,36 @@ def test_revoke_is_for_the_requester_an_approver_of_the_client_or_an_admin(
     third = world.request(scope="other/p/s", by="req")
     Workspace(engine, "root").act(grants.revoke, grant_id=third, reason="admin")
     assert {world.grant(g).state for g in (first, second, third)} == {"revoked"}
+
+
+def test_init_binds_the_first_admin_of_an_upgraded_database_to_the_current_login(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .test_migrations import _make_v1
+
+    engine = _make_v1(db_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE operator SET name = 'boss'"))
+        connection.execute(sa.text("INSERT INTO operator_role VALUES (1, 'admin')"))
+    assert main(["--db", db_url, "init"]) == 0
+    assert f"operator boss (the first admin) is bound to login {identity.os_login()}" in (
+        capsys.readouterr().out
+    )
+    with db.read_session(engine) as session:
+        boss = operators.find(session, "boss")
+        events = session.execute(sa.text("SELECT actor, action FROM audit_event")).all()
+    assert boss.login == identity.os_login()
+    assert [tuple(e)[1] for e in events] == ["operator.bind"]
+    assert main(["--db", db_url, "init"]) == 0  # idempotent: nothing more to bind
+    engine.dispose()
+
+
+def test_any_approver_of_the_client_may_resume_it(world: World) -> None:
+    from govtui.services import pause
+
+    Workspace(world.engine, "ann").act(pause.pause, client="acme", reason="incident")
+    result = Workspace(world.engine, "bob").act(pause.resume, client="acme", code=world.code("bob"))
+    assert result is not None
+    Workspace(world.engine, "ann").act(pause.pause, client="acme", reason="again")
+    with pytest.raises(PolicyError, match="'olga' is not an approver for client 'acme'"):
+        Workspace(world.engine, "olga").act(pause.resume, client="acme", code=world.code("olga"))
