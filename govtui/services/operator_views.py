@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from govtui import clock
 from govtui.models import Operator
-from govtui.services import second_factor
+from govtui.services import identity, second_factor
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,10 @@ class OperatorState:
     enrolled_at: datetime | None
     pending: bool  # an enrolment waits for its first code
     locked_for: timedelta | None  # how much longer approvals are locked, or None
+    login: str = ""  # the OS login bound to the operator
+    db_role: str | None = None  # PostgreSQL: the role that must connect, if any
+    shared_login: bool = False  # the login acts as several operators: no four eyes (red)
+    disabled: bool = False
 
 
 def state(_session: Session, actor: Operator) -> OperatorState:
@@ -28,6 +32,10 @@ def state(_session: Session, actor: Operator) -> OperatorState:
         enrolled_at=actor.totp_enrolled_at,
         pending=actor.totp_pending_at is not None,
         locked_for=second_factor.remaining_lockout(actor),
+        login=identity.login_of(actor),
+        db_role=actor.db_role,
+        shared_login=actor.shared_login,
+        disabled=actor.disabled_at is not None,
     )
 
 
