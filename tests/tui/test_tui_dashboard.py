@@ -168,6 +168,14 @@ async def test_shared_logins_and_lock_outs_stand_out_in_red(world: World) -> Non
     now = clock.now()
     with db.write_session(world.engine) as session:
         for sql, values in (
+            # The factories bind every operator to the test login, shared: give the others a
+            # login each (root keeps the test login, alone), so only ann and bob share one.
+            (
+                "UPDATE operator SET login=name || '-login', shared_login=:no"
+                " WHERE name NOT IN ('ann','bob','root')",
+                {"no": False},
+            ),
+            ("UPDATE operator SET shared_login=:no WHERE name='root'", {"no": False}),
             ("UPDATE operator SET login='desk', shared_login=1 WHERE name IN ('ann','bob')", {}),
             (
                 "UPDATE operator SET totp_locked_until=:until WHERE name='olga'",
@@ -186,12 +194,12 @@ async def test_shared_logins_and_lock_outs_stand_out_in_red(world: World) -> Non
         line = app.screen.query_one("#dashboard-operators", Static)
         text = text_of(line)
         assert text == (
-            "Operators: 5 · shared login, no separation: ann (login desk), bob (login desk)"
+            "Operators: 6 · shared login, no separation: ann (login desk), bob (login desk)"
             " · locked out: olga until 09:10:00 UTC"
         )
         assert rendered_bold_red(line, "ann (login desk)")
         assert rendered_bold_red(line, "olga until")
-        assert not rendered_bold_red(line, "Operators: 5")
+        assert not rendered_bold_red(line, "Operators: 6")
 
         with db.write_session(world.engine) as session:
             session.execute(
@@ -199,4 +207,4 @@ async def test_shared_logins_and_lock_outs_stand_out_in_red(world: World) -> Non
             )
         await pilot.press("r")
         await settle(pilot)
-        assert text_of(line) == "Operators: 5 · none shares a login or is locked out"
+        assert text_of(line) == "Operators: 6 · none shares a login or is locked out"

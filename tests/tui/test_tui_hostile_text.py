@@ -107,6 +107,10 @@ def hostile(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> World:
             "UPDATE dataset_scope SET name=:scope WHERE name='pairs'",
             "UPDATE contractor SET external_id=:external_id, name=:name, email=:email,"
             " directory_uid=:uid WHERE external_id='E1'",
+            # The factories bind every operator to the test login, shared: here only the
+            # requester shares one (a hostile one); root and bob get a login each.
+            "UPDATE operator SET shared_login=:no WHERE name <> 'req'",
+            "UPDATE operator SET login=name || '-login' WHERE name IN ('root','bob')",
             # The requester shares a login (a hostile one), the approver is locked out: both
             # are named on the dashboard.
             "UPDATE operator SET name=:requester, login=:uid, shared_login=1 WHERE name='req'",
@@ -117,7 +121,9 @@ def hostile(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> World:
             "UPDATE outbox_op SET state='failed', last_error=:last_error, group_dn=:group,"
             " directory_uid=:uid",
         ):
-            session.execute(sa.text(sql), {**V, "locked": clock.now() + timedelta(hours=1)})
+            session.execute(
+                sa.text(sql), {**V, "no": False, "locked": clock.now() + timedelta(hours=1)}
+            )
     return world
 
 
