@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from govtui import db
 from govtui.cli import main
@@ -72,6 +72,11 @@ def separate_world(engine: Engine) -> World:
     return World(engine, {"root": enroll(engine, "root"), "ann": enroll(engine, "ann")})
 
 
+def acting(_session: Session, actor: Operator) -> str:
+    """An operation that only says who acted."""
+    return actor.name
+
+
 # --- who is at the keyboard --------------------------------------------------------------------
 
 
@@ -115,7 +120,7 @@ def test_a_removed_operator_cannot_act(
     Workspace(engine, "root").act(privilege.remove_operator, name="req", reason="left")
     logged_in_as("req")
     with pytest.raises(PolicyError, match="'req' was removed and can no longer act"):
-        Workspace(engine, "req").act(grants.expire_due, actor_name="x")
+        Workspace(engine, "req").act(acting)
     with db.read_session(engine) as session:
         req = operators.find(session, "req")
         assert req.disabled_at is not None and operators.roles_of(session, req) == set()
@@ -201,6 +206,7 @@ def test_a_database_role_is_checked_against_session_user(
         ).first()
         if exists is None:
             connection.exec_driver_sql(f"CREATE ROLE {pg_role} LOGIN")
+        connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {pg_role}")
         connection.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {pg_role}")
         connection.exec_driver_sql(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {pg_role}")
     with db.write_session(engine) as session:
@@ -209,10 +215,12 @@ def test_a_database_role_is_checked_against_session_user(
     as_ann = db.make_engine(sa.make_url(PG_URL).set(username=pg_role).render_as_string(False))
     try:
         with pytest.raises(PolicyError, match=f"bound to database role '{pg_role}'.*'postgres'"):
-            Workspace(engine, "ann").act(grants.expire_due, actor_name="x")
-        assert Workspace(as_ann, "ann").act(grants.expire_due, actor_name="x") == []
+            Workspace(engine, "ann").act(acting)
+        with pytest.raises(PolicyError, match=f"bound to database role '{pg_role}'"):
+            Workspace(engine, "ann").read_as(acting)
+        assert Workspace(as_ann, "ann").act(acting) == "ann"
         # root has no database role: any role that can connect may act as them.
-        assert Workspace(as_ann, "root").act(grants.expire_due, actor_name="x") == []
+        assert Workspace(as_ann, "root").act(acting) == "root"
     finally:
         as_ann.dispose()
         engine.dispose()
