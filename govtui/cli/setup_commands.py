@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from govtui import db, migrations
 from govtui.cli.context import Context
-from govtui.services import demo
+from govtui.services import demo, keyring_migration
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +26,12 @@ def run_init(ctx: Context, args: argparse.Namespace) -> int:
         print(f"database {where}: applied migration {names}; schema at version {migrations.LATEST}")
     else:
         print(f"database {where}: schema already at version {migrations.LATEST}")
+    # Keyring entries named the pre-version-4 way (by the URL) move to the database's id.
+    moved = keyring_migration.migrate(ctx.engine, ctx.url)
+    if moved.moved:
+        print(f"moved {moved.moved} keyring entries to this database's id")
+    for what in moved.missing:
+        print(f"warning: no keyring entry for the {what} on this machine", file=sys.stderr)
     return 0
 
 
