@@ -72,6 +72,7 @@ def _enrol_in_a_pty(world: World, *, feed: list[bytes], interrupt: bool = False)
     os.close(child)
     out = b""
     answers = list(feed)
+    interrupted = False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ready, _, _ = select.select([main], [], [], 0.2)
@@ -84,7 +85,8 @@ def _enrol_in_a_pty(world: World, *, feed: list[bytes], interrupt: bool = False)
                 break
             out += chunk
             if out.count(b"code it shows now") > len(feed) - len(answers):
-                if interrupt and not answers:
+                if interrupt and not answers and not interrupted:
+                    interrupted = True
                     os.killpg(proc.pid, signal.SIGINT)
                 elif answers:
                     os.write(main, answers.pop(0))

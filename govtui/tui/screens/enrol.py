@@ -209,7 +209,7 @@ class EnrolScreen(GovtuiScreen):
 
     def on_unmount(self) -> None:
         # However the screen goes (Escape, the app quitting), the secret goes with it.
-        self._show_qr(None)
+        self._remove_qr()
 
     def _error(self, text: str) -> None:
         error = self.query_one("#enrol-error", Static)
@@ -219,8 +219,7 @@ class EnrolScreen(GovtuiScreen):
     def _show_qr(self, qr: str | None) -> None:
         """Show a QR code with its code box, or take both off the screen: the QR code's
         widget is removed, so no copy of the secret stays behind in the screen's tree."""
-        for old in self.query("#enrol-qr"):
-            old.remove()
+        self._remove_qr()
         if qr is not None:
             self.query_one("#enrol", VerticalScroll).mount(
                 Static(Text(qr, no_wrap=True), id="enrol-qr"),
@@ -228,3 +227,7 @@ class EnrolScreen(GovtuiScreen):
             )
         for selector in ("#enrol-hint", "#enrol-code"):
             self.query_one(selector).display = qr is not None
+
+    def _remove_qr(self) -> None:
+        for old in self.query("#enrol-qr"):
+            old.remove()
