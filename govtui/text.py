@@ -29,6 +29,30 @@ def _escaped(char: str) -> str:
     return char
 
 
+def hostile_char(value: str) -> str | None:
+    """The first character of `value` that would act on a terminal or reorder the text (C0,
+    DEL, C1, bidi controls, line separators), or None when there is none."""
+    for char in value:
+        if _escaped(char) != char:
+            return char
+    return None
+
+
+def escaped(value: object) -> str:
+    """`value` whole, with every control, bidi and line-break character shown as a visible
+    escape: for data printed in full (table cells), where cutting would hide part of it."""
+    text = str(value)
+    if hostile_char(text) is None:
+        return text  # the common case, walked once
+    return "".join(_escaped(char) for char in text)
+
+
+def quoted(value: object, limit: int = 80) -> str:
+    """A value echoed in a message: escaped, cut to `limit` characters, in quotes (a megabyte
+    typed or imported is not repeated whole)."""
+    return f"'{one_line(value, limit)}'"
+
+
 def one_line(value: object, limit: int = LIMIT) -> str:
     """`value` as one printable line of at most `limit` characters: control characters, bidi
     controls and line breaks shown as visible escapes (`\\x1b`, `\\u202e`), cut with "…"."""
