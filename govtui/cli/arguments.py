@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
 from typing import NoReturn
 
 from govtui.services.validation import MAX_DAYS
@@ -21,24 +20,33 @@ MAX_ERROR = 500
 _QUOTED = re.compile(r"'([^']{81,})'")
 
 
-def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+class BoundedInt:
     """An argparse type: a whole number from `lo` to `hi`, else one clear refusal (the value
-    echoed cut, never a 5000-digit number printed back)."""
+    echoed cut, never a 5000-digit number printed back). `lo` and `hi` are public so that
+    tests (the CLI fuzz) generate values just outside them."""
 
-    def parse(text: str) -> int:
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, text: str) -> int:
         # Checked as text first: int() of a 100,000-digit string is slow, then refused anyway.
         digits = text.strip().removeprefix("-").removeprefix("+")
         if not digits.isascii() or not digits.isdigit() or len(digits) > 20:
             raise argparse.ArgumentTypeError(
-                f"{quoted(text)} is not a whole number from {lo} to {hi}"
+                f"{quoted(text)} is not a whole number from {self.lo} to {self.hi}"
             )
         value = int(text)
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is out of range: use {lo} to {hi}")
+        if not self.lo <= value <= self.hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use {self.lo} to {self.hi}")
         return value
 
-    parse.__name__ = f"whole number {lo}-{hi}"  # what argparse names in its own messages
-    return parse
+    def __repr__(self) -> str:
+        return f"whole number {self.lo}..{self.hi}"
+
+
+def bounded_int(lo: int, hi: int) -> BoundedInt:
+    """The argparse type of a whole number from `lo` to `hi`."""
+    return BoundedInt(lo, hi)
 
 
 IDS = bounded_int(1, MAX_ID)

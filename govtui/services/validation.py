@@ -68,7 +68,9 @@ def positive_days(value: int, what: str = "days") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DAYS:
         # Not echoed when huge: str() of a 5000-digit int raises, and nobody needs to see it.
         shown = quoted(value) if isinstance(value, int) and abs(value) < 10**20 else "given"
-        raise InputError(f"invalid {what} {shown}: must be a whole number from 1 to {MAX_DAYS}")
+        raise InputError(
+            f"invalid {what} {shown}: must be a whole number of at least 1 and at most {MAX_DAYS}"
+        )
     return value
 
 
