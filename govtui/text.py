@@ -7,6 +7,8 @@ is the lowest layer: it imports nothing from govtui, so anything may use it."""
 
 from __future__ import annotations
 
+import re
+
 LIMIT = 300
 ELLIPSIS = "…"
 
@@ -51,6 +53,16 @@ def quoted(value: object, limit: int = 80) -> str:
     """A value echoed in a message: escaped, cut to `limit` characters, in quotes (a megabyte
     typed or imported is not repeated whole)."""
     return f"'{one_line(value, limit)}'"
+
+
+# A value quoted in a message ('…' or "…", as repr writes it) longer than a value need be shown.
+_LONG_QUOTED = re.compile(r"'([^'\n]{81,})'|\"([^\"\n]{81,})\"")
+
+
+def cut_quoted(message: str) -> str:
+    """`message` with every quoted value longer than 80 characters cut (see `quoted`): a
+    service's "unknown contractor '…'" never repeats 4 KB typed on the command line."""
+    return _LONG_QUOTED.sub(lambda m: quoted(m.group(1) or m.group(2)), message)
 
 
 def one_line(value: object, limit: int = LIMIT) -> str:

@@ -368,3 +368,10 @@ def test_an_environment_oserror_is_exit_1_and_a_wrong_path_exit_2(
 def test_argparse_refusals_are_one_line(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     line = refused(world, capsys, "grant", "list", "--state", "x" * 3000)
     assert "invalid choice" in line and len(line) < 600
+
+
+def test_a_long_value_echoed_by_a_service_is_cut_to_80(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = refused(world, capsys, "contractor", "show", "x" * 4000)
+    assert "unknown contractor" in line and len(line) < 150

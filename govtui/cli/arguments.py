@@ -5,19 +5,16 @@ used to reach SQLite and come back as a traceback)."""
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import NoReturn
 
 from govtui.services.validation import MAX_DAYS
-from govtui.text import one_line, quoted
+from govtui.text import cut_quoted, one_line, quoted
 
 # The largest id either database holds in an INTEGER column (PostgreSQL's is 32-bit).
 MAX_ID = 2**31 - 1
 MAX_ROWS = 1_000_000  # --limit: more rows than any screen or pipe wants at once
 MAX_ERROR = 500
-# argparse quotes the value it refuses ("invalid choice: 'VALUE'"); a long one is cut.
-_QUOTED = re.compile(r"'([^']{81,})'")
 
 
 class BoundedInt:
@@ -60,7 +57,7 @@ class Parser(argparse.ArgumentParser):
     and where to look for help."""
 
     def error(self, message: str) -> NoReturn:
-        message = _QUOTED.sub(lambda m: quoted(m.group(1)), message)
+        message = cut_quoted(message)  # argparse quotes the value it refuses
         line = one_line(f"{self.prog}: error: {message} (see {self.prog} --help)", MAX_ERROR)
         print(line, file=sys.stderr)
         self.exit(2)

@@ -15,7 +15,7 @@ from govtui import db
 from govtui.cli.arguments import Parser
 from govtui.cli.context import Context, acting_name
 from govtui.errors import GovtuiError
-from govtui.text import hostile_char, one_line, quoted
+from govtui.text import cut_quoted, hostile_char, one_line, quoted
 
 MAX_ERROR = 1000  # a message of govtui's own may be long (a hint, a step to take); not more
 MAX_DETAIL = 200  # what Python or a driver says about an error: enough to see what it was
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GovtuiError as exc:
         # Every message goes out escaped and on one line: parts of many come from outside
         # (a directory server's diagnostic, a file being imported, a value typed).
-        return _fail(one_line(exc, MAX_ERROR), exc.exit_code)
+        return _fail(one_line(cut_quoted(str(exc)), MAX_ERROR), exc.exit_code)
     except IntegrityError as exc:
         # A concurrent change slipped past the service's checks; nothing was written.
         why = one_line(exc.orig, MAX_DETAIL)
