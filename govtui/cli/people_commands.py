@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from govtui.cli import pause_commands
+from govtui.cli import arguments, pause_commands
 from govtui.cli.context import Context, print_json, print_table
 from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run_contractor_add)
     p = csub.add_parser("list", help="list contractors, by name")
     p.add_argument("--search", help="part of a name, email, external id or uid")
-    p.add_argument("--limit", type=int, default=contractors.PAGE, help="rows (default %(default)s)")
+    p.add_argument(
+        "--limit", type=arguments.LIMIT, default=contractors.PAGE, help="rows (default %(default)s)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_contractor_list)
     p = csub.add_parser("show", help="show one contractor")

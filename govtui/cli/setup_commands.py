@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from govtui import db, migrations
+from govtui.cli import arguments
 from govtui.cli.context import Context
 from govtui.services import demo, keyring_migration
 
@@ -14,7 +15,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("init", help="create or upgrade the database schema (idempotent)")
     p.set_defaults(handler=run_init)
     p = sub.add_parser("demo", help="fill an empty database with demo data")
-    p.add_argument("--contractors", type=int, default=400, help="how many (default 400)")
+    p.add_argument(
+        "--contractors",
+        type=arguments.bounded_int(0, 100_000),
+        default=400,
+        help="how many (default 400)",
+    )
     p.set_defaults(handler=run_demo)
 
 
