@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -27,6 +28,8 @@ class OperatorView:
     db_role: str | None
     shared_login: bool  # the login is bound to several operators: no separation between them
     disabled: bool
+    # Until when their codes are refused after too many wrong ones (None: not locked).
+    totp_locked_until: datetime | None = None
 
 
 def find(session: Session, name: str) -> Operator:
@@ -194,6 +197,11 @@ def list_all(session: Session) -> list[OperatorView]:
                 db_role=op.db_role,
                 shared_login=op.shared_login,
                 disabled=op.disabled_at is not None,
+                totp_locked_until=(
+                    op.totp_locked_until
+                    if op.totp_locked_until is not None and op.totp_locked_until > clock.now()
+                    else None
+                ),
             )
         )
     return views
