@@ -110,6 +110,8 @@ class _Effects:
 
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     on_rollback: list[Callable[[], None]] = field(default_factory=list)
+    # Keys of the after-commit effects queued once per transaction (`after_commit_once`).
+    once: set[str] = field(default_factory=set)
 
 
 def _effects(session: Session) -> _Effects:
@@ -123,6 +125,17 @@ def _effects(session: Session) -> _Effects:
 def after_commit(session: Session, effect: Callable[[], None]) -> None:
     """Run `effect` right after the session's transaction commits; never if it rolls back."""
     _effects(session).after_commit.append(effect)
+
+
+def after_commit_once(session: Session, key: str, effect: Callable[[], None]) -> bool:
+    """Queue `effect` like `after_commit` unless an effect with `key` is queued already;
+    True if it was queued now (the first call of the transaction, or after `keep_only`)."""
+    effects = _effects(session)
+    if key in effects.once:
+        return False
+    effects.once.add(key)
+    effects.after_commit.append(effect)
+    return True
 
 
 def on_rollback(session: Session, effect: Callable[[], None]) -> None:
@@ -168,6 +181,7 @@ def keep_only(session: Session, record: Callable[[Session], None]) -> None:
     savepoint.rollback()
     effects.after_commit.clear()
     effects.on_rollback.clear()
+    effects.once.clear()
     record(session)
     session.commit()
     queued, effects.after_commit = effects.after_commit, []
