@@ -4,6 +4,7 @@ the event the checkpoint records was replaced."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Engine
 from govtui import db
 from govtui.cli import main
 from govtui.models import AuditEvent, AuditHead, Client, Operator
-from govtui.services import audit, catalog
+from govtui.services import audit, audit_checkpoint, catalog
 
 from .conftest import FakeClock, snapshot
 
@@ -112,8 +113,6 @@ def test_an_intact_chain_still_writes_after_another_writer_moved_ahead(
     """A checkpoint older than the head (another machine's writes, or a crash before the
     checkpoint was written) is not tampering: the write goes ahead and moves it."""
     _changes(engine, admin, fake_clock, 2, "c")
-    from govtui.services import audit_checkpoint
-
     path = audit_checkpoint.checkpoint_path(engine.url.render_as_string(hide_password=False))
     assert path is not None
     with db.read_session(engine) as session:
@@ -154,3 +153,61 @@ def test_cli_refuses_in_one_line_with_exit_2(
         assert run("audit", "verify") == 1
     finally:
         engine.dispose()
+
+
+# --- a missing checkpoint, or rows without events, is not "intact" ------------------------
+
+
+def _checkpoint(engine: Engine) -> Path:
+    path = audit_checkpoint.checkpoint_path(engine.url.render_as_string(hide_password=False))
+    assert path is not None
+    return path
+
+
+def test_a_missing_checkpoint_fails_verify_unless_accepted(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock, 1, "c")
+    _checkpoint(engine).unlink()
+    result = _verify(engine)
+    assert not result.ok and "no checkpoint" in (result.problem or "")
+    with db.read_session(engine) as session:
+        accepted = audit.verify(session, engine, accept_missing_checkpoint=True)
+    assert accepted.ok and "no checkpoint" in (accepted.warning or "")
+
+
+def test_deleting_every_event_and_the_checkpoint_is_not_intact(
+    engine: Engine, admin: Operator, fake_clock: FakeClock
+) -> None:
+    _changes(engine, admin, fake_clock, 2, "c")
+    _sql(engine, "DELETE FROM audit_event")
+    _sql(engine, "UPDATE audit_head SET seq = 0, hash = :h", h="0" * 64)
+    _checkpoint(engine).unlink()
+    result = _verify(engine)
+    assert not result.ok and "no events" in (result.problem or "")
+
+
+def test_an_empty_database_without_checkpoint_is_intact(engine: Engine) -> None:
+    result = _verify(engine)
+    assert result.ok and result.checked == 0 and result.warning is None
+
+
+def _cli(db_url: str, *args: str) -> int:
+    return main(["--db", db_url, "--as", "root", *args])
+
+
+def test_cli_verify_without_checkpoint_exits_1_and_the_flag_says_it_accepted(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--db", db_url, "init"]) == 0
+    assert _cli(db_url, "operator", "add", "root", "--role", "admin") == 0
+    engine = db.make_engine(db_url)
+    _checkpoint(engine).unlink()
+    engine.dispose()
+    capsys.readouterr()
+    assert _cli(db_url, "audit", "verify") == 1
+    out = capsys.readouterr()
+    assert "no checkpoint" in out.out + out.err and "intact" not in out.out
+    assert _cli(db_url, "audit", "verify", "--accept-missing-checkpoint") == 0
+    out = capsys.readouterr()
+    assert "intact" in out.out and "accepted" in out.out + out.err

@@ -10,12 +10,18 @@ from typing import TextIO
 
 from govtui.cli.context import Context
 from govtui.services import audit
+from govtui.text import one_line
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("audit", help="the hash-chained audit log")
     asub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = asub.add_parser("verify", help="recompute the chain; exit 1 naming the first bad event")
+    p.add_argument(
+        "--accept-missing-checkpoint",
+        action="store_true",
+        help="verify a database whose checkpoint is gone (a deleted tail then goes unseen)",
+    )
     p.set_defaults(handler=run_verify)
     p = asub.add_parser("export", help="write the log as JSON Lines")
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
@@ -24,13 +30,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_verify(ctx: Context, args: argparse.Namespace) -> int:
     ws = ctx.workspace()
-    result = ws.read(audit.verify, ws.engine)
-    if result.warning:
-        print(f"govtui: warning: {result.warning}", file=sys.stderr)
+    accept = bool(args.accept_missing_checkpoint)
+    result = ws.read(
+        lambda session: audit.verify(session, ws.engine, accept_missing_checkpoint=accept)
+    )
     if not result.ok:
-        print(f"audit chain BROKEN at event {result.first_bad_seq}: {result.problem}")
+        where = (
+            f"BROKEN at event {result.first_bad_seq}" if result.first_bad_seq else "NOT verified"
+        )
+        print(f"audit chain {where}: {one_line(result.problem or '')}")
         return 1
     print(f"audit chain intact: {result.checked} events verified")
+    if result.warning:
+        print(f"warning: {one_line(result.warning, 1000)}")
     return 0
 
 

@@ -22,7 +22,15 @@ from sqlmodel import Session, col, select
 from govtui import clock, db
 from govtui.errors import GovtuiError
 from govtui.migrations import GENESIS_HASH
-from govtui.models import AuditEvent, AuditHead
+from govtui.models import (
+    AuditEvent,
+    AuditHead,
+    Client,
+    Contractor,
+    DirectoryTarget,
+    Grant,
+    Operator,
+)
 from govtui.services import audit_checkpoint
 
 _PENDING_HEAD = "govtui_audit_head"
@@ -164,7 +172,7 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
-        return self.first_bad_seq is None
+        return self.problem is None
 
 
 def _events(session: Session) -> Iterator[AuditEvent]:
@@ -178,8 +186,13 @@ def _events(session: Session) -> Iterator[AuditEvent]:
         last = rows[-1].seq
 
 
-def verify(session: Session, engine: Engine) -> VerifyResult:
-    """Recompute the chain from the first event and compare it with the recorded heads."""
+def verify(
+    session: Session, engine: Engine, *, accept_missing_checkpoint: bool = False
+) -> VerifyResult:
+    """Recompute the chain from the first event and compare it with the recorded heads.
+
+    A database with events (or with rows but no events) and no checkpoint is not verified:
+    a deleted tail could not be told apart, unless `accept_missing_checkpoint` says to."""
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     hashes_at: dict[int, str] = {}
     checkpoint_file = audit_checkpoint.checkpoint_path(
@@ -221,14 +234,24 @@ def verify(session: Session, engine: Engine) -> VerifyResult:
             f"the head row records event {recorded} but the chain ends at event {last_seq}",
         )
     if checkpoint is None:
-        warning = (
-            None
-            if last_seq == 0
-            else (
-                f"no checkpoint at {checkpoint_file}: a deleted tail of the chain cannot be detected"
-            )
+        if last_seq == 0 and not _has_rows(session):
+            return VerifyResult(checked)  # a new, empty database
+        what = (
+            f"no checkpoint at {checkpoint_file}"
+            if last_seq
+            else f"the database has rows but no events, and no checkpoint at {checkpoint_file}"
         )
-        return VerifyResult(checked, warning=warning)
+        if not accept_missing_checkpoint:
+            return VerifyResult(
+                checked,
+                problem=f"{what}: a deleted tail of the chain cannot be detected "
+                "(--accept-missing-checkpoint accepts this)",
+            )
+        return VerifyResult(
+            checked,
+            warning=f"accepted (--accept-missing-checkpoint): {what}, so a deleted "
+            "tail of the chain cannot be detected",
+        )
     if checkpoint.seq > last_seq:
         return VerifyResult(
             checked,
@@ -241,6 +264,14 @@ def verify(session: Session, engine: Engine) -> VerifyResult:
             checked, checkpoint.seq, f"event {checkpoint.seq} differs from the checkpoint"
         )
     return VerifyResult(checked)
+
+
+def _has_rows(session: Session) -> bool:
+    # What only a change of a person writes (each of which appends an event).
+    for table in (Operator, Client, Contractor, Grant, DirectoryTarget):
+        if session.exec(select(table).limit(1)).first() is not None:
+            return True
+    return False
 
 
 def event_record(row: AuditEvent) -> dict[str, Any]:
