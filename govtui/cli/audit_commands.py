@@ -38,7 +38,7 @@ def run_verify(ctx: Context, args: argparse.Namespace) -> int:
         where = (
             f"BROKEN at event {result.first_bad_seq}" if result.first_bad_seq else "NOT verified"
         )
-        print(f"audit chain {where}: {one_line(result.problem or '')}")
+        print(f"audit chain {where}: {one_line(result.problem or '', 1000)}")
         return 1
     print(f"audit chain intact: {result.checked} events verified")
     if result.warning:
