@@ -73,7 +73,7 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     path = sqlite_path(url.render_as_string(hide_password=False))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _create_private(path)
     # NullPool: a connection per session, so worker threads in the TUI never share one.
     engine = create_engine(
         url,
@@ -99,6 +99,22 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Make a missing database file 0600 (its folder 0700) before SQLite opens it: SQLite
+    would make it 0644 under the usual umask, and gives -wal and -shm the file's own mode."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return  # an existing database (or a link to one) keeps the mode its owner gave it
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the database {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)  # the umask masks O_CREAT's mode; say it outright
+    finally:
+        os.close(fd)
 
 
 _QUEUES = "govtui_effects"

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from govtui import private_files
 from govtui.cli.context import Context
 from govtui.services import audit
 from govtui.text import one_line
@@ -51,11 +52,10 @@ def run_export(ctx: Context, args: argparse.Namespace) -> int:
     if args.out is None:
         ws.read(lambda session: _write_lines(sys.stdout, audit.export_lines(session)))
         return 0
-    # Written beside the target and renamed, so a failed export never leaves half a file.
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
+    # Private (0600), written beside the target and renamed: a failed export never leaves
+    # half a file or a temporary one, and never writes through a planted link.
+    with private_files.private_output(args.out, "export file") as out:
         count = ws.read(lambda session: _write_lines(out, audit.export_lines(session)))
-    tmp.replace(args.out)
     print(f"exported {count} events to {args.out}")
     return 0
 
