@@ -211,3 +211,72 @@ def test_cli_verify_without_checkpoint_exits_1_and_the_flag_says_it_accepted(
     assert _cli(db_url, "audit", "verify", "--accept-missing-checkpoint") == 0
     out = capsys.readouterr()
     assert "intact" in out.out and "accepted" in out.out + out.err
+
+
+# --- a checkpoint that cannot be read or written ----------------------------------------
+
+
+def _seed_cli(db_url: str) -> None:
+    assert main(["--db", db_url, "init"]) == 0
+    assert _cli(db_url, "operator", "add", "root", "--role", "admin") == 0
+
+
+@pytest.mark.parametrize("damage", ["garbage", "folder"])
+def test_an_unreadable_checkpoint_refuses_the_write_before_anything_is_committed(
+    db_url: str, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The finding: the data was committed first, then the checkpoint read raised a traceback."""
+    _seed_cli(db_url)
+    engine = db.make_engine(db_url)
+    path = _checkpoint(engine)
+    path.unlink()
+    if damage == "garbage":
+        path.write_text("not json{")
+    else:
+        path.mkdir()
+    before = snapshot(engine)
+    capsys.readouterr()
+    assert _cli(db_url, "client", "add", "acme") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("govtui: error: the audit checkpoint") and err.count("\n") == 1
+    assert snapshot(engine) == before
+    engine.dispose()
+
+
+def test_an_unwritable_checkpoint_folder_refuses_the_write_before_anything_is_committed(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed_cli(db_url)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GOVTUI_AUDIT_HEAD", str(blocker / "head"))  # its folder is a file
+    engine = db.make_engine(db_url)
+    before = snapshot(engine)
+    capsys.readouterr()
+    assert _cli(db_url, "client", "add", "acme") == 2
+    err = capsys.readouterr().err
+    assert "audit checkpoint" in err and err.count("\n") == 1
+    assert snapshot(engine) == before
+    engine.dispose()
+
+
+def test_a_checkpoint_write_failing_after_the_commit_is_reported_in_one_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What cannot be checked beforehand (a full disk) is said, exit 1, never silent; the next
+    write goes ahead (the checkpoint only lags) and moves the checkpoint on."""
+    _seed_cli(db_url)
+    from govtui import private_files
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise private_files.InputError("cannot write the audit checkpoint x: No space left")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(private_files, "write_private", full)
+        capsys.readouterr()
+        assert _cli(db_url, "client", "add", "acme") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("govtui: error: the change was committed, but then cannot write")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert _cli(db_url, "client", "add", "beta") == 0
+    assert _cli(db_url, "audit", "verify") == 0
