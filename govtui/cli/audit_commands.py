@@ -10,7 +10,7 @@ from typing import TextIO
 
 from govtui import private_files
 from govtui.cli.context import Context
-from govtui.services import audit
+from govtui.services import audit, audit_state
 from govtui.text import one_line
 
 
@@ -42,6 +42,15 @@ def run_verify(ctx: Context, args: argparse.Namespace) -> int:
         print(f"audit chain {where}: {one_line(result.problem or '', 1000)}")
         return 1
     print(f"audit chain intact: {result.checked} events verified")
+    state = ws.read(audit_state.check)
+    if not state.ok:
+        for problem in state.problems:
+            print(f"state not backed by the chain: {one_line(problem, 1000)}")
+        if state.more:
+            print(f"state not backed by the chain: {state.more} more rows")
+        print("audit state BROKEN: rows above were inserted or changed outside govtui")
+        return 1
+    print("state backed by the chain: operators, roles, grants, pauses, scopes, directories")
     if result.warning:
         print(f"warning: {one_line(result.warning, 1000)}")
     return 0
