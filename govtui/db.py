@@ -8,11 +8,13 @@ is queued on the session with `after_commit` / `on_rollback` and runs once the o
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -74,12 +76,22 @@ def _sqlite_engine(url: URL) -> Engine:
     path = sqlite_path(url.render_as_string(hide_password=False))
     if path is not None:
         _create_private(path)
+    read_only = path is not None and not _writable(path)
+    timeout = BUSY_TIMEOUT_MS / 1000
+    options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": timeout}}
+    if read_only and path is not None:
+        # A read-only copy: open it read-only, so that listing and verifying need no write at
+        # all. In a read-only folder SQLite cannot make the -shm file a WAL reader needs, so
+        # the file is opened as immutable (nobody can change it there anyway).
+        immutable = "&immutable=1" if not os.access(path.parent, os.W_OK | os.X_OK) else ""
+        uri = f"file:{quote(str(path.absolute()))}?mode=ro{immutable}"
+        options = {
+            "creator": lambda: sqlite3.connect(
+                uri, uri=True, check_same_thread=False, timeout=timeout
+            )
+        }
     # NullPool: a connection per session, so worker threads in the TUI never share one.
-    engine = create_engine(
-        url,
-        poolclass=NullPool,
-        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
-    )
+    engine = create_engine(url, poolclass=NullPool, **options)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -87,7 +99,10 @@ def _sqlite_engine(url: URL) -> Engine:
         # writers can say BEGIN IMMEDIATE and never deadlock upgrading a read lock.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
+        else:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -96,9 +111,25 @@ def _sqlite_engine(url: URL) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         readonly = connection.get_execution_options().get("govtui_readonly", False)
+        if read_only and not readonly:
+            raise ConfigurationError(
+                f"the database {path} is read-only: it can be listed and verified, not changed"
+            )
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _writable(path: Path) -> bool:
+    """Whether an existing database file can be opened for writing (a missing one is made)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)  # NONBLOCK: a FIFO in its place never hangs
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # EACCES, EROFS: a read-only copy
+    os.close(fd)
+    return True
 
 
 def _create_private(path: Path) -> None:

@@ -175,3 +175,23 @@ def test_state_check_reads_in_batches_across_their_boundaries(
     assert _check(lived_in.engine).ok
     _sql(lived_in.engine, "UPDATE access_grant SET access = 'write' WHERE state = 'active'")
     assert len(_check(lived_in.engine).problems) == 1
+
+
+def test_demo_grants_are_backed_by_their_bulk_event_and_a_later_sql_grant_is_not(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--db", sqlite_url, "init"]) == 0
+    assert main(["--db", sqlite_url, "demo", "--contractors", "20"]) == 0
+    engine = db.make_engine(sqlite_url)
+    assert _check(engine).ok
+    _sql(
+        engine,
+        "INSERT INTO access_grant (contractor_id, scope_id, access, state, reason, requested_by,"
+        " requested_days, requested_at, starts_at, expires_at) SELECT c.id, s.id, 'read', 'active',"
+        " 'x', 1, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2099-01-01 00:00:00'"
+        " FROM contractor c, dataset_scope s WHERE NOT EXISTS (SELECT 1 FROM access_grant g"
+        " WHERE g.contractor_id = c.id AND g.scope_id = s.id AND g.access = 'read') LIMIT 1",
+    )
+    problems = _check(engine).problems
+    engine.dispose()
+    assert len(problems) == 1 and "no grant.request event" in problems[0]

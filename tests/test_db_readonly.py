@@ -1,0 +1,69 @@
+"""A read-only copy of the database (file 0444, or also its folder read-only) can be listed
+and verified; a write is refused in one line. The commands run as root without the
+capabilities that let root ignore file modes, so the modes are really enforced."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from govtui.cli import main
+
+# Root without these capabilities is held to file modes like anyone else.
+NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner,-fsetid"]
+
+
+def _govtui(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*NO_OVERRIDE, sys.executable, "-m", "govtui", "--db", url, "--as", "root", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+
+
+@pytest.fixture
+def read_only_copy(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux)")
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'govtui.db'}"
+    assert main(["--db", url, "init"]) == 0
+    assert main(["--db", url, "--as", "root", "operator", "add", "root", "--role", "admin"]) == 0
+    assert main(["--db", url, "--as", "root", "client", "add", "acme"]) == 0
+    for file in folder.iterdir():
+        file.chmod(0o444)
+    if getattr(request, "param", "file") == "folder":
+        folder.chmod(0o555)
+    yield url
+    folder.chmod(0o755)  # so that pytest can clean up
+
+
+@pytest.mark.parametrize("read_only_copy", ["file", "folder"], indirect=True)
+def test_a_read_only_database_can_be_verified_and_listed(read_only_copy: str) -> None:
+    verified = _govtui(read_only_copy, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "audit chain intact" in verified.stdout
+    listed = _govtui(read_only_copy, "client", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "acme" in listed.stdout
+    exported = _govtui(read_only_copy, "audit", "export")
+    assert exported.returncode == 0 and exported.stdout.count("\n") == 2
+
+
+@pytest.mark.parametrize("read_only_copy", ["file", "folder"], indirect=True)
+def test_a_write_to_a_read_only_database_is_one_line_exit_2(read_only_copy: str) -> None:
+    before = Path(read_only_copy.removeprefix("sqlite:///")).read_bytes()
+    wrote = _govtui(read_only_copy, "client", "add", "beta")
+    assert wrote.returncode == 2
+    assert wrote.stderr.startswith("govtui: error: ") and wrote.stderr.count("\n") == 1
+    assert "read-only" in wrote.stderr
+    assert Path(read_only_copy.removeprefix("sqlite:///")).read_bytes() == before
