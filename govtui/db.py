@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ def _sqlite_engine(url: URL) -> Engine:
     path = sqlite_path(url.render_as_string(hide_password=False))
     if path is not None:
         _create_private(path)
+        _require_sqlite(path)
     read_only = path is not None and not _writable(path)
     timeout = BUSY_TIMEOUT_MS / 1000
     options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": timeout}}
@@ -118,6 +120,28 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _require_sqlite(path: Path) -> None:
+    """Refuse, in one line, a --db that names some other file or a folder (SQLite's own "file is not a
+    database" would surface only at the first query, as a DatabaseError)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # NONBLOCK: a FIFO must not hang
+    except OSError as exc:
+        raise ConfigurationError(f"the database {path} cannot be read: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigurationError(f"{path} is not a SQLite database (not a regular file)")
+        head = os.read(fd, len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise ConfigurationError(f"the database {path} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if head and head != _SQLITE_HEADER:  # an empty file is a new database to SQLite
+        raise ConfigurationError(f"{path} is not a SQLite database (--db names another file)")
 
 
 def _writable(path: Path) -> bool:

@@ -67,3 +67,32 @@ def test_a_write_to_a_read_only_database_is_one_line_exit_2(read_only_copy: str)
     assert wrote.stderr.startswith("govtui: error: ") and wrote.stderr.count("\n") == 1
     assert "read-only" in wrote.stderr
     assert Path(read_only_copy.removeprefix("sqlite:///")).read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [b"just some text\n", b"\x00" * 200, b"SQLite format 3"])
+def test_db_naming_a_file_that_is_not_sqlite_is_one_line_exit_2(
+    tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_bytes(content)
+    for args in (["client", "list"], ["audit", "verify"], ["init"], ["client", "add", "x"]):
+        code = main(["--db", f"sqlite:///{text}", "--as", "root", *args])
+        err = capsys.readouterr().err
+        assert code == 2, args
+        assert err.startswith("govtui: error: ") and err.count("\n") == 1
+        assert "not a SQLite database" in err
+    assert text.read_bytes() == content
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_db_naming_a_folder_or_fifo_is_one_line_exit_2(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spot = tmp_path / "spot"
+    if kind == "folder":
+        spot.mkdir()
+    else:
+        os.mkfifo(spot)
+    assert main(["--db", f"sqlite:///{spot}", "--as", "root", "client", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("govtui: error: ") and err.count("\n") == 1
