@@ -87,10 +87,10 @@ def poison(monkeypatch: pytest.MonkeyPatch, *group_cns: str) -> set[str]:
     set returned to cure them."""
     poisoned = set(group_cns)
 
-    def push(conn: ldap3.Connection, target: Any, group_dn: str, *args: Any) -> None:
+    def push(conn: ldap3.Connection, target: Any, group_dn: str, *args: Any, **kw: Any) -> None:
         if any(group_dn.lower().startswith(f"cn={cn},") for cn in poisoned):
             raise TypeError("int() argument must be a string, not 'list'")
-        _REAL_PUSH_GROUP(conn, target, group_dn, *args)
+        _REAL_PUSH_GROUP(conn, target, group_dn, *args, **kw)
 
     monkeypatch.setattr(sync, "_push_group", push)
     return poisoned

@@ -1,12 +1,14 @@
-"""What the approvals and enrolment screens say about the acting operator."""
+"""What the approvals and enrolment screens say about the acting operator, and what the
+dashboard says about every operator (shared logins and lock-outs)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from govtui import clock
 from govtui.models import Operator
 from govtui.services import second_factor
 
@@ -32,3 +34,34 @@ def state(_session: Session, actor: Operator) -> OperatorState:
 def lockout(session: Session, actor: Operator) -> timedelta | None:
     """How much longer the operator's approvals are locked, or None."""
     return state(session, actor).locked_for
+
+
+@dataclass(frozen=True)
+class OperatorFlags:
+    """An operator as the dashboard lists them: what weakens or stalls four eyes."""
+
+    name: str
+    login: str | None
+    shared_login: bool  # their login may act as other operators too: no separation
+    locked_until: datetime | None  # their codes are refused until then; None: not locked now
+
+
+def roster(session: Session) -> list[OperatorFlags]:
+    """Every operator not removed, by name, with the shared-login flag and a lock-out."""
+    now = clock.now()
+    rows = session.exec(
+        select(Operator).where(col(Operator.disabled_at).is_(None)).order_by(col(Operator.name))
+    ).all()
+    return [
+        OperatorFlags(
+            name=op.name,
+            login=op.login,
+            shared_login=op.shared_login,
+            locked_until=(
+                op.totp_locked_until
+                if op.totp_locked_until is not None and op.totp_locked_until > now
+                else None
+            ),
+        )
+        for op in rows
+    ]

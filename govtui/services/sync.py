@@ -7,6 +7,7 @@ as done), so running sync twice, or in two processes, is harmless."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -226,6 +227,16 @@ def _push(
         else:
             assert op.group_dn is not None
             by_group[op.group_dn].append(op)
+    plans: dict[str, _Plan] = {}
+    read_back: dict[str, set[str] | None] = {}
+    if len(by_group) >= PIPELINE_FROM:
+        for group_dn, group_ops in by_group.items():
+            # A group whose plan fails here fails again below, where its error is recorded.
+            with contextlib.suppress(Exception):
+                plans[group_dn] = _plan(conn, group_dn, group_ops, users, fallback, live)
+        read_back = groups.pipelined_changes(
+            conn, ((g, p.adds, p.removes) for g, p in plans.items() if p.adds or p.removes)
+        )
     for group_dn, group_ops in by_group.items():
         # One group's failure, whatever it is, is the error of that group's ops only: the
         # other groups are still pushed. Ops of the group confirmed before the failure are
@@ -234,7 +245,8 @@ def _push(
         try:
             _push_group(
                 conn, target, group_dn, group_ops, users, outcome, sam_names or {},
-                fallback, live,
+                fallback, live, plan=plans.get(group_dn),
+                read_back=read_back.get(group_dn, _NOT_SENT),
             )  # fmt: skip
         except Exception as exc:
             # A group name AD would refuse, a bug, a surprising answer: recorded on that
@@ -284,17 +296,40 @@ def _find_users(conn: ldap3.Connection, target: DirectoryTarget, uids: list[str]
     return found
 
 
-def _push_group(
+# From this many groups in one push, their modifies are pipelined (groups.pipelined_changes):
+# a large sync or pause then costs the server's time for its modifies plus little more. A few
+# groups are sent one at a time, a round trip each, as every group a pipeline leaves out is.
+PIPELINE_FROM = 8
+
+
+class _NotSent:
+    """The marker of a group the pipeline did not apply and read back."""
+
+
+_NOT_SENT = _NotSent()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one group's ops want of it: the newest op per uid, the DNs to use (the found ones
+    and the stale recorded ones still to remove), uids of adds not found, and the change."""
+
+    wanted: dict[str, str]
+    users: dict[str, str]
+    missing_adds: set[str]
+    adds: list[str]
+    removes: list[str]
+
+
+def _plan(
     conn: ldap3.Connection,
-    target: DirectoryTarget,
     group_dn: str,
     ops: list[_Op],
     users: dict[str, str],
-    outcome: _Outcome,
-    sam_names: dict[str, str],
-    fallback: dict[str, str] | None = None,
-    live: dict[str, str] | None = None,
-) -> None:
+    fallback: dict[str, str] | None,
+    live: dict[str, str] | None,
+) -> _Plan:
+    """What the group's ops ask of it (reads the group only for a stale recorded DN)."""
     # The newest operation for a user decides (an add then a remove means: not a member).
     wanted: dict[str, str] = {}
     for op in ops:
@@ -322,11 +357,38 @@ def _push_group(
     }
     adds = [users[u] for u, o in wanted.items() if o == "add_member" and u in users]
     removes = [users[u] for u, o in wanted.items() if o == "remove_member" and u in users]
+    return _Plan(wanted, users, missing_adds, adds, removes)
+
+
+def _push_group(
+    conn: ldap3.Connection,
+    target: DirectoryTarget,
+    group_dn: str,
+    ops: list[_Op],
+    users: dict[str, str],
+    outcome: _Outcome,
+    sam_names: dict[str, str],
+    fallback: dict[str, str] | None = None,
+    live: dict[str, str] | None = None,
+    *,
+    plan: _Plan | None = None,
+    read_back: set[str] | _NotSent | None = _NOT_SENT,
+) -> None:
+    """Apply one group's ops and record their outcome. `plan` and `read_back`: what the
+    pipeline (see _push) already worked out, and the members it read back after applying
+    the change; without them, the change is sent here and the group read back."""
+    if plan is None:
+        plan = _plan(conn, group_dn, ops, users, fallback, live)
+    wanted, users, missing_adds = plan.wanted, plan.users, plan.missing_adds
+    adds, removes = plan.adds, plan.removes
     # Usually the group is as govtui left it, and the changes apply as they are: one round
     # trip instead of a read, a diff and a modify. If the server refuses (the group is
     # missing, or differs from what the ops assume), the refused modify changed nothing, and
     # the careful path below reads the group and sends exactly the difference.
-    applied = bool(adds or removes) and groups.try_change_members(conn, group_dn, adds, removes)
+    pipelined = not isinstance(read_back, _NotSent)
+    applied = pipelined or (
+        bool(adds or removes) and groups.try_change_members(conn, group_dn, adds, removes)
+    )
     # On AD an account whose primary group this is never shows in `member`, and AD refuses
     # both to add it and to remove it; only then is the fast path refused, so only then is it
     # looked for.
@@ -337,7 +399,10 @@ def _push_group(
         conn, target, group_dn, wanted, users, ops, outcome, primary, sam_names
     ):
         return  # the group is missing and may not be created: the ops' errors say so
-    after = (groups.read_members(conn, group_dn) or set()) | primary
+    if isinstance(read_back, _NotSent):
+        after = (groups.read_members(conn, group_dn) or set()) | primary
+    else:
+        after = read_back or set()
     for op in ops:
         uid = op.directory_uid
         dn = users.get(uid)

@@ -19,9 +19,10 @@ from govtui import clock
 from govtui.services import catalog_views, convergence, grants
 from govtui.services.workspace import Workspace
 from govtui.tui.context import SyncSummary, TargetHealth, TuiContext
-from govtui.tui.directory_text import one_line, report_text
+from govtui.tui.directory_text import first_error, report_text
 from govtui.tui.error_text import describe_error
 from govtui.tui.pause_flow import PauseFlow
+from govtui.tui.plain import for_markup, line, notify
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.base import DirectoryChanged, GovtuiScreen, GrantsChanged
 from govtui.tui.screens.browser import BrowserScreen
@@ -100,7 +101,7 @@ class GovtuiApp(App[None]):
         self.workspace = workspace
         self.actor_name = workspace.actor_name
         self.context = TuiContext(workspace)
-        self.title = f"govtui — acting as {workspace.actor_name}"
+        self.title = f"govtui — acting as {line(workspace.actor_name)}"
         # The palette lists a command per client; it may not query on the UI thread, so it
         # reads this list, which a worker refreshes on mount and after grants or pauses change.
         self.clients: list[tuple[str, str]] = []
@@ -150,13 +151,13 @@ class GovtuiApp(App[None]):
         for client, status in self.clients:
             if status == "paused":
                 yield SystemCommand(
-                    f"Resume client {client}",
+                    f"Resume client {for_markup(client)}",
                     "Restore exactly what the pause suspended (your TOTP code)",
                     partial(self.pause_flow.resume, client),
                 )
             else:
                 yield SystemCommand(
-                    f"Pause client {client}",
+                    f"Pause client {for_markup(client)}",
                     "Suspend every grant and request of the client now, after its blast radius",
                     partial(self.pause_flow.pause, client),
                 )
@@ -309,10 +310,10 @@ class GovtuiApp(App[None]):
                 severity="warning" if trouble else "information",
             )
             if problems:
-                self._show_error(one_line(problems))
+                self._show_error(first_error(problems))
         elif problems:
-            if not self._repeated("sync", one_line(problems)):
-                self._show_error(one_line(problems))
+            if not self._repeated("sync", first_error(problems)):
+                self._show_error(first_error(problems))
         else:
             self._shown_errors["sync"] = None
         self._sync_state_changed()
@@ -352,10 +353,5 @@ class GovtuiApp(App[None]):
         self._show_error(describe_error(message.error))
 
     def _show_error(self, text: str) -> None:
-        self.notify(
-            text,
-            title="Error",
-            severity="error",
-            timeout=12,
-            markup=False,  # the text is the error's own, brackets and all
-        )
+        # The text is the error's own, brackets, escapes and all.
+        notify(self, text, title="Error", severity="error", timeout=12)

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from govtui.services.reconcile import Drift
 from govtui.services.sync import SyncReport
+from govtui.text import one_line
 from govtui.tui.context import DriftCheck, TargetHealth
 
 ALERT_STYLE = "bold red"
@@ -40,7 +41,7 @@ def health_text(health: TargetHealth | None, checking: bool) -> Text:
         return Text("checking…" if checking else "not checked", style="dim")
     if health.error is None:
         return Text(f"ok ({clock_time(health.at)})", style=OK_STYLE)
-    return Text(health.error, style=ALERT_STYLE)
+    return Text(one_line(health.error), style=ALERT_STYLE)
 
 
 def drift_count_text(check: DriftCheck | None) -> Text:
@@ -57,16 +58,16 @@ def report_text(report: SyncReport) -> str:
     return f"{report.done} done, {report.retrying} to retry, {report.failed} failed"
 
 
-def one_line(errors: list[str]) -> str:
-    """Several errors as one line: the first, and how many more."""
+def first_error(errors: list[str]) -> str:
+    """Several errors as one line: the first (escaped: a server's words), and how many more."""
     if not errors:
         return ""
     more = len(errors) - 1
-    return errors[0] + (f" (and {more} more)" if more else "")
+    return one_line(errors[0]) + (f" (and {more} more)" if more else "")
 
 
 def drift_kind(drift: Drift) -> Text:
-    what, _fix = DRIFT_KINDS.get(drift.kind, (drift.kind, ""))
+    what, _fix = DRIFT_KINDS.get(drift.kind, (one_line(drift.kind), ""))
     return Text(what, style="yellow" if drift.fixable else "dim")
 
 
@@ -78,11 +79,13 @@ def drift_fix(drift: Drift) -> Text:
 def fix_plan(check: DriftCheck, shown: int = 8) -> Text:
     """What confirming a fix changes in the directory, item by item (the first `shown`)."""
     fixable = check.fixable
-    text = Text(f"Queued through the outbox and synced now, on {check.target}:\n\n", style="bold")
+    text = Text(
+        f"Queued through the outbox and synced now, on {one_line(check.target)}:\n\n", style="bold"
+    )
     for drift in fixable[:shown]:
         _what, fix = DRIFT_KINDS[drift.kind]
-        where = f" {drift.group_dn}" if drift.group_dn else ""
-        text.append(f"  {drift.directory_uid}: {fix}{where}\n")
+        where = f" {one_line(drift.group_dn)}" if drift.group_dn else ""
+        text.append(f"  {one_line(drift.directory_uid)}: {fix}{where}\n")
     if len(fixable) > shown:
         text.append(f"  … and {len(fixable) - shown} more\n")
     untouched = len(check.items) - len(fixable)

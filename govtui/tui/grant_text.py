@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from rich.text import Text
 
 from govtui.services.grant_views import GrantRow
+from govtui.text import one_line
 from govtui.vocabulary import LIVE_STATES as LIVE_STATES  # the screens read it from here
 from govtui.vocabulary import GrantState
 
@@ -40,7 +41,7 @@ def span(delta: timedelta) -> str:
 
 
 def state_text(state: str) -> Text:
-    return Text(state, style=STATE_STYLES.get(state, ""))
+    return Text(one_line(state), style=STATE_STYLES.get(state, ""))
 
 
 def expires_soon(row: GrantRow, now: datetime) -> bool:
@@ -65,27 +66,19 @@ def expires_text(row: GrantRow, now: datetime) -> Text:
 
 
 def scope_text(row: GrantRow) -> Text:
-    text = Text(row.scope)
+    text = Text(one_line(row.scope))
     if row.client_status == "paused":
         text.append(" (client paused)", style=PAUSED_STYLE)
     return text
-
-
-def one_line(row: GrantRow) -> str:
-    """#12 E1 Ada → acme/rlhf/pairs at read (active)"""
-    return (
-        f"#{row.id} {row.contractor} {row.contractor_name} → {row.scope} at {row.access} "
-        f"({row.state})"
-    )
 
 
 def facts(row: GrantRow, now: datetime) -> Text:
     """Everything that identifies a grant and what it allows, one fact a line."""
     pairs: list[tuple[str, str | Text]] = [
         ("Grant", f"#{row.id}"),
-        ("Contractor", f"{row.contractor} ({row.contractor_name})"),
-        ("Scope", scope_text(row).append(f"  {row.sensitivity}", style="dim")),
-        ("Access", row.access),
+        ("Contractor", f"{one_line(row.contractor)} ({one_line(row.contractor_name)})"),
+        ("Scope", scope_text(row).append(f"  {one_line(row.sensitivity)}", style="dim")),
+        ("Access", one_line(row.access)),
         ("State", state_text(row.state)),
     ]
     if row.state in ("active", "suspended"):
@@ -94,10 +87,11 @@ def facts(row: GrantRow, now: datetime) -> Text:
     elif row.state == "requested":
         pairs.append(("Asks for", f"{row.requested_days} days"))
     else:
-        pairs.append(("Ended", f"{when(row.ended_at)} ({row.end_reason or 'no reason given'})"))
-    pairs.append(("Requested by", f"{row.requested_by}: {row.reason}"))
+        why = one_line(row.end_reason) if row.end_reason else "no reason given"
+        pairs.append(("Ended", f"{when(row.ended_at)} ({why})"))
+    pairs.append(("Requested by", f"{one_line(row.requested_by)}: {one_line(row.reason)}"))
     if row.approvals:
-        pairs.append(("Approved by", ", ".join(row.approvals)))
+        pairs.append(("Approved by", ", ".join(one_line(name) for name in row.approvals)))
     if row.pending_extension_days is not None:
         pairs.append(("Extension", f"+{row.pending_extension_days} days awaiting approval"))
     text = Text()

@@ -18,6 +18,7 @@ from govtui.tui.context import TuiContext
 from govtui.tui.modals.pause_progress import PauseProgress
 from govtui.tui.modals.reason_prompt import ReasonPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt
+from govtui.tui.plain import line, notify
 
 RADIUS_ROWS = 12  # scopes listed in the confirmation; the totals always cover them all
 
@@ -35,7 +36,7 @@ def radius_text(radius: BlastRadius) -> Text:
     )
     largest = sorted(radius.scopes, key=lambda s: -(s.active + s.requested))[:RADIUS_ROWS]
     for s in largest:
-        text.append(f"\n  {s.project}/{s.scope} ({s.access})", style="")
+        text.append(f"\n  {line(s.project)}/{line(s.scope)} ({line(s.access)})", style="")
         text.append(f"  {s.active:,} active, {s.requested:,} requested", style="dim")
     if len(radius.scopes) > RADIUS_ROWS:
         text.append(f"\n  … and {len(radius.scopes) - RADIUS_ROWS} more scopes", style="dim")
@@ -67,11 +68,11 @@ class PauseFlow:
 
     def _confirm(self, radius: BlastRadius) -> None:
         if radius.status == "paused":
-            self.app.notify(f"{radius.client} is paused already.", severity="warning")
+            notify(self.app, f"{radius.client} is paused already.", severity="warning")
             return
         self.app.push_screen(
             ReasonPrompt(
-                title=f"Pause {radius.client}?",
+                title=f"Pause {line(radius.client)}?",
                 details=radius_text(radius),
                 action_label="Pause now",
                 placeholder="Reason (required; it goes into the pause and the audit log)",
@@ -97,7 +98,7 @@ class PauseFlow:
 
     def _paused(self, result: PauseResult) -> None:
         headline = (
-            f"{result.client} paused: {result.suspended_active:,} grants and "
+            f"{line(result.client)} paused: {result.suspended_active:,} grants and "
             f"{result.suspended_requests:,} requests suspended"
         )
         self._follow(result.client, headline)
@@ -107,7 +108,7 @@ class PauseFlow:
         workspace = self.context.workspace
         self.app.push_screen(
             TotpPrompt[ResumeResult](
-                title=f"Resume {client}?",
+                title=f"Resume {line(client)}?",
                 summary=(
                     "Restores exactly the grants the pause suspended that were neither revoked "
                     "nor expired meanwhile, with their original expiry; suspended requests go "
@@ -128,7 +129,7 @@ class PauseFlow:
         if result is None:
             return
         headline = (
-            f"{result.client} resumed: {result.restored_active:,} grants restored, "
+            f"{line(result.client)} resumed: {result.restored_active:,} grants restored, "
             f"{result.restored_requests:,} requests back in the queue, "
             f"{result.not_restored:,} not restored"
         )

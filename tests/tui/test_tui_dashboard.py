@@ -1,7 +1,11 @@
-"""The dashboard shows every client with its counts, paused clients in bold red, and totals."""
+"""The dashboard shows every client with its counts, paused clients in bold red, and totals;
+operators who share a login or are locked out in red."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import sqlalchemy as sa
 from rich.style import Style
 from rich.text import Text
 from sqlalchemy.engine import Engine
@@ -15,6 +19,7 @@ from govtui.services import catalog, dashboard, demo, directory_targets, operato
 from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.dashboard import DashboardScreen
+from tests.factories import World
 from tests.memory_keyring import MemoryKeyring
 from tests.tui.tui_support import SIZE, rendered_bold_red, settle, table_rows, text_of
 
@@ -155,3 +160,43 @@ async def test_the_directory_line_counts_open_operations_and_failures_stand_out(
         assert rendered_bold_red(failed, "2 failed")
         assert text_of(drift).startswith("drift: not checked")
         assert not drift.has_class("alert")
+
+
+async def test_shared_logins_and_lock_outs_stand_out_in_red(world: World) -> None:
+    """Two operators on one login (no separation) and a locked-out approver: both in red on
+    the dashboard; a lock-out that has run out and a removed operator are not listed."""
+    now = clock.now()
+    with db.write_session(world.engine) as session:
+        for sql, values in (
+            ("UPDATE operator SET login='desk', shared_login=1 WHERE name IN ('ann','bob')", {}),
+            (
+                "UPDATE operator SET totp_locked_until=:until WHERE name='olga'",
+                {"until": now + timedelta(minutes=10)},
+            ),
+            (
+                "UPDATE operator SET totp_locked_until=:until WHERE name='req'",
+                {"until": now - timedelta(minutes=1)},
+            ),
+        ):
+            session.execute(sa.text(sql), values)
+
+    app = GovtuiApp(Workspace(world.engine, "root"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        line = app.screen.query_one("#dashboard-operators", Static)
+        text = text_of(line)
+        assert text == (
+            "Operators: 5 · shared login, no separation: ann (login desk), bob (login desk)"
+            " · locked out: olga until 09:10:00 UTC"
+        )
+        assert rendered_bold_red(line, "ann (login desk)")
+        assert rendered_bold_red(line, "olga until")
+        assert not rendered_bold_red(line, "Operators: 5")
+
+        with db.write_session(world.engine) as session:
+            session.execute(
+                sa.text("UPDATE operator SET shared_login=0, totp_locked_until=NULL"), {}
+            )
+        await pilot.press("r")
+        await settle(pilot)
+        assert text_of(line) == "Operators: 5 · none shares a login or is locked out"

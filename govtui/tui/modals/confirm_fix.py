@@ -13,6 +13,7 @@ from textual.widgets import Button, Static
 from govtui.tui.context import DriftCheck
 from govtui.tui.directory_text import fix_plan
 from govtui.tui.modals.base import GovtuiModal
+from govtui.tui.plain import line
 
 
 class ConfirmFix(GovtuiModal[bool]):
@@ -27,7 +28,7 @@ class ConfirmFix(GovtuiModal[bool]):
 
     def compose(self) -> ComposeResult:
         count = len(self.check.fixable)
-        title = f"Fix {count} drift item{'s' if count != 1 else ''} on {self.check.target}?"
+        title = f"Fix {count} drift item{'s' if count != 1 else ''} on {line(self.check.target)}?"
         with Vertical(id="fix-dialog", classes="dialog"):
             yield Static(Text(title, style="bold"), classes="dialog-title")
             yield Static(fix_plan(self.check), id="fix-details")

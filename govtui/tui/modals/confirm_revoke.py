@@ -11,6 +11,7 @@ from rich.text import Text
 from govtui.services.grant_views import GrantRow
 from govtui.tui.grant_text import facts
 from govtui.tui.modals.reason_prompt import ReasonPrompt
+from govtui.tui.plain import line
 
 
 def what_ends(row: GrantRow, now: datetime) -> Text:
@@ -24,7 +25,7 @@ def what_ends(row: GrantRow, now: datetime) -> Text:
 
 def consequence(row: GrantRow) -> str:
     """What revoking changes for the contractor, in the grant's present state."""
-    who, what = row.contractor, f"{row.access} access to {row.scope}"
+    who, what = line(row.contractor), f"{line(row.access)} access to {line(row.scope)}"
     if row.state == "requested":
         return f"The request ends before it grants anything: {who} will not get {what}."
     if row.state == "suspended":

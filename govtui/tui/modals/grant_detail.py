@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Static
 from govtui.services.grant_views import GrantDetail
 from govtui.tui.grant_text import facts, when
 from govtui.tui.modals.base import GovtuiModal
+from govtui.tui.plain import plain
 
 
 def _detail_value(value: Any) -> str:
@@ -43,7 +44,10 @@ class GrantDetailModal(GovtuiModal[None]):
         table.add_columns("When (UTC)", "Event", "By", "Details")
         for entry in self.detail.history:
             details = ", ".join(f"{k}: {_detail_value(v)}" for k, v in entry.details.items())
-            table.add_row(when(entry.at), entry.event, entry.by or "—", details)
+            # Cells as Text: a str cell is parsed as markup, and reasons are anyone's words.
+            table.add_row(
+                Text(when(entry.at)), plain(entry.event), plain(entry.by or "—"), plain(details)
+            )
         self.set_focus(table)
 
     @on(Button.Pressed, "#detail-close")

@@ -21,6 +21,7 @@ from govtui.services.pause_views import ClientStatus
 from govtui.tui.context import TuiContext
 from govtui.tui.directory_text import ALERT_STYLE
 from govtui.tui.modals.base import GovtuiModal
+from govtui.tui.plain import line
 
 DONE_STYLE = "bold green"
 
@@ -28,9 +29,9 @@ DONE_STYLE = "bold green"
 def status_text(state: ClientStatus) -> Text:
     """The client's state and the directory's convergence, green when complete, red if not."""
     complete = convergence.converged(state)
-    text = Text(state.summary, style=DONE_STYLE if complete else ALERT_STYLE)
+    text = Text(line(state.summary), style=DONE_STYLE if complete else ALERT_STYLE)
     for error in state.errors:
-        text.append(f"\n  {error}", style="red")
+        text.append(f"\n  {line(error)}", style="red")
     return text
 
 
@@ -86,7 +87,7 @@ class PauseProgress(GovtuiModal[None]):
         bar = self.query_one("#pause-progress-bar", ProgressBar)
         bar.update(total=message.total, progress=message.handled)
         self.query_one("#pause-progress-step", Static).update(
-            f"Syncing the directory: {message.handled:,}/{message.total:,} operations"
+            Text(f"Syncing the directory: {message.handled:,}/{message.total:,} operations")
         )
 
     @on(Finished)

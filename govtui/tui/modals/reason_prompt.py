@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Static
 
 from govtui.tui.modals.base import GovtuiModal
+from govtui.tui.plain import line
 
 
 class ReasonPrompt(GovtuiModal[str | None]):
@@ -35,8 +36,10 @@ class ReasonPrompt(GovtuiModal[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="reason-dialog", classes="dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
-            yield Static(self.details, id="reason-details")
+            yield Static(Text(line(self.title_text), style="bold"), classes="dialog-title")
+            # A str is shown as it is (a Static would parse it as markup).
+            details = Text(self.details) if isinstance(self.details, str) else self.details
+            yield Static(details, id="reason-details")
             yield Input(placeholder=self.placeholder, id="reason-input")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.action_label, variant="error", id="reason-submit", disabled=True)

@@ -19,11 +19,13 @@ from govtui.errors import GovtuiError
 from govtui.models import ACCESS_LEVELS
 from govtui.services.catalog import TIER_CAP_DAYS, ScopeView
 from govtui.tui.modals.base import GovtuiModal
+from govtui.tui.plain import line
 
 
-def scope_label(scope: ScopeView) -> str:
-    label = f"{scope.path}  ({scope.sensitivity}, up to {_max_days(scope)}d)"
-    return label + " — client paused" if scope.client_status == "paused" else label
+def scope_label(scope: ScopeView) -> Text:
+    """A scope in the form's list (a Text: a str option is parsed as markup)."""
+    label = f"{line(scope.path)}  ({line(scope.sensitivity)}, up to {_max_days(scope)}d)"
+    return Text(label + " — client paused" if scope.client_status == "paused" else label)
 
 
 def _max_days(scope: ScopeView) -> int:
@@ -69,7 +71,7 @@ class RequestForm(GovtuiModal[list[int]]):
     def compose(self) -> ComposeResult:
         with Vertical(id="request-dialog", classes="dialog"):
             yield Static(
-                Text(f"Request a grant (as {self.actor_name})", style="bold"),
+                Text(f"Request a grant (as {line(self.actor_name)})", style="bold"),
                 classes="dialog-title",
             )
             yield Label("Contractor external id")
@@ -103,7 +105,7 @@ class RequestForm(GovtuiModal[list[int]]):
     def scope_changed(self, event: Select.Changed) -> None:
         scope = self.scopes.get(str(event.value))
         label = "Days" if scope is None else f"Days (at most {_max_days(scope)} for this scope)"
-        self.query_one("#request-days-label", Label).update(label)
+        self.query_one("#request-days-label", Label).update(Text(label))
 
     @on(Input.Submitted, "#request-contractor, #request-days")
     def next_field(self) -> None:
@@ -182,4 +184,5 @@ class RequestForm(GovtuiModal[list[int]]):
 
     def _result(self, text: str, *, error: bool) -> None:
         style = "bold red" if error else "green"
-        self.query_one("#request-result", Static).update(Text(text, style=style))
+        # What the service said may quote what was typed: escaped, never markup.
+        self.query_one("#request-result", Static).update(Text(line(text), style=style))

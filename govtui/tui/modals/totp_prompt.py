@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 from govtui.errors import GovtuiError
 from govtui.services.second_factor import CodeRejected
 from govtui.tui.modals.base import GovtuiModal
+from govtui.tui.plain import line
 
 T = TypeVar("T")
 
@@ -76,8 +77,10 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="totp-dialog", classes="dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
-            yield Static(self.summary, id="totp-summary")
+            yield Static(Text(line(self.title_text), style="bold"), classes="dialog-title")
+            # A str is shown as it is (a Static would parse it as markup).
+            summary = Text(self.summary) if isinstance(self.summary, str) else self.summary
+            yield Static(summary, id="totp-summary")
             yield Static("", id="totp-lockout")
             yield Input(
                 placeholder="6-digit code from your authenticator",
@@ -164,7 +167,8 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
             self._show()
 
     def _error(self, text: str) -> None:
-        self.query_one("#totp-error", Static).update(Text(text, style="bold red"))
+        # A refusal may quote a name: escaped, never markup.
+        self.query_one("#totp-error", Static).update(Text(line(text), style="bold red"))
 
     def _show(self) -> None:
         """Enable what may be used now; say why not otherwise."""
@@ -179,7 +183,7 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
                 )
             )
         else:
-            lock_line.update("")
+            lock_line.update(Text())
         lock_line.display = locked
         usable = self.checked and not locked and not self.busy
         code_input = self.query_one("#totp-code", Input)

@@ -23,6 +23,7 @@ from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import scope_text
 from govtui.tui.modals.reason_prompt import ReasonPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt, minutes
+from govtui.tui.plain import line, plain
 from govtui.tui.screens.base import GovtuiScreen, GrantsChanged
 
 MARK = "✓"
@@ -72,12 +73,12 @@ def _batch_summary(rows: list[GrantRow]) -> Text:
         if index:
             text.append("\n")
         text.append(f"#{row.id} ", style="bold")
-        text.append(f"{row.contractor} {row.contractor_name} → ")
+        text.append(f"{line(row.contractor)} {line(row.contractor_name)} → ")
         text.append(scope_text(row))
-        text.append(f" at {row.access}, ")
+        text.append(f" at {line(row.access)}, ")
         text.append(_asks(row))
         if approvals_needed(row) > 1:
-            text.append(f"  ({row.sensitivity}: needs 2 approvers)", style="yellow")
+            text.append(f"  ({line(row.sensitivity)}: needs 2 approvers)", style="yellow")
     return text
 
 
@@ -147,15 +148,17 @@ class ApprovalsScreen(GovtuiScreen):
             table.add_row(
                 Text(MARK if row.id in self.marked else "", style="bold green"),
                 Text(str(row.id), justify="right"),
-                row.contractor,
-                row.contractor_name,
+                # Every cell a Text: a str cell is parsed as markup (`Bob [/b] Smith` from
+                # an HR file crashed this screen for every approver).
+                plain(row.contractor),
+                plain(row.contractor_name),
                 scope_text(row),
-                row.sensitivity,
-                row.access,
+                plain(row.sensitivity),
+                plain(row.access),
                 _asks(row),
                 _so_far(row),
-                row.requested_by,
-                Text(row.reason, style="dim"),
+                plain(row.requested_by),
+                plain(row.reason, "dim"),
                 key=str(row.id),
             )
         if was_at is not None and was_at in self.rows:
@@ -236,7 +239,7 @@ class ApprovalsScreen(GovtuiScreen):
         ids = [row.id for row in rows]
         noun = "request" if len(rows) == 1 else "requests"
         prompt: TotpPrompt[list[ApprovalOutcome]] = TotpPrompt(
-            title=f"Approve {len(rows)} {noun} as {self.actor_name}",
+            title=f"Approve {len(rows)} {noun} as {line(self.actor_name)}",
             summary=_batch_summary(rows),
             attempt=partial(self._approve, ids),
             lockout=partial(self.workspace.read_as, operator_views.lockout),

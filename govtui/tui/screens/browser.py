@@ -16,6 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from govtui.services import catalog_views
 from govtui.services.catalog import ScopeView
+from govtui.tui.plain import line, plain
 from govtui.tui.screens.base import GovtuiScreen
 
 PAUSED_STYLE = "bold red"
@@ -45,19 +46,19 @@ def describe(data: NodeData | None) -> Text:
         return Text.assemble(
             ("Scope\n\n", "bold"),
             ("Path          ", "dim"),
-            f"{data.path}\n",
+            f"{line(data.path)}\n",
             ("Sensitivity   ", "dim"),
-            f"{data.sensitivity}\n",
+            f"{line(data.sensitivity)}\n",
             ("Max days      ", "dim"),
             f"{data.max_grant_days}\n",
             ("Client status ", "dim"),
-            (data.client_status, PAUSED_STYLE if paused else ""),
+            (line(data.client_status), PAUSED_STYLE if paused else ""),
         )
     if isinstance(data, ProjectNode):
         return Text.assemble(
             ("Project\n\n", "bold"),
             ("Path   ", "dim"),
-            f"{data.client}/{data.name}\n",
+            f"{line(data.client)}/{line(data.name)}\n",
             ("Scopes ", "dim"),
             f"{data.scopes}",
         )
@@ -66,9 +67,9 @@ def describe(data: NodeData | None) -> Text:
         return Text.assemble(
             ("Client\n\n", "bold"),
             ("Name     ", "dim"),
-            f"{data.name}\n",
+            f"{line(data.name)}\n",
             ("Status   ", "dim"),
-            (data.status, PAUSED_STYLE if paused else ""),
+            (line(data.status), PAUSED_STYLE if paused else ""),
             "\n",
             ("Projects ", "dim"),
             f"{data.projects}",
@@ -156,7 +157,8 @@ class BrowserScreen(GovtuiScreen):
         nodes: list[TreeNode[NodeData]] = []
         for name, status in message.clients:
             paused = status == "paused"
-            label = Text(name, style=PAUSED_STYLE if paused else "bold")
+            # Labels as Text: a str label is parsed as markup.
+            label = plain(name, PAUSED_STYLE if paused else "bold")
             if paused:
                 label.append(" (paused)", style=PAUSED_STYLE)
             projects = projects_of.get(name, [])
@@ -167,11 +169,11 @@ class BrowserScreen(GovtuiScreen):
             for project in projects:
                 scopes = scopes_of.get((name, project), [])
                 project_node = client_node.add(
-                    project, data=ProjectNode(name, project, len(scopes)), expand=True
+                    plain(project), data=ProjectNode(name, project, len(scopes)), expand=True
                 )
                 nodes.append(project_node)
                 for scope in scopes:
-                    label = Text.assemble(scope.name, (f"  {scope.sensitivity}", "dim"))
+                    label = Text.assemble(line(scope.name), (f"  {line(scope.sensitivity)}", "dim"))
                     nodes.append(project_node.add_leaf(label, data=scope))
         restore = next((n for n in nodes if was_at and node_key(n.data) == was_at), None)
         if restore is not None:

@@ -17,6 +17,7 @@ from textual.worker import Worker, get_current_worker
 from govtui.services import contractors
 from govtui.services.contractors import ContractorRow
 from govtui.tui.context import TuiContext
+from govtui.tui.plain import line, plain
 from govtui.tui.screens.base import WindowedScreen
 
 Key = tuple[str, int]
@@ -32,7 +33,7 @@ def _cells(row: ContractorRow) -> tuple[Text, ...]:
         row.contract_end.isoformat(),
         row.status,
     )
-    return tuple(Text(value, style=style) for value in values)
+    return tuple(plain(value, style) for value in values)
 
 
 class ContractorsScreen(WindowedScreen):
@@ -172,9 +173,9 @@ class ContractorsScreen(WindowedScreen):
     def _show_status(self, *, busy: bool = False) -> None:
         table = self.query_one("#contractor-table", DataTable)
         if self.total is None:
-            text = f"searching “{self.search_text}”…" if self.search_text else "counting…"
+            text = f"searching “{line(self.search_text)}”…" if self.search_text else "counting…"
         elif self.search_text:
-            text = f"{self.total:,} contractors match “{self.search_text}”"
+            text = f"{self.total:,} contractors match “{line(self.search_text)}”"
         else:
             text = f"{self.total:,} contractors"
         text += f" · showing {table.row_count:,}"
@@ -182,4 +183,5 @@ class ContractorsScreen(WindowedScreen):
             text += " (type to narrow the list for more)"
         if busy:
             text += " · loading…"
-        self.query_one("#contractor-status", Static).update(text)
+        # A Text: the search typed is shown as typed, not parsed as markup.
+        self.query_one("#contractor-status", Static).update(Text(text))

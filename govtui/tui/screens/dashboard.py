@@ -12,16 +12,20 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
+from govtui import clock
 from govtui.models import GRANT_STATES
-from govtui.services import dashboard
+from govtui.services import dashboard, operator_views
+from govtui.services.operator_views import OperatorFlags
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
+from govtui.tui.operator_text import operators_text
+from govtui.tui.plain import plain
 from govtui.tui.screens.base import GovtuiScreen
 
 PAUSED_STYLE = "bold red"
 
 
 def _cell(value: object, style: str = "") -> Text:
-    return Text(str(value), style=style)
+    return plain(value, style)
 
 
 def _count(value: int, style: str = "") -> Text:
@@ -33,7 +37,8 @@ class DashboardScreen(GovtuiScreen):
 
     HELP = (
         "Every client with its status, projects, scopes, contractors and grants by state; "
-        "the directory operations pending and failed, and the drift found."
+        "the directory operations pending and failed, and the drift found; operators who share "
+        "a login or are locked out, in red."
     )
     SUB_TITLE = "Dashboard"
     SHOWS_GRANTS = True
@@ -42,11 +47,13 @@ class DashboardScreen(GovtuiScreen):
     @dataclass
     class Loaded(Message):
         overview: dashboard.Overview
+        operators: list[OperatorFlags]
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="clients", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="dashboard-totals")
+        yield Static("", id="dashboard-operators")
         with Horizontal(id="dashboard-directory"):
             yield Static("", id="dashboard-outbox")
             yield Static("", id="dashboard-failed")
@@ -66,7 +73,8 @@ class DashboardScreen(GovtuiScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
     def load_overview(self) -> None:
         overview = self.workspace.read(dashboard.overview)
-        self.post_message(self.Loaded(overview))
+        operators = self.workspace.read(operator_views.roster)
+        self.post_message(self.Loaded(overview, operators))
 
     @on(Loaded)
     def show_overview(self, message: Loaded) -> None:
@@ -112,6 +120,9 @@ class DashboardScreen(GovtuiScreen):
             f" · {sum(totals[s] for s in GRANT_STATES):,} grants",
         )
         self.query_one("#dashboard-totals", Static).update(line)
+        self.query_one("#dashboard-operators", Static).update(
+            operators_text(message.operators, clock.now())
+        )
         self._show_directory(overview)
 
     def _show_directory(self, overview: dashboard.Overview) -> None:

@@ -30,13 +30,15 @@ from govtui.tui.directory_text import (
     drift_count_text,
     drift_fix,
     drift_kind,
+    first_error,
     health_text,
-    one_line,
     report_text,
 )
 from govtui.tui.error_text import describe_error
 from govtui.tui.grant_text import when
 from govtui.tui.modals.confirm_fix import ConfirmFix
+from govtui.tui.plain import line as one
+from govtui.tui.plain import notify, plain
 from govtui.tui.screens.base import DirectoryChanged, GovtuiScreen
 
 
@@ -51,14 +53,14 @@ def _outbox_cells(row: OutboxRow) -> tuple[Text, ...]:
     retried = not failed or row.operation in REMOVALS
     return (
         Text(str(row.id), justify="right"),
-        Text(row.target),
-        Text(row.state, style=ALERT_STYLE if failed else "yellow"),
-        Text(row.operation),
-        Text(row.directory_uid),
+        plain(row.target),
+        plain(row.state, ALERT_STYLE if failed else "yellow"),
+        plain(row.operation),
+        plain(row.directory_uid),
         _count(row.attempts),
         Text(when(row.next_attempt_at) if retried else "—"),
-        Text(row.last_error or "—", style="red" if failed else "dim"),
-        Text(row.group_dn or "—"),  # last: DNs are long
+        plain(row.last_error or "—", "red" if failed else "dim"),  # a server's words
+        plain(row.group_dn or "—"),  # last: DNs are long
     )
 
 
@@ -187,7 +189,7 @@ class DirectoryScreen(GovtuiScreen):
             if target.insecure_plaintext:
                 line.append("\n" if line else "")
                 line.append("INSECURE: plaintext bind", style=ALERT_STYLE)
-                line.append(f" to {target.name} ({target.url}): ", style="red")
+                line.append(f" to {one(target.name)} ({one(target.url)}): ", style="red")
                 line.append("the bind password crosses the network in clear text", style="red")
         status = self.query_one("#insecure-status", Static)
         status.update(line)
@@ -195,9 +197,9 @@ class DirectoryScreen(GovtuiScreen):
 
     def _target_cells(self, target: TargetOverview) -> tuple[Text, ...]:
         return (
-            Text(target.name, style="bold"),
-            Text(target.url),
-            Text(target.flavour),
+            plain(target.name, "bold"),
+            plain(target.url),
+            plain(target.flavour),
             _count(target.pending, "yellow" if target.pending else ""),
             _count(target.done),
             _count(target.failed, ALERT_STYLE if target.failed else ""),
@@ -210,8 +212,9 @@ class DirectoryScreen(GovtuiScreen):
         table = self.query_one("#target-table", DataTable)
         for target in self.targets.values():
             cells = self._target_cells(target)
-            table.update_cell(target.name, "drift", cells[6])
-            table.update_cell(target.name, "connection", cells[7])
+            # Widen the columns as needed: an error cut to its first word says nothing.
+            table.update_cell(target.name, "drift", cells[6], update_width=True)
+            table.update_cell(target.name, "connection", cells[7], update_width=True)
 
     def _show_outbox(self, ops: list[OutboxRow]) -> None:
         table = self.query_one("#outbox-table", DataTable)
@@ -287,7 +290,9 @@ class DirectoryScreen(GovtuiScreen):
         """Show the running sync's progress, or how the last one went."""
         if not self.is_mounted or not self.is_attached:
             return  # a timer's run can end while the app closes, or before the screen is up
-        bar = self.query_one("#sync-progress", ProgressBar)
+        bar = next(iter(self.query("#sync-progress").results(ProgressBar)), None)
+        if bar is None:
+            return  # the app is closing: the screen is attached but its widgets are gone
         status = Text()
         context = self.context
         if context.syncing:
@@ -307,7 +312,7 @@ class DirectoryScreen(GovtuiScreen):
             how = "asked for" if last.manual else "background"
             status.append(f"Last sync {clock_time(last.at)} ({how}): {report_text(last.report)}")
             if last.report.errors:
-                status.append(f" · {one_line(last.report.errors)}", style=ALERT_STYLE)
+                status.append(f" · {first_error(last.report.errors)}", style=ALERT_STYLE)
         else:
             bar.display = False
             status.append(
@@ -340,7 +345,7 @@ class DirectoryScreen(GovtuiScreen):
             return
         check = self.context.drift.get(target)
         line = Text("Drift ", style="bold")
-        line.append(f"on {target}: ")
+        line.append(f"on {one(target)}: ")
         if self.busy == target:
             line.append(self.busy_doing)
         elif check is None:
@@ -360,15 +365,15 @@ class DirectoryScreen(GovtuiScreen):
             for drift in check.items[: self.DRIFT_LIMIT]:
                 table.add_row(
                     drift_kind(drift),
-                    Text(drift.directory_uid or "—"),
+                    plain(drift.directory_uid or "—"),
                     drift_fix(drift),
-                    Text(drift.group_dn or "—"),
-                    Text(drift.user_dn or "—"),
+                    plain(drift.group_dn or "—"),
+                    plain(drift.user_dn or "—"),
                 )
 
     def _busy_elsewhere(self) -> bool:
         if self.busy is not None:
-            self.notify(f"Still working on {self.busy}: wait for it to finish.", markup=False)
+            notify(self, f"Still working on {self.busy}: wait for it to finish.")
             return True
         return False
 
@@ -395,11 +400,11 @@ class DirectoryScreen(GovtuiScreen):
         self._show_drift()
         self._refresh_target_rows()
         count = len(message.check.items)
-        self.notify(
+        notify(
+            self,
             f"{message.check.target}: {count} drift item{'s' if count != 1 else ''}",
             title="Reconcile",
             severity="warning" if count else "information",
-            markup=False,
         )
         self.post_message(DirectoryChanged())
 
@@ -409,9 +414,9 @@ class DirectoryScreen(GovtuiScreen):
             return
         check = self.context.drift.get(target)
         if check is None:
-            self.notify(f"Compare {target} first: R finds the drift to fix.", markup=False)
+            notify(self, f"Compare {target} first: R finds the drift to fix.")
         elif not check.fixable:
-            self.notify(f"Nothing on {target} that govtui may fix.", markup=False)
+            notify(self, f"Nothing on {target} that govtui may fix.")
         else:
             self.app.push_screen(ConfirmFix(check), partial(self._fix_confirmed, check))
 
@@ -441,7 +446,5 @@ class DirectoryScreen(GovtuiScreen):
         if outcome.drift:
             text += f"; {len(outcome.drift)} drift items left"
         trouble = outcome.report.failed or outcome.report.retrying or outcome.report.errors
-        self.notify(
-            text, title="Fix", severity="warning" if trouble else "information", markup=False
-        )
+        notify(self, text, title="Fix", severity="warning" if trouble else "information")
         self.post_message(DirectoryChanged())

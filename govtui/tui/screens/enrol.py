@@ -22,6 +22,7 @@ from govtui.services import enrollment, operator_views
 from govtui.services.operator_views import OperatorState
 from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import when
+from govtui.tui.plain import line
 from govtui.tui.screens.base import GovtuiScreen
 
 
@@ -94,14 +95,14 @@ class EnrolScreen(GovtuiScreen):
         enrolled = operator.enrolled_at is not None
         if enrolled:
             text = Text.assemble(
-                (f"{operator.name}", "bold"),
+                (line(operator.name), "bold"),
                 f": an authenticator is enrolled since {when(operator.enrolled_at)} UTC. "
                 "To move to a new device, type a code from the current one and ask for a new "
                 "QR code.",
             )
         else:
             text = Text.assemble(
-                (f"{operator.name}", "bold"),
+                (line(operator.name), "bold"),
                 ": no authenticator is enrolled yet; approving grants needs one. Have your "
                 "authenticator app ready, then ask for the QR code.",
             )
@@ -194,7 +195,7 @@ class EnrolScreen(GovtuiScreen):
 
     def _error(self, text: str) -> None:
         error = self.query_one("#enrol-error", Static)
-        error.update(Text(text, style="bold red"))
+        error.update(Text(line(text), style="bold red"))
         error.display = bool(text)
 
     def _show_qr(self, qr: str | None) -> None:

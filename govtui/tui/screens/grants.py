@@ -35,6 +35,7 @@ from govtui.tui.grant_text import (
 from govtui.tui.modals.confirm_revoke import ConfirmRevoke
 from govtui.tui.modals.grant_detail import GrantDetailModal
 from govtui.tui.modals.request_form import RequestForm, RequestInput
+from govtui.tui.plain import line, notify, plain
 from govtui.tui.screens.base import GrantsChanged, WindowedScreen
 
 
@@ -76,14 +77,14 @@ def _cells(row: GrantRow) -> tuple[Text, ...]:
     soon = expires_soon(row, now)
     return (
         Text(str(row.id), justify="right", style="bold yellow" if soon else ""),
-        Text(row.contractor),
-        Text(row.contractor_name),
+        plain(row.contractor),
+        plain(row.contractor_name),
         scope_text(row),
-        Text(row.access),
+        plain(row.access),
         state_text(row.state),
         expires_text(row, now),
-        Text(row.requested_by),
-        Text(", ".join(row.approvals), style="dim"),
+        plain(row.requested_by),
+        plain(", ".join(row.approvals), "dim"),
     )
 
 
@@ -297,7 +298,8 @@ class GrantsScreen(WindowedScreen):
         chosen = select.value
         with self.prevent(Select.Changed):
             select.set_options(
-                (f"{name} (paused)" if status == "paused" else name, name)
+                # Prompts as Text: a str option is parsed as markup.
+                (plain(f"{name} (paused)" if status == "paused" else name), name)
                 for name, status in message.clients
             )
             if isinstance(chosen, str) and chosen in {name for name, _ in message.clients}:
@@ -329,13 +331,13 @@ class GrantsScreen(WindowedScreen):
         table = self.query_one("#grant-table", DataTable)
         status = Text()
         if self.refused is not None:
-            status.append(self.refused, style="bold red")
+            status.append(line(self.refused), style="bold red")
         else:
             described = self.filter.describe()
             count = table.row_count
             status.append(f"{count:,} grant{'' if count == 1 else 's'} shown")
             if described:
-                status.append(f" ({described})")
+                status.append(f" ({line(described)})")
             if not self._exhausted:
                 status.append(" · more below")
             if self._capped:
@@ -369,7 +371,7 @@ class GrantsScreen(WindowedScreen):
             return
         row = self.rows[grant_id]
         if row.state not in LIVE_STATES:
-            self.notify(f"Grant #{grant_id} is {row.state} already: nothing to revoke.")
+            notify(self, f"Grant #{grant_id} is {row.state} already: nothing to revoke.")
             return
         # Ask about the grant as it is now, not as it was when the list was loaded.
         self.load_detail(grant_id, "revoke")
@@ -385,7 +387,7 @@ class GrantsScreen(WindowedScreen):
         if message.purpose == "show":
             self.app.push_screen(GrantDetailModal(message.detail, clock.now()))
         elif row.state not in LIVE_STATES:
-            self.notify(f"Grant #{row.id} is {row.state} already: nothing to revoke.")
+            notify(self, f"Grant #{row.id} is {row.state} already: nothing to revoke.")
             self.refresh_data()
         else:
             self.app.push_screen(ConfirmRevoke(row, clock.now()), partial(self._confirmed, row))
@@ -402,9 +404,9 @@ class GrantsScreen(WindowedScreen):
     @on(Revoked)
     def revoked(self, message: Revoked) -> None:
         row = message.row
-        self.notify(
+        notify(
+            self,
             f"Grant #{row.id} revoked: {row.contractor} no longer has {row.access} on {row.scope}",
-            markup=False,
         )
         self.post_message(GrantsChanged())
 

@@ -67,4 +67,5 @@ class HelpScreen(ModalScreen[None]):
         table = self.query_one("#help-keys", DataTable)
         table.add_columns("Where", "Key", "What it does")
         for where, key, description in binding_rows(self.app, self.for_screen):
-            table.add_row(where, key, description)
+            # Text cells: a str cell is parsed as markup (a key may be "[").
+            table.add_row(Text(where), Text(key), Text(description))
