@@ -195,3 +195,15 @@ def test_demo_grants_are_backed_by_their_bulk_event_and_a_later_sql_grant_is_not
     problems = _check(engine).problems
     engine.dispose()
     assert len(problems) == 1 and "no grant.request event" in problems[0]
+
+
+def test_a_binding_changed_by_sql_is_named(lived_in: World) -> None:
+    """Rebinding an approver to another login would let that login act as them."""
+    _sql(
+        lived_in.engine,
+        "UPDATE operator SET login = 'mallory', shared_login = true WHERE name = 'ann'",
+    )
+    problems = _check(lived_in.engine).problems
+    assert len(problems) == 1 and problems[0].startswith(
+        "operator 'ann' is bound to login 'mallory'"
+    )

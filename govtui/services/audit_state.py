@@ -52,6 +52,20 @@ class _OperatorSeen:
     roles: set[str] = field(default_factory=set)
     approves: set[str] = field(default_factory=set)
     removed: bool = False
+    # (login, db_role, shared_login) as the newest operator.add / operator.bind recorded it;
+    # None when no event recorded one (made before schema version 4: bound by name).
+    binding: tuple[str | None, str | None, bool] | None = None
+
+
+def _binding(details: dict[str, Any]) -> tuple[str | None, str | None, bool] | None:
+    if "login" not in details:
+        return None
+    login, role = details.get("login"), details.get("db_role")
+    return (
+        str(login) if login is not None else None,
+        str(role) if role is not None else None,
+        bool(details.get("shared_login")),
+    )
 
 
 @dataclass
@@ -166,6 +180,7 @@ def _replay_operator(seen: _Replay, action: str, obj: str, details: dict[str, An
         seen.operators[name] = _OperatorSeen(
             roles={str(r) for r in details.get("roles", [])},
             approves={str(c) for c in details.get("approves", [])},
+            binding=_binding(details),
         )
         return
     op = seen.operators.get(name)
@@ -181,6 +196,8 @@ def _replay_operator(seen: _Replay, action: str, obj: str, details: dict[str, An
         op.approves.discard(str(details.get("client")))
     elif action == "operator.remove":
         op.removed = True
+    elif action == "operator.bind":
+        op.binding = _binding(details) or op.binding
 
 
 def _replay_grant(seen: _Replay, action: str, obj: str, details: dict[str, Any]) -> None:
@@ -234,12 +251,21 @@ def _check_operators(session: Session, seen: _Replay, found: _Findings) -> None:
     links = sa.select(OperatorClient.operator_id, OperatorClient.client_id)  # type: ignore[call-overload]
     for op_id, client_id in session.execute(links):
         approves.setdefault(op_id, set()).add(str(clients.get(client_id, f"#{client_id}")))
-    rows = session.execute(sa.select(Operator.id, Operator.name, Operator.disabled_at))  # type: ignore[call-overload]
-    for op_id, name, disabled_at in rows:
+    columns = (Operator.login, Operator.db_role, Operator.shared_login)
+    rows = session.execute(sa.select(Operator.id, Operator.name, Operator.disabled_at, *columns))  # type: ignore[call-overload]
+    for op_id, name, disabled_at, login, db_role, shared in rows:
         op = seen.operators.get(name)
         if op is None:
             found.add(f"operator {name!r} has no operator.add event (inserted by SQL?)")
             continue
+        bound = (login, db_role, bool(shared))
+        # Without a recorded binding an operator is bound by name (the v4 upgrade's default).
+        defaults = {(None, None, False), (name, None, False)}
+        if bound not in ({op.binding} if op.binding is not None else defaults):
+            found.add(
+                f"operator {name!r} is bound to login {login!r}, db role {db_role!r}"
+                f"{' (shared)' if shared else ''} by no operator.add/bind event"
+            )
         has_roles, has_clients = roles.get(op_id, set()), approves.get(op_id, set())
         for role in sorted(has_roles - op.roles):
             found.add(f"operator_role: operator {name!r} has role {role!r} that no event gave")
