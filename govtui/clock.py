@@ -16,6 +16,11 @@ def now() -> datetime:
     return current.astimezone(UTC)
 
 
+def source() -> Callable[[], datetime] | None:
+    """The clock set by set_source, None for the system clock (to restore it later)."""
+    return _source
+
+
 def set_source(source: Callable[[], datetime] | None) -> None:
     """Replace the clock (tests freeze or advance time); None restores the system clock."""
     global _source

@@ -7,6 +7,8 @@ is the lowest layer: it imports nothing from govtui, so anything may use it."""
 
 from __future__ import annotations
 
+import re
+
 LIMIT = 300
 ELLIPSIS = "…"
 
@@ -27,6 +29,40 @@ def _escaped(char: str) -> str:
     if char in _BIDI or char in _BREAKS:
         return f"\\u{code:04x}"
     return char
+
+
+def hostile_char(value: str) -> str | None:
+    """The first character of `value` that would act on a terminal or reorder the text (C0,
+    DEL, C1, bidi controls, line separators), or None when there is none."""
+    for char in value:
+        if _escaped(char) != char:
+            return char
+    return None
+
+
+def escaped(value: object) -> str:
+    """`value` whole, with every control, bidi and line-break character shown as a visible
+    escape: for data printed in full (table cells), where cutting would hide part of it."""
+    text = str(value)
+    if hostile_char(text) is None:
+        return text  # the common case, walked once
+    return "".join(_escaped(char) for char in text)
+
+
+def quoted(value: object, limit: int = 80) -> str:
+    """A value echoed in a message: escaped, cut to `limit` characters, in quotes (a megabyte
+    typed or imported is not repeated whole)."""
+    return f"'{one_line(value, limit)}'"
+
+
+# A value quoted in a message ('…' or "…", as repr writes it) longer than a value need be shown.
+_LONG_QUOTED = re.compile(r"'([^'\n]{81,})'|\"([^\"\n]{81,})\"")
+
+
+def cut_quoted(message: str) -> str:
+    """`message` with every quoted value longer than 80 characters cut (see `quoted`): a
+    service's "unknown contractor '…'" never repeats 4 KB typed on the command line."""
+    return _LONG_QUOTED.sub(lambda m: quoted(m.group(1) or m.group(2)), message)
 
 
 def one_line(value: object, limit: int = LIMIT) -> str:

@@ -4,6 +4,7 @@ to stop and restart the server in the middle of a test."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -22,6 +23,7 @@ from sqlmodel import col, select
 from govtui import db
 from govtui.directory import naming
 from govtui.models import DirectoryTarget, OutboxOp
+from govtui.security import secrets as keyring_secrets
 from govtui.services import directory_targets, operators
 
 LDAP_URL = os.environ.get("GOVTUI_TEST_LDAP_URL")
@@ -249,6 +251,16 @@ def add_target(
     values.update(overrides)
     with db.write_session(engine) as session:
         return directory_targets.add(session, operators.find(session, "root"), **values)
+
+
+def reseal_password(engine: Engine, name: str = "ldap") -> None:
+    """Store a target's bind password again for its row as it now stands: a test that edits
+    the row by SQL to stand for an old or broken row (not an attack) says so with this, since
+    govtui refuses to send the password to settings it was not stored for."""
+    with db.read_session(engine) as session:
+        stored = keyring_secrets.load(directory_targets.password_key(session, name))
+        assert stored is not None
+        directory_targets.store_password(session, name, json.loads(stored)["password"])
 
 
 def outbox(engine: Engine) -> list[OutboxOp]:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -26,7 +27,7 @@ from sqlmodel import Session, col
 
 from govtui import clock, db
 from govtui.models import Contractor, Grant, Operator
-from govtui.security import totp
+from govtui.security import secrets, totp
 from govtui.services import (
     catalog,
     contractor_import,
@@ -36,6 +37,7 @@ from govtui.services import (
     enrollment,
     grants,
     operators,
+    second_factor,
 )
 
 ADMIN = "root"
@@ -44,17 +46,60 @@ ADMIN = "root"
 
 
 def enroll(engine: Engine, name: str) -> str:
-    """Enrol an operator's TOTP (acting as themselves) and return the secret."""
-    with db.write_session(engine) as session:
-        actor = operators.find(session, name)
-        uri = enrollment.start(session, actor, name=name)
-    secret = parse_qs(urlparse(uri).query)["secret"][0]
-    with db.write_session(engine) as session:
-        actor = operators.find(session, name)
-        # The confirming code belongs to the previous step, so the current one stays usable.
-        step = totp.step_of(clock.now()) - 1
-        enrollment.confirm(session, actor, name=name, code=totp.code_for_step(secret, step))
+    """Enrol an operator's TOTP and return the secret: the bootstrap admin by themself, anyone
+    else started by ADMIN with a code of ADMIN's (read from the keyring).
+
+    Every admin code is used once (replay), so these enrolments happen in the past: the
+    bootstrap admin's at PAST_STEPS steps ago, each later one a step after the admin's last
+    accepted code. The current codes stay free for the tests."""
+    with db.read_session(engine) as session:
+        target = operators.find(session, name)
+        bootstrap = enrollment.is_bootstrap(session, target, target)
+        admin = operators.find(session, ADMIN)
+        admin_secret = None
+        if not bootstrap:
+            if admin.totp_enrolled_at is None:
+                raise RuntimeError(f"enrol {ADMIN} (alone, the bootstrap admin) before {name}")
+            key = second_factor.secret_key(session, admin)
+            admin_secret = secrets.load(key) if key is not None else None
+            assert admin_secret is not None, f"{ADMIN}'s secret is not in the keyring"
+    now_step = totp.step_of(clock.now())
+    step = now_step - PAST_STEPS if bootstrap else (admin.totp_last_step or 0) + 1
+    if step >= now_step - 1:
+        raise RuntimeError("the factories used up their past TOTP steps: raise PAST_STEPS")
+    with _clock_at_step(step):
+        with db.write_session(engine) as session:
+            if bootstrap:
+                uri = enrollment.start(session, operators.find(session, name), name=name)
+            else:
+                assert admin_secret is not None
+                uri = enrollment.start(
+                    session,
+                    operators.find(session, ADMIN),
+                    name=name,
+                    admin_code=totp.code_for_step(admin_secret, step),
+                )
+        secret = parse_qs(urlparse(uri).query)["secret"][0]
+        with db.write_session(engine) as session:
+            actor = operators.find(session, name)
+            enrollment.confirm(session, actor, name=name, code=totp.code_for_step(secret, step))
     return secret
+
+
+# How many TOTP steps back the factories' enrolments start (see enroll).
+PAST_STEPS = 200
+
+
+@contextmanager
+def _clock_at_step(step: int) -> Iterator[None]:
+    """Run the block with the clock at the start of a TOTP step, then restore it."""
+    previous = clock.source()
+    at = datetime.fromtimestamp(step * totp.STEP_SECONDS, UTC)
+    clock.set_source(lambda: at)
+    try:
+        yield
+    finally:
+        clock.set_source(previous)
 
 
 def code(secret: str, offset: int = 0) -> str:
@@ -202,14 +247,21 @@ def build_world(
     """The bootstrap admin `root` (admin, requester), the catalogue, the operators, the
     contractors and the target in one transaction; then each enrolled operator's secret."""
     with db.write_session(engine) as session:
-        root = operators.add(session, None, name=ADMIN, roles=["admin", "requester"])
+        operators.add(session, None, name=ADMIN, roles=["admin", "requester"])
+    enrolled: dict[str, str] = {}
+    if any(op.enrol for op in ops):
+        # The bootstrap admin enrols while still the only operator; then starts the others'.
+        enrolled[ADMIN] = enroll(engine, ADMIN)
+    with db.write_session(engine) as session:
+        root = operators.find(session, ADMIN)
         add_catalog(session, root, scopes)
         for op in ops:
             operators.add(session, root, name=op.name, roles=op.roles, approves=op.approves)
         add_people(session, root, people)
         if target is not None:
             directory_targets.add(session, root, **target)
-    return World(engine, {op.name: enroll(engine, op.name) for op in ops if op.enrol})
+    enrolled.update({op.name: enroll(engine, op.name) for op in ops if op.enrol})
+    return World(engine, enrolled)
 
 
 def small_vendor(engine: Engine) -> World:

@@ -66,12 +66,12 @@ def add_ad_target(world: World, ad: AdDirectory, name: str = "ad", **overrides: 
         password=ad.server.admin_password,
         flavour="ad",
         ca_file=ad.server.ca_file,
+        # The DC's certificate names dc1.<realm>, the URL an address (what --tls-name is for).
+        tls_name=ad.server.tls_name,
     )
     values.update(overrides)
     with db.write_session(world.engine) as session:
         directory_targets.add(session, operators.find(session, "root"), **values)  # type: ignore[arg-type]
-    # The DC's certificate names dc1.<realm>, the URL an address (what --tls-name is for).
-    set_target(world, name, tls_name=ad.server.tls_name)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from govtui.models import AuditEvent, DirectoryTarget
 from govtui.services import convergence, directory_targets, sync
 
 from .conftest import snapshot
-from .directory_support import Directory, add_target
+from .directory_support import Directory, add_target, reseal_password
 from .factories import World
 from .memory_keyring import MemoryKeyring
 from .throwaway_ca import make_ca
@@ -277,6 +277,7 @@ def test_a_row_edited_into_plaintext_by_sql_is_refused_when_connecting(
     add_target(world.engine, directory)
     with db.write_session(world.engine) as session:
         session.execute(sa.update(DirectoryTarget).values(insecure_plaintext=False))
+    reseal_password(world.engine)  # a row as an older govtui let it in, not an attack
     world.approve(world.request())
     report = sync.run_once(world.engine)
     assert report.done == 0
@@ -298,6 +299,7 @@ def test_a_row_edited_to_a_bad_port_fails_at_connect_in_one_line(
     add_target(world.engine, directory)
     with db.write_session(world.engine) as session:
         session.execute(sa.update(DirectoryTarget).values(url="ldap://127.0.0.1:99999"))
+    reseal_password(world.engine)  # a row as an older govtui let it in, not an attack
     assert _cli(world, "directory", "test", "ldap") == 2
     assert capsys.readouterr().err == (
         "govtui: error: directory ldap: connect failed: invalid directory URL "

@@ -52,8 +52,13 @@ def _add(session: Session, name: str, password: str) -> DirectoryTarget:
 
 
 def _password(engine: Engine, name: str) -> str | None:
+    """The bind password stored for `name` (kept with its settings' digest), or None."""
     with db.read_session(engine) as session:
-        return secrets.load(directory_targets.password_key(session, name))
+        stored = secrets.load(directory_targets.password_key(session, name))
+    if stored is None:
+        return None
+    password: str = json.loads(stored)["password"]
+    return password
 
 
 def _targets(engine: Engine) -> list[str]:
@@ -195,7 +200,8 @@ def test_two_processes_adding_one_target_leave_only_the_winners_password(
         assert _targets(engine) == ["shared"]
         assert _password(engine, "shared") == winner
         writes = json.loads(Path(keyring_file).read_text())["writes"]
-        assert writes == [winner]  # the loser's password was never written, not even briefly
+        # the loser's password was never written, not even briefly
+        assert [json.loads(w)["password"] for w in writes] == [winner]
     finally:
         keyring.set_keyring(previous)
         engine.dispose()

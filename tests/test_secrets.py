@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from govtui import db
-from govtui.errors import ConfigurationError, InputError, PolicyError
+from govtui.errors import ConfigurationError, PolicyError
 from govtui.security import secrets, totp
 from govtui.services import enrollment, operators, second_factor
 
@@ -88,7 +88,8 @@ def test_enrolment_keeps_the_secret_in_the_keyring_only(sqlite_engine: Engine) -
         operators.add(session, None, name="root", roles=["admin"])
     secret = enroll(sqlite_engine, "root")
     with db.read_session(sqlite_engine) as session:
-        stored = secrets.load(second_factor.secret_key(session, "root"))
+        key = second_factor.secret_key(session, "root")
+        stored = secrets.load(key) if key is not None else None
         dump = repr([session.execute(sa.select(t)).all() for t in SQLModel.metadata.sorted_tables])
     assert stored == secret
     assert secret not in dump
@@ -100,11 +101,27 @@ def test_enrolment_keeps_the_secret_in_the_keyring_only(sqlite_engine: Engine) -
 
 @pytest.fixture
 def root_and_ann(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> Engine:
+    """root (the bootstrap admin, enrolled while alone), then ann and cid (not enrolled)."""
     with db.write_session(sqlite_engine) as session:
-        root = operators.add(session, None, name="root", roles=["admin"])
+        operators.add(session, None, name="root", roles=["admin"])
+    enroll(sqlite_engine, "root")
+    with db.write_session(sqlite_engine) as session:
+        root = operators.find(session, "root")
         operators.add(session, root, name="ann", roles=["approver"])
         operators.add(session, root, name="cid", roles=["approver"])
     return sqlite_engine
+
+
+def _secret_of(engine: Engine, name: str, *, pending: bool = False) -> str | None:
+    with db.read_session(engine) as session:
+        key = second_factor.secret_key(session, name, pending=pending)
+        return secrets.load(key) if key is not None else None
+
+
+def _root_code(engine: Engine, offset: int = 0) -> str:
+    secret = _secret_of(engine, "root")
+    assert secret is not None
+    return code(secret, offset)
 
 
 def _op(engine: Engine, name: str) -> object:
@@ -115,25 +132,32 @@ def _op(engine: Engine, name: str) -> object:
 def test_print_uri_leaves_enrolment_pending_until_confirmed(root_and_ann: Engine) -> None:
     engine = root_and_ann
     with db.write_session(engine) as session:
-        uri = enrollment.start(session, operators.find(session, "ann"), name="ann")
+        uri = enrollment.start(
+            session, operators.find(session, "root"), name="ann", admin_code=_root_code(engine)
+        )
     assert uri.startswith("otpauth://totp/govtui:ann?") and "issuer=govtui" in uri
     secret = parse_qs(urlparse(uri).query)["secret"][0]
     with db.read_session(engine) as session:
         ann = operators.find(session, "ann")
     assert ann.totp_pending_at is not None and ann.totp_enrolled_at is None
-    with pytest.raises(InputError, match="still pending"), db.write_session(engine) as session:
+    with (
+        pytest.raises(second_factor.CodeRejected, match="still pending"),
+        db.write_session(engine) as session,
+    ):
         enrollment.confirm(session, operators.find(session, "ann"), name="ann", code="000000")
+    assert _op(engine, "ann").totp_failures == 1  # type: ignore[attr-defined]  # counted
     with db.write_session(engine) as session:
         enrollment.confirm(session, operators.find(session, "ann"), name="ann", code=code(secret))
     with db.read_session(engine) as session:
         ann = operators.find(session, "ann")
-        assert secrets.load(second_factor.secret_key(session, "ann", pending=True)) is None
+        assert second_factor.secret_key(session, "ann", pending=True) is None
+    assert _secret_of(engine, "ann") == secret
     assert ann.totp_enrolled_at is not None and ann.totp_pending_at is None
 
 
-def test_only_self_or_admin_enrols(root_and_ann: Engine) -> None:
+def test_a_first_enrolment_is_an_admins_to_start(root_and_ann: Engine) -> None:
     with (
-        pytest.raises(PolicyError, match="only 'ann' or an admin"),
+        pytest.raises(PolicyError, match="started by an admin acting with their own code"),
         db.write_session(root_and_ann) as session,
     ):
         enrollment.start(session, operators.find(session, "cid"), name="ann")
@@ -150,7 +174,8 @@ def test_re_enrolment_needs_the_current_code_or_an_admins_code(root_and_ann: Eng
         enrollment.start(
             session, operators.find(session, "ann"), name="ann", current_code=code(ann_secret)
         )
-    root_secret = enroll(engine, "root")
+    root_secret = _secret_of(engine, "root")
+    assert root_secret is not None
     with pytest.raises(PolicyError, match="enrolled already"), db.write_session(engine) as session:
         # an admin's approval needs the admin's own code
         enrollment.start(session, operators.find(session, "root"), name="ann")
@@ -196,7 +221,9 @@ def test_a_failed_commit_after_an_enrolment_leaves_the_keyring_as_it_was(
     _keyring_after_failed_commit(
         engine,
         memory_keyring,
-        lambda s: enrollment.start(s, operators.find(s, "ann"), name="ann"),
+        lambda s: enrollment.start(
+            s, operators.find(s, "root"), name="ann", admin_code=_root_code(engine)
+        ),
     )
     with db.read_session(engine) as session:
         assert operators.find(session, "ann").totp_pending_at is None
@@ -213,13 +240,14 @@ def test_a_failed_commit_after_an_enrolment_leaves_the_keyring_as_it_was(
         memory_keyring,
         lambda s: enrollment.confirm(s, operators.find(s, "ann"), name="ann", code=code(new, -1)),
     )
+    assert _secret_of(engine, "ann") == old
+    assert _secret_of(engine, "ann", pending=True) == new
     with db.read_session(engine) as session:
-        assert secrets.load(second_factor.secret_key(session, "ann")) == old
-        assert secrets.load(second_factor.secret_key(session, "ann", pending=True)) == new
         assert operators.find(session, "ann").totp_pending_at is not None
     # The same confirmation, committed, switches the keyring over only now.
     with db.write_session(engine) as session:
         enrollment.confirm(session, operators.find(session, "ann"), name="ann", code=code(new, -1))
-    with db.read_session(engine) as session:
-        assert secrets.load(second_factor.secret_key(session, "ann")) == new
-        assert secrets.load(second_factor.secret_key(session, "ann", pending=True)) is None
+    assert _secret_of(engine, "ann") == new
+    assert _secret_of(engine, "ann", pending=True) is None
+    # the old secret's entry is gone from the keyring once the row points at the new one
+    assert old not in memory_keyring.entries.values()

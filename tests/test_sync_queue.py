@@ -37,7 +37,7 @@ from govtui.services import (
 
 from .ad_support import AdDirectory, private_ou
 from .conftest import FakeClock, snapshot
-from .directory_support import Directory, add_target, norm
+from .directory_support import Directory, add_target, norm, reseal_password
 from .directory_support import outbox as all_ops
 from .factories import World
 
@@ -193,6 +193,7 @@ def test_a_poison_op_and_a_target_with_a_bad_port_block_nothing(
     side.add_target(world.engine, "typo")
     # A row as an old `directory add` let it in: a port no socket can have.
     set_sql(world.engine, f"UPDATE directory_target SET url = '{TYPO_URL}' WHERE name = 'typo'")
+    reseal_password(world.engine, "typo")  # an old row, not an edit behind govtui's back
     world.approve(
         world.request(contractor="E1"),
         world.request(contractor="E1", access="label"),

@@ -63,3 +63,21 @@ def test_any_object_and_idempotent() -> None:
     assert one_line(ValueError("bad\x1bvalue")) == "bad\\x1bvalue"
     once = one_line("a\x1b\u202eb")
     assert one_line(once) == once
+
+
+def test_escaped_keeps_the_whole_value_and_hostile_char_finds_the_first() -> None:
+    from govtui.text import escaped, hostile_char
+
+    value = "a\x1b[2J" + "b" * 1000 + "\u202e"
+    assert escaped(value) == "a\\x1b[2J" + "b" * 1000 + "\\u202e"
+    assert escaped("plain [/b] text") == "plain [/b] text"
+    assert hostile_char(value) == "\x1b" and hostile_char("é😀 ok") is None
+
+
+def test_cut_quoted_shortens_only_long_quoted_values() -> None:
+    from govtui.text import cut_quoted
+
+    message = "unknown operator '" + "x" * 5000 + "' (see 'govtui operator list')"
+    cut = cut_quoted(message)
+    assert len(cut) < 150 and cut.endswith("…' (see 'govtui operator list')")
+    assert cut_quoted("invalid 'short' value") == "invalid 'short' value"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from govtui.cli import directory_commands, pause_commands
+from govtui.cli import arguments, directory_commands, pause_commands
 from govtui.cli.context import Context, print_json, print_table
 from govtui.models import SENSITIVITIES
 from govtui.services import catalog
@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = ssub.add_parser("add", help="add a dataset scope")
     p.add_argument("path", metavar="CLIENT/PROJECT/SCOPE")
     p.add_argument("--sensitivity", required=True, choices=SENSITIVITIES)
-    p.add_argument("--max-days", type=int, help="longest grant (default: the tier's cap)")
+    p.add_argument(
+        "--max-days", type=arguments.DAYS, help="longest grant (default: the tier's cap)"
+    )
     p.set_defaults(handler=run_scope_add)
     p = ssub.add_parser("list", help="list dataset scopes")
     p.add_argument("--client")

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from govtui import db, migrations
 from govtui.services.workspace import Workspace
+from govtui.text import escaped
 
 Handler = Callable[["Context", argparse.Namespace], int]
 
@@ -63,20 +65,38 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+class Styled(str):
+    """A table cell govtui styled itself (a red INSECURE): printed as it is, not escaped."""
+
+
+# What json.dumps leaves raw with ensure_ascii=False yet a terminal obeys or reorders: DEL,
+# C1 (0x9b is CSI), bidi controls, line separators. It escapes C0 itself. These characters can
+# only occur inside JSON strings, where \uXXXX is the same value.
+_JSON_HOSTILE = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
 def print_json(value: Any) -> None:
-    """Write a value as indented JSON on stdout."""
-    json.dump(to_jsonable(value), sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    """Write a value as indented JSON on stdout (nothing in it acts on a terminal)."""
+    text = json.dumps(to_jsonable(value), indent=2, ensure_ascii=False)
+    sys.stdout.write(_JSON_HOSTILE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Styled):
+        return value
+    # Old rows may hold what input now refuses (ESC[1A, U+202E): shown whole, escaped.
+    return escaped(value)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Write rows as aligned columns, or a line saying there are none."""
+    """Write rows as aligned columns, or a line saying there are none; control and bidi
+    characters in the data are shown as visible escapes."""
     if not rows:
         print("(none)")
         return
-    cells = [[str(h) for h in headers]] + [
-        ["" if c is None else str(c) for c in row] for row in rows
-    ]
+    cells = [[str(h) for h in headers]] + [[_cell(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -12,7 +12,15 @@ from datetime import datetime
 from sqlmodel import Session
 
 from govtui import clock
-from govtui.cli.context import Context, print_json, print_progress, print_table, to_jsonable
+from govtui.cli import arguments
+from govtui.cli.context import (
+    Context,
+    Styled,
+    print_json,
+    print_progress,
+    print_table,
+    to_jsonable,
+)
 from govtui.errors import GovtuiError, InputError
 from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS, DirectoryTarget
 from govtui.services import directory_targets, directory_views, reconcile, sync
@@ -56,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--group-type",
-        type=int,
+        type=arguments.bounded_int(-(2**31), 2**31 - 1),  # a signed 32-bit attribute
         help="AD: groupType of groups govtui creates (default -2147483646, global security)",
     )
     p.add_argument(
@@ -195,7 +203,7 @@ INSECURE = "INSECURE: plaintext bind"
 def _red(text: str) -> str:
     """Red on a terminal that takes colour; the words alone elsewhere (a pipe, NO_COLOR)."""
     if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        return f"\033[31m{text}\033[0m"
+        return Styled(f"\033[31m{text}\033[0m")  # print_table leaves our own colour alone
     return text
 
 

@@ -6,10 +6,12 @@ import argparse
 import getpass
 import sys
 
+from govtui.cli import arguments
 from govtui.cli.context import Context, print_json, print_table
 from govtui.errors import InputError
 from govtui.models import ACCESS_LEVELS, GRANT_STATES
 from govtui.services import grant_views, grants
+from govtui.text import escaped
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,39 +21,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("contractor", metavar="CONTRACTOR", help="external id")
     p.add_argument("scope", metavar="CLIENT/PROJECT/SCOPE")
     p.add_argument("--access", required=True, choices=ACCESS_LEVELS)
-    p.add_argument("--days", required=True, type=int)
+    p.add_argument("--days", required=True, type=arguments.DAYS)
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=run_request)
     p = gsub.add_parser(
         "approve", help="approve requests with your TOTP code (one code, one batch)"
     )
-    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("ids", nargs="+", type=arguments.IDS, metavar="ID")
     p.add_argument("--totp", metavar="CODE", help="your current code (prompted for when omitted)")
     p.set_defaults(handler=run_approve)
     p = gsub.add_parser("deny", help="turn down requests or pending extensions")
-    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("ids", nargs="+", type=arguments.IDS, metavar="ID")
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=run_deny)
     p = gsub.add_parser("revoke", help="end a grant now (no code needed)")
-    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("id", type=arguments.IDS, metavar="ID")
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=run_revoke)
     p = gsub.add_parser("extend", help="ask for more days on an active grant (needs approval)")
-    p.add_argument("id", type=int, metavar="ID")
-    p.add_argument("--days", required=True, type=int)
+    p.add_argument("id", type=arguments.IDS, metavar="ID")
+    p.add_argument("--days", required=True, type=arguments.DAYS)
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=run_extend)
     p = gsub.add_parser("list", help="list grants, newest first")
     p.add_argument("--state", choices=GRANT_STATES)
     p.add_argument("--client")
     p.add_argument("--contractor", metavar="EXTERNAL_ID")
-    p.add_argument("--expiring-within", type=int, metavar="DAYS")
+    p.add_argument("--expiring-within", type=arguments.HORIZON_DAYS, metavar="DAYS")
     p.add_argument("--pending", action="store_true", help="only what you (--as) may approve now")
-    p.add_argument("--limit", type=int, default=grant_views.PAGE)
+    p.add_argument("--limit", type=arguments.LIMIT, default=grant_views.PAGE)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_list)
     p = gsub.add_parser("show", help="one grant with its whole history")
-    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("id", type=arguments.IDS, metavar="ID")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_show)
     p = sub.add_parser("expire", help="end every grant past its expiry (safe to run from cron)")
@@ -160,7 +162,10 @@ def run_show(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     g = detail.grant
     print(
-        f"grant {g.id}: {g.contractor} ({g.contractor_name}) {g.access} on {g.scope} [{g.sensitivity}]"
+        escaped(
+            f"grant {g.id}: {g.contractor} ({g.contractor_name}) {g.access} on {g.scope}"
+            f" [{g.sensitivity}]"
+        )
     )
     print(
         f"state {g.state}; expires {g.expires_at:%Y-%m-%d %H:%M} UTC"

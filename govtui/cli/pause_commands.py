@@ -11,7 +11,7 @@ from govtui.cli.grant_commands import read_code
 from govtui.errors import ConflictError
 from govtui.services import convergence, offboarding, pause, pause_reach, pause_views
 from govtui.services.sync import Progress
-from govtui.text import one_line
+from govtui.text import escaped, one_line
 
 # Exit status when the database change is done but the directory has not confirmed it all.
 NOT_CONVERGED = 1
@@ -142,17 +142,22 @@ def run_status(ctx: Context, args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(summary)
+    # Stored text (a reason, a name) is shown escaped: a row written before input refused
+    # ESC[1A ESC[2K could otherwise rewrite the status line above it (issue 11).
+    print(escaped(summary))
     if reach is not None:
         _print_reach(reach)
     if state.pause is not None:
         p = state.pause
-        print(f"  pause {p.id} by {p.paused_by} at {p.paused_at:%Y-%m-%d %H:%M:%S} UTC: {p.reason}")
+        print(
+            f"  pause {p.id} by {escaped(p.paused_by)} at {p.paused_at:%Y-%m-%d %H:%M:%S} UTC: "
+            f"{escaped(p.reason)}"
+        )
         print(f"  grants suspended by it: {p.suspended} ({p.still_suspended} still suspended)")
         if p.resumed_at is not None:
-            print(f"  resumed by {p.resumed_by} at {p.resumed_at:%Y-%m-%d %H:%M:%S} UTC")
+            print(f"  resumed by {escaped(p.resumed_by)} at {p.resumed_at:%Y-%m-%d %H:%M:%S} UTC")
     for error in state.errors:
-        print(f"  failed: {error}")
+        print(f"  failed: {one_line(error, 1000)}")
     return 0
 
 

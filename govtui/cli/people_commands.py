@@ -9,12 +9,20 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from govtui.cli import pause_commands
+from govtui.cli import arguments, pause_commands
 from govtui.cli.context import Context, print_json, print_table
+from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
 from govtui.models import ROLES
 from govtui.security import qr
-from govtui.services import contractor_import, contractors, enrollment, operators
+from govtui.services import (
+    contractor_import,
+    contractors,
+    enrollment,
+    lockout,
+    operators,
+    second_factor,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run_contractor_add)
     p = csub.add_parser("list", help="list contractors, by name")
     p.add_argument("--search", help="part of a name, email, external id or uid")
-    p.add_argument("--limit", type=int, default=contractors.PAGE, help="rows (default %(default)s)")
+    p.add_argument(
+        "--limit", type=arguments.LIMIT, default=contractors.PAGE, help="rows (default %(default)s)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_contractor_list)
     p = csub.add_parser("show", help="show one contractor")
@@ -145,7 +155,13 @@ def run_operator_list(ctx: Context, args: argparse.Namespace) -> int:
                     v.name,
                     ",".join(v.roles),
                     ",".join(v.approves) or "-",
-                    "enrolled" if v.totp_enrolled else "-",
+                    (
+                        f"LOCKED until {v.totp_locked_until:%Y-%m-%d %H:%M} UTC"
+                        if v.totp_locked_until is not None
+                        else "enrolled"
+                        if v.totp_enrolled
+                        else "-"
+                    ),
                 ]
                 for v in views
             ],
@@ -165,8 +181,43 @@ def register_enroll(osub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     p.add_argument("--confirm", metavar="CODE", help="finish a pending enrolment with a code")
     p.add_argument("--current-code", metavar="CODE", help="re-enrol: the operator's current code")
-    p.add_argument("--admin-code", metavar="CODE", help="re-enrol: the acting admin's own code")
+    p.add_argument(
+        "--totp",
+        "--admin-code",
+        dest="admin_code",
+        metavar="CODE",
+        help="enrol someone else (first enrolment or re-enrolment): the acting admin's own code "
+        "(asked for when omitted)",
+    )
     p.set_defaults(handler=run_operator_enroll)
+    p = osub.add_parser(
+        "unlock",
+        help="lift an operator's TOTP lock-out (an admin, or a fellow approver, with own code)",
+    )
+    p.add_argument("name")
+    p.add_argument("--totp", metavar="CODE", help="your own code (asked for when omitted)")
+    p.set_defaults(handler=run_operator_unlock)
+    p = osub.add_parser(
+        "reset-enrolment",
+        help="break-glass: clear an operator's TOTP enrolment on two admins' codes",
+    )
+    p.add_argument("name")
+    p.add_argument("--totp", metavar="CODE", help="your own code (asked for when omitted)")
+    p.add_argument("--second-admin", required=True, metavar="NAME", help="the confirming admin")
+    p.add_argument(
+        "--second-totp", metavar="CODE", help="the second admin's code (asked for when omitted)"
+    )
+    p.set_defaults(handler=run_operator_reset_enrolment)
+
+
+def _needs_admin_code(ctx: Context, name: str) -> bool:
+    """Whether starting `name`'s enrolment asks the acting operator for their own code: when
+    they enrol someone else (the bootstrap admin enrolling themself needs none)."""
+    return ctx.actor_name != name
+
+
+# Takes the QR code (the secret) off the screen and out of the scrollback.
+CLEAR_SCREEN = "\033[3J\033[2J\033[H"
 
 
 def run_operator_enroll(ctx: Context, args: argparse.Namespace) -> int:
@@ -178,28 +229,68 @@ def run_operator_enroll(ctx: Context, args: argparse.Namespace) -> int:
         raise InputError(
             "enrolment needs a terminal to show the QR code; use --print-uri and --confirm CODE"
         )
+    admin_code = args.admin_code
+    if admin_code is None and args.current_code is None and _needs_admin_code(ctx, args.name):
+        admin_code = read_code(None, "Your own TOTP code (as the acting admin): ")
     uri = ctx.workspace().act(
         enrollment.start,
         name=args.name,
         current_code=args.current_code,
-        admin_code=args.admin_code,
+        admin_code=admin_code,
     )
     if args.print_uri:
         print(uri)
         return 0
-    print(f"Scan this with {args.name}'s authenticator app:\n")
-    print(qr.qr_text(uri))
-    for _attempt in range(3):
-        code = getpass.getpass("\nThe 6-digit code it shows now: ")
-        try:
-            ctx.workspace().act(enrollment.confirm, name=args.name, code=code)
-        except InputError as exc:
-            print(f"govtui: {exc}", file=sys.stderr)
-            continue
-        # Take the QR code (the secret) off the screen and out of the scrollback.
-        print("\033[3J\033[2J\033[H", end="")
+    confirmed = False
+    try:
+        print(f"Scan this with {args.name}'s authenticator app:\n")
+        print(qr.qr_text(uri), flush=True)
+        for _attempt in range(3):
+            try:
+                code = getpass.getpass("\nThe 6-digit code it shows now: ")
+            except EOFError:
+                raise InputError(
+                    f"no code typed: the enrolment of {args.name!r} stays pending"
+                ) from None
+            try:
+                ctx.workspace().act(enrollment.confirm, name=args.name, code=code)
+            except (InputError, second_factor.CodeRejected) as exc:
+                print(f"govtui: {exc}", file=sys.stderr)
+                continue
+            confirmed = True
+            break
+    finally:
+        # Confirmed, refused, three wrong codes, Ctrl-C or end of input: the secret goes.
+        _clear_screen()
+    if confirmed:
         print(f"operator {args.name} enrolled")
         return 0
     raise InputError(
         f"three wrong codes: the enrolment of {args.name!r} stays pending; run enroll again"
     )
+
+
+def _clear_screen() -> None:
+    sys.stdout.write(CLEAR_SCREEN)
+    sys.stdout.flush()
+
+
+def run_operator_unlock(ctx: Context, args: argparse.Namespace) -> int:
+    code = read_code(args.totp, "Your own TOTP code: ")
+    ctx.workspace().act(lockout.unlock, name=args.name, code=code)
+    print(f"operator {args.name} unlocked")
+    return 0
+
+
+def run_operator_reset_enrolment(ctx: Context, args: argparse.Namespace) -> int:
+    code = read_code(args.totp, "Your own TOTP code: ")
+    second = read_code(args.second_totp, f"{args.second_admin}'s TOTP code: ")
+    ctx.workspace().act(
+        lockout.reset_enrolment,
+        name=args.name,
+        code=code,
+        second_admin=args.second_admin,
+        second_code=second,
+    )
+    print(f"the enrolment of {args.name} is reset: enrol them again with `govtui operator enroll`")
+    return 0

@@ -7,13 +7,16 @@ plaintext file backend) is refused with a message that says how to get a real on
 from __future__ import annotations
 
 import hashlib
+import secrets as random_source
 
 import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
 from keyring.backends.chainer import ChainerBackend
+from sqlmodel import Session
 
 from govtui.errors import ConfigurationError
+from govtui.models import DatabaseIdentity
 
 SERVICE = "govtui"
 _UNSAFE_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
@@ -45,11 +48,31 @@ def require_safe_backend() -> KeyringBackend:
     return backend
 
 
-def entry_key(kind: str, name: str, database_url: str) -> str:
-    """The keyring entry `kind:name@tag` of one secret, tagged by a short hash of the
-    password-free database URL so two databases' secrets never collide."""
+def database_id(session: Session) -> str:
+    """The database's own random id (schema version 4): what its keyring entries are keyed by,
+    so a moved, copied or differently spelt database still finds them."""
+    row = session.get(DatabaseIdentity, 1)
+    if row is None:
+        raise ConfigurationError("the database has no id yet: run `govtui init`")
+    return row.database_id
+
+
+def entry_key(kind: str, name: str, database_id: str) -> str:
+    """The keyring entry `kind:name@database_id` of one secret: two databases' secrets never
+    collide, and the URL that names the database does not matter."""
+    return f"{kind}:{name}@{database_id}"
+
+
+def legacy_entry_key(kind: str, name: str, database_url: str) -> str:
+    """The entry name before schema version 4, tagged by a hash of the URL string (only the
+    keyring migration still reads it)."""
     tag = hashlib.sha256(database_url.encode()).hexdigest()[:12]
     return f"{kind}:{name}@{tag}"
+
+
+def new_ref() -> str:
+    """A fresh random name for a keyring entry (TOTP secrets: one per secret ever made)."""
+    return random_source.token_hex(16)
 
 
 def _call(action: str, func: object, *args: str) -> str | None:

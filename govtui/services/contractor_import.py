@@ -26,10 +26,17 @@ from govtui.models import Contractor, Grant, Operator
 from govtui.services import audit, grant_lifecycle, outbox, validation
 from govtui.services.grants import contract_end_instant
 from govtui.services.operators import require_role
+from govtui.text import one_line, quoted
 from govtui.vocabulary import IN_DIRECTORY_STATES, GrantState, OutboxOperation
 
 FIELDS = ("external_id", "name", "email", "directory_uid", "contract_end")
 MAX_REPORTED = 50
+# Limits on what a file may hold, each far above any HR export (100,000 rows are ~10 MB) and
+# each refused in one line before it costs memory or time: a hostile or broken file is not
+# read whole, walked field by field, or decoded into a RecursionError.
+MAX_FILE_BYTES = 128 * 1024 * 1024
+MAX_ROWS = 1_000_000
+MAX_FIELD = 1000  # characters in one value (the longest valid one, an email, is 254)
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,15 @@ def _raw_rows(path: Path, text: str) -> Iterator[tuple[str, Any]]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        except RecursionError:
+            # A contractor file is an array of flat objects: two levels deep, never thousands.
+            raise InputError(f"{path}: the JSON is nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise InputError(f"{path}: not valid JSON ({one_line(exc, 120)})") from None
         if not isinstance(data, list):
             raise InputError(f"{path}: the JSON must be an array of contractor objects")
+        if len(data) > MAX_ROWS:
+            raise InputError(f"{path}: {len(data)} items: at most {MAX_ROWS} per import")
         for index, item in enumerate(data, start=1):
             yield f"item {index}", item
         return
@@ -83,7 +97,9 @@ def _raw_rows(path: Path, text: str) -> Iterator[tuple[str, Any]]:
             f"{path}: bad CSV header ({'; '.join(parts)}); expected {','.join(FIELDS)}"
         )
     try:
-        for record in reader:
+        for count, record in enumerate(reader, start=1):
+            if count > MAX_ROWS:
+                raise InputError(f"{path}: more than {MAX_ROWS} rows: at most that per import")
             yield f"line {reader.line_num}", record
     except csv.Error as exc:
         raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from None
@@ -102,6 +118,8 @@ def _check(where: str, raw: Any) -> ImportRow:
         value = raw.get(field)
         if not isinstance(value, str) or value == "":
             raise InputError(f"{field} is missing or empty")
+        if len(value) > MAX_FIELD:
+            raise InputError(f"{field} is {len(value)} characters long: at most {MAX_FIELD}")
         values[field] = value
     return ImportRow(
         where=where,
@@ -116,10 +134,15 @@ def _check(where: str, raw: Any) -> ImportRow:
 def parse(path: Path) -> tuple[list[ImportRow], str]:
     """Read and check every row; return the rows and the file's SHA-256, or raise listing
     every bad row with where it is and why."""
+    validation.plain_text(str(path), "file name")  # it is named in the audit log
     try:
-        content = path.read_bytes()
+        with path.open("rb") as file:
+            # Read at most one byte past the limit: /dev/zero or a 10 GB file is not loaded.
+            content = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {quoted(path)}: {exc.strerror}") from None
+    if len(content) > MAX_FILE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB: split the file")
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:

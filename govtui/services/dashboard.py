@@ -1,5 +1,5 @@
 """The overview the dashboard shows: per client, its size and its grants by state; and the
-directory outbox's open operations."""
+directory outbox's open operations; and who is locked out of their TOTP codes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from govtui.models import (
     OutboxOp,
     Project,
 )
+from govtui.services import lockout
+from govtui.services.lockout import LockedOperator
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class Overview:
     directory_targets: int
     outbox_pending: int
     outbox_failed: int
+    # Operators locked out after too many wrong codes: someone must unlock them (or wait),
+    # or the approvals and resumes that need them are stuck.
+    locked_operators: list[LockedOperator] = field(default_factory=list)
 
 
 def overview(session: Session) -> Overview:
@@ -106,4 +111,5 @@ def overview(session: Session) -> Overview:
         directory_targets=targets,
         outbox_pending=outbox.get("pending", 0),
         outbox_failed=outbox.get("failed", 0),
+        locked_operators=lockout.locked_operators(session),
     )

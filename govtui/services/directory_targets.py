@@ -4,6 +4,8 @@ row is committed (a rolled-back add or remove leaves the keyring as it was)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import ssl
@@ -17,7 +19,7 @@ from ldap3.core.exceptions import LDAPException
 from sqlmodel import Session, col, select
 
 from govtui import clock, db
-from govtui.db import ident, session_url
+from govtui.db import ident
 from govtui.directory import group_names, naming
 from govtui.directory.connection import (
     CONNECT,
@@ -57,8 +59,34 @@ CHECK_STEPS = STEPS  # what `check` goes through, in order (for the front ends' 
 
 
 def password_key(session: Session, name: str) -> str:
-    """The keyring entry of a target's bind password for this database."""
-    return secrets.entry_key("directory", name, session_url(session))
+    """The keyring entry of a target's bind password for this database (by its id, not URL)."""
+    return secrets.entry_key("directory", name, secrets.database_id(session))
+
+
+def settings_digest(where: Endpoint) -> str:
+    """A digest of everything that decides where the bind password is sent and whom it
+    trusts there: stored with the password, so a row changed behind govtui's back (SQL) can
+    not send it to another host."""
+    fields = {
+        "url": where.url,
+        "bind_dn": where.bind_dn,
+        "starttls": where.starttls,
+        "ca_file": where.ca_file,
+        "tls_name": where.tls_name,
+        "insecure_plaintext": where.insecure_plaintext,
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _sealed(password: str, where: Endpoint) -> str:
+    """The keyring value: the password with the digest of the settings it is for."""
+    return json.dumps({"password": password, "settings_sha256": settings_digest(where)})
+
+
+def store_password(session: Session, name: str, password: str) -> None:
+    """Keep `password` in the keyring for target `name` as its row now stands (the keyring
+    migration; `add` stores it itself once the row is committed)."""
+    secrets.store(password_key(session, name), _sealed(password, endpoint(find(session, name))))
 
 
 # A target removed while it still had operations stays as a row under a name no person can
@@ -303,9 +331,10 @@ def add(
     if not password:
         raise InputError("the bind password is empty")
     key = password_key(session, spec.name)
+    sealed = _sealed(password, spec.endpoint())
     # Only the committed add writes: a racing add of the same name that loses on the unique
     # name never overwrites the winner's password.
-    db.after_commit(session, lambda: secrets.store(key, password))
+    db.after_commit(session, lambda: secrets.store(key, sealed))
     target = DirectoryTarget(
         name=spec.name,
         url=spec.url,
@@ -493,11 +522,26 @@ def endpoint(target: DirectoryTarget) -> Endpoint:
 def bind_password(session: Session, target: DirectoryTarget) -> str:
     """The target's bind password from this machine's keyring (else a clear error). Read it
     in the short session that reads the target, and connect after that session is closed."""
-    password = secrets.load(password_key(session, target.name))
-    if password is None:
+    stored = secrets.load(password_key(session, target.name))
+    if stored is None:
         raise ConfigurationError(
             f"no bind password for directory {target.name!r} in this machine's keyring: "
             f"remove and add the target again here"
+        )
+    try:
+        sealed = json.loads(stored)
+        password, digest = sealed["password"], sealed["settings_sha256"]
+    except (ValueError, TypeError, KeyError):
+        sealed = None
+    if sealed is None or not isinstance(password, str):
+        raise ConfigurationError(
+            f"the bind password of directory {target.name!r} is stored without the settings "
+            "it is for: run `govtui init`, or remove and add the target again"
+        )
+    if digest != settings_digest(endpoint(target)):
+        raise ConfigurationError(
+            f"directory {target.name!r}: its connection settings changed since the bind "
+            "password was stored, so it is not sent; remove and add the target again"
         )
     return password
 

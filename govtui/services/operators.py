@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -23,6 +24,8 @@ class OperatorView:
     roles: tuple[str, ...]
     approves: tuple[str, ...]
     totp_enrolled: bool
+    # Until when their codes are refused after too many wrong ones (None: not locked).
+    totp_locked_until: datetime | None = None
 
 
 def find(session: Session, name: str) -> Operator:
@@ -130,6 +133,11 @@ def list_all(session: Session) -> list[OperatorView]:
                 roles=tuple(sorted(roles.get(op_id, []))),
                 approves=tuple(sorted(approves.get(op_id, []))),
                 totp_enrolled=op.totp_enrolled_at is not None,
+                totp_locked_until=(
+                    op.totp_locked_until
+                    if op.totp_locked_until is not None and op.totp_locked_until > clock.now()
+                    else None
+                ),
             )
         )
     return views

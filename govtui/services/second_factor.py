@@ -18,7 +18,7 @@ from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col
 
 from govtui import clock, db
-from govtui.db import ident, session_url
+from govtui.db import ident
 from govtui.errors import ConfigurationError, PolicyError
 from govtui.models import Operator
 from govtui.security import secrets, totp
@@ -48,10 +48,21 @@ class CodeRejected(PolicyError):
         self.failure = failure
 
 
-def secret_key(session: Session, operator_name: str, *, pending: bool = False) -> str:
-    """The keyring entry of an operator's TOTP secret for this database."""
-    kind = "totp-pending" if pending else "totp"
-    return secrets.entry_key(kind, operator_name, session_url(session))
+def totp_entry(session: Session, ref: str) -> str:
+    """The keyring entry of the TOTP secret with random reference `ref` in this database."""
+    return secrets.entry_key("totp", ref, secrets.database_id(session))
+
+
+def secret_key(session: Session, operator: Operator | str, *, pending: bool = False) -> str | None:
+    """The keyring entry of an operator's current (or pending) TOTP secret, None if they have
+    none. The row names the entry by a random reference, so the URL never matters."""
+    row: Operator = (
+        session.execute(sa.select(Operator).where(col(Operator.name) == operator)).scalar_one()
+        if isinstance(operator, str)
+        else operator
+    )
+    ref = row.totp_pending_ref if pending else row.totp_secret_ref
+    return None if ref is None else totp_entry(session, ref)
 
 
 def remaining_lockout(operator: Operator, now: datetime | None = None) -> timedelta | None:
@@ -96,7 +107,8 @@ def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> 
         raise CodeRejected(
             f"approvals by {operator.name!r} are locked for {_minutes(locked)} after {MAX_FAILURES} wrong codes"
         )
-    secret = secrets.load(secret_key(session, operator.name))
+    key = secret_key(session, operator)
+    secret = secrets.load(key) if key is not None else None
     if secret is None:
         raise ConfigurationError(
             f"no TOTP secret for {operator.name!r} in this machine's keyring: enrol here with "
@@ -117,8 +129,20 @@ def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> 
         if result.rowcount == 1:
             session.expire(operator)
             return step
-        _fail(session, operator, now, purpose, "a code that was already used")
+        # The right code, replayed (or racing its own first use): whoever sent it knows the
+        # secret, so it is no guess to count. Counting it let one person's double submit (or
+        # anyone replaying a code seen once) lock the real operator out.
+        raise CodeRejected(
+            f"that code for {operator.name!r} was already used: {purpose} refused; "
+            "wait for the next code"
+        )
     _fail(session, operator, now, purpose, "a wrong code")
+
+
+def reject(session: Session, operator: Operator, *, purpose: str, reason: str) -> NoReturn:
+    """Count one failed code for `operator` towards the lock-out (as verify counts a wrong
+    code) and raise CodeRejected; for codes checked outside verify (enrolment)."""
+    _fail(session, _lock_row(session, operator), clock.now(), purpose, reason)
 
 
 def _fail(session: Session, operator: Operator, now: datetime, purpose: str, what: str) -> NoReturn:

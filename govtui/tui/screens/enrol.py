@@ -1,6 +1,7 @@
 """Enrol the acting operator's authenticator: a QR code of a fresh secret (kept in the OS
-keyring), confirmed with one code from it. The QR code leaves the screen the moment the
-enrolment is confirmed, or the screen is closed. Re-enrolling needs the current code."""
+keyring), confirmed with one code from it. The QR code (the secret) leaves the screen, its
+widget removed, the moment the enrolment is confirmed, fails (three wrong codes, or a
+lock-out) or the screen is closed. Re-enrolling needs the current code."""
 
 from __future__ import annotations
 
@@ -40,9 +41,13 @@ class EnrolScreen(GovtuiScreen):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
     AUTO_FOCUS = None  # set once the operator's state is known
 
+    # Wrong codes for one QR code before it is taken away (as `govtui operator enroll`).
+    MAX_CONFIRM_TRIES = 3
+
     def __init__(self, context: TuiContext) -> None:
         super().__init__(context)
         self._state_shown = False
+        self._wrong_codes = 0
 
     @dataclass
     class StateLoaded(Message):
@@ -69,7 +74,7 @@ class EnrolScreen(GovtuiScreen):
                 yield _code_input("your current code (only to re-enrol)", "enrol-current")
                 yield Button("Show a new QR code", variant="primary", id="enrol-start")
             yield Static("", id="enrol-error")
-            yield Static("", id="enrol-qr")
+            # The QR code's Static is mounted here only while a code is shown (_show_qr).
             yield Static(
                 "Scan this with your authenticator app, then type the code it shows:",
                 id="enrol-hint",
@@ -139,6 +144,7 @@ class EnrolScreen(GovtuiScreen):
     def started(self, message: Started) -> None:
         self.query_one("#enrol-start", Button).disabled = False
         self.query_one("#enrol-done", Static).update("")
+        self._wrong_codes = 0
         self._show_qr(qr_text(message.uri))
         self.set_focus(self.query_one("#enrol-code", Input))
 
@@ -180,6 +186,15 @@ class EnrolScreen(GovtuiScreen):
         self.query_one("#enrol-start", Button).disabled = False
         self._error(message.message)
         if message.stage == "confirm":
+            self._wrong_codes += 1
+            if self._wrong_codes >= self.MAX_CONFIRM_TRIES or "locked" in message.message:
+                # A failed enrolment: the secret leaves the screen; a new QR code starts over.
+                self._show_qr(None)
+                self._error(
+                    f"{message.message} — the QR code is gone; ask for a new one to start again."
+                )
+                self.load_state()
+                return
             self.set_focus(self.query_one("#enrol-code", Input))
         else:
             self.load_state()  # a failed current code counts; the state may have changed
@@ -193,14 +208,27 @@ class EnrolScreen(GovtuiScreen):
         self._show_qr(None)
         self.app.pop_screen()
 
+    def on_unmount(self) -> None:
+        # However the screen goes (Escape, the app quitting), the secret goes with it.
+        self._remove_qr()
+
     def _error(self, text: str) -> None:
         error = self.query_one("#enrol-error", Static)
         error.update(Text(line(text), style="bold red"))
         error.display = bool(text)
 
     def _show_qr(self, qr: str | None) -> None:
-        """Show a QR code with its code box, or take both off the screen."""
-        showing = qr is not None
-        self.query_one("#enrol-qr", Static).update(Text(qr or "", no_wrap=True))
-        for selector in ("#enrol-qr", "#enrol-hint", "#enrol-code"):
-            self.query_one(selector).display = showing
+        """Show a QR code with its code box, or take both off the screen: the QR code's
+        widget is removed, so no copy of the secret stays behind in the screen's tree."""
+        self._remove_qr()
+        if qr is not None:
+            self.query_one("#enrol", VerticalScroll).mount(
+                Static(Text(qr, no_wrap=True), id="enrol-qr"),
+                before=self.query_one("#enrol-hint"),
+            )
+        for selector in ("#enrol-hint", "#enrol-code"):
+            self.query_one(selector).display = qr is not None
+
+    def _remove_qr(self) -> None:
+        for old in self.query("#enrol-qr"):
+            old.remove()
