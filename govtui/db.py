@@ -126,8 +126,8 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _require_sqlite(path: Path) -> None:
-    """Refuse, in one line, a --db that names some other file or a folder (SQLite's own "file is not a
-    database" would surface only at the first query, as a DatabaseError)."""
+    """Refuse, in one line, a --db naming another file, a folder or a FIFO (SQLite's own
+    "file is not a database" would surface only at the first query, as a DatabaseError)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # NONBLOCK: a FIFO must not hang
     except OSError as exc:
@@ -159,8 +159,8 @@ def _writable(path: Path) -> bool:
 def _create_private(path: Path) -> None:
     """Make a missing database file 0600 (its folder 0700) before SQLite opens it: SQLite
     would make it 0644 under the usual umask, and gives -wal and -shm the file's own mode."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         return  # an existing database (or a link to one) keeps the mode its owner gave it

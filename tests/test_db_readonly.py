@@ -96,3 +96,13 @@ def test_db_naming_a_folder_or_fifo_is_one_line_exit_2(
     assert main(["--db", f"sqlite:///{spot}", "--as", "root", "client", "list"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("govtui: error: ") and err.count("\n") == 1
+
+
+def test_db_in_a_folder_that_cannot_be_made_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["--db", f"sqlite:///{blocker / 'sub' / 'gov.db'}", "init"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("govtui: error: cannot create the database") and err.count("\n") == 1
