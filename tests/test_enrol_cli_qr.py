@@ -44,7 +44,8 @@ def _fresh_code(world: World, name: str) -> str:
     """A code of the real clock (the child process runs on it) for a step not used yet."""
     now = totp.step_of(datetime.now(UTC))
     last = world.op(name).totp_last_step or 0
-    return totp.code_for_step(world.secrets[name], max(now - 1, last + 1))
+    # The current step, not the one before: the child may take seconds to start on a loaded machine.
+    return totp.code_for_step(world.secrets[name], max(now, last + 1))
 
 
 def _enrol_in_a_pty(world: World, *, feed: list[bytes], interrupt: bool = False) -> tuple[str, int]:
