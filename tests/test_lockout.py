@@ -25,7 +25,7 @@ from govtui.services.second_factor import MAX_FAILURES, CodeRejected
 from govtui.services.workspace import Workspace
 
 from .conftest import FakeClock
-from .factories import World, enroll, small_vendor
+from .factories import World, bound, enroll, small_vendor
 from .memory_keyring import MemoryKeyring
 
 CONTEXT = multiprocessing.get_context("spawn")
@@ -238,6 +238,7 @@ def test_a_first_enrolment_needs_an_admins_own_code(world: World) -> None:
             name="req2",
             roles=["approver"],
             approves=["acme"],
+            **bound(),
         )
     # the four-eyes bypass's step: enrolling oneself
     with pytest.raises(PolicyError, match="started by an admin"):
@@ -254,7 +255,9 @@ def test_a_first_enrolment_needs_an_admins_own_code(world: World) -> None:
     assert uri.startswith("otpauth://")
     # An unenrolled admin who is not the only operator cannot enrol themself either.
     with db.write_session(world.engine) as session:
-        operators.add(session, operators.find(session, "root"), name="adm3", roles=["admin"])
+        operators.add(
+            session, operators.find(session, "root"), name="adm3", roles=["admin"], **bound()
+        )
     with pytest.raises(PolicyError, match="started by an admin"):
         Workspace(world.engine, "adm3").act(enrollment.start, name="adm3")
 
@@ -269,6 +272,7 @@ def test_the_bypass_path_through_the_cli_is_refused(
             name="req2",
             roles=["approver"],
             approves=["acme"],
+            **bound(),
         )
     capsys.readouterr()
     assert main(["--db", db_url, "--as", "req2", "operator", "enroll", "req2", "--print-uri"]) != 0
