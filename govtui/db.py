@@ -8,11 +8,14 @@ is queued on the session with `after_commit` / `on_rollback` and runs once the o
 from __future__ import annotations
 
 import os
+import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -73,13 +76,24 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     path = sqlite_path(url.render_as_string(hide_password=False))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _create_private(path)
+        _require_sqlite(path)
+    read_only = path is not None and not _writable(path)
+    timeout = BUSY_TIMEOUT_MS / 1000
+    options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": timeout}}
+    if read_only and path is not None:
+        # A read-only copy: open it read-only, so that listing and verifying need no write at
+        # all. In a read-only folder SQLite cannot make the -shm file a WAL reader needs, so
+        # the file is opened as immutable (nobody can change it there anyway).
+        immutable = "&immutable=1" if not os.access(path.parent, os.W_OK | os.X_OK) else ""
+        uri = f"file:{quote(str(path.absolute()))}?mode=ro{immutable}"
+        options = {
+            "creator": lambda: sqlite3.connect(
+                uri, uri=True, check_same_thread=False, timeout=timeout
+            )
+        }
     # NullPool: a connection per session, so worker threads in the TUI never share one.
-    engine = create_engine(
-        url,
-        poolclass=NullPool,
-        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
-    )
+    engine = create_engine(url, poolclass=NullPool, **options)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -87,7 +101,10 @@ def _sqlite_engine(url: URL) -> Engine:
         # writers can say BEGIN IMMEDIATE and never deadlock upgrading a read lock.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
+        else:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -96,9 +113,63 @@ def _sqlite_engine(url: URL) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         readonly = connection.get_execution_options().get("govtui_readonly", False)
+        if read_only and not readonly:
+            raise ConfigurationError(
+                f"the database {path} is read-only: it can be listed and verified, not changed"
+            )
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _require_sqlite(path: Path) -> None:
+    """Refuse, in one line, a --db naming another file, a folder or a FIFO (SQLite's own
+    "file is not a database" would surface only at the first query, as a DatabaseError)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # NONBLOCK: a FIFO must not hang
+    except OSError as exc:
+        raise ConfigurationError(f"the database {path} cannot be read: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigurationError(f"{path} is not a SQLite database (not a regular file)")
+        head = os.read(fd, len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise ConfigurationError(f"the database {path} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if head and head != _SQLITE_HEADER:  # an empty file is a new database to SQLite
+        raise ConfigurationError(f"{path} is not a SQLite database (--db names another file)")
+
+
+def _writable(path: Path) -> bool:
+    """Whether an existing database file can be opened for writing (a missing one is made)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)  # NONBLOCK: a FIFO in its place never hangs
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # EACCES, EROFS: a read-only copy
+    os.close(fd)
+    return True
+
+
+def _create_private(path: Path) -> None:
+    """Make a missing database file 0600 (its folder 0700) before SQLite opens it: SQLite
+    would make it 0644 under the usual umask, and gives -wal and -shm the file's own mode."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return  # an existing database (or a link to one) keeps the mode its owner gave it
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the database {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)  # the umask masks O_CREAT's mode; say it outright
+    finally:
+        os.close(fd)
 
 
 _QUEUES = "govtui_effects"
@@ -110,6 +181,8 @@ class _Effects:
 
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     on_rollback: list[Callable[[], None]] = field(default_factory=list)
+    # Keys of the after-commit effects queued once per transaction (`after_commit_once`).
+    once: set[str] = field(default_factory=set)
 
 
 def _effects(session: Session) -> _Effects:
@@ -123,6 +196,17 @@ def _effects(session: Session) -> _Effects:
 def after_commit(session: Session, effect: Callable[[], None]) -> None:
     """Run `effect` right after the session's transaction commits; never if it rolls back."""
     _effects(session).after_commit.append(effect)
+
+
+def after_commit_once(session: Session, key: str, effect: Callable[[], None]) -> bool:
+    """Queue `effect` like `after_commit` unless an effect with `key` is queued already;
+    True if it was queued now (the first call of the transaction, or after `keep_only`)."""
+    effects = _effects(session)
+    if key in effects.once:
+        return False
+    effects.once.add(key)
+    effects.after_commit.append(effect)
+    return True
 
 
 def on_rollback(session: Session, effect: Callable[[], None]) -> None:
@@ -168,6 +252,7 @@ def keep_only(session: Session, record: Callable[[Session], None]) -> None:
     savepoint.rollback()
     effects.after_commit.clear()
     effects.on_rollback.clear()
+    effects.once.clear()
     record(session)
     session.commit()
     queued, effects.after_commit = effects.after_commit, []

@@ -148,7 +148,7 @@ def test_checkpoint_records_the_newest_head(
     assert audit_checkpoint.read_checkpoint(path) == checkpoint
 
 
-def test_missing_checkpoint_is_a_warning(
+def test_missing_checkpoint_fails_verify(
     engine: Engine, admin: Operator, fake_clock: FakeClock
 ) -> None:
     _changes(engine, admin, fake_clock, 1)
@@ -156,7 +156,7 @@ def test_missing_checkpoint_is_a_warning(
     assert path is not None
     path.unlink()
     result = _verify(engine)
-    assert result.ok and "no checkpoint" in (result.warning or "")
+    assert not result.ok and "no checkpoint" in (result.problem or "")
 
 
 def test_export_lines_match_the_schema_and_recompute(

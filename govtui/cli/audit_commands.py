@@ -8,14 +8,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from govtui import private_files
 from govtui.cli.context import Context
-from govtui.services import audit
+from govtui.services import audit, audit_state
+from govtui.text import one_line
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("audit", help="the hash-chained audit log")
     asub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = asub.add_parser("verify", help="recompute the chain; exit 1 naming the first bad event")
+    p.add_argument(
+        "--accept-missing-checkpoint",
+        action="store_true",
+        help="verify a database whose checkpoint is gone (a deleted tail then goes unseen)",
+    )
     p.set_defaults(handler=run_verify)
     p = asub.add_parser("export", help="write the log as JSON Lines")
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
@@ -24,13 +31,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_verify(ctx: Context, args: argparse.Namespace) -> int:
     ws = ctx.workspace()
-    result = ws.read(audit.verify, ws.engine)
-    if result.warning:
-        print(f"govtui: warning: {result.warning}", file=sys.stderr)
+    accept = bool(args.accept_missing_checkpoint)
+    result = ws.read(
+        lambda session: audit.verify(session, ws.engine, accept_missing_checkpoint=accept)
+    )
     if not result.ok:
-        print(f"audit chain BROKEN at event {result.first_bad_seq}: {result.problem}")
+        where = (
+            f"BROKEN at event {result.first_bad_seq}" if result.first_bad_seq else "NOT verified"
+        )
+        print(f"audit chain {where}: {one_line(result.problem or '', 1000)}")
         return 1
     print(f"audit chain intact: {result.checked} events verified")
+    state = ws.read(audit_state.check)
+    if not state.ok:
+        for problem in state.problems:
+            print(f"state not backed by the chain: {one_line(problem, 1000)}")
+        if state.more:
+            print(f"state not backed by the chain: {state.more} more rows")
+        print("audit state BROKEN: rows above were inserted or changed outside govtui")
+        return 1
+    print("state backed by the chain: operators, roles, grants, pauses, scopes, directories")
+    if result.warning:
+        print(f"warning: {one_line(result.warning, 1000)}")
     return 0
 
 
@@ -39,11 +61,10 @@ def run_export(ctx: Context, args: argparse.Namespace) -> int:
     if args.out is None:
         ws.read(lambda session: _write_lines(sys.stdout, audit.export_lines(session)))
         return 0
-    # Written beside the target and renamed, so a failed export never leaves half a file.
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
+    # Private (0600), written beside the target and renamed: a failed export never leaves
+    # half a file or a temporary one, and never writes through a planted link.
+    with private_files.private_output(args.out, "export file") as out:
         count = ws.read(lambda session: _write_lines(out, audit.export_lines(session)))
-    tmp.replace(args.out)
     print(f"exported {count} events to {args.out}")
     return 0
 

@@ -1,7 +1,9 @@
 """The hash-chained audit log: append inside the caller's transaction, verify, export.
 
-`append` queues the newest (seq, hash) for the checkpoint kept outside the database
-(govtui.services.audit_checkpoint), written after the transaction commits.
+Before a transaction's first event, `append` compares the database's head with the checkpoint
+kept outside the database (govtui.services.audit_checkpoint) and refuses to write on a chain
+that lost its tail; the transaction's newest (seq, hash) is written to the checkpoint right
+after the commit, before the write returns.
 """
 
 from __future__ import annotations
@@ -18,12 +20,28 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from govtui import clock, db
+from govtui.errors import GovtuiError
 from govtui.migrations import GENESIS_HASH
-from govtui.models import AuditEvent, AuditHead
+from govtui.models import (
+    AuditEvent,
+    AuditHead,
+    Client,
+    Contractor,
+    DirectoryTarget,
+    Grant,
+    Operator,
+)
 from govtui.services import audit_checkpoint
 
 _PENDING_HEAD = "govtui_audit_head"
+_CHECKPOINT_EFFECT = "govtui_audit_checkpoint"
 BATCH = 5_000
+VERIFY_HINT = "run `govtui audit verify`"
+
+
+class AuditChainError(GovtuiError):
+    """The chain in the database is shorter than the checkpoint, or differs from it: writing
+    on would bury the loss under new events, so nothing is written (exit 2)."""
 
 
 def canonical_json(value: Any) -> str:
@@ -65,6 +83,7 @@ def append(
 ) -> AuditEvent:
     """Append one event to the chain in the session's transaction (never commits)."""
     head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+    _guard_chain(session, head)
     at = clock.now()
     details_text = canonical_json(details or {})
     seq = head.seq + 1
@@ -91,14 +110,48 @@ def append(
     head.seq, head.hash = seq, digest
     session.add(head)
     session.flush()
-    first = _PENDING_HEAD not in session.info
     session.info[_PENDING_HEAD] = (seq, digest)
-    if first:
-        url = session.get_bind().engine.url.render_as_string(hide_password=False)
-        path = audit_checkpoint.checkpoint_path(url)
-        if path is not None:
-            db.after_commit(session, lambda: _record_head(session, path))
     return row
+
+
+def _guard_chain(session: Session, head: AuditHead) -> None:
+    """Once per transaction, before its first event: refuse to write on a chain that lost its
+    tail, and queue the checkpoint write for right after the commit.
+
+    Why this order: the checkpoint must never get ahead of the database (a commit that then
+    fails would make every later write refuse), so the new head is written after the commit.
+    Everything that can be checked beforehand is: the checkpoint is read and its lock opened
+    for writing here, so an unreadable checkpoint or an unwritable folder refuses the write
+    with nothing committed. What can still fail after the commit (a full disk) is reported by
+    write_session in one line as "the change was committed, but then ..." (exit 1), never
+    silently; and the next write compares again, since the checkpoint can only lag behind."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=False)
+    path = audit_checkpoint.checkpoint_path(url)
+    if path is None:  # in-memory SQLite: nothing outlives the process
+        return
+    if not db.after_commit_once(session, _CHECKPOINT_EFFECT, lambda: _record_head(session, path)):
+        return
+    problem = chain_problem(session, head, audit_checkpoint.prepare(path))
+    if problem is not None:
+        raise AuditChainError(f"{problem}; {VERIFY_HINT}")
+
+
+def chain_problem(
+    session: Session, head: AuditHead, checkpoint: audit_checkpoint.Checkpoint | None
+) -> str | None:
+    """Why the head row and the checkpoint say the chain lost events, if they do (three
+    lookups by key, cheap enough for every write)."""
+    if checkpoint is not None and checkpoint.seq > head.seq:
+        return f"events after #{head.seq} were deleted"
+    if head.seq > 0:
+        last = session.get(AuditEvent, head.seq)
+        if last is None or last.hash != head.hash:
+            return f"event #{head.seq}, the head of the chain, is missing or was replaced"
+    if checkpoint is not None:
+        marked = session.get(AuditEvent, checkpoint.seq)
+        if marked is None or marked.hash != checkpoint.hash:
+            return f"event #{checkpoint.seq} differs from the audit checkpoint"
+    return None
 
 
 def _record_head(session: Session, path: Path) -> None:
@@ -119,7 +172,7 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
-        return self.first_bad_seq is None
+        return self.problem is None
 
 
 def _events(session: Session) -> Iterator[AuditEvent]:
@@ -133,8 +186,13 @@ def _events(session: Session) -> Iterator[AuditEvent]:
         last = rows[-1].seq
 
 
-def verify(session: Session, engine: Engine) -> VerifyResult:
-    """Recompute the chain from the first event and compare it with the recorded heads."""
+def verify(
+    session: Session, engine: Engine, *, accept_missing_checkpoint: bool = False
+) -> VerifyResult:
+    """Recompute the chain from the first event and compare it with the recorded heads.
+
+    A database with events (or with rows but no events) and no checkpoint is not verified:
+    a deleted tail could not be told apart, unless `accept_missing_checkpoint` says to."""
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     hashes_at: dict[int, str] = {}
     checkpoint_file = audit_checkpoint.checkpoint_path(
@@ -176,14 +234,24 @@ def verify(session: Session, engine: Engine) -> VerifyResult:
             f"the head row records event {recorded} but the chain ends at event {last_seq}",
         )
     if checkpoint is None:
-        warning = (
-            None
-            if last_seq == 0
-            else (
-                f"no checkpoint at {checkpoint_file}: a deleted tail of the chain cannot be detected"
-            )
+        if last_seq == 0 and not _has_rows(session):
+            return VerifyResult(checked)  # a new, empty database
+        what = (
+            f"no checkpoint at {checkpoint_file}"
+            if last_seq
+            else f"the database has rows but no events, and no checkpoint at {checkpoint_file}"
         )
-        return VerifyResult(checked, warning=warning)
+        if not accept_missing_checkpoint:
+            return VerifyResult(
+                checked,
+                problem=f"{what}: a deleted tail of the chain cannot be detected "
+                "(--accept-missing-checkpoint accepts this)",
+            )
+        return VerifyResult(
+            checked,
+            warning=f"accepted (--accept-missing-checkpoint): {what}, so a deleted "
+            "tail of the chain cannot be detected",
+        )
     if checkpoint.seq > last_seq:
         return VerifyResult(
             checked,
@@ -196,6 +264,14 @@ def verify(session: Session, engine: Engine) -> VerifyResult:
             checked, checkpoint.seq, f"event {checkpoint.seq} differs from the checkpoint"
         )
     return VerifyResult(checked)
+
+
+def _has_rows(session: Session) -> bool:
+    # What only a change of a person writes (each of which appends an event).
+    for table in (Operator, Client, Contractor, Grant, DirectoryTarget):
+        if session.exec(select(table).limit(1)).first() is not None:
+            return True
+    return False
 
 
 def event_record(row: AuditEvent) -> dict[str, Any]:

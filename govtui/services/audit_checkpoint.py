@@ -1,26 +1,26 @@
 """The audit chain's head kept outside the database, so that deleting the newest events (and
 the head row with them) is still caught by `audit.verify`.
 
-The file is written only after a commit (queued by `audit.append`), through a temporary file
-of its own in the same directory, fsynced and renamed over the old one: a crash leaves the old
-head or the new one, and a planted symlink is never written through.
+`audit.append` reads it (`prepare`) before a transaction's first event and refuses to write on
+a chain shorter than it; the new head is written right after the commit, before the write
+returns (govtui.private_files: 0600, O_EXCL|O_NOFOLLOW temporary file, fsync, rename): a crash
+leaves the old head or the new one, and a planted symlink is never written through.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
 import json
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from govtui import private_files
 from govtui.db import default_url, redacted, sqlite_path
-from govtui.errors import ConfigurationError
+from govtui.errors import ConfigurationError, InputError
 
 _PRIVATE = 0o600
 
@@ -81,37 +81,37 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
         raise ConfigurationError(f"the audit checkpoint {path} is unreadable: {exc}") from None
 
 
-def write_checkpoint(path: Path, seq: int, digest: str) -> None:
-    """Record a head, never moving it backwards when several processes commit at once."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _open_lock(path: Path) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the audit checkpoint folder {path.parent} cannot be made: {exc.strerror}"
+        ) from None
     lock_fd = _open_regular(
         path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, "the audit checkpoint lock"
     )
-    with os.fdopen(lock_fd, "r+") as lock:
-        os.fchmod(lock_fd, _PRIVATE)  # a lock file left by an older govtui may be wider
+    os.fchmod(lock_fd, _PRIVATE)  # O_CREAT's mode is masked by the umask; an old lock was wider
+    return lock_fd
+
+
+def prepare(path: Path) -> Checkpoint | None:
+    """Before a write transaction changes anything: the recorded head, once the checkpoint has
+    proved readable and its lock (and so its folder) writable. A failure here refuses the
+    write before any data exists that the checkpoint could not protect."""
+    os.close(_open_lock(path))
+    return read_checkpoint(path)
+
+
+def write_checkpoint(path: Path, seq: int, digest: str) -> None:
+    """Record a head, never moving it backwards when several processes commit at once."""
+    with os.fdopen(_open_lock(path), "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         current = read_checkpoint(path)
         if current is not None and current.seq >= seq:
             return
-        _replace(path, json.dumps({"hash": digest, "seq": seq}, separators=(",", ":")) + "\n")
-
-
-def _replace(path: Path, text: str) -> None:
-    # mkstemp opens with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600 under a random name, so no
-    # file or symlink planted beforehand is ever opened; rename replaces a link, never follows it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
+        text = json.dumps({"hash": digest, "seq": seq}, separators=(",", ":")) + "\n"
+        try:
+            private_files.write_private(path, text, "audit checkpoint")
+        except InputError as exc:
+            raise ConfigurationError(str(exc)) from None
