@@ -17,7 +17,18 @@ from govtui.services.workspace import Workspace
 from .conftest import FakeClock
 from .factories import code, enroll
 from .memory_keyring import MemoryKeyring
-from .test_bound_identity import Login, cli, logged_in_as, separate_world  # noqa: F401
+from .test_bound_identity import Login, cli, separate_world
+
+
+@pytest.fixture
+def logged_in_as(monkeypatch: pytest.MonkeyPatch) -> Login:
+    """Pretend the OS login running govtui is another one (as test_bound_identity does)."""
+    from govtui.services import identity
+
+    def become(login: str) -> None:
+        monkeypatch.setattr(identity, "os_login", lambda: login)
+
+    return become
 
 
 def _secret(uri: str) -> str:
