@@ -266,6 +266,12 @@ def verify(
     return VerifyResult(checked)
 
 
+def has_action(session: Session, action: str) -> bool:
+    """Whether the chain holds any event of this action (an SQL-emptied table keeps its past)."""
+    query = select(AuditEvent.seq).where(AuditEvent.action == action).limit(1)
+    return session.exec(query).first() is not None
+
+
 def _has_rows(session: Session) -> bool:
     # What only a change of a person writes (each of which appends an event).
     for table in (Operator, Client, Contractor, Grant, DirectoryTarget):
