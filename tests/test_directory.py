@@ -92,10 +92,13 @@ def test_approval_writes_its_outbox_ops_in_the_same_transaction(
             raise RuntimeError("disk full")
         real_append(session, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(audit, "append", failing_append)
-    with pytest.raises(RuntimeError, match="disk full"):
-        world.approve(grant_id, totp=world.code("ann", 1))
-    monkeypatch.undo()
+    # Only this patch is undone: monkeypatch.undo() would also undo the fixtures' settings
+    # (the data folder where PostgreSQL's audit checkpoint lives, so the next write would find
+    # no checkpoint and refuse).
+    with monkeypatch.context() as patch:
+        patch.setattr(audit, "append", failing_append)
+        with pytest.raises(RuntimeError, match="disk full"):
+            world.approve(grant_id, totp=world.code("ann", 1))
     assert outbox(world.engine) == []
     assert world.grant(grant_id).state == "requested"
 
