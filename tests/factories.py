@@ -56,7 +56,8 @@ def bound() -> dict[str, Any]:
 
 def enroll(engine: Engine, name: str) -> str:
     """Enrol an operator's TOTP and return the secret: the bootstrap admin by themself, anyone
-    else started by ADMIN with a code of ADMIN's (read from the keyring).
+    else allowed by ADMIN with a code of ADMIN's (read from the keyring), then started and
+    confirmed by the operator themself, as under their own login.
 
     Every admin code is used once (replay), so these enrolments happen in the past: the
     bootstrap admin's at PAST_STEPS steps ago, each later one a step after the admin's last
@@ -82,12 +83,13 @@ def enroll(engine: Engine, name: str) -> str:
                 uri = enrollment.start(session, operators.find(session, name), name=name)
             else:
                 assert admin_secret is not None
-                uri = enrollment.start(
+                enrollment.allow(
                     session,
                     operators.find(session, ADMIN),
                     name=name,
-                    admin_code=totp.code_for_step(admin_secret, step),
+                    code=totp.code_for_step(admin_secret, step),
                 )
+                uri = enrollment.start(session, operators.find(session, name), name=name)
         secret = parse_qs(urlparse(uri).query)["secret"][0]
         with db.write_session(engine) as session:
             actor = operators.find(session, name)
