@@ -168,7 +168,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         3, "directory: TLS name, plaintext flag, AD groups, disabled targets", _directory_trust
     ),
     Migration(
-        4, "bound identities, role provenance, two-admin changes, keyring entries by database id", _bound_identities
+        4,
+        "bound identities, role provenance, two-admin changes, keyring entries by database id",
+        _bound_identities,
     ),
 )
 LATEST = MIGRATIONS[-1].version

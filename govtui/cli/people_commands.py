@@ -93,7 +93,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run_operator_cancel)
     role = osub.add_parser("role", help="give or take away an operator's role")
     rsub = role.add_subparsers(dest="role_action", required=True, metavar="ACTION")
-    p = rsub.add_parser("add", help="give a role (your code; approver/admin: then a second admin confirms)")
+    p = rsub.add_parser(
+        "add", help="give a role (your code; approver/admin: then a second admin confirms)"
+    )
     p.add_argument("name")
     p.add_argument("role", choices=ROLES)
     _code_arguments(p)

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from govtui import clock
 from govtui.db import ident
-from govtui.errors import ConflictError, InputError, NotFoundError, PolicyError
+from govtui.errors import ConflictError, NotFoundError, PolicyError
 from govtui.models import Client, Operator, OperatorClient, OperatorRole, PrivilegeChange
 from govtui.services import audit, identity, lockout, operators, second_factor, validation
 from govtui.vocabulary import ChangeKind, ChangeState, Role
@@ -232,8 +232,10 @@ def confirm(session: Session, actor: Operator, *, change_id: int, codes: Codes) 
             f"privilege change #{change_id} is confirmed by a different admin than its requester"
         )
     requester = session.get(Operator, change.requested_by)
-    if requester is None or requester.disabled_at is not None or Role.ADMIN not in (
-        operators.roles_of(session, requester)
+    if (
+        requester is None
+        or requester.disabled_at is not None
+        or Role.ADMIN not in (operators.roles_of(session, requester))
     ):
         raise PolicyError(f"the requester of change #{change_id} is no longer an admin")
     target = session.get(Operator, change.operator_id)
@@ -490,9 +492,7 @@ def remove_approves(session: Session, actor: Operator, *, name: str, client: str
     )
 
 
-def remove_operator(
-    session: Session, actor: Operator, *, name: str, reason: str
-) -> int | None:
+def remove_operator(session: Session, actor: Operator, *, name: str, reason: str) -> int | None:
     """Disable an operator: they can no longer act; their row and history stay. Another
     admin whose removal would lift the two-admin rule: a change they confirm; its id."""
     operators.require_role(session, actor, Role.ADMIN)
