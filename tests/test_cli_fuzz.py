@@ -365,6 +365,8 @@ def test_every_argument_of_every_command_refuses_bad_values_in_one_line(
     for number, case in enumerate(cases):
         copy = tmp_path / f"case-{number}.db"
         shutil.copyfile(path, copy)
+        # With its checkpoint: a database with events but none is refused every write.
+        shutil.copyfile(f"{path}.audit-head", f"{copy}.audit-head")
         argv = _argv(case, leaves[case.command], f"sqlite:///{copy}", world)
         monkeypatch.setattr(sys, "stdin", io.StringIO("bind-password\n"))
         capsys.readouterr()
@@ -396,7 +398,7 @@ def test_every_argument_of_every_command_refuses_bad_values_in_one_line(
         if problems:
             failures.append(f"{case.label()}: {', '.join(problems)}; stderr: {err[:300]!r}")
         copy.unlink()
-        for extra in ("-wal", "-shm"):
+        for extra in ("-wal", "-shm", ".audit-head", ".audit-head.lock"):
             Path(f"{copy}{extra}").unlink(missing_ok=True)
     summary = _Summary()
     summary.lines.append(

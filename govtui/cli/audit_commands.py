@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--accept-missing-checkpoint",
         action="store_true",
-        help="verify a database whose checkpoint is gone (a deleted tail then goes unseen)",
+        help="verify a database whose checkpoint is gone (a deleted tail then goes unseen) "
+        "and, if it verifies, record a new checkpoint of its head",
     )
     p.set_defaults(handler=run_verify)
     p = asub.add_parser("export", help="write the log as JSON Lines")
@@ -53,6 +54,13 @@ def run_verify(ctx: Context, args: argparse.Namespace) -> int:
     print("state backed by the chain: operators, roles, grants, pauses, scopes, directories")
     if result.warning:
         print(f"warning: {one_line(result.warning, 1000)}")
+    if accept and result.warning:
+        # Only once both the chain and the state verified: from here on a cut tail is caught
+        # against this head again, and writes are no longer refused.
+        adopted = ws.read(lambda session: audit.adopt_head(session, ws.engine))
+        if adopted is not None:
+            path, seq = adopted
+            print(f"recorded a new audit checkpoint at {path}: the chain up to event {seq}")
     return 0
 
 

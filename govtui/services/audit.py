@@ -131,9 +131,34 @@ def _guard_chain(session: Session, head: AuditHead) -> None:
         return
     if not db.after_commit_once(session, _CHECKPOINT_EFFECT, lambda: _record_head(session, path)):
         return
-    problem = chain_problem(session, head, audit_checkpoint.prepare(path))
+    checkpoint = audit_checkpoint.prepare(path)
+    if checkpoint is None and head.seq > 0:
+        # Without a checkpoint a cut tail cannot be told from a short chain: deleting the
+        # file must not make a cut chain writable again (and re-create a checkpoint for it).
+        raise AuditChainError(missing_checkpoint_message(path))
+    problem = chain_problem(session, head, checkpoint)
     if problem is not None:
         raise AuditChainError(f"{problem}; {VERIFY_HINT}")
+
+
+def missing_checkpoint_message(path: Path) -> str:
+    """Why a database with events but no checkpoint is not written to, and the way out."""
+    return (
+        f"the audit checkpoint {path} is missing: {VERIFY_HINT}; if the database was moved "
+        "without it, `govtui audit verify --accept-missing-checkpoint` records a new one"
+    )
+
+
+def adopt_head(session: Session, engine: Engine) -> tuple[Path, int] | None:
+    """After a verify that accepted a missing checkpoint: record the current head as the new
+    checkpoint (where, and which event), so a moved database is adopted deliberately; None
+    when there is nothing to record (no events, or no checkpoint for in-memory SQLite)."""
+    path = audit_checkpoint.checkpoint_path(engine.url.render_as_string(hide_password=False))
+    head = session.get(AuditHead, 1)
+    if path is None or head is None or head.seq == 0:
+        return None
+    audit_checkpoint.write_checkpoint(path, head.seq, head.hash)
+    return path, head.seq
 
 
 def chain_problem(
@@ -264,6 +289,12 @@ def verify(
             checked, checkpoint.seq, f"event {checkpoint.seq} differs from the checkpoint"
         )
     return VerifyResult(checked)
+
+
+def has_action(session: Session, action: str) -> bool:
+    """Whether the chain holds any event of this action (an SQL-emptied table keeps its past)."""
+    query = select(AuditEvent.seq).where(AuditEvent.action == action).limit(1)
+    return session.exec(query).first() is not None
 
 
 def _has_rows(session: Session) -> bool:

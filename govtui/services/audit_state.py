@@ -47,6 +47,9 @@ _TARGET_FIELDS = (
 )
 
 
+_Provenance = tuple[str | None, str | None]
+
+
 @dataclass
 class _OperatorSeen:
     roles: set[str] = field(default_factory=set)
@@ -55,6 +58,11 @@ class _OperatorSeen:
     # (login, db_role, shared_login) as the newest operator.add / operator.bind recorded it;
     # None when no event recorded one (made before schema version 4: bound by name).
     binding: tuple[str | None, str | None, bool] | None = None
+    # role / client name -> (granted_by, confirmed_by) operator names, as the event that gave
+    # it recorded them: the restricted-grant rule (privilege.provenance) trusts these columns.
+    # (None, None) for events from before schema version 4, whose rows recorded none.
+    role_by: dict[str, _Provenance] = field(default_factory=dict)
+    client_by: dict[str, _Provenance] = field(default_factory=dict)
 
 
 def _binding(details: dict[str, Any]) -> tuple[str | None, str | None, bool] | None:
@@ -112,24 +120,24 @@ def _request_key(contractor: object, scope: object, access: object) -> int:
     return hash((str(contractor), str(scope), str(access)))
 
 
-def _events(session: Session) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _events(session: Session) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
     table = AuditEvent.__table__  # type: ignore[attr-defined]
     last = 0
     while True:
         rows = session.execute(
-            sa.select(table.c.seq, table.c.action, table.c.object, table.c.details)
+            sa.select(table.c.seq, table.c.action, table.c.actor, table.c.object, table.c.details)
             .where(table.c.seq > last)
             .order_by(table.c.seq)
             .limit(BATCH)
         ).all()
         if not rows:
             return
-        for _seq, action, obj, details in rows:
+        for _seq, action, actor, obj, details in rows:
             try:
                 parsed = json.loads(details)
             except ValueError:
                 parsed = {}
-            yield action, obj, parsed if isinstance(parsed, dict) else {}
+            yield action, actor, obj, parsed if isinstance(parsed, dict) else {}
         last = rows[-1][0]
 
 
@@ -146,10 +154,10 @@ def _grant_id(obj: str) -> int | None:
 def replay(session: Session) -> _Replay:
     """Fold every event, oldest first, into the state it says exists."""
     seen = _Replay()
-    for action, obj, details in _events(session):
+    for action, actor, obj, details in _events(session):
         family = action.split(".", 1)[0]
         if family == "operator":
-            _replay_operator(seen, action, obj, details)
+            _replay_operator(seen, action, actor, obj, details)
         elif family == "grant":
             _replay_grant(seen, action, obj, details)
         elif action in ("client.pause", "client.pause_strict"):
@@ -172,26 +180,50 @@ def replay(session: Session) -> _Replay:
     return seen
 
 
-def _replay_operator(seen: _Replay, action: str, obj: str, details: dict[str, Any]) -> None:
+def _provenance(details: dict[str, Any], granter: object) -> _Provenance:
+    """Who granted and who confirmed, as an event records them; (None, None) for an event
+    from before schema version 4 (no confirmed_by key), whose rows recorded neither."""
+    if "confirmed_by" not in details:
+        return (None, None)
+    confirmed = details.get("confirmed_by")
+    return (
+        str(granter) if granter is not None else None,
+        str(confirmed) if confirmed is not None else None,
+    )
+
+
+def _replay_operator(
+    seen: _Replay, action: str, actor: str, obj: str, details: dict[str, Any]
+) -> None:
     name = _after(obj, "operator")
     if name is None:
         return
     if action == "operator.add":
-        seen.operators[name] = _OperatorSeen(
+        added = _OperatorSeen(
             roles={str(r) for r in details.get("roles", [])},
             approves={str(c) for c in details.get("approves", [])},
             binding=_binding(details),
         )
+        by = _provenance(details, details.get("granted_by"))
+        if by[0] is not None and by[0] not in seen.operators:
+            # The first operator: nobody existed to grant it, so its rows record itself
+            # (the event's granted_by names whoever ran the bootstrap).
+            by = (name, by[1])
+        added.role_by = dict.fromkeys(added.roles, by)
+        added.client_by = dict.fromkeys(added.approves, by)
+        seen.operators[name] = added
         return
     op = seen.operators.get(name)
     if op is None:
         return  # a change to an operator no event made: the row check names it
     if action == "operator.role_add":
         op.roles.add(str(details.get("role")))
+        op.role_by[str(details.get("role"))] = _provenance(details, actor)
     elif action == "operator.role_remove":
         op.roles.discard(str(details.get("role")))
     elif action == "operator.approves_add":
         op.approves.add(str(details.get("client")))
+        op.client_by[str(details.get("client"))] = _provenance(details, actor)
     elif action == "operator.approves_remove":
         op.approves.discard(str(details.get("client")))
     elif action == "operator.remove":
@@ -244,13 +276,33 @@ def check(session: Session) -> StateResult:
 def _check_operators(session: Session, seen: _Replay, found: _Findings) -> None:
     query = sa.select(Client.id, Client.name)  # type: ignore[call-overload]
     clients: dict[int, str] = {int(row[0]): str(row[1]) for row in session.execute(query)}
-    roles: dict[int, set[str]] = {}
-    for op_id, role in session.execute(sa.select(OperatorRole.operator_id, OperatorRole.role)):  # type: ignore[call-overload]
-        roles.setdefault(op_id, set()).add(role)
-    approves: dict[int, set[str]] = {}
-    links = sa.select(OperatorClient.operator_id, OperatorClient.client_id)  # type: ignore[call-overload]
-    for op_id, client_id in session.execute(links):
-        approves.setdefault(op_id, set()).add(str(clients.get(client_id, f"#{client_id}")))
+    names: dict[int, str] = {
+        int(op_id): str(name)
+        for op_id, name in session.execute(sa.select(Operator.id, Operator.name))  # type: ignore[call-overload]
+    }
+
+    def who(op_id: int | None) -> str | None:
+        return None if op_id is None else names.get(op_id, f"#{op_id}")
+
+    roles: dict[int, dict[str, _Provenance]] = {}
+    role_rows = sa.select(
+        OperatorRole.operator_id,
+        OperatorRole.role,
+        OperatorRole.granted_by,
+        OperatorRole.confirmed_by,
+    )  # type: ignore[call-overload]
+    for op_id, role, granted, confirmed in session.execute(role_rows):
+        roles.setdefault(op_id, {})[role] = (who(granted), who(confirmed))
+    approves: dict[int, dict[str, _Provenance]] = {}
+    links = sa.select(
+        OperatorClient.operator_id,
+        OperatorClient.client_id,
+        OperatorClient.granted_by,
+        OperatorClient.confirmed_by,
+    )  # type: ignore[call-overload]
+    for op_id, client_id, granted, confirmed in session.execute(links):
+        client = str(clients.get(client_id, f"#{client_id}"))
+        approves.setdefault(op_id, {})[client] = (who(granted), who(confirmed))
     columns = (Operator.login, Operator.db_role, Operator.shared_login)
     rows = session.execute(sa.select(Operator.id, Operator.name, Operator.disabled_at, *columns))  # type: ignore[call-overload]
     for op_id, name, disabled_at, login, db_role, shared in rows:
@@ -266,18 +318,45 @@ def _check_operators(session: Session, seen: _Replay, found: _Findings) -> None:
                 f"operator {name!r} is bound to login {login!r}, db role {db_role!r}"
                 f"{' (shared)' if shared else ''} by no operator.add/bind event"
             )
-        has_roles, has_clients = roles.get(op_id, set()), approves.get(op_id, set())
-        for role in sorted(has_roles - op.roles):
+        has_roles, has_clients = roles.get(op_id, {}), approves.get(op_id, {})
+        for role in sorted(set(has_roles) - op.roles):
             found.add(f"operator_role: operator {name!r} has role {role!r} that no event gave")
-        for client in sorted(has_clients - op.approves):
+        for client in sorted(set(has_clients) - op.approves):
             found.add(f"operator_client: operator {name!r} approves {client!r} by no event")
+        _check_provenance(
+            found, f"operator_role: role {{}} of operator {name!r}", has_roles, op.role_by
+        )
+        _check_provenance(
+            found, f"operator_client: {name!r} approving {{}}", has_clients, op.client_by
+        )
         if op.removed and disabled_at is None:
             found.add(f"operator {name!r} was removed (operator.remove) but is enabled again")
         if not op.removed:
-            for role in sorted(op.roles - has_roles):
+            for role in sorted(op.roles - set(has_roles)):
                 found.add(f"operator_role: role {role!r} of operator {name!r} removed by no event")
-            for client in sorted(op.approves - has_clients):
+            for client in sorted(op.approves - set(has_clients)):
                 found.add(f"operator_client: {name!r} approving {client!r} removed by no event")
+    # Rows are never deleted by govtui (operator.remove disables): a missing one was deleted
+    # by SQL, with its roles, so that nothing shows it ever existed but the chain.
+    for name in sorted(set(seen.operators) - set(names.values())):
+        found.add(f"operator {name!r} has an operator.add event but no row (deleted by SQL?)")
+
+
+def _check_provenance(
+    found: _Findings,
+    what: str,
+    rows: dict[str, _Provenance],
+    events: dict[str, _Provenance],
+) -> None:
+    """Name a role or client link whose granted_by/confirmed_by differ from its event."""
+    for key, (granted, confirmed) in sorted(rows.items()):
+        made = events.get(key)
+        if made is None or made == (granted, confirmed):
+            continue  # a row no event gave is named by the caller
+        found.add(
+            f"{what.format(repr(key))} was granted by {granted!r}, confirmed by {confirmed!r}; "
+            f"its event says {made[0]!r}, {made[1]!r} (changed by SQL?)"
+        )
 
 
 def _check_grants(session: Session, seen: _Replay, found: _Findings) -> None:

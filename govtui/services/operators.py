@@ -93,6 +93,13 @@ def add(
     if actor is None:
         if count(session) > 0:
             raise PolicyError("operators exist already: act as an admin with --as NAME")
+        # The chain, not the table, says whether this is the first operator: emptying the
+        # operator table by SQL must not reopen the code-free bootstrap for a new admin.
+        if audit.has_action(session, "operator.add"):
+            raise PolicyError(
+                "the audit chain records operators whose rows are gone: no new first admin; "
+                f"{audit.VERIFY_HINT}"
+            )
         if Role.ADMIN not in role_set:
             raise PolicyError("the first operator must have the admin role")
         actor_name = bootstrap_actor or name
