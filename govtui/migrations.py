@@ -142,6 +142,8 @@ def _bound_identities(connection: Connection) -> None:
         "disabled_by",
         "totp_secret_ref",
         "totp_pending_ref",
+        "enrol_allowed_by",
+        "enrol_allowed_at",
     ):
         kind = operator.c[name].type.compile(dialect=connection.dialect)
         connection.exec_driver_sql(f"ALTER TABLE operator ADD COLUMN {name} {kind}")
@@ -155,6 +157,7 @@ def _bound_identities(connection: Connection) -> None:
             kind = columns[name].type.compile(dialect=connection.dialect)
             connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
     models.DatabaseIdentity.__table__.create(connection)  # type: ignore[attr-defined]
+    models.PrivilegeChange.__table__.create(connection)  # type: ignore[attr-defined]
     _create_database_id(connection)
 
 
@@ -165,7 +168,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         3, "directory: TLS name, plaintext flag, AD groups, disabled targets", _directory_trust
     ),
     Migration(
-        4, "bound identities, role provenance, keyring entries by database id", _bound_identities
+        4,
+        "bound identities, role provenance, two-admin changes, keyring entries by database id",
+        _bound_identities,
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -14,6 +14,8 @@ from govtui.vocabulary import (
     SUSPENDABLE_STATES,
     AccessLevel,
     CampaignState,
+    ChangeKind,
+    ChangeState,
     ClientStatus,
     ContractorStatus,
     Decision,
@@ -173,6 +175,10 @@ class Operator(SQLModel, table=True):
     # keyring or commit failure never leaves the row pointing at a secret that is not there.
     totp_secret_ref: str | None = None
     totp_pending_ref: str | None = None
+    # An admin's say-so (with their own code) that this operator may enrol, or re-enrol,
+    # themself: the secret is made in the operator's own keyring and shown only to them.
+    enrol_allowed_by: int | None = None
+    enrol_allowed_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class OperatorRole(SQLModel, table=True):
@@ -196,6 +202,29 @@ class OperatorClient(SQLModel, table=True):
     granted_by: int | None = None
     confirmed_by: int | None = None
     granted_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class PrivilegeChange(SQLModel, table=True):
+    """A privilege change one admin asked for (their code checked in their own session) that
+    a different admin confirms with their own code in theirs; applied only then."""
+
+    __tablename__ = "privilege_change"
+    __table_args__ = (
+        _in("kind", values(ChangeKind)),
+        _in("state", values(ChangeState)),
+        Index("ix_privilege_change_state", "state"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    operator_id: int = Field(foreign_key="operator.id")
+    role: str | None = None
+    client_id: int | None = Field(default=None, foreign_key="client.id")
+    reason: str | None = None
+    requested_by: int = Field(foreign_key="operator.id")
+    requested_at: datetime = Field(sa_column=_utc(nullable=False))
+    state: str = Field(default="pending")
+    decided_by: int | None = Field(default=None, foreign_key="operator.id")
+    decided_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class Grant(SQLModel, table=True):

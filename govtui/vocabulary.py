@@ -106,6 +106,23 @@ class OutboxState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ChangeKind(StrEnum):
+    """A privilege change that waits for a second admin (schema version 4)."""
+
+    ROLE_ADD = "role_add"
+    ROLE_REMOVE = "role_remove"
+    APPROVES_ADD = "approves_add"
+    OPERATOR_REMOVE = "operator_remove"
+    TOTP_RESET = "totp_reset"
+
+
+class ChangeState(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
 def values(enum: type[StrEnum]) -> tuple[str, ...]:
     """The stored words of an enum, in declaration order."""
     return tuple(member.value for member in enum)

@@ -56,7 +56,8 @@ def bound() -> dict[str, Any]:
 
 def enroll(engine: Engine, name: str) -> str:
     """Enrol an operator's TOTP and return the secret: the bootstrap admin by themself, anyone
-    else started by ADMIN with a code of ADMIN's (read from the keyring).
+    else allowed by ADMIN with a code of ADMIN's (allow_enrolment), then started and confirmed
+    by the operator themself, as under their own login.
 
     Every admin code is used once (replay), so these enrolments happen in the past: the
     bootstrap admin's at PAST_STEPS steps ago, each later one a step after the admin's last
@@ -64,35 +65,44 @@ def enroll(engine: Engine, name: str) -> str:
     with db.read_session(engine) as session:
         target = operators.find(session, name)
         bootstrap = enrollment.is_bootstrap(session, target, target)
-        admin = operators.find(session, ADMIN)
-        admin_secret = None
-        if not bootstrap:
-            if admin.totp_enrolled_at is None:
-                raise RuntimeError(f"enrol {ADMIN} (alone, the bootstrap admin) before {name}")
-            key = second_factor.secret_key(session, admin)
-            admin_secret = secrets.load(key) if key is not None else None
-            assert admin_secret is not None, f"{ADMIN}'s secret is not in the keyring"
-    now_step = totp.step_of(clock.now())
-    step = now_step - PAST_STEPS if bootstrap else (admin.totp_last_step or 0) + 1
-    if step >= now_step - 1:
-        raise RuntimeError("the factories used up their past TOTP steps: raise PAST_STEPS")
+    step = _past_step(totp.step_of(clock.now()) - PAST_STEPS)
+    if not bootstrap:
+        step = allow_enrolment(engine, name)
     with _clock_at_step(step):
         with db.write_session(engine) as session:
-            if bootstrap:
-                uri = enrollment.start(session, operators.find(session, name), name=name)
-            else:
-                assert admin_secret is not None
-                uri = enrollment.start(
-                    session,
-                    operators.find(session, ADMIN),
-                    name=name,
-                    admin_code=totp.code_for_step(admin_secret, step),
-                )
+            uri = enrollment.start(session, operators.find(session, name), name=name)
         secret = parse_qs(urlparse(uri).query)["secret"][0]
         with db.write_session(engine) as session:
             actor = operators.find(session, name)
             enrollment.confirm(session, actor, name=name, code=totp.code_for_step(secret, step))
     return secret
+
+
+def allow_enrolment(engine: Engine, name: str) -> int:
+    """ADMIN allows `name` to enrol themself, with ADMIN's code of the step after ADMIN's last
+    accepted one (in the past); that step."""
+    with db.read_session(engine) as session:
+        admin = operators.find(session, ADMIN)
+        if admin.totp_enrolled_at is None:
+            raise RuntimeError(f"enrol {ADMIN} (alone, the bootstrap admin) before {name}")
+        key = second_factor.secret_key(session, admin)
+        admin_secret = secrets.load(key) if key is not None else None
+        assert admin_secret is not None, f"{ADMIN}'s secret is not in the keyring"
+    step = _past_step((admin.totp_last_step or 0) + 1)
+    with _clock_at_step(step), db.write_session(engine) as session:
+        enrollment.allow(
+            session,
+            operators.find(session, ADMIN),
+            name=name,
+            code=totp.code_for_step(admin_secret, step),
+        )
+    return step
+
+
+def _past_step(step: int) -> int:
+    if step >= totp.step_of(clock.now()) - 1:
+        raise RuntimeError("the factories used up their past TOTP steps: raise PAST_STEPS")
+    return step
 
 
 # How many TOTP steps back the factories' enrolments start (see enroll).

@@ -44,34 +44,52 @@ def _exec(engine: Engine, *statements: str) -> None:
 def test_one_admin_alone_cannot_be_their_own_second_admin_by_enrolling_them(
     engine: Engine, memory_keyring: MemoryKeyring, logged_in_as: Login, fake_clock: FakeClock
 ) -> None:
-    """root (login alice) adds admin vera (login vera), starts and confirms vera's first
-    enrolment from alice's login (so root sees vera's QR secret and it sits in alice's
-    keyring), then supplies 'vera's code' as --second-admin. vera's person never took part:
-    the two-admin rule is one admin. Today every step succeeds."""
+    """root (login alice) adds admin vera (login vera) and tries to start vera's first
+    enrolment from alice's login, to see vera's QR secret (it would sit in alice's keyring)
+    and then supply 'vera's code' himself. Fixed: only vera starts her enrolment, and a
+    second admin's code is only ever checked in that admin's own session."""
     world = separate_world(engine)
     logged_in_as("alice")
     ws = Workspace(engine, "root")
-    with pytest.raises(PolicyError):
-        ws.act(
-            privilege.add_operator,
-            name="vera",
-            roles=["admin"],
-            login="vera",
-            codes=privilege.Codes(world.code("root")),
-        )
-        fake_clock.advance(seconds=30)
-        uri = ws.act(enrollment.start, name="vera", admin_code=world.code("root"))
-        vera_secret = _secret(uri)
-        ws.act(enrollment.confirm, name="vera", code=code(vera_secret))
-        fake_clock.advance(seconds=30)
-        ws.act(
-            privilege.add_operator,
-            name="rita",
-            roles=["approver"],
-            approves=["acme"],
-            login="rita",
-            codes=privilege.Codes(world.code("root"), "vera", code(vera_secret)),
-        )
+    ws.act(
+        privilege.add_operator,
+        name="vera",
+        roles=["admin"],
+        login="vera",
+        codes=privilege.Codes(world.code("root")),
+    )
+    fake_clock.advance(seconds=30)
+    with pytest.raises(PolicyError, match="only 'vera' can enrol themself"):
+        ws.act(enrollment.start, name="vera")
+    # Nor can root confirm an enrolment for her, or name her as the confirming admin.
+    with pytest.raises(PolicyError, match="only 'vera' can confirm"):
+        ws.act(enrollment.confirm, name="vera", code="123456")
+    assert not hasattr(privilege.Codes(world.code("root")), "second_code")
+    # root allows it; vera enrols under her own login; the secret is made in her session.
+    ws.act(enrollment.allow, name="vera", code=world.code("root"))
+    logged_in_as("vera")
+    uri = Workspace(engine, "vera").act(enrollment.start, name="vera")
+    Workspace(engine, "vera").act(enrollment.confirm, name="vera", code=code(_secret(uri)))
+    # Now an approver made by root waits for vera, in her own session.
+    logged_in_as("alice")
+    fake_clock.advance(seconds=30)
+    changes = ws.act(
+        privilege.add_operator,
+        name="rita",
+        roles=["approver"],
+        approves=["acme"],
+        login="rita",
+        codes=privilege.Codes(world.code("root")),
+    )
+    assert len(changes) == 2
+    with db.read_session(engine) as session:
+        rows = session.execute(
+            sa.text(
+                "SELECT count(*) FROM operator_role r JOIN operator o ON o.id = r.operator_id "
+                "WHERE o.name = 'rita'"
+            )
+        ).scalar_one()
+    assert rows == 0, "rita got a role on root's say-so alone"
 
 
 def test_dropping_the_other_admins_role_does_not_lift_the_two_admin_rule(
@@ -91,17 +109,28 @@ def test_dropping_the_other_admins_role_does_not_lift_the_two_admin_rule(
     )
     fake_clock.advance(minutes=2)
     enroll(engine, "vera")
-    with pytest.raises(PolicyError):
-        ws.act(privilege.remove_role, name="vera", role="admin")
-        fake_clock.advance(seconds=30)
-        ws.act(
-            privilege.add_operator,
-            name="rita",
-            roles=["approver"],
-            approves=["acme"],
-            login="rita",
-            codes=privilege.Codes(world.code("root")),
-        )
+    # Fixed: dropping vera's admin role would lift the rule, so it waits for vera to confirm.
+    change = ws.act(privilege.remove_role, name="vera", role="admin")
+    assert change is not None
+    fake_clock.advance(seconds=30)
+    later = ws.act(
+        privilege.add_operator,
+        name="rita",
+        roles=["approver"],
+        approves=["acme"],
+        login="rita",
+        codes=privilege.Codes(world.code("root")),
+    )
+    assert later, "an approver was made on root's code alone"
+    with db.read_session(engine) as session:
+        assert privilege.needs_second_admin(session)
+        roles = session.execute(
+            sa.text(
+                "SELECT count(*) FROM operator_role r JOIN operator o ON o.id = r.operator_id "
+                "WHERE o.name = 'vera' AND r.role = 'admin'"
+            )
+        ).scalar_one()
+    assert roles == 1
 
 
 def test_no_bootstrap_admin_on_a_database_whose_operators_were_deleted_by_sql(
@@ -172,12 +201,12 @@ def test_no_write_on_a_cut_chain_after_the_checkpoint_file_is_deleted(
     assert cli(engine, "client", "add", "beta", actor="root") == 2
 
 
-def test_a_failed_second_admin_code_still_uses_up_the_actors_code(
+def test_a_colleague_cannot_submit_or_spend_the_second_admins_code(
     engine: Engine, memory_keyring: MemoryKeyring, logged_in_as: Login, fake_clock: FakeClock
 ) -> None:
-    """root's accepted code is rolled back with the operation when vera's code is wrong, so
-    root replays ONE code five times and locks vera out within one step (a colleague's DoS
-    at keyboard speed, and root's code is not 'used once')."""
+    """Before: root supplied vera's code with his own, and a wrong one rolled back the
+    acceptance of his, so he replayed one code and locked vera out. Fixed: root only ever
+    submits his own code (used once), and vera's is checked in vera's session alone."""
     world = separate_world(engine)
     logged_in_as("alice")
     ws = Workspace(engine, "root")
@@ -191,20 +220,21 @@ def test_a_failed_second_admin_code_still_uses_up_the_actors_code(
     fake_clock.advance(minutes=2)
     vera = enroll(engine, "vera")
     root_code = world.code("root")
-    wrong = f"{(int(code(vera)) + 1) % 1_000_000:06d}"
-    messages = []
+    change = ws.act(
+        privilege.add_role, name="req", role="approver", codes=privilege.Codes(root_code)
+    )
+    assert change is not None
     for _ in range(5):
-        with pytest.raises(PolicyError) as info:
-            ws.act(
-                privilege.add_role,
-                name="req",
-                role="approver",
-                codes=privilege.Codes(root_code, "vera", wrong),
-            )
-        messages.append(str(info.value))
-    assert "already used" in messages[1], messages
+        with pytest.raises(PolicyError, match="different admin"):
+            ws.act(privilege.confirm, change_id=change, codes=privilege.Codes(root_code))
+    with pytest.raises(PolicyError, match="already used"):
+        ws.act(privilege.add_role, name="req", role="admin", codes=privilege.Codes(root_code))
     with db.read_session(engine) as session:
         locked = session.execute(
             sa.text("SELECT totp_locked_until FROM operator WHERE name = 'vera'")
         ).scalar_one()
-    assert locked is None, "vera was locked out by root replaying one code"
+    assert locked is None, "vera was locked out by root"
+    logged_in_as("vera")
+    Workspace(engine, "vera").act(
+        privilege.confirm, change_id=change, codes=privilege.Codes(code(vera))
+    )

@@ -355,33 +355,35 @@ def test_second_admin_needed_once_two_enrolled_admins_exist(
         codes=privilege.Codes(world.code("root")),
     )
     fake_clock.advance(seconds=30)
-    with pytest.raises(PolicyError, match="needs a second admin's code"):
-        ws.act(
-            privilege.add_role,
-            name="rita",
-            role="approver",
-            codes=privilege.Codes(world.code("root")),
-        )
-    with pytest.raises(PolicyError, match="someone other than 'root'"):
-        ws.act(
-            privilege.add_role,
-            name="rita",
-            role="approver",
-            codes=privilege.Codes(world.code("root"), "root", world.code("root")),
-        )
-    ws.act(
-        privilege.add_role,
-        name="rita",
-        role="approver",
-        codes=privilege.Codes(world.code("root"), "vera", code(vera)),
+    # An approver role is only requested: nothing changes until another admin confirms.
+    change = ws.act(
+        privilege.add_role, name="rita", role="approver", codes=privilege.Codes(world.code("root"))
     )
+    assert change is not None
+    with db.read_session(engine) as session:
+        assert operators.roles_of(session, operators.find(session, "rita")) == {"requester"}
     fake_clock.advance(seconds=30)
-    ws.act(
+    with pytest.raises(PolicyError, match="different admin than its requester"):
+        ws.act(privilege.confirm, change_id=change, codes=privilege.Codes(world.code("root")))
+    # vera confirms in her own session (her login, her keyring), with her own code.
+    logged_in_as("vera")
+    Workspace(engine, "vera").act(
+        privilege.confirm, change_id=change, codes=privilege.Codes(code(vera))
+    )
+    logged_in_as("alice")
+    link_change = ws.act(
         privilege.add_approves,
         name="rita",
         client="acme",
-        codes=privilege.Codes(world.code("root"), "vera", code(vera)),
+        codes=privilege.Codes(world.code("root")),
     )
+    assert link_change is not None
+    fake_clock.advance(seconds=30)
+    logged_in_as("vera")
+    Workspace(engine, "vera").act(
+        privilege.confirm, change_id=link_change, codes=privilege.Codes(code(vera))
+    )
+    logged_in_as("alice")
     with db.read_session(engine) as session:
         rita = operators.find(session, "rita")
         role = session.get(OperatorRole, (rita.id, "approver"))

@@ -375,3 +375,12 @@ def test_a_long_value_echoed_by_a_service_is_cut_to_80(
 ) -> None:
     line = refused(world, capsys, "contractor", "show", "x" * 4000)
     assert "unknown contractor" in line and len(line) < 150
+
+
+def test_a_value_of_double_dash_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse turns `--reason=--` into an empty list, which no service expects (fuzz find)."""
+    from govtui.cli.main import main as cli_main
+
+    assert cli_main(["grant", "approve", "1", "--totp=--"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has `--` as its value" in err

@@ -1,8 +1,8 @@
 """Lock-out that cannot be turned into a weapon (issue 11, finding 4), and first enrolments
 that need an admin's code (finding 1's enrolment step): a replayed code is "already used",
 not a failure; a wrong --confirm code counts; a lock-out shows in `operator list` and on the
-dashboard, and another approver or an admin lifts it with their own code; two admins' codes
-reset a lost enrolment."""
+dashboard, and another approver or an admin lifts it with their own code; a reset of a lost
+enrolment is asked by one admin and confirmed by another, each in their own session."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from govtui.cli import main
 from govtui.errors import ConflictError, PolicyError
 from govtui.models import AuditEvent
 from govtui.security.secrets import SERVICE
-from govtui.services import dashboard, enrollment, lockout, operators, second_factor
+from govtui.services import dashboard, enrollment, lockout, operators, privilege, second_factor
 from govtui.services.second_factor import MAX_FAILURES, CodeRejected
 from govtui.services.workspace import Workspace
 
@@ -169,7 +169,9 @@ def test_a_fellow_approver_or_an_admin_unlocks_with_their_own_code(world: World)
 
 def _second_admin(world: World, name: str = "adm2") -> str:
     with db.write_session(world.engine) as session:
-        operators.add(session, operators.find(session, "root"), name=name, roles=["admin"])
+        operators.add(
+            session, operators.find(session, "root"), name=name, roles=["admin"], **bound()
+        )
     world.secrets[name] = enroll(world.engine, name)
     return name
 
@@ -180,43 +182,25 @@ def test_two_admins_codes_reset_an_enrolment_and_it_can_be_redone(
     adm2 = _second_admin(world)
     old_key = Workspace(world.engine, "root").read(second_factor.secret_key, "ann")
     assert old_key is not None and keyring.get_password(SERVICE, old_key) is not None
-    base = ["--db", db_url, "--as", "root", "operator", "reset-enrolment", "ann"]
-    # one admin twice, and a wrong second code: refused, nothing reset
-    assert (
-        main(
-            [
-                *base,
-                "--totp",
-                world.code("root"),
-                "--second-admin",
-                "root",
-                "--second-totp",
-                world.code("root", 1),
-            ]
+    ask = ["--db", db_url, "--as", "root", "operator", "reset-enrolment", "ann"]
+    # the inline second admin is gone: each admin's code only in their own session
+    with pytest.raises(SystemExit):
+        main([*ask, "--totp", world.code("root"), "--second-admin", adm2])
+    assert main([*ask, "--totp", world.code("root")]) == 0
+    assert world.op("ann").totp_enrolled_at is not None  # only requested
+    (pending,) = Workspace(world.engine, "root").read(privilege.pending)
+    assert (pending.kind, pending.operator, pending.requested_by) == ("totp_reset", "ann", "root")
+
+    def confirm(by: str, totp: str) -> int:
+        return main(
+            ["--db", db_url, "--as", by, "operator", "confirm", str(pending.id), "--totp", totp]
         )
-        != 0
-    )
-    assert (
-        main(
-            [*base, "--totp", world.code("root"), "--second-admin", adm2, "--second-totp", "000000"]
-        )
-        != 0
-    )
+
+    # not by the requester, nor with a wrong code
+    assert confirm("root", world.code("root", 1)) == 2
+    assert confirm(adm2, "000000") == 2
     assert world.op("ann").totp_enrolled_at is not None
-    assert (
-        main(
-            [
-                *base,
-                "--totp",
-                world.code("root", 1),
-                "--second-admin",
-                adm2,
-                "--second-totp",
-                world.code(adm2),
-            ]
-        )
-        == 0
-    )
+    assert confirm(adm2, world.code(adm2)) == 0
     ann = world.op("ann")
     assert ann.totp_enrolled_at is None and ann.totp_secret_ref is None
     assert keyring.get_password(SERVICE, old_key) is None
@@ -224,13 +208,15 @@ def test_two_admins_codes_reset_an_enrolment_and_it_can_be_redone(
         event = session.execute(
             sa.select(AuditEvent).where(AuditEvent.action == "totp.reset")
         ).scalar_one()
-    assert event.actor == "root" and adm2 in event.details and event.object == "operator:ann"
+    assert event.actor == adm2 and "root" in event.details and event.object == "operator:ann"
     fake_clock.advance(seconds=120)  # the factories enrol on root's codes of past steps
     world.secrets["ann"] = enroll(world.engine, "ann")
     assert _verify_as(world.engine, "ann", world.code("ann"))
 
 
-def test_a_first_enrolment_needs_an_admins_own_code(world: World) -> None:
+def test_a_first_enrolment_needs_an_admins_allowance_and_is_done_by_the_operator(
+    world: World,
+) -> None:
     with db.write_session(world.engine) as session:
         operators.add(
             session,
@@ -240,26 +226,39 @@ def test_a_first_enrolment_needs_an_admins_own_code(world: World) -> None:
             approves=["acme"],
             **bound(),
         )
-    # the four-eyes bypass's step: enrolling oneself
-    with pytest.raises(PolicyError, match="started by an admin"):
+    # the four-eyes bypass's step: enrolling oneself without anyone's say-so
+    with pytest.raises(PolicyError, match="needs an admin's allowance"):
         Workspace(world.engine, "req2").act(enrollment.start, name="req2")
-    with pytest.raises(PolicyError, match="needs your own code"):
+    # an admin never starts it (the secret would be made in the admin's keyring, shown to them)
+    with pytest.raises(PolicyError, match="only 'req2' can enrol themself"):
         Workspace(world.engine, "root").act(enrollment.start, name="req2")
     with pytest.raises(CodeRejected, match="wrong code"):
-        Workspace(world.engine, "root").act(enrollment.start, name="req2", admin_code="000000")
+        Workspace(world.engine, "root").act(enrollment.allow, name="req2", code="000000")
     assert world.op("root").totp_failures == 1
-    assert world.op("req2").totp_pending_at is None
-    uri = Workspace(world.engine, "root").act(
-        enrollment.start, name="req2", admin_code=world.code("root")
-    )
+    with pytest.raises(PolicyError, match="cannot allow their own"):
+        Workspace(world.engine, "req2").act(enrollment.allow, name="req2", code="000000")
+    Workspace(world.engine, "root").act(enrollment.allow, name="req2", code=world.code("root"))
+    assert world.op("req2").enrol_allowed_by == world.op("root").id
+    uri = Workspace(world.engine, "req2").act(enrollment.start, name="req2")
     assert uri.startswith("otpauth://")
     # An unenrolled admin who is not the only operator cannot enrol themself either.
     with db.write_session(world.engine) as session:
         operators.add(
             session, operators.find(session, "root"), name="adm3", roles=["admin"], **bound()
         )
-    with pytest.raises(PolicyError, match="started by an admin"):
+    with pytest.raises(PolicyError, match="needs an admin's allowance"):
         Workspace(world.engine, "adm3").act(enrollment.start, name="adm3")
+
+
+def test_an_allowance_expires(world: World, fake_clock: FakeClock) -> None:
+    with db.write_session(world.engine) as session:
+        operators.add(
+            session, operators.find(session, "root"), name="req2", roles=["requester"], **bound()
+        )
+    Workspace(world.engine, "root").act(enrollment.allow, name="req2", code=world.code("root"))
+    fake_clock.advance(seconds=enrollment.ALLOWANCE.total_seconds())
+    with pytest.raises(PolicyError, match="needs an admin's allowance"):
+        Workspace(world.engine, "req2").act(enrollment.start, name="req2")
 
 
 def test_the_bypass_path_through_the_cli_is_refused(
@@ -276,26 +275,13 @@ def test_the_bypass_path_through_the_cli_is_refused(
         )
     capsys.readouterr()
     assert main(["--db", db_url, "--as", "req2", "operator", "enroll", "req2", "--print-uri"]) != 0
-    assert "started by an admin" in capsys.readouterr().err
+    assert "needs an admin's allowance" in capsys.readouterr().err
     assert world.op("req2").totp_pending_at is None
-    # the admin, with their code, starts it
-    assert (
-        main(
-            [
-                "--db",
-                db_url,
-                "--as",
-                "root",
-                "operator",
-                "enroll",
-                "req2",
-                "--print-uri",
-                "--totp",
-                world.code("root"),
-            ]
-        )
-        == 0
-    )
+    # the admin, with their code, allows it; req2 starts it
+    allow = ["operator", "enroll", "req2", "--allow", "--totp", world.code("root")]
+    assert main(["--db", db_url, "--as", "root", *allow]) == 0
+    capsys.readouterr()
+    assert main(["--db", db_url, "--as", "req2", "operator", "enroll", "req2", "--print-uri"]) == 0
     assert capsys.readouterr().out.startswith("otpauth://")
 
 

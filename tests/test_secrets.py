@@ -22,6 +22,7 @@ from govtui.security import secrets, totp
 from govtui.services import enrollment, operators, second_factor
 
 from .conftest import code, enroll
+from .factories import allow_enrolment
 from .memory_keyring import MemoryKeyring
 
 
@@ -131,10 +132,9 @@ def _op(engine: Engine, name: str) -> object:
 
 def test_print_uri_leaves_enrolment_pending_until_confirmed(root_and_ann: Engine) -> None:
     engine = root_and_ann
+    allow_enrolment(engine, "ann")
     with db.write_session(engine) as session:
-        uri = enrollment.start(
-            session, operators.find(session, "root"), name="ann", admin_code=_root_code(engine)
-        )
+        uri = enrollment.start(session, operators.find(session, "ann"), name="ann")
     assert uri.startswith("otpauth://totp/govtui:ann?") and "issuer=govtui" in uri
     secret = parse_qs(urlparse(uri).query)["secret"][0]
     with db.read_session(engine) as session:
@@ -155,12 +155,19 @@ def test_print_uri_leaves_enrolment_pending_until_confirmed(root_and_ann: Engine
     assert ann.totp_enrolled_at is not None and ann.totp_pending_at is None
 
 
-def test_a_first_enrolment_is_an_admins_to_start(root_and_ann: Engine) -> None:
+def test_a_first_enrolment_is_the_operators_own_after_an_admins_allowance(
+    root_and_ann: Engine,
+) -> None:
     with (
-        pytest.raises(PolicyError, match="started by an admin acting with their own code"),
+        pytest.raises(PolicyError, match="only 'ann' can enrol themself"),
         db.write_session(root_and_ann) as session,
     ):
         enrollment.start(session, operators.find(session, "cid"), name="ann")
+    with (
+        pytest.raises(PolicyError, match="needs an admin's allowance"),
+        db.write_session(root_and_ann) as session,
+    ):
+        enrollment.start(session, operators.find(session, "ann"), name="ann")
 
 
 def test_re_enrolment_needs_the_current_code_or_an_admins_code(root_and_ann: Engine) -> None:
@@ -176,13 +183,14 @@ def test_re_enrolment_needs_the_current_code_or_an_admins_code(root_and_ann: Eng
         )
     root_secret = _secret_of(engine, "root")
     assert root_secret is not None
-    with pytest.raises(PolicyError, match="enrolled already"), db.write_session(engine) as session:
-        # an admin's approval needs the admin's own code
+    with pytest.raises(PolicyError, match="only 'ann'"), db.write_session(engine) as session:
+        # an admin never starts it: they allow it, and ann re-enrols in her own session
         enrollment.start(session, operators.find(session, "root"), name="ann")
     with db.write_session(engine) as session:
-        uri = enrollment.start(
-            session, operators.find(session, "root"), name="ann", admin_code=code(root_secret)
-        )
+        root = operators.find(session, "root")
+        enrollment.allow(session, root, name="ann", code=code(root_secret))
+    with db.write_session(engine) as session:
+        uri = enrollment.start(session, operators.find(session, "ann"), name="ann")
     assert "secret=" in uri and totp.new_secret() not in uri
 
 
@@ -218,12 +226,11 @@ def test_a_failed_commit_after_an_enrolment_leaves_the_keyring_as_it_was(
     root_and_ann: Engine, memory_keyring: MemoryKeyring
 ) -> None:
     engine = root_and_ann
+    allow_enrolment(engine, "ann")
     _keyring_after_failed_commit(
         engine,
         memory_keyring,
-        lambda s: enrollment.start(
-            s, operators.find(s, "root"), name="ann", admin_code=_root_code(engine)
-        ),
+        lambda s: enrollment.start(s, operators.find(s, "ann"), name="ann"),
     )
     with db.read_session(engine) as session:
         assert operators.find(session, "ann").totp_pending_at is None

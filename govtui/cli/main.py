@@ -175,6 +175,9 @@ def _refused_word(words: Sequence[str]) -> str | None:
             )
         if len(word) > MAX_WORD:
             return f"argument {number} is {len(word)} characters long: at most {MAX_WORD}"
+        if word.startswith("--") and word.endswith("=--"):
+            # argparse drops a value of `--` and hands the command an empty list instead.
+            return f"argument {number} ({quoted(word, 40)}) has `--` as its value; give a real one"
     return None
 
 

@@ -75,11 +75,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("name")
     _binding_arguments(p)
-    _code_arguments(p, second=False)
+    _code_arguments(p)
     p.set_defaults(handler=run_operator_bind)
+    p = osub.add_parser(
+        "pending", help="privilege changes waiting for a second admin's confirmation"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_operator_pending)
+    p = osub.add_parser(
+        "confirm", help="confirm another admin's pending privilege change with your own code"
+    )
+    p.add_argument("change_id", type=arguments.IDS, metavar="CHANGE_ID")
+    _code_arguments(p)
+    p.set_defaults(handler=run_operator_confirm)
+    p = osub.add_parser("cancel", help="cancel a pending privilege change (either admin)")
+    p.add_argument("change_id", type=arguments.IDS, metavar="CHANGE_ID")
+    p.set_defaults(handler=run_operator_cancel)
     role = osub.add_parser("role", help="give or take away an operator's role")
     rsub = role.add_subparsers(dest="role_action", required=True, metavar="ACTION")
-    p = rsub.add_parser("add", help="give a role (the admin's code; approver/admin: two admins')")
+    p = rsub.add_parser(
+        "add", help="give a role (your code; approver/admin: then a second admin confirms)"
+    )
     p.add_argument("name")
     p.add_argument("role", choices=ROLES)
     _code_arguments(p)
@@ -91,7 +107,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     approves = osub.add_parser("approves", help="the clients an approver approves for")
     asub = approves.add_subparsers(dest="approves_action", required=True, metavar="ACTION")
     p = asub.add_parser(
-        "add", help="approve for one more client (two admins' codes once two exist)"
+        "add", help="approve for one more client (a second admin confirms once two exist)"
     )
     p.add_argument("name")
     p.add_argument("client")
@@ -172,20 +188,22 @@ def _binding_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _code_arguments(p: argparse.ArgumentParser, *, second: bool = True) -> None:
-    p.add_argument("--totp", metavar="CODE", help="the acting admin's code (asked when omitted)")
-    if second:
-        p.add_argument("--second-admin", metavar="NAME", help="a second admin who confirms")
-        p.add_argument("--second-totp", metavar="CODE", help="the second admin's code")
+def _code_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--totp", metavar="CODE", help="your own code (asked when omitted)")
 
 
 def _codes(args: argparse.Namespace) -> privilege.Codes:
-    second = getattr(args, "second_admin", None)
-    code = read_code(args.totp)
-    second_code = None
-    if second is not None:
-        second_code = read_code(args.second_totp, f"{second}'s TOTP code: ")
-    return privilege.Codes(code, second, second_code)
+    return privilege.Codes(read_code(args.totp))
+
+
+def _waits(change_id: int | None) -> str:
+    """The note that a change waits for a second admin, in their own session."""
+    if change_id is None:
+        return ""
+    return (
+        f"; pending change #{change_id} waits for a second admin: "
+        f"`govtui --as ADMIN operator confirm {change_id}` (expires in 24 h)"
+    )
 
 
 def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
@@ -210,7 +228,7 @@ def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
         workspace.act_system(bootstrap)
         print(f"operator {args.name} added (the first operator)")
         return 0
-    workspace.act(
+    changes = workspace.act(
         privilege.add_operator,
         name=args.name,
         roles=args.role,
@@ -220,12 +238,18 @@ def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
         shared_login=args.shared_login,
         codes=_codes(args),
     )
-    print(f"operator {args.name} added")
+    print(f"operator {args.name} added" + "".join(_waits(c) for c in changes))
     return 0
 
 
 def run_operator_remove(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.workspace().act(privilege.remove_operator, name=args.name, reason=args.reason)
+    change = ctx.workspace().act(privilege.remove_operator, name=args.name, reason=args.reason)
+    if change is not None:
+        print(
+            f"removing operator {args.name} would leave fewer than two admins"
+            + _waits(change).replace("a second admin", f"{args.name} (or another admin)")
+        )
+        return 0
     print(f"operator {args.name} removed")
     return 0
 
@@ -244,21 +268,35 @@ def run_operator_bind(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_role_add(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.workspace().act(privilege.add_role, name=args.name, role=args.role, codes=_codes(args))
+    change = ctx.workspace().act(
+        privilege.add_role, name=args.name, role=args.role, codes=_codes(args)
+    )
+    if change is not None:
+        print(f"the {args.role} role for {args.name} is requested" + _waits(change))
+        return 0
     print(f"operator {args.name} has the {args.role} role")
     return 0
 
 
 def run_role_remove(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.workspace().act(privilege.remove_role, name=args.name, role=args.role)
+    change = ctx.workspace().act(privilege.remove_role, name=args.name, role=args.role)
+    if change is not None:
+        print(
+            f"removing {args.name}'s admin role would leave fewer than two admins"
+            + _waits(change).replace("a second admin", f"{args.name} (or another admin)")
+        )
+        return 0
     print(f"operator {args.name} no longer has the {args.role} role")
     return 0
 
 
 def run_approves_add(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.workspace().act(
+    change = ctx.workspace().act(
         privilege.add_approves, name=args.name, client=args.client, codes=_codes(args)
     )
+    if change is not None:
+        print(f"approving for {args.client} by {args.name} is requested" + _waits(change))
+        return 0
     print(f"operator {args.name} approves for {args.client}")
     return 0
 
@@ -266,6 +304,40 @@ def run_approves_add(ctx: Context, args: argparse.Namespace) -> int:
 def run_approves_remove(ctx: Context, args: argparse.Namespace) -> int:
     ctx.workspace().act(privilege.remove_approves, name=args.name, client=args.client)
     print(f"operator {args.name} no longer approves for {args.client}")
+    return 0
+
+
+def run_operator_pending(ctx: Context, args: argparse.Namespace) -> int:
+    views = ctx.workspace().read(privilege.pending)
+    if args.json:
+        print_json(views)
+        return 0
+    print_table(
+        ["ID", "CHANGE", "OPERATOR", "WHAT", "REQUESTED BY", "EXPIRES (UTC)"],
+        [
+            [
+                v.id,
+                v.kind,
+                v.operator,
+                v.role or v.client or v.reason or "-",
+                v.requested_by,
+                f"{v.expires_at:%Y-%m-%d %H:%M}",
+            ]
+            for v in views
+        ],
+    )
+    return 0
+
+
+def run_operator_confirm(ctx: Context, args: argparse.Namespace) -> int:
+    done = ctx.workspace().act(privilege.confirm, change_id=args.change_id, codes=_codes(args))
+    print(f"change #{args.change_id} confirmed: {done}")
+    return 0
+
+
+def run_operator_cancel(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(privilege.cancel, change_id=args.change_id)
+    print(f"change #{args.change_id} cancelled")
     return 0
 
 
@@ -324,12 +396,12 @@ def register_enroll(osub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--confirm", metavar="CODE", help="finish a pending enrolment with a code")
     p.add_argument("--current-code", metavar="CODE", help="re-enrol: the operator's current code")
     p.add_argument(
-        "--totp",
-        "--admin-code",
-        dest="admin_code",
-        metavar="CODE",
-        help="enrol someone else (first enrolment or re-enrolment): the acting admin's own code "
-        "(asked for when omitted)",
+        "--allow",
+        action="store_true",
+        help="as an admin: allow NAME to enrol (or re-enrol) themself, under their own login",
+    )
+    p.add_argument(
+        "--totp", metavar="CODE", help="with --allow: your own code (asked for when omitted)"
     )
     p.set_defaults(handler=run_operator_enroll)
     p = osub.add_parser(
@@ -341,21 +413,11 @@ def register_enroll(osub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.set_defaults(handler=run_operator_unlock)
     p = osub.add_parser(
         "reset-enrolment",
-        help="break-glass: clear an operator's TOTP enrolment on two admins' codes",
+        help="break-glass: ask to clear an operator's TOTP enrolment (a second admin confirms)",
     )
     p.add_argument("name")
     p.add_argument("--totp", metavar="CODE", help="your own code (asked for when omitted)")
-    p.add_argument("--second-admin", required=True, metavar="NAME", help="the confirming admin")
-    p.add_argument(
-        "--second-totp", metavar="CODE", help="the second admin's code (asked for when omitted)"
-    )
     p.set_defaults(handler=run_operator_reset_enrolment)
-
-
-def _needs_admin_code(ctx: Context, name: str) -> bool:
-    """Whether starting `name`'s enrolment asks the acting operator for their own code: when
-    they enrol someone else (the bootstrap admin enrolling themself needs none)."""
-    return ctx.actor_name != name
 
 
 # Takes the QR code (the secret) off the screen and out of the scrollback.
@@ -363,6 +425,16 @@ CLEAR_SCREEN = "\033[3J\033[2J\033[H"
 
 
 def run_operator_enroll(ctx: Context, args: argparse.Namespace) -> int:
+    if args.allow:
+        code = read_code(args.totp, "Your own TOTP code (as the allowing admin): ")
+        ctx.workspace().act(enrollment.allow, name=args.name, code=code)
+        print(
+            f"{args.name} may enrol now (for 24 h): they run `govtui operator enroll "
+            f"{args.name}` under their own login"
+        )
+        return 0
+    if args.totp is not None:
+        raise InputError("--totp goes with --allow (an admin allowing someone else's enrolment)")
     if args.confirm is not None:
         ctx.workspace().act(enrollment.confirm, name=args.name, code=args.confirm)
         print(f"operator {args.name} enrolled")
@@ -371,21 +443,13 @@ def run_operator_enroll(ctx: Context, args: argparse.Namespace) -> int:
         raise InputError(
             "enrolment needs a terminal to show the QR code; use --print-uri and --confirm CODE"
         )
-    admin_code = args.admin_code
-    if admin_code is None and args.current_code is None and _needs_admin_code(ctx, args.name):
-        admin_code = read_code(None, "Your own TOTP code (as the acting admin): ")
-    uri = ctx.workspace().act(
-        enrollment.start,
-        name=args.name,
-        current_code=args.current_code,
-        admin_code=admin_code,
-    )
+    uri = ctx.workspace().act(enrollment.start, name=args.name, current_code=args.current_code)
     if args.print_uri:
         print(uri)
         return 0
     confirmed = False
     try:
-        print(f"Scan this with {args.name}'s authenticator app:\n")
+        print("Scan this with your authenticator app:\n")
         print(qr.qr_text(uri), flush=True)
         for _attempt in range(3):
             try:
@@ -426,13 +490,8 @@ def run_operator_unlock(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_operator_reset_enrolment(ctx: Context, args: argparse.Namespace) -> int:
     code = read_code(args.totp, "Your own TOTP code: ")
-    second = read_code(args.second_totp, f"{args.second_admin}'s TOTP code: ")
-    ctx.workspace().act(
-        lockout.reset_enrolment,
-        name=args.name,
-        code=code,
-        second_admin=args.second_admin,
-        second_code=second,
+    change = ctx.workspace().act(
+        privilege.request_reset, name=args.name, codes=privilege.Codes(code)
     )
-    print(f"the enrolment of {args.name} is reset: enrol them again with `govtui operator enroll`")
+    print(f"the reset of {args.name}'s enrolment is requested" + _waits(change))
     return 0

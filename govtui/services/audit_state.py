@@ -192,6 +192,12 @@ def _provenance(details: dict[str, Any], granter: object) -> _Provenance:
     )
 
 
+def _granter(details: dict[str, Any], actor: str) -> str:
+    """Who granted a role or link: the event's granted_by when it names one (a pending change
+    is applied by the confirming admin's event, on the requester's say-so), else its actor."""
+    return str(details.get("granted_by") or actor)
+
+
 def _replay_operator(
     seen: _Replay, action: str, actor: str, obj: str, details: dict[str, Any]
 ) -> None:
@@ -218,12 +224,12 @@ def _replay_operator(
         return  # a change to an operator no event made: the row check names it
     if action == "operator.role_add":
         op.roles.add(str(details.get("role")))
-        op.role_by[str(details.get("role"))] = _provenance(details, actor)
+        op.role_by[str(details.get("role"))] = _provenance(details, _granter(details, actor))
     elif action == "operator.role_remove":
         op.roles.discard(str(details.get("role")))
     elif action == "operator.approves_add":
         op.approves.add(str(details.get("client")))
-        op.client_by[str(details.get("client"))] = _provenance(details, actor)
+        op.client_by[str(details.get("client"))] = _provenance(details, _granter(details, actor))
     elif action == "operator.approves_remove":
         op.approves.discard(str(details.get("client")))
     elif action == "operator.remove":

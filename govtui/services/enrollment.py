@@ -10,6 +10,8 @@ commit failure leaves an operator pointing at a secret that is not there.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import Session
 
 from govtui import clock, db
@@ -31,44 +33,71 @@ def is_bootstrap(session: Session, actor: Operator, target: Operator) -> bool:
     )
 
 
+# How long an admin's allowance to enrol stays usable.
+ALLOWANCE = timedelta(hours=24)
+
+
+def allow(session: Session, actor: Operator, *, name: str, code: str) -> None:
+    """An admin (another person) allows `name` to enrol, or re-enrol, themself, with the
+    admin's own code checked here, in the admin's own session. The secret is made later, by
+    `name` under their own login, in their own keyring: the admin never sees it."""
+    target = operators.find(session, name)
+    if actor.id == target.id:
+        raise PolicyError(f"{name!r} cannot allow their own enrolment: ask another admin")
+    operators.require_role(session, actor, Role.ADMIN)
+    if target.disabled_at is not None:
+        raise PolicyError(f"operator {name!r} was removed")
+    second_factor.verify(session, actor, code, purpose=f"allowing the enrolment of {name}")
+    target.enrol_allowed_by = db.ident(actor)
+    target.enrol_allowed_at = clock.now()
+    session.add(target)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="totp.enrol_allow",
+        obj=f"operator:{name}",
+        details={"re_enrolment": target.totp_enrolled_at is not None},
+    )
+
+
+def is_allowed(target: Operator) -> bool:
+    """Whether an admin's allowance to enrol is there and not yet stale."""
+    at = target.enrol_allowed_at
+    return target.enrol_allowed_by is not None and at is not None and clock.now() - at < ALLOWANCE
+
+
 def start(
     session: Session,
     actor: Operator,
     *,
     name: str,
     current_code: str | None = None,
-    admin_code: str | None = None,
 ) -> str:
     """Begin (re-)enrolling `name`; return the otpauth URI to show once as a QR code.
 
-    A first enrolment is started by an admin acting with their own code (`admin_code`), except
-    the bootstrap admin's own. Re-enrolling needs the operator's current code, or an admin
-    (another person) acting with the admin's own code."""
+    Only `name` themself starts it, in their own session, so the secret goes into the keyring
+    of their own login and is shown only to them. A first enrolment needs an admin's allowance
+    (`allow`), except the bootstrap admin's own; a re-enrolment needs the operator's current
+    code or an admin's allowance."""
     secrets.require_safe_backend()
     target = operators.find(session, name)
-    is_admin = Role.ADMIN in operators.roles_of(session, actor)
+    if actor.id != target.id:
+        raise PolicyError(
+            f"only {name!r} can enrol themself, under their own login (the secret goes into "
+            f"their keyring); an admin allows it with `govtui operator enroll {name} --allow`"
+        )
     if target.totp_enrolled_at is None:
-        if is_bootstrap(session, actor, target):
-            pass
-        elif not is_admin or actor.id == target.id:
+        if not (is_bootstrap(session, actor, target) or is_allowed(target)):
             raise PolicyError(
-                f"a first enrolment of {name!r} is started by an admin acting with their own "
-                f"code: `govtui --as ADMIN operator enroll {name} --totp CODE`"
+                f"a first enrolment of {name!r} needs an admin's allowance first: "
+                f"`govtui --as ADMIN operator enroll {name} --allow --totp CODE`"
             )
-        elif admin_code is None:
-            raise PolicyError(
-                f"enrolling {name!r} needs your own code as the acting admin (--totp CODE)"
-            )
-        else:
-            second_factor.verify(session, actor, admin_code, purpose=f"enrolment of {name}")
-    elif current_code is not None and actor.id == target.id:
+    elif current_code is not None:
         second_factor.verify(session, target, current_code, purpose="re-enrolment")
-    elif admin_code is not None and is_admin and actor.id != target.id:
-        second_factor.verify(session, actor, admin_code, purpose=f"re-enrolment of {name}")
-    else:
+    elif not is_allowed(target):
         raise PolicyError(
             f"{name!r} is enrolled already: re-enrolling needs their current code "
-            "(--current-code, acting as them) or an admin's approval (--totp, acting as the admin)"
+            "(--current-code) or an admin's allowance (`operator enroll NAME --allow`)"
         )
     secret = totp.new_secret()
     ref = secrets.new_ref()
@@ -97,8 +126,8 @@ def confirm(session: Session, actor: Operator, *, name: str, code: str) -> None:
     """Finish a pending enrolment with one correct code from the new secret. A wrong code
     counts towards the operator's lock-out, as a wrong code for an approval does."""
     target = operators.find(session, name)
-    if actor.id != target.id and Role.ADMIN not in operators.roles_of(session, actor):
-        raise PolicyError(f"only {name!r} or an admin can confirm {name!r}'s enrolment")
+    if actor.id != target.id:
+        raise PolicyError(f"only {name!r} can confirm their own enrolment")
     second_factor.hold(session, target)
     locked = second_factor.remaining_lockout(target)
     if locked is not None:
@@ -132,5 +161,7 @@ def confirm(session: Session, actor: Operator, *, name: str, code: str) -> None:
     target.totp_last_step = step
     target.totp_failures = 0
     target.totp_locked_until = None
+    target.enrol_allowed_by = None  # used up
+    target.enrol_allowed_at = None
     session.add(target)
     audit.append(session, actor=actor.name, action="totp.enrolled", obj=f"operator:{name}")

@@ -4,7 +4,8 @@ A lock-out stops guessing, but five bad codes from anyone lock the real operator
 So another person lifts it with their own code: an admin, or an approver who approves for a
 client the locked operator approves for (they can vouch for the work that is blocked). An
 operator who lost their authenticator altogether is reset by two admins' codes, and enrols
-again from scratch."""
+again from scratch once two admins agreed: one asks, another confirms in their own session
+(services/privilege.py)."""
 
 from __future__ import annotations
 
@@ -92,32 +93,12 @@ def unlock(session: Session, actor: Operator, *, name: str, code: str) -> None:
     )
 
 
-def reset_enrolment(
-    session: Session,
-    actor: Operator,
-    *,
-    name: str,
-    code: str,
-    second_admin: str,
-    second_code: str,
+def clear_enrolment(
+    session: Session, actor: Operator, target: Operator, *, requested_by: Operator
 ) -> None:
-    """Break-glass: clear `name`'s enrolment (and lock-out) so they can enrol again, on two
-    admins' codes, neither of them `name` (audited `totp.reset`). The old secrets leave the
-    keyring after the commit."""
-    target = operators.find(session, name)
-    second = operators.find(session, second_admin)
-    if actor.id == second.id:
-        raise PolicyError("a reset of an enrolment needs two different admins")
-    if target.id in (actor.id, second.id):
-        raise PolicyError(f"{name!r} cannot vouch for the reset of their own enrolment")
-    for admin in (actor, second):
-        if Role.ADMIN not in operators.roles_of(session, admin):
-            raise PolicyError(f"operator {admin.name!r} lacks the admin role to reset an enrolment")
-    if target.totp_enrolled_at is None and target.totp_pending_at is None:
-        raise ConflictError(f"{name!r} has no enrolment to reset")
-    purpose = f"reset of {name}'s enrolment"
-    second_factor.verify(session, actor, code, purpose=purpose)
-    second_factor.verify(session, second, second_code, purpose=purpose)
+    """Break-glass, once a second admin confirmed it (services/privilege.py): clear `target`'s
+    enrolment and lock-out so they can enrol again (audited `totp.reset`). The old secrets
+    leave the keyring after the commit."""
     second_factor.hold(session, target)
     for key in (
         second_factor.secret_key(session, target),
@@ -137,8 +118,8 @@ def reset_enrolment(
         session,
         actor=actor.name,
         action="totp.reset",
-        obj=f"operator:{name}",
-        details={"confirmed_by": second.name},
+        obj=f"operator:{target.name}",
+        details={"requested_by": requested_by.name, "confirmed_by": actor.name},
     )
 
 

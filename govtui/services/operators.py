@@ -77,6 +77,7 @@ def add(
     db_role: str | None = None,
     shared_login: bool = False,
     confirmed_by: int | None = None,
+    roles_pending: bool = False,
 ) -> Operator:
     """Create an operator bound to `login` (default: their name; the first operator's: the
     current OS login). An admin acts, except for the very first operator, who must be an
@@ -86,7 +87,8 @@ def add(
     which every front end calls. Only seeding (demo data, test worlds) calls this directly."""
     name = validation.name(name, "operator")
     role_set = {validation.choice(role, Role, "role") for role in roles}
-    if not role_set:
+    # With `roles_pending` their only roles wait for a second admin (services/privilege.py).
+    if not role_set and not roles_pending:
         raise PolicyError("give the operator at least one --role")
     if actor is None:
         if count(session) > 0:

@@ -1,37 +1,55 @@
 """Privilege changes: who may add operators, roles and approvable clients, and with whose codes.
 
-Adding privilege is an access-adding action: the acting admin's TOTP code, and once two
-enabled, enrolled admins exist, a second admin's code for the approver or admin role or an
-approvable client, so that one admin alone cannot make the approvers a restricted scope needs.
-Removing privilege needs no code. The codes are checked last, once the change is known to be
-valid: bad input never costs a code, and a rejected code is counted (second_factor) and
-undoes the change."""
+Adding privilege is an access-adding action: the acting admin's TOTP code. Once two enabled,
+enrolled admins exist, the approver or admin role, an approvable client, a break-glass reset
+of an enrolment, and a removal that would leave fewer than two such admins are only
+REQUESTED: a different admin confirms the change in their own session with their own code
+(`confirm`), and only then is it applied. A code is thus only ever checked in the session of
+the operator it belongs to, against the keyring of the login bound to them. Removing privilege
+needs no code. A code is checked last, once the change is known to be valid: bad input never
+costs a code, and a rejected code is counted (second_factor) and undoes the change."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from govtui import clock
 from govtui.db import ident
-from govtui.errors import ConflictError, InputError, NotFoundError, PolicyError
-from govtui.models import Client, Operator, OperatorClient, OperatorRole
-from govtui.services import audit, identity, operators, second_factor, validation
-from govtui.vocabulary import Role
+from govtui.errors import ConflictError, NotFoundError, PolicyError
+from govtui.models import Client, Operator, OperatorClient, OperatorRole, PrivilegeChange
+from govtui.services import audit, identity, lockout, operators, second_factor, validation
+from govtui.vocabulary import ChangeKind, ChangeState, Role
 
 # Roles that let someone add access (approve grants) or hand out privilege.
 CONFIRMED_ROLES = frozenset({Role.APPROVER, Role.ADMIN})
+# How long a requested change waits for its confirmation.
+PENDING_FOR = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
 class Codes:
-    """The acting admin's code, and a second admin's name and code when one is needed."""
+    """The acting operator's own code (checked in their own session)."""
 
     code: str
-    second_admin: str | None = None
-    second_code: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeView:
+    """A pending change, for `operator pending`."""
+
+    id: int
+    kind: str
+    operator: str
+    role: str | None
+    client: str | None
+    reason: str | None
+    requested_by: str
+    requested_at: datetime
+    expires_at: datetime
 
 
 def enrolled_admins(session: Session) -> list[Operator]:
@@ -66,37 +84,218 @@ def needs_second_admin(session: Session) -> bool:
     return len(enrolled_admins(session)) >= 2
 
 
-def _authorise(
-    session: Session, actor: Operator, codes: Codes, *, what: str, confirmed: bool
-) -> Operator | None:
-    """Check who may make the change (the actor an admin; for `confirmed` privilege once two
-    admins exist, a second, different admin); the confirming admin, or None. The codes are
-    checked afterwards (_verify)."""
+def _lifts_rule(session: Session, actor: Operator, target: Operator) -> bool:
+    """Whether taking `target`'s admin role (or `target`) away, by someone else, would leave
+    fewer than two enrolled admins while the two-admin rule is in force."""
+    admins = enrolled_admins(session)
+    return (
+        actor.id != target.id
+        and len(admins) >= 2
+        and any(op.id == target.id for op in admins)
+        and len(admins) - 1 < 2
+    )
+
+
+# --- pending changes -------------------------------------------------------------------------
+
+
+def _stale(change: PrivilegeChange, now: datetime) -> bool:
+    return now - change.requested_at >= PENDING_FOR
+
+
+def _expire(session: Session) -> None:
+    """Mark the pending changes that waited too long as expired."""
+    now = clock.now()
+    for change in session.exec(
+        select(PrivilegeChange).where(PrivilegeChange.state == ChangeState.PENDING.value)
+    ).all():
+        if _stale(change, now):
+            change.state = ChangeState.EXPIRED.value
+            change.decided_at = now
+            session.add(change)
+
+
+def _request(
+    session: Session,
+    actor: Operator,
+    kind: ChangeKind,
+    target: Operator,
+    *,
+    role: Role | None = None,
+    client: Client | None = None,
+    reason: str | None = None,
+) -> int:
+    """Record a change that waits for a second admin; its id."""
+    _expire(session)
+    same = session.exec(
+        select(PrivilegeChange)
+        .where(PrivilegeChange.state == ChangeState.PENDING.value)
+        .where(PrivilegeChange.kind == kind.value)
+        .where(PrivilegeChange.operator_id == ident(target))
+        .where(PrivilegeChange.role == (role.value if role else None))
+        .where(PrivilegeChange.client_id == (ident(client) if client else None))
+    ).first()
+    if same is not None:
+        raise ConflictError(f"the same change is pending already as #{same.id}")
+    change = PrivilegeChange(
+        kind=kind.value,
+        operator_id=ident(target),
+        role=role.value if role else None,
+        client_id=ident(client) if client else None,
+        reason=reason,
+        requested_by=ident(actor),
+        requested_at=clock.now(),
+    )
+    session.add(change)
+    session.flush()
+    change_id = ident(change)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="privilege.request",
+        obj=f"operator:{target.name}",
+        details={
+            "change": change_id,
+            "kind": kind.value,
+            "role": change.role,
+            "client": client.name if client else None,
+            "reason": reason,
+        },
+    )
+    return change_id
+
+
+def pending(session: Session) -> list[ChangeView]:
+    """The changes waiting for a second admin, oldest first."""
+    now = clock.now()
+    rows = session.exec(
+        select(PrivilegeChange)
+        .where(PrivilegeChange.state == ChangeState.PENDING.value)
+        .order_by(col(PrivilegeChange.id))
+    ).all()
+    views = []
+    for change in rows:
+        if _stale(change, now):
+            continue
+        client = session.get(Client, change.client_id) if change.client_id else None
+        views.append(
+            ChangeView(
+                id=ident(change),
+                kind=change.kind,
+                operator=operators.name_of(session, change.operator_id) or "?",
+                role=change.role,
+                client=client.name if client else None,
+                reason=change.reason,
+                requested_by=operators.name_of(session, change.requested_by) or "?",
+                requested_at=change.requested_at,
+                expires_at=change.requested_at + PENDING_FOR,
+            )
+        )
+    return views
+
+
+def _pending_change(session: Session, change_id: int) -> PrivilegeChange:
+    change = session.get(PrivilegeChange, change_id)
+    if change is None:
+        raise NotFoundError(f"no privilege change #{change_id}")
+    if change.state != ChangeState.PENDING.value:
+        raise ConflictError(f"privilege change #{change_id} is {change.state}, not pending")
+    if _stale(change, clock.now()):
+        raise PolicyError(f"privilege change #{change_id} expired: request it again")
+    return change
+
+
+def cancel(session: Session, actor: Operator, *, change_id: int) -> None:
+    """Withdraw or refuse a pending change: its requester or any other admin (no code)."""
     operators.require_role(session, actor, Role.ADMIN)
-    if not (confirmed and needs_second_admin(session)):
-        if codes.second_admin is not None:
-            raise InputError(f"{what} needs no second admin (fewer than two enrolled admins)")
-        return None
-    if codes.second_admin is None or codes.second_code is None:
+    change = _pending_change(session, change_id)
+    change.state = ChangeState.CANCELLED.value
+    change.decided_by = ident(actor)
+    change.decided_at = clock.now()
+    session.add(change)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="privilege.cancel",
+        obj=f"operator:{operators.name_of(session, change.operator_id)}",
+        details={"change": change_id, "kind": change.kind},
+    )
+
+
+def confirm(session: Session, actor: Operator, *, change_id: int, codes: Codes) -> str:
+    """A second admin, other than the requester, confirms a pending change with their own
+    code, in their own session; the change is applied now. What was done, in words."""
+    operators.require_role(session, actor, Role.ADMIN)
+    change = _pending_change(session, change_id)
+    if change.requested_by == actor.id:
         raise PolicyError(
-            f"{what} needs a second admin's code too: --second-admin NAME --second-totp CODE"
+            f"privilege change #{change_id} is confirmed by a different admin than its requester"
         )
-    second = operators.find(session, codes.second_admin)
-    if second.id == actor.id:
-        raise PolicyError(f"{what}: the second admin must be someone other than {actor.name!r}")
-    if Role.ADMIN not in operators.roles_of(session, second):
-        raise PolicyError(f"{what}: {second.name!r} is not an enabled admin")
-    return second
+    requester = session.get(Operator, change.requested_by)
+    if (
+        requester is None
+        or requester.disabled_at is not None
+        or Role.ADMIN not in (operators.roles_of(session, requester))
+    ):
+        raise PolicyError(f"the requester of change #{change_id} is no longer an admin")
+    target = session.get(Operator, change.operator_id)
+    assert target is not None  # a foreign key
+    kind = ChangeKind(change.kind)
+    if kind == ChangeKind.TOTP_RESET and target.id == actor.id:
+        raise PolicyError(f"{target.name!r} cannot vouch for the reset of their own enrolment")
+    done = _apply(session, actor, change, kind, target, requester)
+    change.state = ChangeState.CONFIRMED.value
+    change.decided_by = ident(actor)
+    change.decided_at = clock.now()
+    session.add(change)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="privilege.confirm",
+        obj=f"operator:{target.name}",
+        details={"change": change_id, "kind": kind.value, "requested_by": requester.name},
+    )
+    second_factor.verify(session, actor, codes.code, purpose=f"confirming change #{change_id}")
+    return done
 
 
-def _verify(
-    session: Session, actor: Operator, second: Operator | None, codes: Codes, *, what: str
-) -> None:
-    second_factor.verify(session, actor, codes.code, purpose=what)
-    if second is not None:
-        second_factor.verify(
-            session, second, codes.second_code or "", purpose=f"{what} (confirmation)"
-        )
+def _apply(
+    session: Session,
+    actor: Operator,
+    change: PrivilegeChange,
+    kind: ChangeKind,
+    target: Operator,
+    requester: Operator,
+) -> str:
+    if target.disabled_at is not None:
+        raise PolicyError(f"operator {target.name!r} was removed")
+    name = target.name
+    if kind == ChangeKind.ROLE_ADD:
+        role = Role(change.role or "")
+        if session.get(OperatorRole, (ident(target), role.value)) is not None:
+            raise ConflictError(f"operator {name!r} has the {role} role already")
+        _add_role(session, actor, target, role, granted_by=requester, confirmed_by=actor)
+        return f"operator {name} has the {role} role"
+    if kind == ChangeKind.APPROVES_ADD:
+        client = session.get(Client, change.client_id)
+        assert client is not None  # a foreign key
+        _check_approves(session, target, client)
+        _add_approves(session, actor, target, client, granted_by=requester, confirmed_by=actor)
+        return f"operator {name} approves for {client.name}"
+    if kind == ChangeKind.ROLE_REMOVE:
+        row = session.get(OperatorRole, (ident(target), Role.ADMIN.value))
+        if row is None:
+            raise ConflictError(f"operator {name!r} has no admin role any more")
+        _remove_role(session, actor, target, row)
+        return f"operator {name} no longer has the admin role"
+    if kind == ChangeKind.OPERATOR_REMOVE:
+        _remove_operator(session, actor, target, change.reason or "")
+        return f"operator {name} removed"
+    lockout.clear_enrolment(session, actor, target, requested_by=requester)
+    return f"the enrolment of {name} is reset: they enrol again once an admin allows it"
+
+
+# --- the changes -------------------------------------------------------------------------------
 
 
 def add_operator(
@@ -110,43 +309,71 @@ def add_operator(
     db_role: str | None = None,
     shared_login: bool = False,
     codes: Codes,
-) -> Operator:
-    """Add an operator as an admin, with the admin's code (and a second admin's for an
-    approver or admin, or approvable clients)."""
+) -> list[int]:
+    """Add an operator as an admin, with the admin's code. Once two admins exist, the
+    approver or admin role and the approvable clients wait for a second admin: the ids of
+    those pending changes."""
     role_set = {validation.choice(role, Role, "role") for role in roles}
-    approve_list = list(approves)
-    confirmed = bool(role_set & CONFIRMED_ROLES) or bool(approve_list)
-    what = f"adding operator {name}"
-    second = _authorise(session, actor, codes, what=what, confirmed=confirmed)
+    approve_list = sorted(set(approves))
+    operators.require_role(session, actor, Role.ADMIN)
+    if approve_list and Role.APPROVER not in role_set:
+        raise PolicyError("--approves needs the approver role")
+    clients = [_client(session, c) for c in approve_list]
+    later = role_set & CONFIRMED_ROLES if needs_second_admin(session) else set()
     added = operators.add(
         session,
         actor,
         name=name,
-        roles=role_set,
-        approves=approve_list,
+        roles=role_set - later,
+        approves=[] if later else approve_list,
         login=login,
         db_role=db_role,
         shared_login=shared_login,
-        confirmed_by=_id(second),
+        roles_pending=bool(later),
     )
-    _verify(session, actor, second, codes, what=what)
-    return added
+    changes = [_request(session, actor, ChangeKind.ROLE_ADD, added, role=r) for r in sorted(later)]
+    if later:
+        changes += [
+            _request(session, actor, ChangeKind.APPROVES_ADD, added, client=c) for c in clients
+        ]
+    second_factor.verify(session, actor, codes.code, purpose=f"adding operator {name}")
+    return changes
 
 
-def add_role(session: Session, actor: Operator, *, name: str, role: str, codes: Codes) -> None:
-    """Give an operator a role."""
+def add_role(
+    session: Session, actor: Operator, *, name: str, role: str, codes: Codes
+) -> int | None:
+    """Give an operator a role: at once, or (approver/admin once two admins exist) as a
+    change a second admin confirms; its id then."""
+    operators.require_role(session, actor, Role.ADMIN)
     target = _enabled(session, name)
     wanted = validation.choice(role, Role, "role")
     if session.get(OperatorRole, (ident(target), wanted.value)) is not None:
         raise ConflictError(f"operator {name!r} has the {wanted} role already")
-    what = f"the {wanted} role for {name}"
-    second = _authorise(session, actor, codes, what=what, confirmed=wanted in CONFIRMED_ROLES)
+    change = None
+    if wanted in CONFIRMED_ROLES and needs_second_admin(session):
+        change = _request(session, actor, ChangeKind.ROLE_ADD, target, role=wanted)
+    else:
+        _add_role(session, actor, target, wanted, granted_by=actor, confirmed_by=None)
+    second_factor.verify(session, actor, codes.code, purpose=f"the {wanted} role for {name}")
+    return change
+
+
+def _add_role(
+    session: Session,
+    actor: Operator,
+    target: Operator,
+    role: Role,
+    *,
+    granted_by: Operator,
+    confirmed_by: Operator | None,
+) -> None:
     session.add(
         OperatorRole(
             operator_id=ident(target),
-            role=wanted.value,
-            granted_by=ident(actor),
-            confirmed_by=_id(second),
+            role=role.value,
+            granted_by=ident(granted_by),
+            confirmed_by=_id(confirmed_by),
             granted_at=clock.now(),
         )
     )
@@ -154,14 +381,18 @@ def add_role(session: Session, actor: Operator, *, name: str, role: str, codes: 
         session,
         actor=actor.name,
         action="operator.role_add",
-        obj=f"operator:{name}",
-        details={"role": wanted.value, "confirmed_by": _name(second)},
+        obj=f"operator:{target.name}",
+        details={
+            "role": role.value,
+            "granted_by": granted_by.name,
+            "confirmed_by": _name(confirmed_by),
+        },
     )
-    _verify(session, actor, second, codes, what=what)
 
 
-def remove_role(session: Session, actor: Operator, *, name: str, role: str) -> None:
-    """Take a role away (no code: removing privilege never waits)."""
+def remove_role(session: Session, actor: Operator, *, name: str, role: str) -> int | None:
+    """Take a role away (no code: removing privilege never waits), except another admin's
+    admin role when that would lift the two-admin rule: then a change they confirm; its id."""
     operators.require_role(session, actor, Role.ADMIN)
     target = operators.find(session, name)
     wanted = validation.choice(role, Role, "role")
@@ -170,34 +401,63 @@ def remove_role(session: Session, actor: Operator, *, name: str, role: str) -> N
         raise NotFoundError(f"operator {name!r} has no {wanted} role")
     if wanted == Role.ADMIN:
         _require_other_admin(session, target, f"removing the admin role from {name!r}")
+        if _lifts_rule(session, actor, target):
+            return _request(session, actor, ChangeKind.ROLE_REMOVE, target, role=wanted)
+    _remove_role(session, actor, target, row)
+    return None
+
+
+def _remove_role(session: Session, actor: Operator, target: Operator, row: OperatorRole) -> None:
     session.delete(row)
     audit.append(
         session,
         actor=actor.name,
         action="operator.role_remove",
-        obj=f"operator:{name}",
-        details={"role": wanted.value},
+        obj=f"operator:{target.name}",
+        details={"role": row.role},
     )
 
 
 def add_approves(
     session: Session, actor: Operator, *, name: str, client: str, codes: Codes
-) -> None:
-    """Let an approver approve for one more client."""
+) -> int | None:
+    """Let an approver approve for one more client: once two admins exist, as a change a
+    second admin confirms; its id then."""
+    operators.require_role(session, actor, Role.ADMIN)
     target = _enabled(session, name)
     found = _client(session, client)
+    _check_approves(session, target, found)
+    change = None
+    if needs_second_admin(session):
+        change = _request(session, actor, ChangeKind.APPROVES_ADD, target, client=found)
+    else:
+        _add_approves(session, actor, target, found, granted_by=actor, confirmed_by=None)
+    second_factor.verify(session, actor, codes.code, purpose=f"approving for {client} by {name}")
+    return change
+
+
+def _check_approves(session: Session, target: Operator, client: Client) -> None:
     if Role.APPROVER not in operators.roles_of(session, target):
-        raise PolicyError(f"operator {name!r} lacks the approver role (add it first)")
-    if session.get(OperatorClient, (ident(target), ident(found))) is not None:
-        raise ConflictError(f"operator {name!r} approves for {client!r} already")
-    what = f"approving for {client} by {name}"
-    second = _authorise(session, actor, codes, what=what, confirmed=True)
+        raise PolicyError(f"operator {target.name!r} lacks the approver role (add it first)")
+    if session.get(OperatorClient, (ident(target), ident(client))) is not None:
+        raise ConflictError(f"operator {target.name!r} approves for {client.name!r} already")
+
+
+def _add_approves(
+    session: Session,
+    actor: Operator,
+    target: Operator,
+    client: Client,
+    *,
+    granted_by: Operator,
+    confirmed_by: Operator | None,
+) -> None:
     session.add(
         OperatorClient(
             operator_id=ident(target),
-            client_id=ident(found),
-            granted_by=ident(actor),
-            confirmed_by=_id(second),
+            client_id=ident(client),
+            granted_by=ident(granted_by),
+            confirmed_by=_id(confirmed_by),
             granted_at=clock.now(),
         )
     )
@@ -205,10 +465,13 @@ def add_approves(
         session,
         actor=actor.name,
         action="operator.approves_add",
-        obj=f"operator:{name}",
-        details={"client": found.name, "confirmed_by": _name(second)},
+        obj=f"operator:{target.name}",
+        details={
+            "client": client.name,
+            "granted_by": granted_by.name,
+            "confirmed_by": _name(confirmed_by),
+        },
     )
-    _verify(session, actor, second, codes, what=what)
 
 
 def remove_approves(session: Session, actor: Operator, *, name: str, client: str) -> None:
@@ -229,13 +492,21 @@ def remove_approves(session: Session, actor: Operator, *, name: str, client: str
     )
 
 
-def remove_operator(session: Session, actor: Operator, *, name: str, reason: str) -> None:
-    """Disable an operator: they can no longer act; their row and history stay."""
+def remove_operator(session: Session, actor: Operator, *, name: str, reason: str) -> int | None:
+    """Disable an operator: they can no longer act; their row and history stay. Another
+    admin whose removal would lift the two-admin rule: a change they confirm; its id."""
     operators.require_role(session, actor, Role.ADMIN)
     reason = validation.reason(reason, "removal")
     target = _enabled(session, name)
     if Role.ADMIN in operators.roles_of(session, target):
         _require_other_admin(session, target, f"removing {name!r}")
+        if _lifts_rule(session, actor, target):
+            return _request(session, actor, ChangeKind.OPERATOR_REMOVE, target, reason=reason)
+    _remove_operator(session, actor, target, reason)
+    return None
+
+
+def _remove_operator(session: Session, actor: Operator, target: Operator, reason: str) -> None:
     target.disabled_at = clock.now()
     target.disabled_by = ident(actor)
     session.add(target)
@@ -243,9 +514,23 @@ def remove_operator(session: Session, actor: Operator, *, name: str, reason: str
         session,
         actor=actor.name,
         action="operator.remove",
-        obj=f"operator:{name}",
+        obj=f"operator:{target.name}",
         details={"reason": reason},
     )
+
+
+def request_reset(session: Session, actor: Operator, *, name: str, codes: Codes) -> int:
+    """Break-glass: ask for `name`'s enrolment (and lock-out) to be cleared, with the acting
+    admin's code; a second admin, not `name`, confirms it. The change's id."""
+    operators.require_role(session, actor, Role.ADMIN)
+    target = operators.find(session, name)
+    if target.id == actor.id:
+        raise PolicyError(f"{name!r} cannot vouch for the reset of their own enrolment")
+    if target.totp_enrolled_at is None and target.totp_pending_at is None:
+        raise ConflictError(f"{name!r} has no enrolment to reset")
+    change = _request(session, actor, ChangeKind.TOTP_RESET, target)
+    second_factor.verify(session, actor, codes.code, purpose=f"reset of {name}'s enrolment")
+    return change
 
 
 def bind(
@@ -271,8 +556,7 @@ def bind(
         shared_login=shared_login,
         operator_id=target.id,
     )
-    what = f"binding operator {name}"
-    second = _authorise(session, actor, codes, what=what, confirmed=False)
+    operators.require_role(session, actor, Role.ADMIN)
     target.login, target.db_role, target.shared_login = new_login, new_role, shared_login
     session.add(target)
     audit.append(
@@ -282,7 +566,7 @@ def bind(
         obj=f"operator:{name}",
         details={"login": new_login, "db_role": new_role, "shared_login": shared_login},
     )
-    _verify(session, actor, second, codes, what=what)
+    second_factor.verify(session, actor, codes.code, purpose=f"binding operator {name}")
 
 
 def bind_first_admin(session: Session, *, by: str) -> str | None:

@@ -16,7 +16,7 @@ from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.enrol import EnrolScreen
 from tests.conftest import code
-from tests.factories import World
+from tests.factories import World, allow_enrolment
 from tests.memory_keyring import MemoryKeyring
 from tests.tui.tui_support import SIZE, screen_text, settle, text_of
 
@@ -148,7 +148,7 @@ async def test_closing_the_screen_takes_the_qr_code_away(
         assert not QR_BLOCKS & set(screen_text(app))
 
 
-async def test_a_first_enrolment_is_an_admins_to_start(
+async def test_a_first_enrolment_needs_an_admins_allowance(
     world: World, memory_keyring: MemoryKeyring
 ) -> None:
     assert world.op("req").totp_enrolled_at is None
@@ -158,9 +158,18 @@ async def test_a_first_enrolment_is_an_admins_to_start(
         assert "no authenticator is enrolled yet" in text_of(screen.query_one("#enrol-status"))
         await pilot.press("enter")
         await settle(pilot)
-        assert "started by an admin" in _error(screen)
+        assert "needs an admin's allowance" in _error(screen)
         assert not _qr_shown(screen)
         assert world.op("req").totp_pending_at is None
+    # Once an admin allowed it, req enrols themself here: the QR code is shown to them.
+    allow_enrolment(world.engine, "req")
+    app = GovtuiApp(Workspace(world.engine, "req"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open_enrol(app, pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert _qr_shown(screen)
+        assert world.op("req").totp_pending_at is not None
 
 
 async def test_an_unsafe_keyring_is_refused_with_its_message(world: World) -> None:
