@@ -196,14 +196,21 @@ def _codes(args: argparse.Namespace) -> privilege.Codes:
     return privilege.Codes(read_code(args.totp))
 
 
-def _waits(change_id: int | None) -> str:
-    """The note that a change waits for a second admin, in their own session."""
+def _waits(change_id: int | None, who: str = "a second admin") -> str:
+    """The note that a change waits for `who` to confirm it, in their own session."""
     if change_id is None:
         return ""
+    hours = int(privilege.PENDING_FOR.total_seconds() // 3600)
     return (
-        f"; pending change #{change_id} waits for a second admin: "
-        f"`govtui --as ADMIN operator confirm {change_id}` (expires in 24 h)"
+        f"; pending change #{change_id} waits for {who}: "
+        f"`govtui --as ADMIN operator confirm {change_id}` (expires in {hours} h)"
     )
+
+
+def _outcome(change_id: int | None, *, pending: str, done: str, who: str = "a second admin") -> int:
+    """Say whether a privilege change is done, or pending and for whom."""
+    print(pending + _waits(change_id, who) if change_id is not None else done)
+    return 0
 
 
 def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
@@ -244,14 +251,12 @@ def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_operator_remove(ctx: Context, args: argparse.Namespace) -> int:
     change = ctx.workspace().act(privilege.remove_operator, name=args.name, reason=args.reason)
-    if change is not None:
-        print(
-            f"removing operator {args.name} would leave fewer than two admins"
-            + _waits(change).replace("a second admin", f"{args.name} (or another admin)")
-        )
-        return 0
-    print(f"operator {args.name} removed")
-    return 0
+    return _outcome(
+        change,
+        pending=f"removing operator {args.name} would leave fewer than two admins",
+        done=f"operator {args.name} removed",
+        who=f"{args.name} (or another admin)",
+    )
 
 
 def run_operator_bind(ctx: Context, args: argparse.Namespace) -> int:
@@ -271,34 +276,32 @@ def run_role_add(ctx: Context, args: argparse.Namespace) -> int:
     change = ctx.workspace().act(
         privilege.add_role, name=args.name, role=args.role, codes=_codes(args)
     )
-    if change is not None:
-        print(f"the {args.role} role for {args.name} is requested" + _waits(change))
-        return 0
-    print(f"operator {args.name} has the {args.role} role")
-    return 0
+    return _outcome(
+        change,
+        pending=f"the {args.role} role for {args.name} is requested",
+        done=f"operator {args.name} has the {args.role} role",
+    )
 
 
 def run_role_remove(ctx: Context, args: argparse.Namespace) -> int:
     change = ctx.workspace().act(privilege.remove_role, name=args.name, role=args.role)
-    if change is not None:
-        print(
-            f"removing {args.name}'s admin role would leave fewer than two admins"
-            + _waits(change).replace("a second admin", f"{args.name} (or another admin)")
-        )
-        return 0
-    print(f"operator {args.name} no longer has the {args.role} role")
-    return 0
+    return _outcome(
+        change,
+        pending=f"removing {args.name}'s admin role would leave fewer than two admins",
+        done=f"operator {args.name} no longer has the {args.role} role",
+        who=f"{args.name} (or another admin)",
+    )
 
 
 def run_approves_add(ctx: Context, args: argparse.Namespace) -> int:
     change = ctx.workspace().act(
         privilege.add_approves, name=args.name, client=args.client, codes=_codes(args)
     )
-    if change is not None:
-        print(f"approving for {args.client} by {args.name} is requested" + _waits(change))
-        return 0
-    print(f"operator {args.name} approves for {args.client}")
-    return 0
+    return _outcome(
+        change,
+        pending=f"approving for {args.client} by {args.name} is requested",
+        done=f"operator {args.name} approves for {args.client}",
+    )
 
 
 def run_approves_remove(ctx: Context, args: argparse.Namespace) -> int:
