@@ -22,6 +22,7 @@ from govtui.vocabulary import (
     DirectoryFlavour,
     ExtensionState,
     GrantState,
+    ItemOutcome,
     OutboxOperation,
     OutboxState,
     ReviewDecision,
@@ -41,6 +42,8 @@ GRANT_STATES = values(GrantState)
 DECISIONS = values(Decision)
 REVIEW_DECISIONS = values(ReviewDecision)
 CAMPAIGN_STATES = values(CampaignState)
+ITEM_OUTCOMES = values(ItemOutcome)
+NO_ANSWERS: tuple[str, ...] = (ReviewDecision.KEEP.value, ReviewDecision.REVOKE.value)
 DIRECTORY_FLAVOURS = values(DirectoryFlavour)
 OUTBOX_OPERATIONS = values(OutboxOperation)
 OUTBOX_STATES = values(OutboxState)
@@ -334,23 +337,65 @@ class PausedGrant(SQLModel, table=True):
     prior_state: str
 
 
+class OperatorReviewClient(SQLModel, table=True):
+    """The clients a reviewer may review for (schema version 5), with provenance as for
+    approvers: an access review is independent only if its reviewer was made one properly."""
+
+    __tablename__ = "operator_review_client"
+    operator_id: int = Field(foreign_key="operator.id", primary_key=True)
+    client_id: int = Field(foreign_key="client.id", primary_key=True, index=True)
+    granted_by: int | None = None
+    confirmed_by: int | None = None
+    granted_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
 class ReviewCampaign(SQLModel, table=True):
+    """A periodic access review of one client's grants (schema version 5). Its population is
+    frozen at start: `item_count` items, whose sorted grant ids hash to `population_sha256`."""
+
     __tablename__ = "review_campaign"
-    __table_args__ = (_in("state", CAMPAIGN_STATES),)
+    __table_args__ = (
+        _in("state", CAMPAIGN_STATES),
+        _in("if_no_answer", NO_ANSWERS),
+        CheckConstraint("name <> ''", name="ck_review_campaign_name"),
+        _in("sensitivity", SENSITIVITIES),
+    )
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)
-    client_id: int | None = Field(default=None, foreign_key="client.id")
+    client_id: int = Field(foreign_key="client.id", index=True)
+    # The optional narrowing of the population, as given at start.
     project_id: int | None = Field(default=None, foreign_key="project.id")
-    reviewer_id: int = Field(foreign_key="operator.id")
+    scope_id: int | None = Field(default=None, foreign_key="dataset_scope.id")
+    sensitivity: str | None = None
+    fallback_reviewer_id: int | None = Field(default=None, foreign_key="operator.id")
     due_at: datetime = Field(sa_column=_utc(nullable=False))
-    revoke_unanswered: bool = Field(default=False)
+    if_no_answer: str
     state: str = Field(default="open")
+    item_count: int
+    population_sha256: str
+    # Started although the client's directory had unconfirmed or failed operations: why.
+    despite_drift: str | None = None
     created_by: int = Field(foreign_key="operator.id")
     created_at: datetime = Field(sa_column=_utc(nullable=False))
+    close_started_by: int | None = Field(default=None, foreign_key="operator.id")
+    close_started_at: datetime | None = Field(default=None, sa_column=_utc())
     closed_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
+class ReviewReviewer(SQLModel, table=True):
+    """The reviewers of a campaign in the order given: an item goes to the first of them who
+    is neither its grant's requester nor one of its approvers."""
+
+    __tablename__ = "review_reviewer"
+    __table_args__ = (UniqueConstraint("campaign_id", "operator_id"),)
+    campaign_id: int = Field(foreign_key="review_campaign.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    operator_id: int = Field(foreign_key="operator.id")
+
+
 class ReviewItem(SQLModel, table=True):
+    """One grant of a campaign's frozen population, its assigned reviewer and the decision."""
+
     __tablename__ = "review_item"
     __table_args__ = (
         UniqueConstraint("campaign_id", "grant_id"),
@@ -358,14 +403,36 @@ class ReviewItem(SQLModel, table=True):
             f"decision IS NULL OR decision IN ({_sql_list(REVIEW_DECISIONS)})",
             name="ck_review_item_decision",
         ),
+        CheckConstraint(
+            f"outcome IS NULL OR outcome IN ({_sql_list(ITEM_OUTCOMES)})",
+            name="ck_review_item_outcome",
+        ),
+        # A shortening carries its days and the expiry it asks for; nothing else does.
+        CheckConstraint(
+            "(decision = 'shorten') = (shorten_days IS NOT NULL AND shorten_until IS NOT NULL)"
+            " OR (decision IS NULL AND shorten_days IS NULL AND shorten_until IS NULL)",
+            name="ck_review_item_shorten",
+        ),
+        CheckConstraint("shorten_days IS NULL OR shorten_days > 0", name="ck_review_item_days"),
+        CheckConstraint(
+            "(decision IS NULL) = (decided_by IS NULL AND decided_at IS NULL AND reason IS NULL)",
+            name="ck_review_item_decided",
+        ),
+        Index("ix_review_item_campaign_reviewer", "campaign_id", "reviewer_id", "decision"),
     )
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="review_campaign.id")
     grant_id: int = Field(foreign_key="access_grant.id", index=True)
+    reviewer_id: int = Field(foreign_key="operator.id")
     decision: str | None = None
-    comment: str | None = None
+    shorten_days: int | None = None
+    # decided_at + shorten_days, fixed when decided: close sets expiry to min(current, this).
+    shorten_until: datetime | None = Field(default=None, sa_column=_utc())
+    reason: str | None = None
     decided_by: int | None = Field(default=None, foreign_key="operator.id")
     decided_at: datetime | None = Field(default=None, sa_column=_utc())
+    totp_step: int | None = None  # the code that confirmed a keep or shorten
+    outcome: str | None = None  # set by close
 
 
 class DirectoryTarget(SQLModel, table=True):
@@ -423,6 +490,10 @@ class OutboxOp(SQLModel, table=True):
     grant_id: int | None = Field(default=None, foreign_key="access_grant.id")
     # The pause or resume that queued it, so a pause can say when the directory has converged.
     pause_id: int | None = Field(default=None, foreign_key="client_pause.id", index=True)
+    # The access review whose close queued it (schema version 5), for the same reason.
+    review_campaign_id: int | None = Field(
+        default=None, foreign_key="review_campaign.id", index=True
+    )
     operation: str
     group_dn: str | None = None  # None for disable_account
     # The contractor's entry is looked up by uid under the target's users base at sync time;

@@ -78,13 +78,34 @@ class Decision(StrEnum):
 
 
 class ReviewDecision(StrEnum):
+    """A reviewer's decision on one item of an access review (schema version 5)."""
+
     KEEP = "keep"
     REVOKE = "revoke"
+    SHORTEN = "shorten"
+
+
+# What close does with the items nobody decided: keep them, or revoke them.
+NoAnswer = Literal["keep", "revoke"]
 
 
 class CampaignState(StrEnum):
     OPEN = "open"
+    # Close has applied the decisions; the directory has not confirmed every removal yet.
+    CLOSING = "closing"
     CLOSED = "closed"
+
+
+class ItemOutcome(StrEnum):
+    """What close did with one item, recorded on it when the campaign closes."""
+
+    KEPT = "kept"
+    REVOKED = "revoked"
+    SHORTENED = "shortened"
+    # The grant had ended (revoked, expired, offboarded) before anyone decided: no decision.
+    ENDED_BEFORE_DECISION = "ended_before_decision"
+    NO_ANSWER_KEPT = "no_answer_kept"
+    NO_ANSWER_REVOKED = "no_answer_revoked"
 
 
 class DirectoryFlavour(StrEnum):
@@ -114,6 +135,7 @@ class ChangeKind(StrEnum):
     APPROVES_ADD = "approves_add"
     OPERATOR_REMOVE = "operator_remove"
     TOTP_RESET = "totp_reset"
+    REVIEWS_ADD = "reviews_add"  # schema version 5
 
 
 class ChangeState(StrEnum):

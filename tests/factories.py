@@ -145,6 +145,7 @@ class Op:
     approves: tuple[str, ...] = ()
     enrol: bool = False
     granted_by: str = ADMIN  # the admin who adds them (an earlier operator of the world)
+    reviews: tuple[str, ...] = ()  # the clients a reviewer reviews
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,15 @@ def add_ops(session: Session, root: Operator, ops: Iterable[Op]) -> None:
     """The operators, each added by their `granted_by` admin, bound as `bound()` says."""
     for op in ops:
         by = root if op.granted_by == root.name else operators.find(session, op.granted_by)
-        operators.add(session, by, name=op.name, roles=op.roles, approves=op.approves, **bound())
+        operators.add(
+            session,
+            by,
+            name=op.name,
+            roles=op.roles,
+            approves=op.approves,
+            reviews=op.reviews,
+            **bound(),
+        )
 
 
 def add_people(session: Session, actor: Operator, people: Iterable[Person]) -> list[str]:

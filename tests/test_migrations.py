@@ -105,7 +105,7 @@ def test_version_1_database_upgrades_to_pause_support(db_url: str) -> None:
     with pytest.raises(Exception, match="govtui init"):
         migrations.require_current(engine)
 
-    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5]
     migrations.require_current(engine)
     assert migrations.upgrade(engine) == []
 
@@ -161,7 +161,7 @@ def test_version_2_database_gains_directory_trust_columns_and_cancelled_ops(db_u
     """Schema version 3: a target made before it reads as not insecure, with no TLS name, and
     an op can be cancelled; an unknown op state is still refused."""
     engine = _make_v1(db_url)
-    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5]
     _target_and_op(engine, "cancelled")
     with engine.connect() as connection:
         row = connection.execute(
@@ -218,3 +218,57 @@ def test_fresh_databases_get_distinct_ids(tmp_path: Path) -> None:
             )
         engine.dispose()
     assert len(found) == 2
+
+
+def test_version_4_database_gains_access_reviews(db_url: str) -> None:
+    """Schema version 5: the unused review tables of version 1 are replaced by campaigns with
+    a frozen population, ordered reviewers and decided items; a reviewer can be bound to a
+    client; an outbox op can name the campaign whose close queued it; and a privilege change
+    can add a reviewer."""
+    engine = _make_v1(db_url)
+    migrations.upgrade(engine)
+    inspector = sa.inspect(engine)
+    columns = {c["name"] for c in inspector.get_columns("review_campaign")}
+    assert {"population_sha256", "item_count", "if_no_answer", "close_started_at"} <= columns
+    assert {"shorten_until", "outcome", "totp_step"} <= {
+        c["name"] for c in inspector.get_columns("review_item")
+    }
+    assert inspector.has_table("review_reviewer") and inspector.has_table("operator_review_client")
+    assert "review_campaign_id" in {c["name"] for c in inspector.get_columns("outbox_op")}
+    now = clock.now()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO privilege_change (kind, operator_id, client_id, requested_by,"
+                " requested_at, state) VALUES ('reviews_add', 1, 1, 1, :now, 'pending')"
+            ),
+            {"now": now},
+        )
+    with pytest.raises(IntegrityError, match=r"(?i)check constraint.*kind"), engine.begin() as c:
+        c.execute(
+            sa.text(
+                "INSERT INTO privilege_change (kind, operator_id, requested_by, requested_at,"
+                " state) VALUES ('everything', 1, 1, :now, 'pending')"
+            ),
+            {"now": now},
+        )
+    engine.dispose()
+
+
+def test_version_1_review_rows_nobody_wrote_stop_the_upgrade(db_url: str) -> None:
+    """The version 1 review tables were never written by govtui: rows in them are someone's
+    data, so the upgrade that replaces the tables refuses rather than drop them."""
+    engine = _make_v1(db_url)
+    now = clock.now()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO review_campaign (id, name, reviewer_id, due_at, revoke_unanswered,"
+                " state, created_by, created_at) VALUES (1, 'q1', 1, :now, false, 'open', 1, :now)"
+            ),
+            {"now": now},
+        )
+    with pytest.raises(Exception, match="holds rows no govtui wrote"):
+        migrations.upgrade(engine)
+    assert migrations.current_version(engine) == 4
+    engine.dispose()

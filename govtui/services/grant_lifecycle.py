@@ -119,9 +119,11 @@ def end(
     ended_by: int | None,
     reason: str,
     now: datetime,
+    review_campaign_id: int | None = None,
 ) -> Ended:
     """End the named grants that may end so (`to` is expired, revoked or denied), void their
-    pending extensions and queue the removals of those that were in the directory."""
+    pending extensions and queue the removals of those that were in the directory (tagged
+    with the access review whose close ended them, if one did)."""
     if to not in _ENDS_FROM:
         raise ValueError(f"{to} is not an end state")
     condition = _condition(which)
@@ -133,7 +135,9 @@ def end(
     removed = _update(session, condition, in_directory, values)
     ids = sorted(removed + _update(session, condition, elsewhere, values))
     void_extensions(session, ids, now=now)
-    ops = outbox.enqueue_membership(session, removed, _REMOVE)
+    ops = outbox.enqueue_membership(
+        session, removed, _REMOVE, review_campaign_id=review_campaign_id
+    )
     _refresh_loaded(session, ids)
     return Ended(ids, ops)
 

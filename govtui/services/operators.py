@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError, NotFoundError, PolicyError
-from govtui.models import Client, Operator, OperatorClient, OperatorRole
+from govtui.models import Client, Operator, OperatorClient, OperatorReviewClient, OperatorRole
 from govtui.services import audit, identity, validation
 from govtui.vocabulary import Role, RoleName
 
@@ -60,6 +60,12 @@ def is_approver_for(session: Session, operator: Operator, client: Client) -> boo
     return link is not None and Role.APPROVER in roles_of(session, operator)
 
 
+def is_reviewer_for(session: Session, operator: Operator, client: Client) -> bool:
+    """Whether the operator holds the reviewer role and may review this client's access."""
+    link = session.get(OperatorReviewClient, (ident(operator), ident(client)))
+    return link is not None and Role.REVIEWER in roles_of(session, operator)
+
+
 def count(session: Session) -> int:
     """How many operators exist."""
     return int(session.exec(select(func.count()).select_from(Operator)).one())
@@ -72,6 +78,7 @@ def add(
     name: str,
     roles: Iterable[Role | str],
     approves: Iterable[str] = (),
+    reviews: Iterable[str] = (),
     bootstrap_actor: str | None = None,
     login: str | None = None,
     db_role: str | None = None,
@@ -115,15 +122,13 @@ def add(
     identity.check_binding(
         session, name=name, login=login, db_role=db_role, shared_login=shared_login
     )
-    client_ids: list[int] = []
-    approve_names = sorted(set(approves))
+    approve_names, review_names = sorted(set(approves)), sorted(set(reviews))
     if approve_names and Role.APPROVER not in role_set:
         raise PolicyError("--approves needs the approver role")
-    for client_name in approve_names:
-        client = session.exec(select(Client).where(Client.name == client_name)).first()
-        if client is None:
-            raise NotFoundError(f"unknown client {client_name!r}")
-        client_ids.append(ident(client))
+    if review_names and Role.REVIEWER not in role_set:
+        raise PolicyError("--reviews needs the reviewer role")
+    client_ids = [_client_id(session, client_name) for client_name in approve_names]
+    review_ids = [_client_id(session, client_name) for client_name in review_names]
     now = clock.now()
     operator = Operator(
         name=name, created_at=now, login=login, db_role=db_role, shared_login=shared_login
@@ -153,6 +158,16 @@ def add(
         )
         for cid in client_ids
     )
+    session.add_all(
+        OperatorReviewClient(
+            operator_id=op_id,
+            client_id=cid,
+            granted_by=granted_by,
+            confirmed_by=confirmed_by,
+            granted_at=now,
+        )
+        for cid in review_ids
+    )
     audit.append(
         session,
         actor=actor_name,
@@ -161,6 +176,7 @@ def add(
         details={
             "roles": sorted(r.value for r in role_set),
             "approves": approve_names,
+            "reviews": review_names,
             "login": login,
             "db_role": db_role,
             "shared_login": shared_login,
@@ -169,6 +185,13 @@ def add(
         },
     )
     return operator
+
+
+def _client_id(session: Session, name: str) -> int:
+    client = session.exec(select(Client).where(Client.name == name)).first()
+    if client is None:
+        raise NotFoundError(f"unknown client {name!r}")
+    return ident(client)
 
 
 def name_of(session: Session, operator_id: int | None) -> str | None:

@@ -40,14 +40,17 @@ def enqueue_membership(
     operation: str,
     *,
     pause_id: int | None = None,
+    review_campaign_id: int | None = None,
 ) -> int:
     """Queue add_member or remove_member for each grant on every target, in bulk; return how
-    many operations were queued."""
+    many operations were queued. A pause or a review's close names itself on its ops."""
     chunks = [
         col(Grant.id).in_(list(grant_ids[start : start + _CHUNK]))
         for start in range(0, len(grant_ids), _CHUNK)
     ]
-    return enqueue_membership_where(session, chunks, operation, pause_id=pause_id)
+    return enqueue_membership_where(
+        session, chunks, operation, pause_id=pause_id, review_campaign_id=review_campaign_id
+    )
 
 
 def enqueue_membership_where(
@@ -56,6 +59,7 @@ def enqueue_membership_where(
     operation: str,
     *,
     pause_id: int | None = None,
+    review_campaign_id: int | None = None,
 ) -> int:
     """Like enqueue_membership, for the grants each condition on Grant selects (a pause names
     its grants by a subquery rather than by 50,000 ids).
@@ -109,6 +113,7 @@ def enqueue_membership_where(
             target_id,
             grant_id,
             sa.literal(pause_id, sa.Integer()),
+            sa.literal(review_campaign_id, sa.Integer()),
             sa.literal(operation),
             dn,
             uid,
@@ -124,6 +129,7 @@ def enqueue_membership_where(
                     "target_id",
                     "grant_id",
                     "pause_id",
+                    "review_campaign_id",
                     "operation",
                     "group_dn",
                     "directory_uid",
