@@ -327,6 +327,41 @@ def small_vendor(engine: Engine) -> World:
     )
 
 
+REVIEW_OPS = [
+    Op("req", ("requester", "reviewer"), reviews=("acme",)),
+    Op(SECOND_ADMIN, ("admin",)),
+    Op("ann", ("approver", "requester", "reviewer"), ("acme",), enrol=True, reviews=("acme",)),
+    Op("bob", ("approver",), ("acme",), enrol=True, granted_by=SECOND_ADMIN),
+    Op("olga", ("approver",), ("other",), enrol=True),
+    Op("rita", ("reviewer",), enrol=True, reviews=("acme",)),
+    Op("ravi", ("reviewer",), enrol=True, reviews=("acme", "other")),
+    Op("otto", ("reviewer",), reviews=("other",)),
+]
+
+
+def review_vendor(engine: Engine, target: Mapping[str, Any] | None = None) -> World:
+    """small_vendor's catalogue and people, plus reviewers for the access review tests: rita
+    (enrolled) and ravi (enrolled) review acme, ravi and otto (not enrolled) review other;
+    ann (approver of acme) and req (requester) also review acme, so that an item can be
+    assigned to someone who requested or approved its grant."""
+    return build_world(
+        engine,
+        scopes=[
+            Scope("acme/rlhf/pairs", "confidential"),
+            Scope("acme/rlhf/redteam", "restricted"),
+            Scope("acme/rlhf/notes", "internal", max_days=60),
+            Scope("other/p/s", "internal"),
+        ],
+        ops=REVIEW_OPS,
+        people=[
+            Person("E1", "Ada", "ada"),
+            Person("E2", "Bo", "bo", date(2026, 3, 6)),
+            Person("E3", "Cy", "cy"),
+        ],
+        target=target,
+    )
+
+
 # --- a large vendor, in bulk -----------------------------------------------------------------
 
 Template = str | Callable[[int], str]
