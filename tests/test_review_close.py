@@ -17,8 +17,9 @@ from sqlmodel import col, select
 from govtui import clock, db
 from govtui.errors import ConflictError, PolicyError
 from govtui.models import AuditEvent, Grant, OutboxOp, ReviewCampaign, ReviewItem
-from govtui.services import audit, grants, pause, review_close, sync
+from govtui.services import audit, grants, pause, review_close, reviews, sync
 from govtui.services.workspace import Workspace
+from govtui.vocabulary import NoAnswer
 
 from .conftest import FakeClock, snapshot
 from .directory_support import Directory, add_target, norm
@@ -45,52 +46,28 @@ def grant(world: World, fake_clock: FakeClock, contractor: str, **kw: object) ->
     return gid
 
 
-# --- campaigns (a test-only builder until reviews.start lands) ---------------------------------
+# --- campaigns ----------------------------------------------------------------------------------
 
 
 def start_review(
-    world: World, name: str = "q1", *, if_no_answer: str = "keep", client: str = "acme"
+    world: World, name: str = "q1", *, if_no_answer: NoAnswer = "keep", client: str = "acme"
 ) -> int:
-    """A campaign over every active or suspended grant of the client, all items for rita."""
-    now = clock.now()
-    rita, root = db.ident(world.op("rita")), db.ident(world.op("root"))
-    with db.write_session(world.engine) as session:
-        population = sorted(
-            session.execute(
-                sa.text(
-                    "SELECT g.id FROM access_grant g JOIN dataset_scope s ON s.id = g.scope_id"
-                    " JOIN project p ON p.id = s.project_id JOIN client c ON c.id = p.client_id"
-                    " WHERE c.name = :c AND g.state IN ('active', 'suspended')"
-                ),
-                {"c": client},
-            ).scalars()
-        )
-        client_id = session.execute(
-            sa.text("SELECT id FROM client WHERE name = :c"), {"c": client}
-        ).scalar_one()
-        campaign = ReviewCampaign(
-            name=name,
-            client_id=client_id,
-            due_at=now + timedelta(days=14),
-            if_no_answer=if_no_answer,
-            item_count=len(population),
-            population_sha256=str(audit.id_summary(population)["ids_sha256"]),
-            created_by=root,
-            created_at=now,
-        )
-        session.add(campaign)
-        session.flush()
-        cid = db.ident(campaign)
-        session.execute(
-            sa.text("INSERT INTO review_reviewer VALUES (:c, 0, :r)"), {"c": cid, "r": rita}
-        )
-        if population:
-            session.execute(
-                sa.insert(_ITEM),
-                [{"campaign_id": cid, "grant_id": g, "reviewer_id": rita} for g in population],
-            )
-        audit.append(session, actor="root", action="review.start", obj=f"review:{name}")
-    return cid
+    """A campaign over every active or suspended grant of the client, all items for rita
+    (neither requester nor approver of any). The unreachable target never confirms the
+    approvals' additions, so the tests using it start despite that drift."""
+    spec = reviews.CampaignSpec(
+        name=name,
+        client=client,
+        reviewers=("rita",),
+        due_at=clock.now() + timedelta(days=14),
+        if_no_answer=if_no_answer,
+    )
+    with db.read_session(world.engine) as session:
+        drift = reviews.plan_start(session, world.op("root"), spec=spec).drift
+    started = Workspace(world.engine, "root").act(
+        reviews.start, spec=spec, despite_drift="the test target is never synced" if drift else None
+    )
+    return started.campaign_id
 
 
 def decide(
