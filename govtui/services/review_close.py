@@ -173,13 +173,11 @@ def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bo
         .where(mine)
         .subquery()
     )
-    counts: Counter[str] = Counter(
-        dict(
-            session.execute(sa.select(rows.c.outcome, sa.func.count()).group_by(rows.c.outcome))
-            .tuples()
-            .all()
-        )
-    )
+    counts: Counter[str] = Counter()
+    for outcome_name, n in session.execute(
+        sa.select(rows.c.outcome, sa.func.count()).group_by(rows.c.outcome)
+    ):
+        counts[outcome_name] = n
     revoke = list(
         session.execute(
             sa.select(rows.c.grant_id).where(rows.c.outcome.in_(_ENDING)).order_by(rows.c.grant_id)
