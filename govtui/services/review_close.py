@@ -14,14 +14,22 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from govtui import clock
 from govtui.db import ident
 from govtui.directory import group_names
-from govtui.errors import ConflictError, NotFoundError, PolicyError
+from govtui.errors import ConflictError, PolicyError
 from govtui.models import DirectoryTarget, Grant, Operator, OutboxOp, ReviewCampaign, ReviewItem
-from govtui.services import audit, convergence, directory_targets, grant_lifecycle, operators, sync
+from govtui.services import (
+    audit,
+    convergence,
+    directory_targets,
+    grant_lifecycle,
+    operators,
+    reviews,
+    sync,
+)
 from govtui.services.pause_views import Convergence, convergence_of
 from govtui.services.workspace import Workspace
 from govtui.sqltypes import UTCDateTime
@@ -99,18 +107,6 @@ class DueLine:
     undecided: int
     due_at: datetime
     overdue: bool
-
-
-def _find(session: Session, name: str, *, lock: bool = False) -> ReviewCampaign:
-    query = select(ReviewCampaign).where(ReviewCampaign.name == name)
-    if lock:
-        # A decision locks the same row before it writes: it either lands before the close
-        # (and is applied) or sees the campaign closing and is refused.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    found = session.exec(query).first()
-    if found is None:
-        raise NotFoundError(f"unknown review campaign {name!r}")
-    return found
 
 
 def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> None:
@@ -244,7 +240,7 @@ def _groups(session: Session, leaving: Counter[tuple[int, str]]) -> list[GroupRe
 
 def close_plan(session: Session, actor: Operator, *, campaign: str) -> ClosePlan:
     """What close would end and shorten, without writing (the creator or an admin)."""
-    found = _find(session, campaign)
+    found = reviews.find_campaign(session, campaign)
     _may_close(session, actor, found)
     return _plan(session, found, now=clock.now(), lock=False)
 
@@ -253,9 +249,11 @@ def close(
     session: Session, actor: Operator, *, campaign: str, confirm_count: int | None = None
 ) -> Closed:
     """Apply the campaign in one transaction and mark it closing (no code: it only removes)."""
-    found = _find(session, campaign)
+    found = reviews.find_campaign(session, campaign)
     _may_close(session, actor, found)
-    locked = _find(session, campaign, lock=True)
+    # A decision locks the same row before it writes: it either lands before the close (and
+    # is applied) or finds the campaign closing and is refused.
+    locked = reviews.find_campaign(session, campaign, lock=True)
     if locked.state == CampaignState.CLOSED:
         raise ConflictError(f"review {locked.name!r} is closed already")
     if locked.state == CampaignState.CLOSING:
@@ -407,7 +405,7 @@ def unconfirmed(session: Session, campaign_id: int, limit: int = MAX_UNCONFIRMED
 def settle(session: Session, *, campaign: str, actor_name: str | None = None) -> bool:
     """Mark a closing campaign closed if the directory has confirmed every removal; whether
     it is closed. The event names `actor_name`, else whoever started the close."""
-    locked = _find(session, campaign, lock=True)
+    locked = reviews.find_campaign(session, campaign, lock=True)
     if locked.state != CampaignState.CLOSING:
         return locked.state == CampaignState.CLOSED
     state = directory_state(session, ident(locked))
@@ -438,7 +436,7 @@ def _closed_event(
 
 
 def _state_of(session: Session, campaign: str) -> tuple[str, Convergence]:
-    found = _find(session, campaign)
+    found = reviews.find_campaign(session, campaign)
     return found.state, directory_state(session, ident(found))
 
 
