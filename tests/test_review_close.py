@@ -27,6 +27,7 @@ from govtui.security import totp
 from govtui.security.secrets import SERVICE
 from govtui.services import (
     audit,
+    catalog,
     grants,
     pause,
     review_close,
@@ -40,7 +41,14 @@ from govtui.vocabulary import NoAnswer, ReviewDecision
 
 from .conftest import FakeClock, snapshot
 from .directory_support import Directory, add_target, norm
-from .factories import UNREACHABLE_TARGET, World, review_vendor
+from .factories import (
+    UNREACHABLE_TARGET,
+    World,
+    every_pair,
+    import_contractors,
+    insert_grants,
+    review_vendor,
+)
 from .memory_keyring import MemoryKeyring
 
 _ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
@@ -67,7 +75,12 @@ def grant(world: World, fake_clock: FakeClock, contractor: str, **kw: object) ->
 
 
 def start_review(
-    world: World, name: str = "q1", *, if_no_answer: NoAnswer = "keep", client: str = "acme"
+    world: World,
+    name: str = "q1",
+    *,
+    if_no_answer: NoAnswer = "keep",
+    client: str = "acme",
+    scope: str | None = None,
 ) -> int:
     """A campaign over every active or suspended grant of the client, all items for rita
     (neither requester nor approver of any). The unreachable target never confirms the
@@ -78,6 +91,7 @@ def start_review(
         reviewers=("rita",),
         due_at=clock.now() + timedelta(days=14),
         if_no_answer=if_no_answer,
+        scope=scope,
     )
     with db.read_session(world.engine) as session:
         drift = reviews.plan_start(session, world.op("root"), spec=spec).drift
@@ -738,3 +752,60 @@ def test_a_decision_racing_a_close_in_two_processes(
             assert decided == "ok", "the decision went first: the close must keep it"
     assert closed_first >= 1 and kept_first >= 1
     chain_verifies(world)
+
+
+# --- bulk: the statements do not grow with the population ------------------------------------
+
+
+def test_close_runs_as_many_statements_for_600_grants_as_for_60(
+    world: World, fake_clock: FakeClock
+) -> None:
+    """No per-row loop: closing ten times the population (half revoked, a quarter shortened,
+    the rest unanswered and revoked) takes the same statements, whatever the size (the
+    benchmark times 25,000 revocations)."""
+    # An addition waiting for the target before either close, so both check it for
+    # superseding alike (the first close's removals wait too when the second runs).
+    world.approve(world.request("E1", scope="other/p/s"), by="olga")
+    now = clock.now()
+    with db.write_session(world.engine) as session:
+        people = import_contractors(session, world.op("root"), 600)
+        scopes = {s.path: s for s in catalog.list_scopes(session)}
+        for path, n in (("acme/rlhf/pairs", 60), ("acme/rlhf/notes", 600)):
+            wanted = every_pair(range(n), [scopes[path]])
+            insert_grants(
+                session,
+                wanted,
+                people,
+                starts_at=now,
+                expires_at=now + timedelta(days=30),
+                requested_days=30,
+            )
+    counts = {}
+    for name, scope in (("small", "acme/rlhf/pairs"), ("big", "acme/rlhf/notes")):
+        start_review(world, name, if_no_answer="revoke", scope=scope)
+        ids = sorted(it.grant_id for it in items_of(world, name))
+        decide(world, name, ids[::2], "revoke")
+        decide(world, name, ids[1::4], "shorten", days=3)
+        plan = plan_of(world, name)
+        assert len(plan.revoke) == len(ids) - len(ids[1::4])
+        statements: list[str] = []
+        sa.event.listen(world.engine, "before_cursor_execute", _counter(statements))
+        try:
+            closed = do_close(world, name, confirm_count=len(plan.revoke))
+        finally:
+            sa.event.remove(world.engine, "before_cursor_execute", _counter(statements))
+        assert closed.revoked == plan.revoke and len(closed.shortened) == len(ids[1::4])
+        counts[name] = len(statements)
+    assert counts["small"] == counts["big"], counts
+
+
+_COUNTERS: dict[int, Any] = {}
+
+
+def _counter(statements: list[str]) -> Any:
+    """One listener per list (the same object again, so that it can be removed)."""
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    return _COUNTERS.setdefault(id(statements), count)
