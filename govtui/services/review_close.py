@@ -33,7 +33,7 @@ from govtui.services import (
 from govtui.services.pause_views import Convergence, convergence_of
 from govtui.services.workspace import Workspace
 from govtui.sqltypes import UTCDateTime
-from govtui.text import one_line
+from govtui.text import escaped, one_line, quoted
 from govtui.vocabulary import (
     IN_DIRECTORY_STATES,
     CampaignState,
@@ -113,7 +113,8 @@ def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> N
     if campaign.created_by == actor.id or Role.ADMIN in operators.roles_of(session, actor):
         return
     raise PolicyError(
-        f"{actor.name!r} may not close review {campaign.name!r}: its creator or an admin may"
+        f"{quoted(actor.name)} may not close review {quoted(campaign.name)}:"
+        " its creator or an admin may"
     )
 
 
@@ -255,7 +256,7 @@ def close(
     # is applied) or finds the campaign closing and is refused.
     locked = reviews.find_campaign(session, campaign, lock=True)
     if locked.state == CampaignState.CLOSED:
-        raise ConflictError(f"review {locked.name!r} is closed already")
+        raise ConflictError(f"review {quoted(locked.name)} is closed already")
     if locked.state == CampaignState.CLOSING:
         # Applied already: what is left is to follow the directory (the caller does).
         return Closed(locked.name, [], [], [], 0, CampaignState.CLOSING.value, True)
@@ -308,7 +309,9 @@ def close(
     revoked = sorted(decided.ids + unanswered.ids)
     if revoked != plan.revoke or shortened.ended.ids != plan.expire:
         # Cannot happen while the locks hold; if it ever does, nothing is written.
-        raise ConflictError(f"the grants of review {locked.name!r} changed during close: try again")
+        raise ConflictError(
+            f"the grants of review {quoted(locked.name)} changed during close: try again"
+        )
     ops = decided.directory_ops + unanswered.directory_ops + shortened.ended.directory_ops
     locked.state = (CampaignState.CLOSING if ops else CampaignState.CLOSED).value
     locked.close_started_by, locked.close_started_at = ended_by, now
@@ -348,7 +351,7 @@ def _check_count(plan: ClosePlan, confirm_count: int | None) -> None:
         return
     if confirm_count == n:
         return
-    why = f"closing review {plan.campaign!r} revokes {n} of its {plan.population} grants"
+    why = f"closing review {quoted(plan.campaign)} revokes {n} of its {plan.population} grants"
     if plan.no_answer_revoke:
         why += f" ({plan.no_answer_revoke} of them because nobody answered)"
     if confirm_count is None:
@@ -392,14 +395,19 @@ def unconfirmed(session: Session, campaign_id: int, limit: int = MAX_UNCONFIRMED
     for target, dn, uid, state, attempts, error in rows:
         why = {
             OutboxState.CANCELLED: "cancelled with its target (never applied)",
-            OutboxState.FAILED: f"FAILED after {attempts} attempts",
-        }.get(state, "pending" + (f" after {attempts} attempts" if attempts else ", not sent yet"))
+            OutboxState.FAILED: f"FAILED after {_attempts(attempts)}",
+        }.get(state, f"pending after {_attempts(attempts)}" if attempts else "not sent yet")
         detail = f": {one_line(error)}" if error else ""
-        lines.append(f"{directory_targets.display_name(target)} {dn}: remove {uid}: {why}{detail}")
+        where = escaped(f"{directory_targets.display_name(target)} {dn}")
+        lines.append(f"{where}: remove {escaped(uid)}: {why}{detail}")
     total = session.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
     if total > len(rows):
         lines.append(f"... and {total - len(rows)} more (see the outbox)")
     return lines
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" + ("" if n == 1 else "s")
 
 
 def settle(session: Session, *, campaign: str, actor_name: str | None = None) -> bool:
