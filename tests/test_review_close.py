@@ -17,9 +17,9 @@ from sqlmodel import col, select
 from govtui import clock, db
 from govtui.errors import ConflictError, PolicyError
 from govtui.models import AuditEvent, Grant, OutboxOp, ReviewCampaign, ReviewItem
-from govtui.services import audit, grants, pause, review_close, reviews, sync
+from govtui.services import audit, grants, pause, review_close, review_decisions, reviews, sync
 from govtui.services.workspace import Workspace
-from govtui.vocabulary import NoAnswer
+from govtui.vocabulary import NoAnswer, ReviewDecision
 
 from .conftest import FakeClock, snapshot
 from .directory_support import Directory, add_target, norm
@@ -72,24 +72,23 @@ def start_review(
 
 def decide(
     world: World, campaign: str, grant_ids: list[int], decision: str, days: int | None = None
-) -> None:
-    """rita decides the items of these grants."""
-    now = clock.now()
-    rita = db.ident(world.op("rita"))
-    with db.write_session(world.engine) as session:
-        cid = session.exec(select(ReviewCampaign.id).where(ReviewCampaign.name == campaign)).one()
-        session.execute(
-            sa.update(_ITEM)
-            .where(_ITEM.c.campaign_id == cid, _ITEM.c.grant_id.in_(grant_ids))
-            .values(
-                decision=decision,
-                shorten_days=days,
-                shorten_until=now + timedelta(days=days) if days else None,
-                reason="reviewed by the test",
-                decided_by=rita,
-                decided_at=now,
-            )
-        )
+) -> datetime:
+    """rita decides the items of these grants (with her code for keep and shorten); when.
+    The clock then moves to the next TOTP step, so the next batch has a fresh code."""
+    decided_at = clock.now()
+    Workspace(world.engine, "rita").act(
+        review_decisions.decide,
+        campaign=campaign,
+        selection=review_decisions.ItemSelection(grant_ids=grant_ids),
+        decision=ReviewDecision(decision),
+        reason="reviewed with the project lead",
+        days=days,
+        code=None if decision == "revoke" else world.code("rita"),
+    )
+    fake = clock.source()
+    assert isinstance(fake, FakeClock)  # the autouse fake_clock fixture
+    next_step(fake)
+    return decided_at
 
 
 # --- reading back -----------------------------------------------------------------------------
@@ -176,7 +175,7 @@ class Mixed:
         fake_clock.advance(days=1)
         decide(world, "q1", [self.keep, self.ended], "keep")
         decide(world, "q1", [self.revoke], "revoke")
-        decide(world, "q1", [self.shorten], "shorten", days=3)
+        self.shorten_at = decide(world, "q1", [self.shorten], "shorten", days=3)
         fake_clock.advance(hours=1)
         for gid in (self.ended, self.undecided_ended):
             with db.write_session(world.engine) as session:
@@ -193,7 +192,8 @@ def test_close_ends_exactly_the_dry_runs_grants_and_groups(
     assert snapshot(world.engine) == tables  # the dry run wrote nothing
     expected_revoke = sorted([m.revoke] + ([m.undecided] if if_no_answer == "revoke" else []))
     assert plan.revoke == expected_revoke
-    new_expiry = min(before[m.shorten][1], clock.now() - timedelta(hours=1) + timedelta(days=3))  # type: ignore[type-var]
+    new_expiry = m.shorten_at + timedelta(days=3)
+    assert new_expiry < before[m.shorten][1]  # type: ignore[operator]
     assert plan.shorten == [(m.shorten, new_expiry)] and plan.expire == []
     assert (plan.population, plan.kept, plan.ended_before_decision) == (6, 1, 2)
     assert plan.no_answer == 1 and plan.no_answer_revoke == (if_no_answer == "revoke")
@@ -283,9 +283,8 @@ def test_shorten_takes_the_earlier_expiry_and_ends_one_already_past(
     short = grant(world, fake_clock, "E2", days=2)
     soon = grant(world, fake_clock, "E3", days=10)
     cid = start_review(world)
-    decided_at = clock.now()
-    decide(world, "q1", [long, short], "shorten", days=5)
-    decide(world, "q1", [soon], "shorten", days=1)
+    decided_at = decide(world, "q1", [long, short], "shorten", days=5)
+    soon_at = decide(world, "q1", [soon], "shorten", days=1)
     before = grant_rows(world)
     fake_clock.advance(days=1, hours=1)  # soon's new end (a day after its decision) is past
     now = clock.now()
@@ -293,7 +292,7 @@ def test_shorten_takes_the_earlier_expiry_and_ends_one_already_past(
     assert plan.shorten == [
         (long, decided_at + timedelta(days=5)),
         (short, before[short][1]),  # already ends sooner: unchanged
-        (soon, decided_at + timedelta(days=1)),
+        (soon, soon_at + timedelta(days=1)),
     ]
     assert plan.expire == [soon] and plan.revoke == []
     closed = do_close(world)
@@ -301,7 +300,7 @@ def test_shorten_takes_the_earlier_expiry_and_ends_one_already_past(
     after = grant_rows(world)
     assert after[long] == ("active", decided_at + timedelta(days=5), None)
     assert after[short] == before[short]
-    assert after[soon] == ("expired", decided_at + timedelta(days=1), now)
+    assert after[soon] == ("expired", soon_at + timedelta(days=1), now)
     assert removal_groups(world, cid) == Counter(
         {(g.target, g.group_dn): g.members for g in plan.groups}
     )
