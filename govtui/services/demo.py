@@ -109,13 +109,20 @@ def load(session: Session, *, contractors: int = 400, seed: int = 7) -> str:
                 catalog.add_scope(
                     session, admin, path=f"{client}/{project}/{scope}", sensitivity=sensitivity
                 )
+    # blair and dana review every demo client, so the demo can run an access review; the
+    # demo's grants were requested by alex and approved by nobody, so neither is conflicted.
+    everyone = list(CLIENTS)
     blair = ["approver", "reviewer"]
-    operators.add(session, admin, name="blair", roles=blair, approves=list(CLIENTS), **bound)
+    operators.add(
+        session, admin, name="blair", roles=blair, approves=everyone, reviews=everyone, **bound
+    )
     # A second admin vouches for casey, so that blair and casey may together approve a
     # restricted scope (two approvers made by one admin alone may not: privilege.provenance).
     quinn = operators.add(session, admin, name="quinn", roles=["admin"], **bound)
     operators.add(session, quinn, name="casey", roles=["approver"], approves=list(CLIENTS), **bound)
-    operators.add(session, admin, name="dana", roles=["requester", "reviewer"], **bound)
+    operators.add(
+        session, admin, name="dana", roles=["requester", "reviewer"], reviews=everyone, **bound
+    )
     today = clock.now().date()
     rows = []
     for n in range(1, contractors + 1):
