@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from govtui import db
 from govtui.errors import ConflictError, NotFoundError, PolicyError
-from govtui.models import AuditEvent, Client, OperatorReviewClient
+from govtui.models import AuditEvent, Client, OperatorReviewClient, ReviewCampaign, ReviewItem
 from govtui.services import audit_state, demo, operator_views, operators, privilege, second_factor
 from govtui.services.workspace import Workspace
 
@@ -329,11 +329,23 @@ def test_audit_verify_names_a_reviews_link_deleted_or_reattributed_by_sql(vendor
 # --- the demo ----------------------------------------------------------------------------------
 
 
-def test_the_demo_reviewers_review_every_demo_client(
+def test_the_demo_reviewers_review_every_client_and_one_campaign_is_open_for_dana(
     engine: Engine, memory_keyring: MemoryKeyring
 ) -> None:
     with db.write_session(engine) as session:
-        demo.load(session, contractors=20)
+        demo.load(session, contractors=40)
     for client in demo.CLIENTS:
         assert _reviews(engine, "dana", client) and _reviews(engine, "blair", client)
+    with db.read_session(engine) as session:
+        (campaign,) = session.exec(sa.select(ReviewCampaign)).scalars().all()  # type: ignore[call-overload]
+        assigned = session.execute(
+            sa.select(ReviewItem.reviewer_id, sa.func.count())  # type: ignore[call-overload]
+            .where(ReviewItem.campaign_id == campaign.id)
+            .group_by(ReviewItem.reviewer_id)
+        ).all()
+        dana = operators.find(session, "dana").id
+        # alex requested every demo grant and nobody approved one: dana, listed first, has all.
+        assert (campaign.name, campaign.state) == (demo.CAMPAIGN, "open")
+        assert [(reviewer, n) for reviewer, n in assigned] == [(dana, campaign.item_count)]
+        assert campaign.item_count > 0
     assert _problems(engine) == []
