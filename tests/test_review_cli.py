@@ -222,7 +222,13 @@ def test_mine_undecided_and_sorts(world: World, capsys: pytest.CaptureFixture[st
     world.approve(short, totp=world.code("ann", 1))
     freeze(world.engine, "q2", [*order, short], ["rita"])
     assert run(world, "review", "items", "q2", "--sort", "days_left", "--json") == 0
-    assert next(r["grant_id"] for r in out_json(capsys)) == short  # type: ignore[union-attr]
+    rows = out_json(capsys)
+    assert isinstance(rows, list) and rows[0]["grant_id"] == short
+    # A campaign's own decision is not its "previous" one; the next campaign sees it.
+    previous = {r["grant_id"]: r["previous_decision"] for r in rows}
+    assert previous[order[0]] == "keep" and previous[order[1]] is None
+    assert run(world, "review", "items", "q1", "--json") == 0
+    assert {r["previous_decision"] for r in out_json(capsys)} == {None}  # type: ignore[union-attr]
 
 
 def test_items_table_windows_and_says_n_of_m(
@@ -339,8 +345,8 @@ def test_overdue_campaign_is_marked(
 @pytest.mark.parametrize(
     ("args", "actor", "message"),
     [
-        (["review", "items", "nosuch"], ADMIN, "unknown campaign 'nosuch'"),
-        (["review", "show", "nosuch"], ADMIN, "unknown campaign 'nosuch'"),
+        (["review", "items", "nosuch"], ADMIN, "unknown review campaign 'nosuch'"),
+        (["review", "show", "nosuch"], ADMIN, "unknown review campaign 'nosuch'"),
         (["review", "items", "q1", "--limit", "0"], ADMIN, "out of range"),
         (["review", "items", "q1", "--sort", "nosuch"], ADMIN, "invalid choice"),
         (["review", "decide", "q1", "1", "2", "--reason", "ok"], "rita", "no decision given"),
@@ -456,7 +462,7 @@ def test_overdue_campaign_is_marked(
             "invalid choice",
         ),
         (["review", "close", "q1", "--confirm-count", "-1"], ADMIN, "out of range"),
-        (["review", "close", "nosuch"], ADMIN, "unknown campaign 'nosuch'"),
+        (["review", "close", "nosuch"], ADMIN, "unknown review campaign 'nosuch'"),
     ],
 )
 def test_bad_input_exit_2_one_line_nothing_written(

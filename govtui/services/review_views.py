@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from govtui import clock
 from govtui.db import ident
-from govtui.errors import InputError, NotFoundError
+from govtui.errors import InputError
 from govtui.models import (
     Approval,
     Client,
@@ -29,7 +29,7 @@ from govtui.models import (
     ReviewCampaign,
     ReviewItem,
 )
-from govtui.services import directory_targets, review_close
+from govtui.services import directory_targets, review_close, reviews
 from govtui.services.pause_views import Convergence
 from govtui.vocabulary import (
     IN_DIRECTORY_STATES,
@@ -124,14 +124,6 @@ class ItemWindow:
     offset: int
 
 
-def find(session: Session, name: str) -> ReviewCampaign:
-    """The campaign called `name`."""
-    found = session.exec(select(ReviewCampaign).where(ReviewCampaign.name == name)).first()
-    if found is None:
-        raise NotFoundError(f"unknown campaign {name!r}")
-    return found
-
-
 def _live() -> sa.ColumnElement[bool]:
     return col(Grant.state).in_(IN_DIRECTORY_STATES)
 
@@ -221,7 +213,7 @@ def campaigns(session: Session) -> list[CampaignSummary]:
 
 def campaign(session: Session, name: str) -> CampaignDetail:
     """One campaign, its progress, and what its close still waits for."""
-    record = find(session, name)
+    record = reviews.find_campaign(session, name)
     (summary,) = _summaries(session, col(ReviewCampaign.id) == ident(record))
     directory = None
     unconfirmed: list[str] = []
@@ -386,7 +378,7 @@ def items(
 ) -> ItemWindow:
     """One window of a campaign's items with their decision helpers."""
     _check_window(sort, offset, limit)
-    record = find(session, campaign)
+    record = reviews.find_campaign(session, campaign)
     ids, total = _window_ids(
         session,
         actor,
@@ -413,7 +405,7 @@ def iter_items(
 ) -> Iterator[ItemRow]:
     """Every matching item, a window at a time (bounded memory for --json)."""
     _check_window(sort, 0, window)
-    record = find(session, campaign)
+    record = reviews.find_campaign(session, campaign)
     # By id, each window continues after the last id seen (keyset: no rescanning, and an item
     # decided meanwhile never shifts the next window); other orders page by offset.
     after: int | None = None
