@@ -248,6 +248,9 @@ def test_items_table_windows_and_says_n_of_m(
     assert [r["grant_id"] for r in out_json(capsys)] == [max(ids.values())]  # type: ignore[union-attr]
     assert run(world, "review", "items", "q1", "--json", "--offset", "9") == 0
     assert out_json(capsys) == []
+    assert run(world, "review", "items", "q1", "--offset", "9") == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "(none)" and err.strip().startswith("none at offset 9 of 4 items")
 
 
 def test_iter_items_streams_windows(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

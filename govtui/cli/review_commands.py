@@ -634,9 +634,13 @@ def run_items(ctx: Context, args: argparse.Namespace) -> int:
     )
     shown = len(window.rows)
     if shown < window.total:
+        where = (
+            f"{window.offset + 1}-{window.offset + shown}"
+            if shown
+            else f"none at offset {window.offset}"
+        )
         print(
-            f"{window.offset + 1 if shown else window.offset}-{window.offset + shown} of "
-            f"{window.total} items (--offset/--limit for more, --json for all)",
+            f"{where} of {window.total} items (--offset/--limit for more, --json for all)",
             file=sys.stderr,
         )
     return 0
