@@ -231,6 +231,10 @@ class ReviewsScreen(GovtuiScreen):
             f"{closed.directory_ops:,} directory removals queued"
         )
         self.post_message(GrantsChanged())
+        if closed.state == "closed":
+            # Nothing for the directory to remove: closed in the same transaction.
+            notify(self, f"{headline}; closed", title="Review closed")
+            return
         self._follow(closed.campaign, headline)
 
     def _follow(self, name: str, headline: str) -> None:
@@ -241,7 +245,7 @@ class ReviewsScreen(GovtuiScreen):
 
     def _follow_directory(self, name: str, progress: Progress) -> CampaignDetail:
         """Sync until the close's removals are confirmed and settle (in the dialog's worker)."""
-        review_close.follow(self.workspace.engine, name, progress)
+        review_close.follow(self.workspace, name, progress)
         return self.workspace.read(review_views.campaign, name)
 
     def _followed(self) -> None:
