@@ -63,7 +63,7 @@ def _start(
     *,
     reviewers: tuple[str, ...] = ("rita", "ravi"),
     due_in: timedelta = timedelta(days=10),
-    if_no_answer: NoAnswer = NoAnswer.KEEP,
+    if_no_answer: NoAnswer = "keep",
 ) -> int:
     spec = reviews.CampaignSpec(
         name=name,
@@ -350,7 +350,7 @@ async def test_close_needs_the_count_typed_then_follows_the_directory(
     pairs = directory.group("acme-rlhf-pairs-read")
     sync.run_once(rworld.engine)
     assert {norm(dn) for dn in people.values()} <= (directory.members(pairs) or set())
-    _start(rworld, "sweep", if_no_answer=NoAnswer.REVOKE)  # nobody answers: all 3 revoked
+    _start(rworld, "sweep", if_no_answer="revoke")  # nobody answers: all 3 revoked
     app = GovtuiApp(Workspace(rworld.engine, ADMIN))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _reviews(pilot)
