@@ -88,11 +88,16 @@ def _notes(messages: list[Message]) -> list[str]:
 
 
 @pytest.fixture
-def rworld(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> World:
-    """review_vendor (rita, ravi, ann and req review acme) on a SQLite file, with three active
-    grants of acme in one campaign `q1` (every item goes to rita: ann approved them, req
-    requested them)."""
-    world = review_vendor(sqlite_engine)
+def bare(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> World:
+    """review_vendor (rita, ravi, ann and req review acme) on a SQLite file, no grant yet."""
+    return review_vendor(sqlite_engine)
+
+
+@pytest.fixture
+def rworld(bare: World) -> World:
+    """`bare` with three active grants of acme in one campaign `q1` (every item goes to
+    rita: ann approved them, req requested them)."""
+    world = bare
     _grants(world)
     _start(world)
     return world
@@ -199,7 +204,7 @@ async def test_items_show_the_decision_helpers(rworld: World) -> None:
             "Previous",
             "Ended",
         ]
-        first = table_rows(table)[0]
+        first = next(row for row in table_rows(table) if row[2] == "E1")
         assert first[2:8] == ["E1", "rlhf", "pairs", "read", "rita", "undecided"]
         assert first[8:10] == ["0", "10"]  # granted today for 10 days
         assert first[11:13] == ["req", "ann"]
@@ -343,11 +348,13 @@ async def test_a_conflicted_decision_is_refused_in_one_line(rworld: World) -> No
 
 
 async def test_close_needs_the_count_typed_then_follows_the_directory(
-    rworld: World, directory: Directory
+    bare: World, directory: Directory
 ) -> None:
+    rworld = bare
     add_target(rworld.engine, directory)
     people = {uid: directory.add_person(uid) for uid in ("ada", "bo", "cy")}
     pairs = directory.group("acme-rlhf-pairs-read")
+    _grants(rworld)
     sync.run_once(rworld.engine)
     assert {norm(dn) for dn in people.values()} <= (directory.members(pairs) or set())
     _start(rworld, "sweep", if_no_answer="revoke")  # nobody answers: all 3 revoked
@@ -436,7 +443,7 @@ async def test_dashboard_shows_open_campaigns_and_overdue_items(
         await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
         line = text_of(app.screen.query_one("#dashboard-reviews", Static))
-        assert line.startswith("Reviews: 2 open · 6 overdue items")
+        assert line.startswith("Reviews: 2 open · 3 overdue items")
         assert "late 0/3" in line and "q1 0/3" in line
 
 
@@ -463,6 +470,7 @@ async def test_hostile_campaign_and_contractor_names_show_literally(rworld: Worl
         items = await _items(pilot, f"N{HOSTILE}")
         shown = screen_text(app)
         assert one_line(f"X{HOSTILE}") in shown and "\x1b" not in shown
+        await pilot.press("ctrl+a")  # the prompt then names every item
         await pilot.press("k")
         await settle(pilot)
         assert one_line(f"X{HOSTILE}") in text_of(app.screen.query_one("#decision-details", Static))
