@@ -213,6 +213,36 @@ async def test_items_show_the_decision_helpers(rworld: World) -> None:
         assert "3 of 3 items · my undecided, by item" in status
 
 
+async def test_items_come_a_window_at_a_time_as_the_cursor_moves(
+    bare: World, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
+) -> None:
+    # Six items, windows of two: the table never holds more than the cursor needs.
+    for scope in ("acme/rlhf/pairs", "acme/rlhf/notes"):
+        ids = [bare.request(person, scope=scope) for person in ("E1", "E2", "E3")]
+        bare.approve(*ids, by="ann")
+        fake_clock.advance(seconds=30)  # a fresh step for ann's next code
+    _start(bare)
+    monkeypatch.setattr(ReviewItemsScreen, "PAGE", 2)
+    monkeypatch.setattr(ReviewItemsScreen, "LOOKAHEAD", 1)
+    app = GovtuiApp(Workspace(bare.engine, "rita"))
+    async with app.run_test(size=SIZE) as pilot:
+        items = await _items(pilot)
+        table = items.query_one("#item-table", DataTable)
+        assert (table.row_count, items.total) == (2, 6)
+        assert "2 of 6 items" in text_of(items.query_one("#item-status", Static))
+        assert "more below" in text_of(items.query_one("#item-status", Static))
+        await pilot.press("down")
+        await settle(pilot)
+        assert table.row_count == 4
+        await pilot.press("down", "down")
+        await settle(pilot)
+        assert table.row_count == 6
+        assert len(set(_item_ids(items))) == 6  # no item twice
+        # Marking all covers the whole filter, also what no window has fetched.
+        await pilot.press("ctrl+a")
+        assert items.marked_count == 6
+
+
 async def test_keep_asks_for_a_code_and_revoke_does_not(rworld: World) -> None:
     messages: list[Message] = []
     app = GovtuiApp(Workspace(rworld.engine, "rita"))

@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from sqlmodel import col
 from govtui import clock, db, migrations
 from govtui.models import ReviewItem
 from govtui.services import contractors, operators, reviews
+from tests.conftest import FakeClock
 from tests.factories import ADMIN, review_vendor
 from tests.memory_keyring import MemoryKeyring
 
@@ -126,24 +127,32 @@ def test_govtui_in_tmux_shows_dashboard_searches_contractors_and_quits(tmp_path:
 
 @pytest.mark.tmux
 def test_reviewer_revokes_an_item_in_tmux_without_a_code(
-    tmp_path: Path, memory_keyring: MemoryKeyring
+    tmp_path: Path, memory_keyring: MemoryKeyring, fake_clock: FakeClock
 ) -> None:
     tmux = _tmux_or_skip()
     url = f"sqlite:///{tmp_path / 'review.db'}"
     engine = db.make_engine(url)
     migrations.upgrade(engine)
-    world = review_vendor(engine)
-    grant_ids = [world.request(person) for person in ("E1", "E2", "E3")]
-    world.approve(*grant_ids, by="ann")
-    spec = reviews.CampaignSpec(
-        name="q1",
-        client="acme",
-        reviewers=("rita",),
-        due_at=clock.now() + timedelta(days=10),
-        if_no_answer="keep",
-    )
-    with db.write_session(engine) as session:
-        reviews.start(session, operators.find(session, ADMIN), spec=spec)
+    # Built on the real clock: govtui in tmux runs on it, and would expire grants of the
+    # tests' fixed day.
+    clock.set_source(lambda: datetime.now(UTC))
+    try:
+        world = review_vendor(engine)
+        # (E2's contract ended on the tests' fixed day: E1 twice instead.)
+        wanted = [("E1", "acme/rlhf/pairs"), ("E3", "acme/rlhf/pairs"), ("E1", "acme/rlhf/notes")]
+        grant_ids = [world.request(person, scope=scope) for person, scope in wanted]
+        world.approve(*grant_ids, by="ann")
+        spec = reviews.CampaignSpec(
+            name="q1",
+            client="acme",
+            reviewers=("rita",),
+            due_at=clock.now() + timedelta(days=10),
+            if_no_answer="keep",
+        )
+        with db.write_session(engine) as session:
+            reviews.start(session, operators.find(session, ADMIN), spec=spec)
+    finally:
+        clock.set_source(fake_clock)
     engine.dispose()
 
     socket = Path(tempfile.gettempdir()) / f"govtui-tmux-{os.getpid()}-{uuid.uuid4().hex[:8]}"
