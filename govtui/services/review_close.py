@@ -44,6 +44,7 @@ DUE_SOON = timedelta(days=3)
 MAX_UNCONFIRMED = 20  # removals named one by one by `unconfirmed`; the rest are counted
 
 _ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
+_GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
 _ENDING = (ItemOutcome.REVOKED, ItemOutcome.NO_ANSWER_REVOKED)
 
 
@@ -143,7 +144,7 @@ def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bo
     query = (
         sa.select(
             col(Grant.id),
-            _outcome(campaign, col(Grant.state)),
+            _outcome(campaign, _GRANT.c.state),
             _ITEM.c.shorten_until,
             col(Grant.expires_at),
             col(Grant.state),
@@ -158,7 +159,7 @@ def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bo
     if lock:
         # Locked, so no revoke, pause or expiry commits between this read and the close's
         # writes (PostgreSQL; SQLite's writer lock is held already).
-        query = query.with_for_update(of=Grant.__table__)  # type: ignore[attr-defined]
+        query = query.with_for_update(of=_GRANT)
     counts: Counter[str] = Counter()
     revoke: list[int] = []
     no_answer_revoke = 0
@@ -324,10 +325,9 @@ def _check_count(plan: ClosePlan, confirm_count: int | None) -> None:
         return
     if confirm_count == n:
         return
-    why = (
-        f"closing review {plan.campaign!r} revokes {n} of its {plan.population} grants"
-        f" ({plan.no_answer_revoke} of them unanswered)"
-    )
+    why = f"closing review {plan.campaign!r} revokes {n} of its {plan.population} grants"
+    if plan.no_answer_revoke:
+        why += f" ({plan.no_answer_revoke} of them because nobody answered)"
     if confirm_count is None:
         raise PolicyError(
             f"{why}: more than {CONFIRM_SHARE:.0%} of the population or more than"

@@ -557,15 +557,16 @@ def _peers(
     ):
         counts[(scope, access)] += int(n)
     # At most one live grant per contractor, scope and level (ux_access_grant_live).
-    own = set(
-        session.execute(
+    own = {
+        tuple(row)
+        for row in session.execute(
             sa.select(col(Grant.contractor_id), col(Grant.scope_id), col(Grant.access)).where(
                 col(Grant.contractor_id).in_(sorted({c for c, _, _ in keys})),
                 col(Grant.scope_id).in_(scopes),
                 _live(),
             )
-        ).tuples()
-    )
+        )
+    }
     return {(c, s, a): counts[(s, a)] - (1 if (c, s, a) in own else 0) for c, s, a in set(keys)}
 
 
