@@ -329,9 +329,10 @@ async def test_mark_all_of_the_filter_and_keep_with_one_code(rworld: World) -> N
         assert items.marked_count == 0
 
 
-async def test_filters_cycle_and_sort_by_days_left(rworld: World) -> None:
+async def test_filters_cycle_and_sort_by_days_left(rworld: World, fake_clock: FakeClock) -> None:
     # A fourth grant, shorter: sorted by days left it comes first.
     short = rworld.request("E1", scope="acme/rlhf/notes", days=3)
+    fake_clock.advance(seconds=30)  # a fresh step for ann's next code
     rworld.approve(short, by="ann")
     _start(rworld, "q2")
     app = GovtuiApp(Workspace(rworld.engine, "rita"))
