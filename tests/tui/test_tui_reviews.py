@@ -20,7 +20,15 @@ from textual.widgets import Button, DataTable, Input, OptionList, ProgressBar, S
 
 from govtui import clock, db
 from govtui.models import ReviewCampaign, ReviewItem
-from govtui.services import operators, reviews, sync
+from govtui.services import (
+    dashboard,
+    grants,
+    operators,
+    review_close,
+    review_decisions,
+    reviews,
+    sync,
+)
 from govtui.services.workspace import Workspace
 from govtui.text import one_line
 from govtui.tui.app import GovtuiApp
@@ -32,7 +40,7 @@ from govtui.tui.screens.dashboard import DashboardScreen
 from govtui.tui.screens.help import HelpScreen
 from govtui.tui.screens.review_items import ReviewItemsScreen
 from govtui.tui.screens.reviews import ReviewsScreen
-from govtui.vocabulary import NoAnswer
+from govtui.vocabulary import NoAnswer, ReviewDecision
 from tests.conftest import FakeClock
 from tests.directory_support import Directory, add_target, norm, private_subtree
 from tests.factories import ADMIN, World, review_vendor
@@ -476,6 +484,37 @@ async def test_dashboard_shows_open_campaigns_and_overdue_items(
         line = text_of(app.screen.query_one("#dashboard-reviews", Static))
         assert line.startswith("Reviews: 2 open · 3 overdue items")
         assert "late 0/3" in line and "q1 0/3" in line
+
+
+def test_dashboard_counts_campaigns_on_both_backends(
+    engine: Engine, memory_keyring: MemoryKeyring, fake_clock: FakeClock
+) -> None:
+    world = review_vendor(engine)
+    first, second, third = _grants(world)
+    _start(world, "late", due_in=timedelta(days=1))
+    _start(world, "later", due_in=timedelta(days=5))
+    _start(world, "done", if_no_answer="keep")
+    with db.write_session(engine) as session:
+        admin = operators.find(session, ADMIN)
+        review_close.close(session, admin, campaign="done")  # nothing removed: closed at once
+        grants.revoke(session, admin, grant_id=third, reason="left")  # ended: no decision needed
+    fake_clock.advance(days=2)
+    with db.write_session(engine) as session:
+        review_decisions.decide(
+            session,
+            operators.find(session, "rita"),
+            campaign="late",
+            selection=review_decisions.ItemSelection(grant_ids=[first]),
+            decision=ReviewDecision.REVOKE,
+            reason="not needed",
+        )
+    with db.read_session(engine) as session:
+        lines = {line.name: line for line in dashboard.campaigns(session)}
+    assert list(lines) == ["late", "later"]  # closed ones are left out; soonest due first
+    late, later = lines["late"], lines["later"]
+    assert (late.total, late.decided, late.ended, late.overdue) == (3, 1, 1, 1)
+    assert (later.total, later.decided, later.ended, later.overdue) == (3, 0, 1, 0)  # not due
+    assert second  # the one overdue item of `late`
 
 
 async def test_hostile_campaign_and_contractor_names_show_literally(rworld: World) -> None:
