@@ -472,6 +472,27 @@ async def test_reviews_at_80x24(rworld: World) -> None:
         assert app.screen is items
 
 
+async def test_close_confirmation_at_80x24(rworld: World) -> None:
+    _start(rworld, "sweep", if_no_answer="revoke")
+    app = GovtuiApp(Workspace(rworld.engine, ADMIN))
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _reviews(pilot)
+        table = screen.query_one("#campaign-table", DataTable)
+        table.move_cursor(row=table.get_row_index("sweep"))
+        await pilot.press("C")
+        await settle(pilot)
+        assert isinstance(app.screen, CloseConfirm)
+        shown = screen_text(app)
+        assert "Close the review sweep?" in shown and "Ends 3 grants of 3" in shown
+        assert "Type 3 to close" in shown  # the count to type back is on screen, not cut off
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen
+    with db.read_session(rworld.engine) as session:
+        states = set(session.execute(sa.select(ReviewCampaign.state)).scalars())
+    assert states == {"open"}  # cancelling closed nothing
+
+
 async def test_dashboard_shows_open_campaigns_and_overdue_items(
     rworld: World, fake_clock: FakeClock
 ) -> None:

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Static
 
 from govtui.services.review_close import ClosePlan
 from govtui.tui.modals.base import GovtuiModal
@@ -42,9 +42,15 @@ class CloseConfirm(GovtuiModal[CloseAnswer | None]):
             )
             yield Static(plan_text(plan), id="close-plan")
             if plan.needs_confirm_count:
-                yield Label(
-                    f"This ends more than a quarter of the population or more than 1,000 "
-                    f"grants: type {len(plan.revoke):,} (the number of grants it ends) to close."
+                # A Static wraps (a Label would cut the number off on a narrow terminal).
+                yield Static(
+                    Text.assemble(
+                        ("Type ", "bold"),
+                        (f"{len(plan.revoke)}", "bold red"),
+                        (" to close", "bold"),
+                        ": it ends more than a quarter of the population or over 1,000 grants.",
+                    ),
+                    id="close-count-hint",
                 )
                 yield Input(
                     placeholder="the number of grants close ends",
