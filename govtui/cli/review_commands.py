@@ -347,20 +347,27 @@ def run_close(ctx: Context, args: argparse.Namespace) -> int:
         closed = ws.act(
             review_close.close, campaign=args.campaign, confirm_count=args.confirm_count
         )
-        print(
-            escaped(
-                f"campaign {closed.campaign} closing: {len(closed.revoked)} grants revoked, "
-                f"{len(closed.shortened)} shortened ({len(closed.expired)} of them ended now, "
-                f"expired); {closed.directory_ops} directory removals queued"
-            ),
-            file=out,
-        )
+        if closed.followed_only:  # another close got there first: follow it
+            print(escaped(f"campaign {closed.campaign} is closing already"), file=out)
+        else:
+            _print_closed(closed, out)
     elif args.dry_run:
         print(escaped(f"campaign {args.campaign} is closing already: close only follows it"))
         return 0
     if not args.no_sync:
-        review_close.follow(ws.engine, args.campaign, _progress())
+        review_close.follow(ws, args.campaign, _progress())
     return _final(ws, args)
+
+
+def _print_closed(closed: review_close.Closed, out: IO[str]) -> None:
+    print(
+        escaped(
+            f"campaign {closed.campaign} closing: {len(closed.revoked)} grants revoked, "
+            f"{len(closed.shortened)} shortened, {len(closed.expired)} ended now (shortened "
+            f"into the past: expired); {closed.directory_ops} directory removals queued"
+        ),
+        file=out,
+    )
 
 
 def _final(ws: Workspace, args: argparse.Namespace) -> int:
@@ -396,8 +403,9 @@ def _print_close_plan(plan: review_close.ClosePlan, out: IO[str], *, dry_run: bo
     print(
         escaped(
             f"closing {plan.campaign} {verb} revoke {len(plan.revoke)} of {plan.population} "
-            f"grants and shorten {len(plan.shorten)}; {plan.kept} kept, {plan.no_answer} with no "
-            f"answer, {plan.ended_before_decision} ended before decision"
+            f"grants ({plan.no_answer_revoke} of them unanswered) and shorten "
+            f"{len(plan.shorten)} ({len(plan.expire)} ending now); {plan.kept} kept, "
+            f"{plan.no_answer} with no answer, {plan.ended_before_decision} ended before decision"
         ),
         file=out,
     )
@@ -484,7 +492,7 @@ def run_due(ctx: Context, args: argparse.Namespace) -> int:
             ),
             file=out,
         )
-        review_close.follow(ws.engine, name, _progress())
+        review_close.follow(ws, name, _progress())
         detail = ws.read(review_views.campaign, name)
         _print_state(detail, out)
         left = left or detail.summary.state != CampaignState.CLOSED

@@ -294,15 +294,20 @@ def _at(value: Any) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if isinstance(value, datetime) else "unknown"
 
 
-def _sort_key(sort: ItemSort) -> list[Any]:
+def _sort_key(sort: ItemSort, dialect: str) -> list[Any]:
     if sort == "days_left":
         # Live grants by how soon they end; ended ones after them (no days left to weigh).
         left = sa.case((_live(), col(Grant.expires_at)), else_=None)
         return [left.asc().nulls_last(), col(ReviewItem.id)]
     if sort == "project":
+        # By code point, as SQLite compares: PostgreSQL's locale collation sorts the same
+        # names in another order, and several times slower over a 100,000-item campaign.
+        def named(column: Any) -> Any:
+            return sa.collate(column, "C") if dialect == "postgresql" else column
+
         return [
-            col(Project.name),
-            col(DatasetScope.name),
+            named(col(Project.name)),
+            named(col(DatasetScope.name)),
             col(Grant.access),
             col(ReviewItem.id),
         ]
@@ -330,8 +335,13 @@ def _window_ids(
     offset: int,
     limit: int,
     after_id: int | None = None,
-) -> list[int]:
+    with_total: bool = False,
+) -> tuple[list[int], int | None]:
+    """The window's item ids in order, and (if asked) how many match in all: counted by the
+    same scan that sorts them (count() OVER ()), not by a second pass over the campaign."""
     query = _filtered(actor, campaign_id, mine=mine, undecided=undecided)
+    if with_total:
+        query = query.add_columns(sa.func.count().over())
     if sort != "id" and not undecided:
         query = query.join(Grant, col(Grant.id) == col(ReviewItem.grant_id))
     if sort == "project":
@@ -340,8 +350,20 @@ def _window_ids(
         )
     if after_id is not None:
         query = query.where(col(ReviewItem.id) > after_id)
-    query = query.order_by(*_sort_key(sort)).offset(offset).limit(limit)
-    return [int(i) for i in session.execute(query).scalars()]
+    dialect = session.get_bind().dialect.name
+    query = query.order_by(*_sort_key(sort, dialect)).offset(offset).limit(limit)
+    rows = session.execute(query).all()
+    ids = [int(r[0]) for r in rows]
+    if not with_total:
+        return ids, None
+    if rows:
+        return ids, int(rows[0][1])
+    if offset == 0:
+        return ids, 0
+    # Past the end: nothing to read the count from.
+    counted = _filtered(actor, campaign_id, mine=mine, undecided=undecided)
+    total = session.execute(sa.select(sa.func.count()).select_from(counted.subquery())).scalar()
+    return ids, int(total or 0)
 
 
 def _check_window(sort: str, offset: int, limit: int) -> None:
@@ -365,9 +387,7 @@ def items(
     """One window of a campaign's items with their decision helpers."""
     _check_window(sort, offset, limit)
     record = find(session, campaign)
-    counted = _filtered(actor, ident(record), mine=mine, undecided=undecided)
-    total = session.execute(sa.select(sa.func.count()).select_from(counted.subquery())).scalar()
-    ids = _window_ids(
+    ids, total = _window_ids(
         session,
         actor,
         ident(record),
@@ -376,8 +396,9 @@ def items(
         sort=sort,
         offset=offset,
         limit=limit,
+        with_total=True,
     )
-    return ItemWindow(_rows(session, record, ids), int(total or 0), offset)
+    return ItemWindow(_rows(session, record, ids), total or 0, offset)
 
 
 def iter_items(
@@ -398,7 +419,7 @@ def iter_items(
     after: int | None = None
     offset = 0
     while True:
-        ids = _window_ids(
+        ids, _ = _window_ids(
             session,
             actor,
             ident(record),
