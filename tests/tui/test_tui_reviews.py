@@ -131,6 +131,15 @@ async def _items(pilot: Pilot[None], name: str = "q1") -> ReviewItemsScreen:
     return items
 
 
+async def _shows(pilot: Pilot[None], *texts: str) -> str:
+    """The terminal's text once it shows every one of `texts` (a loaded machine may draw a
+    frame late)."""
+    await wait_until(
+        pilot, lambda: all(t in screen_text(pilot.app) for t in texts), what=f"{texts!r} shown"
+    )
+    return screen_text(pilot.app)
+
+
 def _item_ids(screen: ReviewItemsScreen) -> list[int]:
     table = screen.query_one("#item-table", DataTable)
     return [int(row.key.value or 0) for row in table.ordered_rows]
@@ -452,17 +461,14 @@ async def test_reviews_at_80x24(rworld: World) -> None:
     app = GovtuiApp(Workspace(rworld.engine, "rita"))
     async with app.run_test(size=SMALL) as pilot:
         await _reviews(pilot)
-        shown = screen_text(app)
         # The campaign, its progress and the screen's keys fit the smallest terminal.
-        assert "q1" in shown and "0/3" in shown and "Close campaign" in shown
+        await _shows(pilot, "q1", "0/3", "Close campaign")
         items = await _items(pilot)
-        shown = screen_text(app)
-        assert "E1" in shown and "3 of 3 items" in shown
+        await _shows(pilot, "E1", "3 of 3 items")
         await pilot.press("k")
         await settle(pilot)
         assert isinstance(app.screen, DecisionPrompt)
-        shown = screen_text(app)
-        assert "Keep 1 item of q1?" in shown and "Reason" in shown
+        await _shows(pilot, "Keep 1 item of q1?", "Reason")
         await pilot.press(*"keep it", "enter")
         await settle(pilot)
         assert isinstance(app.screen, TotpPrompt)
@@ -482,9 +488,8 @@ async def test_close_confirmation_at_80x24(rworld: World) -> None:
         await pilot.press("C")
         await settle(pilot)
         assert isinstance(app.screen, CloseConfirm)
-        shown = screen_text(app)
-        assert "Close the review sweep?" in shown and "Ends 3 grants of 3" in shown
-        assert "Type 3 to close" in shown  # the count to type back is on screen, not cut off
+        # The count to type back is on screen, not cut off.
+        await _shows(pilot, "Close the review sweep?", "Ends 3 grants of 3", "Type 3 to close")
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is screen
@@ -552,15 +557,14 @@ async def test_hostile_campaign_and_contractor_names_show_literally(rworld: Worl
     app = GovtuiApp(Workspace(rworld.engine, "rita"))
     async with app.run_test(size=(400, 40)) as pilot:
         screen = await _reviews(pilot)
-        shown = screen_text(app)
-        assert one_line(f"N{HOSTILE}") in shown
+        shown = await _shows(pilot, one_line(f"N{HOSTILE}"))
         assert "\x1b" not in shown
         assert table_rows(screen.query_one("#campaign-table", DataTable))[0][0] == one_line(
             f"N{HOSTILE}"
         )
         items = await _items(pilot, f"N{HOSTILE}")
-        shown = screen_text(app)
-        assert one_line(f"X{HOSTILE}") in shown and "\x1b" not in shown
+        shown = await _shows(pilot, one_line(f"X{HOSTILE}"))
+        assert "\x1b" not in shown
         await pilot.press("ctrl+a")  # the prompt then names every item
         await pilot.press("k")
         await settle(pilot)
