@@ -20,7 +20,7 @@ from govtui import clock
 from govtui.db import ident
 from govtui.directory import group_names
 from govtui.errors import ConflictError, PolicyError
-from govtui.models import DirectoryTarget, Grant, Operator, OutboxOp, ReviewCampaign, ReviewItem
+from govtui.models import Grant, Operator, OutboxOp, ReviewCampaign, ReviewItem
 from govtui.services import (
     audit,
     convergence,
@@ -33,14 +33,13 @@ from govtui.services import (
 from govtui.services.pause_views import Convergence, convergence_of
 from govtui.services.workspace import Workspace
 from govtui.sqltypes import UTCDateTime
-from govtui.text import escaped, one_line, quoted
+from govtui.text import quoted
 from govtui.vocabulary import (
     IN_DIRECTORY_STATES,
     CampaignState,
     GrantState,
     ItemOutcome,
     OutboxOperation,
-    OutboxState,
     ReviewDecision,
     Role,
 )
@@ -50,7 +49,6 @@ from govtui.vocabulary import (
 CONFIRM_SHARE = 0.25
 CONFIRM_ABOVE = 1_000
 DUE_SOON = timedelta(days=3)
-MAX_UNCONFIRMED = 20  # removals named one by one by `unconfirmed`; the rest are counted
 
 _ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
 _GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
@@ -367,47 +365,6 @@ def directory_state(session: Session, campaign_id: int) -> Convergence:
     return convergence_of(
         session, col(OutboxOp.review_campaign_id) == campaign_id, OutboxOperation.REMOVE_MEMBER
     )
-
-
-def unconfirmed(session: Session, campaign_id: int, limit: int = MAX_UNCONFIRMED) -> list[str]:
-    """Why each removal of the campaign's close is not confirmed yet, one line each (the
-    first `limit`, then how many more): target, group, member, state and last error."""
-    open_states = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.CANCELLED)
-    mine = sa.and_(
-        col(OutboxOp.review_campaign_id) == campaign_id,
-        col(OutboxOp.state).in_(open_states),
-    )
-    rows = session.execute(
-        sa.select(
-            col(DirectoryTarget.name),
-            col(OutboxOp.group_dn),
-            col(OutboxOp.directory_uid),
-            col(OutboxOp.state),
-            col(OutboxOp.attempts),
-            col(OutboxOp.last_error),
-        )
-        .join(DirectoryTarget, col(DirectoryTarget.id) == col(OutboxOp.target_id))
-        .where(mine)
-        .order_by(col(OutboxOp.id))
-        .limit(limit)
-    ).all()
-    lines = []
-    for target, dn, uid, state, attempts, error in rows:
-        why = {
-            OutboxState.CANCELLED: "cancelled with its target (never applied)",
-            OutboxState.FAILED: f"FAILED after {_attempts(attempts)}",
-        }.get(state, f"pending after {_attempts(attempts)}" if attempts else "not sent yet")
-        detail = f": {one_line(error)}" if error else ""
-        where = escaped(f"{directory_targets.display_name(target)} {dn}")
-        lines.append(f"{where}: remove {escaped(uid)}: {why}{detail}")
-    total = session.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-    if total > len(rows):
-        lines.append(f"... and {total - len(rows)} more (see the outbox)")
-    return lines
-
-
-def _attempts(n: int) -> str:
-    return f"{n} attempt" + ("" if n == 1 else "s")
 
 
 def settle(session: Session, *, campaign: str, actor_name: str | None = None) -> bool:
