@@ -234,12 +234,14 @@ def _unconfirmed(session: Session, campaign_id: int) -> list[str]:
     failed per target and last error, cancelled per target with why it was disabled."""
     lines: list[str] = []
     mine = col(OutboxOp.review_campaign_id) == campaign_id
-    for target, n, attempts, next_at in session.execute(
+    for target, n, attempts, next_at, error in session.execute(
         sa.select(
             col(DirectoryTarget.name),
             sa.func.count(),
             sa.func.max(col(OutboxOp.attempts)),
             sa.func.min(col(OutboxOp.next_attempt_at)),
+            # One of the errors of the retries (a target down gives them all the same one).
+            sa.func.max(col(OutboxOp.last_error)),
         )
         .select_from(OutboxOp)
         .join(DirectoryTarget, col(DirectoryTarget.id) == col(OutboxOp.target_id))
@@ -248,6 +250,8 @@ def _unconfirmed(session: Session, campaign_id: int) -> list[str]:
         .order_by(col(DirectoryTarget.name))
     ):
         tried = f", tried up to {attempts} times" if attempts else ", not tried yet"
+        if error:
+            tried += f", last error: {error}"
         lines.append(
             f"{n} pending on {directory_targets.display_name(target)}{tried}"
             f" (next attempt {_at(next_at)}): run `govtui sync`"
