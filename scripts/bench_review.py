@@ -276,8 +276,10 @@ def govtui_step(step: str, work: Path, profile: bool) -> dict[str, Any]:
         closed = admin.act(review_close.close, campaign=CAMPAIGN, confirm_count=revoking)
         report.update(grants=len(closed.revoked), ops=closed.directory_ops)
     else:  # follow the directory until every removal is confirmed and the campaign closed
-        first = next(iter(inspect.signature(review_close.follow).parameters))
-        state = review_close.follow(admin if first == "workspace" else engine, CAMPAIGN)
+        # follow takes the Workspace (it settles, which writes) or, as first drafted, the Engine.
+        first = next(iter(inspect.signature(review_close.follow).parameters.values()))
+        by: Any = admin if "Workspace" in str(first.annotation) else engine
+        state = review_close.follow(by, CAMPAIGN)
         if not state.complete:
             raise SystemExit(f"bench: follow stopped short: {state.in_words()}")
         report.update(confirmed=state.confirmed)
