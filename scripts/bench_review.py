@@ -42,6 +42,7 @@ import hashlib
 import json
 import random
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -466,6 +467,16 @@ def floor_close(path: Path) -> dict[str, Any]:
     return {"seconds": seconds, "grants": grants, "ops": ops}
 
 
+def copy_state(source: Path, target: Path) -> None:
+    """A database and its audit checkpoint (the chain head kept beside the file, which govtui
+    compares before every write): a copy without it, or with a newer one, is refused."""
+    bp.copy_database(source, target)
+    head, target_head = Path(f"{source}.audit-head"), Path(f"{target}.audit-head")
+    target_head.unlink(missing_ok=True)
+    if head.exists():
+        shutil.copy2(head, target_head)
+
+
 def same_grants(ours: Path, floor: Path) -> bool:
     """Whether both databases ended the same grants, to the same state."""
     query = "SELECT id, state FROM access_grant WHERE state <> 'active' ORDER BY id"
@@ -498,6 +509,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per step")
     parser.add_argument("--profile", action="store_true", help="profile each govtui step")
+    parser.add_argument(
+        "--until",
+        choices=["start", "decide", "close", "directory"],
+        default="directory",
+        help="stop after this step (a quick look at the first ones)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -551,7 +568,7 @@ def run(args: argparse.Namespace) -> list[str]:
             flush=True,
         )
         bench, floor_db = work / "bench.db", work / "floor.db"
-        bp.copy_database(bench, work / "world.db")
+        copy_state(bench, work / "world.db")
         peak: dict[str, float] = defaultdict(float)
         expect = {
             "start": {"items": n},
@@ -561,7 +578,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
         def ours(step: str, db_state: str, checked: bool = False) -> Any:
             def run_ours() -> float:
-                bp.copy_database(work / db_state, bench)
+                copy_state(work / db_state, bench)
                 report = run_child(step, work, *profile)
                 for key, value in expect.get(step, {}).items():
                     assert report[key] == value, (step, report)
@@ -575,7 +592,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
         def raw(step: Any, db_state: str, name: str) -> Any:
             def run_floor() -> float:
-                bp.copy_database(work / db_state, floor_db)
+                copy_state(work / db_state, floor_db)
                 report = step(floor_db)
                 for key, value in expect[name].items():
                     assert report[key] == value, (name, report)
@@ -595,61 +612,68 @@ def run(args: argparse.Namespace) -> list[str]:
             run_child("check", work)  # the floor left the directory as govtui must
             return seconds
 
-        results: list[tuple[str, bp.Comparison]] = []
+        def after_start() -> None:
+            copy_state(bench, work / "started.db")  # govtui's start, for both sides next
 
-        def compare(name: str, label: str, floor_label: str, target: float, a: Any, b: Any) -> None:
-            comparison = bp.Comparison(label, floor_label, target)
-            bp.alternate(rounds, a, b, comparison)
+        def after_decide() -> None:
+            copy_state(bench, work / "decided.db")
+
+        def after_close() -> None:
+            assert bp.same_ops(bench, floor_db, "remove_member"), "close queued other removals"
+            assert same_grants(bench, floor_db), "close ended other grants"
+            copy_state(bench, work / "closed.db")
+
+        steps = [
+            (
+                "start",
+                f"(a) start: {n:,} items frozen and assigned",
+                bp.Comparison("transaction", "raw SQL", TRANSACTION_TARGET),
+                ours("start", "world.db"),
+                raw(floor_start, "world.db", "start"),
+                after_start,
+            ),
+            (
+                "decide",
+                f"(b) decide: {n:,} items in {planned['batches']} batches of {args.batch:,}",
+                bp.Comparison("transactions", "raw SQL", TRANSACTION_TARGET),
+                ours("decide", "started.db"),
+                raw(floor_decide, "started.db", "decide"),
+                after_decide,
+            ),
+            (
+                "close",
+                f"(c) close: {revoked:,} grants revoked, {revoked:,} directory removals queued",
+                bp.Comparison("transaction", "raw SQL", TRANSACTION_TARGET),
+                ours("close", "decided.db"),
+                raw(floor_close, "decided.db", "close"),
+                after_close,
+            ),
+            (
+                "directory",
+                f"(d) directory: {revoked:,} removals confirmed, the campaign closed",
+                bp.Comparison("directory confirmed", "ldapmodify", DIRECTORY_TARGET),
+                directory(ours("follow", "closed.db", checked=True)),
+                directory(floor_ldapmodify),
+                lambda: None,
+            ),
+        ]
+        results: list[tuple[str, bp.Comparison]] = []
+        for name, header, comparison, govtui_side, floor_side, after in steps:
+            print(header, flush=True)
+            bp.alternate(rounds, govtui_side, floor_side, comparison)
             print(comparison.line(), flush=True)  # each result as it comes: a later step may fail
             results.append((name, comparison))
-
-        print(f"(a) start: {n:,} items frozen and assigned")
-        compare(
-            "start",
-            "transaction",
-            "raw SQL",
-            TRANSACTION_TARGET,
-            ours("start", "world.db"),
-            raw(floor_start, "world.db", "start"),
-        )
-        bp.copy_database(bench, work / "started.db")  # govtui's own start, for both sides next
-        print(f"(b) decide: {n:,} items in {planned['batches']} batches of {args.batch:,}")
-        compare(
-            "decide",
-            "transactions",
-            "raw SQL",
-            TRANSACTION_TARGET,
-            ours("decide", "started.db"),
-            raw(floor_decide, "started.db", "decide"),
-        )
-        bp.copy_database(bench, work / "decided.db")
-        print(f"(c) close: {revoked:,} grants revoked, {revoked:,} directory removals queued")
-        compare(
-            "close",
-            "transaction",
-            "raw SQL",
-            TRANSACTION_TARGET,
-            ours("close", "decided.db"),
-            raw(floor_close, "decided.db", "close"),
-        )
-        assert bp.same_ops(bench, floor_db, "remove_member"), "close queued other removals"
-        assert same_grants(bench, floor_db), "close ended other grants"
-        bp.copy_database(bench, work / "closed.db")
-        print(f"(d) directory: {revoked:,} removals confirmed, the campaign closed")
-        compare(
-            "directory",
-            "directory confirmed",
-            "ldapmodify",
-            DIRECTORY_TARGET,
-            directory(ours("follow", "closed.db", checked=True)),
-            directory(floor_ldapmodify),
-        )
+            after()
+            if name == args.until:
+                break
         total = time.perf_counter() - started
 
     print(
         "peak memory (ru_maxrss, the largest of the rounds): "
         + ", ".join(
-            f"{step} {peak[step]:.0f} MB" for step in ("start", "decide", "close", "follow")
+            f"{step} {peak[step]:.0f} MB"
+            for step in ("start", "decide", "close", "follow")
+            if step in peak
         )
         + f" (this launcher: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB);"
         f" whole run {total:.0f} s; before: {load_before}; after: {bp._load()}"
