@@ -26,7 +26,7 @@ class SyncRun:
     health: dict[str, BaseException | None]  # target name -> why it failed, None when bound
 
 
-def _settled(report: sync.SyncReport) -> bool:
+def settled(report: sync.SyncReport) -> bool:
     """The stop rule: the run confirmed nothing, or left work for later."""
     return report.done == 0 or bool(report.retrying or report.failed)
 
@@ -43,7 +43,7 @@ def sync_until_settled(
         total.done += report.done
         total.retrying, total.failed = report.retrying, total.failed + report.failed
         total.errors.extend(report.errors)
-        if _settled(report):
+        if settled(report):
             return total
 
 
@@ -69,7 +69,7 @@ def follow_directory(
     while not converged(state):
         report = sync.run_once(engine, due=due, progress=progress)
         state = client_status(engine, client)
-        if _settled(report):
+        if settled(report):
             break
     return state
 

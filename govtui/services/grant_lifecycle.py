@@ -186,6 +186,47 @@ def cap_expiry(
     return Capped(capped, Ended(sorted(ended), ops))
 
 
+def shorten(
+    session: Session,
+    until: sa.Select[tuple[int, datetime]],
+    *,
+    ended_by: int | None,
+    reason: str,
+    now: datetime,
+    review_campaign_id: int | None = None,
+) -> Capped:
+    """Bring each selected grant's window forward: `until` selects (grant id, new end) rows,
+    one per grant, and each active or suspended grant among them then ends at the earlier of
+    its expiry and that time; those whose end is already past end now, expired, with their
+    removals queued (tagged with the access review whose close shortened them, if one did).
+    Two bulk UPDATEs and the end: no grant passes through Python."""
+    source = until.subquery()
+    grant_col, until_col = source.c[0], source.c[1]
+    sooner = (grant_col == _GRANT.c.id, until_col < _GRANT.c.expires_at)
+    earlier = sa.select(until_col).where(*sooner).scalar_subquery()
+    capped = sorted(
+        session.execute(
+            sa.update(_GRANT)
+            .where(sa.exists().where(*sooner), _GRANT.c.state.in_(IN_DIRECTORY_STATES))
+            .values(expires_at=earlier)
+            .returning(_GRANT.c.id)
+        ).scalars()
+    )
+    # A window now ending in the past ends at once, as expiry would end it at its next run,
+    # so nobody keeps access in between (an already past one, unchanged, too).
+    ended = end(
+        session,
+        sa.and_(col(Grant.id).in_(sa.select(grant_col)), col(Grant.expires_at) <= now),
+        to=GrantState.EXPIRED,
+        ended_by=ended_by,
+        reason=reason,
+        now=now,
+        review_campaign_id=review_campaign_id,
+    )
+    _refresh_loaded(session, capped)
+    return Capped(sorted(set(capped) - set(ended.ids)), ended)
+
+
 def suspend(
     session: Session, *, pause_id: int, which: sa.ColumnElement[bool], of: str
 ) -> Suspended:

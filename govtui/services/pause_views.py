@@ -223,6 +223,27 @@ def current_pause(session: Session, client: Client) -> ClientPause | None:
 
 
 def _convergence(session: Session, pause_id: int, operation: OutboxOperation) -> Convergence:
+    later = None
+    if operation == OutboxOperation.REMOVE_MEMBER:
+        # Removals of the paused grants queued since by someone else (a revoke, an expiry).
+        later = sa.and_(
+            col(OutboxOp.grant_id).in_(paused_ids(pause_id)),
+            sa.or_(col(OutboxOp.pause_id).is_(None), col(OutboxOp.pause_id) != pause_id),
+        )
+    return convergence_of(session, col(OutboxOp.pause_id) == pause_id, operation, later=later)
+
+
+def convergence_of(
+    session: Session,
+    selected: sa.ColumnElement[bool],
+    operation: OutboxOperation,
+    *,
+    later: sa.ColumnElement[bool] | None = None,
+) -> Convergence:
+    """How far the directory has applied the `operation` ops the condition on OutboxOp
+    selects (a pause's, a review close's); `later`: other ops whose removals, while still
+    open, keep it from being complete (those queued since for the same grants)."""
+    mine = sa.and_(selected, col(OutboxOp.operation) == operation)
     by_state: Counter[str] = Counter()
     superseded = 0
     for state, n, replaced in session.execute(
@@ -231,7 +252,7 @@ def _convergence(session: Session, pause_id: int, operation: OutboxOperation) ->
             sa.func.count(),
             sa.func.count().filter(col(OutboxOp.last_error) == outbox.SUPERSEDED),
         )
-        .where(col(OutboxOp.pause_id) == pause_id, col(OutboxOp.operation) == operation)
+        .where(mine)
         .group_by(col(OutboxOp.state))
     ):
         by_state[state] += n - replaced
@@ -242,24 +263,18 @@ def _convergence(session: Session, pause_id: int, operation: OutboxOperation) ->
             sa.select(col(DirectoryTarget.name), sa.func.count())
             .select_from(OutboxOp)
             .join(DirectoryTarget, col(DirectoryTarget.id) == col(OutboxOp.target_id))
-            .where(
-                col(OutboxOp.pause_id) == pause_id,
-                col(OutboxOp.operation) == operation,
-                col(OutboxOp.state) == OutboxState.CANCELLED,
-            )
+            .where(mine, col(OutboxOp.state) == OutboxState.CANCELLED)
             .group_by(col(DirectoryTarget.name))
             .order_by(col(DirectoryTarget.name))
         )
     )
-    later = 0
-    if operation == OutboxOperation.REMOVE_MEMBER:
-        mine = paused_ids(pause_id)
-        later = session.execute(
+    pending_later = 0
+    if later is not None:
+        pending_later = session.execute(
             sa.select(sa.func.count()).where(
-                col(OutboxOp.grant_id).in_(mine),
+                later,
                 col(OutboxOp.operation) == OutboxOperation.REMOVE_MEMBER,
                 col(OutboxOp.state).in_((OutboxState.PENDING, OutboxState.FAILED)),
-                sa.or_(col(OutboxOp.pause_id).is_(None), col(OutboxOp.pause_id) != pause_id),
             )
         ).scalar_one()
     return Convergence(
@@ -269,7 +284,7 @@ def _convergence(session: Session, pause_id: int, operation: OutboxOperation) ->
         pending=by_state[OutboxState.PENDING],
         failed=by_state[OutboxState.FAILED],
         superseded=superseded,
-        later_pending=int(later),
+        later_pending=int(pending_later),
         cancelled=cancelled,
     )
 

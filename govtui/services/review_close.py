@@ -1,24 +1,51 @@
 """Closing an access review: every revoke, shorten and no-answer action applied in one
 transaction through the grant lifecycle, the directory removals queued under the campaign,
-then followed until the directory confirms every one; only then is the campaign closed."""
+then followed until the directory confirms every one; only then is the campaign closed.
+
+What close does is decided by one SQL expression (`_outcome`): the dry run reads it, and the
+real close writes it onto the items first and then ends exactly the grants whose item says
+so, with the campaign row and the grants locked, so the two cannot differ."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from govtui.models import Operator
-from govtui.services import sync
-from govtui.services.pause_views import Convergence
+from govtui import clock
+from govtui.db import ident
+from govtui.directory import group_names
+from govtui.errors import ConflictError, NotFoundError, PolicyError
+from govtui.models import DirectoryTarget, Grant, Operator, OutboxOp, ReviewCampaign, ReviewItem
+from govtui.services import audit, convergence, directory_targets, grant_lifecycle, operators, sync
+from govtui.services.pause_views import Convergence, convergence_of
+from govtui.services.workspace import Workspace
+from govtui.text import one_line
+from govtui.vocabulary import (
+    IN_DIRECTORY_STATES,
+    CampaignState,
+    GrantState,
+    ItemOutcome,
+    OutboxOperation,
+    OutboxState,
+    ReviewDecision,
+    Role,
+)
 
 # Closing more than this share of a population, or more than this many grants, needs the
 # exact count typed back (`--confirm-count N`).
 CONFIRM_SHARE = 0.25
 CONFIRM_ABOVE = 1_000
 DUE_SOON = timedelta(days=3)
+MAX_UNCONFIRMED = 20  # removals named one by one by `unconfirmed`; the rest are counted
+
+_ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
+_GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
+_ENDING = (ItemOutcome.REVOKED, ItemOutcome.NO_ANSWER_REVOKED)
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,10 @@ class ClosePlan:
     ended_before_decision: int
     groups: list[GroupRemoval]  # the directory removals close would queue
     needs_confirm_count: bool
+    # Added by reviewclose: what the dry run shows besides the lists above.
+    state: str = CampaignState.OPEN.value
+    no_answer_revoke: int = 0  # of `revoke`, those nobody answered (if_no_answer=revoke)
+    expire: list[int] = field(default_factory=list)  # of `shorten`: new expiry already past
 
     @property
     def ends(self) -> int:
@@ -54,6 +85,10 @@ class Closed:
     shortened: list[int]
     expired: list[int]  # shortened to a time already past: ended now, expired
     directory_ops: int
+    # Added by reviewclose: closed at once (nothing queued), or closing; `followed_only`:
+    # the campaign was closing already, so nothing was applied (close only follows again).
+    state: str = CampaignState.CLOSING.value
+    followed_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,33 +100,366 @@ class DueLine:
     overdue: bool
 
 
+def _find(session: Session, name: str, *, lock: bool = False) -> ReviewCampaign:
+    query = select(ReviewCampaign).where(ReviewCampaign.name == name)
+    if lock:
+        # A decision locks the same row before it writes: it either lands before the close
+        # (and is applied) or sees the campaign closing and is refused.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found = session.exec(query).first()
+    if found is None:
+        raise NotFoundError(f"unknown review campaign {name!r}")
+    return found
+
+
+def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> None:
+    if campaign.created_by == actor.id or Role.ADMIN in operators.roles_of(session, actor):
+        return
+    raise PolicyError(
+        f"{actor.name!r} may not close review {campaign.name!r}: its creator or an admin may"
+    )
+
+
+def _outcome(campaign: ReviewCampaign, grant_state: sa.ColumnElement[str]) -> sa.Case[str]:
+    """What close does with an item, from its decision and its grant's state now: the one
+    definition the dry run reads and the close writes. A grant no longer active or suspended
+    needs nothing (and is never revived), whatever was decided."""
+    no_answer = (
+        ItemOutcome.NO_ANSWER_REVOKED
+        if campaign.if_no_answer == ReviewDecision.REVOKE
+        else ItemOutcome.NO_ANSWER_KEPT
+    )
+    decision = _ITEM.c.decision
+    return sa.case(
+        (grant_state.not_in(IN_DIRECTORY_STATES), ItemOutcome.ENDED_BEFORE_DECISION.value),
+        (decision.is_(None), no_answer.value),
+        (decision == ReviewDecision.KEEP, ItemOutcome.KEPT.value),
+        (decision == ReviewDecision.REVOKE, ItemOutcome.REVOKED.value),
+        else_=ItemOutcome.SHORTENED.value,
+    )
+
+
+def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bool) -> ClosePlan:
+    """The plan of close_plan and of close (with the grants locked, for close)."""
+    query = (
+        sa.select(
+            col(Grant.id),
+            _outcome(campaign, _GRANT.c.state),
+            _ITEM.c.shorten_until,
+            col(Grant.expires_at),
+            col(Grant.state),
+            col(Grant.scope_id),
+            col(Grant.access),
+        )
+        .select_from(_ITEM)
+        .join(Grant, col(Grant.id) == _ITEM.c.grant_id)
+        .where(_ITEM.c.campaign_id == ident(campaign))
+        .order_by(col(Grant.id))
+    )
+    if lock:
+        # Locked, so no revoke, pause or expiry commits between this read and the close's
+        # writes (PostgreSQL; SQLite's writer lock is held already).
+        query = query.with_for_update(of=_GRANT)
+    counts: Counter[str] = Counter()
+    revoke: list[int] = []
+    no_answer_revoke = 0
+    shorten: list[tuple[int, datetime]] = []
+    expire: list[int] = []
+    leaving: Counter[tuple[int, str]] = Counter()  # (scope, access) -> members removed
+    for grant_id, outcome, until, expires_at, state, scope_id, access in session.execute(query):
+        counts[outcome] += 1
+        ends = outcome in _ENDING
+        if ends:
+            revoke.append(grant_id)
+            no_answer_revoke += outcome == ItemOutcome.NO_ANSWER_REVOKED
+        elif outcome == ItemOutcome.SHORTENED and expires_at is not None:
+            new = min(expires_at, until)
+            shorten.append((grant_id, new))
+            if new <= now:
+                expire.append(grant_id)
+                ends = True
+        if ends and state in IN_DIRECTORY_STATES:
+            leaving[(scope_id, access)] += 1
+    population = sum(counts.values())
+    return ClosePlan(
+        campaign=campaign.name,
+        population=population,
+        revoke=revoke,
+        shorten=shorten,
+        kept=counts[ItemOutcome.KEPT],
+        no_answer=counts[ItemOutcome.NO_ANSWER_KEPT] + counts[ItemOutcome.NO_ANSWER_REVOKED],
+        ended_before_decision=counts[ItemOutcome.ENDED_BEFORE_DECISION],
+        groups=_groups(session, leaving),
+        needs_confirm_count=needs_confirm_count(len(revoke), population),
+        state=campaign.state,
+        no_answer_revoke=no_answer_revoke,
+        expire=expire,
+    )
+
+
+def needs_confirm_count(revoke: int, population: int) -> bool:
+    """Whether ending `revoke` of `population` grants needs the count typed back."""
+    return revoke > CONFIRM_ABOVE or revoke > CONFIRM_SHARE * population
+
+
+def _groups(session: Session, leaving: Counter[tuple[int, str]]) -> list[GroupRemoval]:
+    """The group removals the ending grants would queue, as the outbox would (on the
+    enabled targets only)."""
+    targets = {ident(t): t.name for t in directory_targets.active_targets(session)}
+    refs = group_names.group_refs(session, {pair for pair, n in leaving.items() if n})
+    found: Counter[tuple[str, str]] = Counter()
+    for ref in refs.values():
+        if ref.target_id in targets:
+            found[(targets[ref.target_id], ref.dn)] += leaving[(ref.scope_id, ref.access)]
+    return [GroupRemoval(target, dn, n) for (target, dn), n in sorted(found.items())]
+
+
 def close_plan(session: Session, actor: Operator, *, campaign: str) -> ClosePlan:
     """What close would end and shorten, without writing (the creator or an admin)."""
-    raise NotImplementedError
+    found = _find(session, campaign)
+    _may_close(session, actor, found)
+    return _plan(session, found, now=clock.now(), lock=False)
 
 
 def close(
     session: Session, actor: Operator, *, campaign: str, confirm_count: int | None = None
 ) -> Closed:
     """Apply the campaign in one transaction and mark it closing (no code: it only removes)."""
-    raise NotImplementedError
+    found = _find(session, campaign)
+    _may_close(session, actor, found)
+    locked = _find(session, campaign, lock=True)
+    if locked.state == CampaignState.CLOSED:
+        raise ConflictError(f"review {locked.name!r} is closed already")
+    if locked.state == CampaignState.CLOSING:
+        # Applied already: what is left is to follow the directory (the caller does).
+        return Closed(locked.name, [], [], [], 0, CampaignState.CLOSING.value, True)
+    now = clock.now()
+    plan = _plan(session, locked, now=now, lock=True)
+    _check_count(plan, confirm_count)
+    campaign_id = ident(locked)
+    # The outcomes first, from the same expression the plan read; the grants are then ended
+    # by what the items say, so exactly the planned grants end.
+    grant_state = (
+        sa.select(col(Grant.state)).where(col(Grant.id) == _ITEM.c.grant_id).scalar_subquery()
+    )
+    session.execute(
+        sa.update(_ITEM)
+        .where(_ITEM.c.campaign_id == campaign_id)
+        .values(outcome=_outcome(locked, grant_state))
+    )
+
+    def items(outcome: ItemOutcome) -> sa.Select[tuple[int]]:
+        return sa.select(_ITEM.c.grant_id).where(
+            _ITEM.c.campaign_id == campaign_id, _ITEM.c.outcome == outcome
+        )
+
+    ended_by = ident(actor)
+    decided = grant_lifecycle.end(
+        session,
+        col(Grant.id).in_(items(ItemOutcome.REVOKED)),
+        to=GrantState.REVOKED,
+        ended_by=ended_by,
+        reason=f"revoked in access review {locked.name}",
+        now=now,
+        review_campaign_id=campaign_id,
+    )
+    unanswered = grant_lifecycle.end(
+        session,
+        col(Grant.id).in_(items(ItemOutcome.NO_ANSWER_REVOKED)),
+        to=GrantState.REVOKED,
+        ended_by=ended_by,
+        reason=f"no answer in access review {locked.name} (if no answer: revoke)",
+        now=now,
+        review_campaign_id=campaign_id,
+    )
+    shortened = grant_lifecycle.shorten(
+        session,
+        sa.select(_ITEM.c.grant_id, _ITEM.c.shorten_until).where(
+            _ITEM.c.campaign_id == campaign_id, _ITEM.c.outcome == ItemOutcome.SHORTENED
+        ),
+        ended_by=ended_by,
+        reason=f"shortened in access review {locked.name}",
+        now=now,
+        review_campaign_id=campaign_id,
+    )
+    revoked = sorted(decided.ids + unanswered.ids)
+    if revoked != plan.revoke or shortened.ended.ids != plan.expire:
+        # Cannot happen while the locks hold; if it ever does, nothing is written.
+        raise ConflictError(f"the grants of review {locked.name!r} changed during close: try again")
+    ops = decided.directory_ops + unanswered.directory_ops + shortened.ended.directory_ops
+    locked.state = (CampaignState.CLOSING if ops else CampaignState.CLOSED).value
+    locked.close_started_by, locked.close_started_at = ended_by, now
+    if not ops:
+        locked.closed_at = now
+    session.add(locked)
+    running = [g for g, new in plan.shorten if new > now]
+    audit.append(
+        session,
+        actor=actor.name,
+        action="review.close",
+        obj=f"review:{locked.name}",
+        details={
+            "campaign": locked.name,
+            "population": plan.population,
+            "revoked": audit.id_summary(revoked),
+            "no_answer_revoked": len(unanswered.ids),
+            "shortened": audit.id_summary(running),
+            "expired": audit.id_summary(shortened.ended.ids),
+            "kept": plan.kept,
+            "no_answer": plan.no_answer,
+            "ended_before_decision": plan.ended_before_decision,
+            "directory_ops": ops,
+            "confirm_count": confirm_count,
+            "state": locked.state,
+        },
+    )
+    if not ops:
+        _closed_event(session, locked, actor.name, directory_state(session, campaign_id))
+    return Closed(locked.name, revoked, running, shortened.ended.ids, ops, locked.state)
+
+
+def _check_count(plan: ClosePlan, confirm_count: int | None) -> None:
+    """Refuse a large close without the exact count typed back, and any wrong count."""
+    n = len(plan.revoke)
+    if confirm_count is None and not plan.needs_confirm_count:
+        return
+    if confirm_count == n:
+        return
+    why = f"closing review {plan.campaign!r} revokes {n} of its {plan.population} grants"
+    if plan.no_answer_revoke:
+        why += f" ({plan.no_answer_revoke} of them because nobody answered)"
+    if confirm_count is None:
+        raise PolicyError(
+            f"{why}: more than {CONFIRM_SHARE:.0%} of the population or more than"
+            f" {CONFIRM_ABOVE}; give the exact count to confirm (--confirm-count {n})"
+        )
+    raise PolicyError(f"{why}, not {confirm_count}: nothing was closed")
 
 
 def directory_state(session: Session, campaign_id: int) -> Convergence:
     """How far the directory has confirmed the removals the campaign's close queued."""
-    raise NotImplementedError
+    return convergence_of(
+        session, col(OutboxOp.review_campaign_id) == campaign_id, OutboxOperation.REMOVE_MEMBER
+    )
 
 
-def settle(session: Session, *, campaign: str) -> bool:
-    """Mark a closing campaign closed if the directory has confirmed every removal."""
-    raise NotImplementedError
+def unconfirmed(session: Session, campaign_id: int, limit: int = MAX_UNCONFIRMED) -> list[str]:
+    """Why each removal of the campaign's close is not confirmed yet, one line each (the
+    first `limit`, then how many more): target, group, member, state and last error."""
+    open_states = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.CANCELLED)
+    mine = sa.and_(
+        col(OutboxOp.review_campaign_id) == campaign_id,
+        col(OutboxOp.state).in_(open_states),
+    )
+    rows = session.execute(
+        sa.select(
+            col(DirectoryTarget.name),
+            col(OutboxOp.group_dn),
+            col(OutboxOp.directory_uid),
+            col(OutboxOp.state),
+            col(OutboxOp.attempts),
+            col(OutboxOp.last_error),
+        )
+        .join(DirectoryTarget, col(DirectoryTarget.id) == col(OutboxOp.target_id))
+        .where(mine)
+        .order_by(col(OutboxOp.id))
+        .limit(limit)
+    ).all()
+    lines = []
+    for target, dn, uid, state, attempts, error in rows:
+        why = {
+            OutboxState.CANCELLED: "cancelled with its target (never applied)",
+            OutboxState.FAILED: f"FAILED after {attempts} attempts",
+        }.get(state, "pending" + (f" after {attempts} attempts" if attempts else ", not sent yet"))
+        detail = f": {one_line(error)}" if error else ""
+        lines.append(f"{directory_targets.display_name(target)} {dn}: remove {uid}: {why}{detail}")
+    total = session.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+    if total > len(rows):
+        lines.append(f"... and {total - len(rows)} more (see the outbox)")
+    return lines
 
 
-def follow(engine: Engine, campaign: str, progress: sync.Progress | None = None) -> Convergence:
-    """Sync until the campaign's removals are confirmed or the stop rule holds; settle it."""
-    raise NotImplementedError
+def settle(session: Session, *, campaign: str, actor_name: str | None = None) -> bool:
+    """Mark a closing campaign closed if the directory has confirmed every removal; whether
+    it is closed. The event names `actor_name`, else whoever started the close."""
+    locked = _find(session, campaign, lock=True)
+    if locked.state != CampaignState.CLOSING:
+        return locked.state == CampaignState.CLOSED
+    state = directory_state(session, ident(locked))
+    if not state.complete:
+        return False
+    locked.state, locked.closed_at = CampaignState.CLOSED.value, clock.now()
+    session.add(locked)
+    name = actor_name or operators.name_of(session, locked.close_started_by) or "system"
+    _closed_event(session, locked, name, state)
+    return True
+
+
+def _closed_event(
+    session: Session, campaign: ReviewCampaign, actor_name: str, state: Convergence
+) -> None:
+    audit.append(
+        session,
+        actor=actor_name,
+        action="review.closed",
+        obj=f"review:{campaign.name}",
+        details={
+            "campaign": campaign.name,
+            "confirmed": state.confirmed,
+            "superseded": state.superseded,
+            "queued": state.queued,
+        },
+    )
+
+
+def _state_of(session: Session, campaign: str) -> tuple[str, Convergence]:
+    found = _find(session, campaign)
+    return found.state, directory_state(session, ident(found))
+
+
+def follow(
+    engine: Engine | Workspace, campaign: str, progress: sync.Progress | None = None
+) -> Convergence:
+    """Sync until the campaign's removals are confirmed or the stop rule holds; settle it.
+
+    Settling writes, so it goes through a Workspace (as no operator: it records what the
+    directory confirmed); the syncing itself is sync's own."""
+    workspace = engine if isinstance(engine, Workspace) else Workspace(engine, "")
+    state_name, state = workspace.read(_state_of, campaign)
+    while state_name == CampaignState.CLOSING and not state.complete:
+        report = sync.run_once(workspace.engine, due="now", progress=progress)
+        state_name, state = workspace.read(_state_of, campaign)
+        if convergence.settled(report):
+            break
+    if state_name == CampaignState.CLOSING and state.complete:
+        workspace.act_system(settle, campaign=campaign)
+    return state
 
 
 def due(session: Session, *, within: timedelta = DUE_SOON) -> list[DueLine]:
     """Open campaigns' reviewers with undecided items due within `within` or overdue."""
-    raise NotImplementedError
+    now = clock.now()
+    rows = session.execute(
+        sa.select(
+            col(ReviewCampaign.name),
+            col(Operator.name),
+            sa.func.count(),
+            col(ReviewCampaign.due_at),
+        )
+        .select_from(_ITEM)
+        .join(ReviewCampaign, col(ReviewCampaign.id) == _ITEM.c.campaign_id)
+        .join(Grant, col(Grant.id) == _ITEM.c.grant_id)
+        .join(Operator, col(Operator.id) == _ITEM.c.reviewer_id)
+        .where(
+            col(ReviewCampaign.state) == CampaignState.OPEN,
+            col(ReviewCampaign.due_at) <= now + within,
+            _ITEM.c.decision.is_(None),
+            col(Grant.state).in_(IN_DIRECTORY_STATES),  # an ended grant needs no decision
+        )
+        .group_by(col(ReviewCampaign.name), col(Operator.name), col(ReviewCampaign.due_at))
+        .order_by(col(ReviewCampaign.due_at), col(ReviewCampaign.name), col(Operator.name))
+    )
+    return [
+        DueLine(campaign, reviewer, int(n), due_at, due_at <= now)
+        for campaign, reviewer, n, due_at in rows
+    ]

@@ -5,11 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import NoReturn
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
-from govtui.models import Operator
-from govtui.vocabulary import ReviewDecision
+from govtui import clock, db
+from govtui.db import ident
+from govtui.errors import ConflictError, InputError, NotFoundError, PolicyError
+from govtui.models import Client, DatasetScope, Grant, Operator, ReviewCampaign, ReviewItem
+from govtui.services import audit, operators, reviews, second_factor, validation
+from govtui.vocabulary import CampaignState, ReviewDecision, Sensitivity
+
+_ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
+_GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
+_SCOPE: sa.Table = DatasetScope.__table__  # type: ignore[attr-defined]
+
+MAX_SHORTEN_DAYS = 3650
+RESTRICTED_WORDS = 3  # a decision on a restricted scope says why in at least this many words
+_CHUNK = 10_000  # ids per IN list: inside SQLite's and the drivers' parameter limits
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,148 @@ class Decided:
     ended: list[int]  # items whose grant had ended: skipped, no decision needed
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One selected item, as decide needs to judge it."""
+
+    item_id: int
+    grant_id: int
+    reviewer_id: int
+    decided: bool
+    live: bool  # its grant is still active or suspended
+    restricted: bool
+    independent: bool  # the actor neither requested nor approved its grant, nor extended it
+
+
+def _named(ids: Sequence[int]) -> str:
+    shown = ", ".join(map(str, ids[: reviews.NAMED]))
+    more = f" and {len(ids) - reviews.NAMED} more" if len(ids) > reviews.NAMED else ""
+    return shown + more
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    ordered = sorted(set(ids))
+    return [ordered[start : start + _CHUNK] for start in range(0, len(ordered), _CHUNK)]
+
+
+def _selected(
+    session: Session, campaign: ReviewCampaign, actor: Operator, selection: ItemSelection
+) -> list[_Row]:
+    """The selected items of the campaign with what decide checks, read in bulk (one query
+    per chunk of named ids; one for all of the actor's items)."""
+    base = (
+        sa.select(
+            _ITEM.c.id,
+            _ITEM.c.grant_id,
+            _ITEM.c.reviewer_id,
+            _ITEM.c.decision.is_not(None),
+            _GRANT.c.state.in_(reviews.REVIEWED_STATES),
+            _SCOPE.c.sensitivity == Sensitivity.RESTRICTED.value,
+            reviews.independent(ident(actor), _GRANT),
+        )
+        .select_from(
+            _ITEM.join(_GRANT, _GRANT.c.id == _ITEM.c.grant_id).join(
+                _SCOPE, _SCOPE.c.id == _GRANT.c.scope_id
+            )
+        )
+        .where(_ITEM.c.campaign_id == ident(campaign))
+    )
+    if selection.all_mine:
+        queries = [base.where(_ITEM.c.reviewer_id == ident(actor))]
+    elif selection.item_ids:
+        queries = [base.where(_ITEM.c.id.in_(chunk)) for chunk in _chunks(selection.item_ids)]
+    else:
+        queries = [
+            base.where(_ITEM.c.grant_id.in_(chunk)) for chunk in _chunks(selection.grant_ids)
+        ]
+    rows = [
+        _Row(int(i), int(g), int(r), bool(d), bool(live), bool(res), bool(ind))
+        for query in queries
+        for i, g, r, d, live, res, ind in session.execute(query).all()
+    ]
+    rows.sort(key=lambda row: row.item_id)
+    given, found = (
+        (set(selection.item_ids), {row.item_id for row in rows})
+        if selection.item_ids
+        else (set(selection.grant_ids), {row.grant_id for row in rows})
+    )
+    missing = sorted(given - found)
+    if missing and not selection.all_mine:
+        what = "items" if selection.item_ids else "grants"
+        raise NotFoundError(f"not {what} of campaign {campaign.name!r}: {_named(missing)}")
+    return rows
+
+
+def _check_inputs(
+    selection: ItemSelection, decision: str, reason: str, days: int | None
+) -> tuple[ReviewDecision, str, int | None]:
+    chosen = validation.choice(str(decision), ReviewDecision, "decision")
+    reason = validation.reason(reason, "review decision")
+    kinds = sum([bool(selection.item_ids), bool(selection.grant_ids), selection.all_mine])
+    if kinds != 1:
+        raise InputError("name the items to decide: item ids, --grant IDs or --all-mine (one)")
+    if chosen == ReviewDecision.SHORTEN:
+        if (
+            days is None
+            or isinstance(days, bool)
+            or not isinstance(days, int)
+            or not 1 <= days <= MAX_SHORTEN_DAYS
+        ):
+            raise InputError(f"shorten needs DAYS, a whole number from 1 to {MAX_SHORTEN_DAYS}")
+    elif days is not None:
+        raise InputError(f"{chosen} takes no days (only shorten does)")
+    return chosen, reason, days
+
+
+def _refuse_conflicted(
+    session: Session,
+    actor: Operator,
+    campaign: ReviewCampaign,
+    decision: ReviewDecision,
+    conflicted: Sequence[_Row],
+) -> NoReturn:
+    """Undo the batch, record the refusal as an audit event that outlives the rollback, and
+    raise: an auditor sees who tried to decide on access they requested or approved."""
+    item_ids = [row.item_id for row in conflicted]
+    message = (
+        f"{actor.name!r} may not decide item(s) {_named(item_ids)} of campaign "
+        f"{campaign.name!r}: they requested or approved the grant, or requested an extension "
+        "of it, since the campaign started; an independent reviewer must decide it"
+    )
+    details = {
+        "campaign": campaign.name,
+        "decision": decision.value,
+        "why": "conflict of interest",
+        "grants": sorted(row.grant_id for row in conflicted)[: reviews.NAMED],
+        **audit.id_summary(item_ids),
+    }
+
+    def record(locked: Session) -> None:
+        audit.append(
+            locked,
+            actor=actor.name,
+            action="review.refused",
+            obj=f"review:{campaign.name}",
+            details=details,
+        )
+
+    if db.operation_holder(session) is not None:
+        # In a Workspace operation: undo it and commit only the refusal, under the same lock.
+        db.keep_only(session, record)
+    else:
+        # A caller without the operation mark: record it in a transaction of its own once
+        # the caller's has ended, however it ends.
+        engine = session.get_bind().engine
+
+        def own() -> None:
+            with db.write_session(engine) as fresh:
+                record(fresh)
+
+        db.on_rollback(session, own)
+        db.after_commit(session, own)
+    raise PolicyError(message)
+
+
 def decide(
     session: Session,
     actor: Operator,
@@ -44,4 +201,76 @@ def decide(
 ) -> Decided:
     """Record one decision on every selected item (the actor must be each item's reviewer);
     one audit event for the batch."""
-    raise NotImplementedError
+    chosen, reason, days = _check_inputs(selection, decision, reason, days)
+    # Locked first: a close takes this lock too, so no decision lands on a closing campaign
+    # and none is lost to a close computing its plan meanwhile.
+    row = reviews.find_campaign(session, campaign, lock=True)
+    if row.state != CampaignState.OPEN:
+        raise ConflictError(
+            f"campaign {row.name!r} is {row.state}: decisions are taken only while it is open"
+        )
+    client = session.get(Client, row.client_id)
+    assert client is not None
+    if not operators.is_reviewer_for(session, actor, client):
+        raise PolicyError(
+            f"{actor.name!r} is not a reviewer for client {client.name!r}: only its "
+            f"reviewers decide the items of campaign {row.name!r}"
+        )
+    rows = _selected(session, row, actor, selection)
+    others = [r.item_id for r in rows if r.reviewer_id != ident(actor)]
+    if others:
+        raise PolicyError(
+            f"item(s) {_named(others)} of campaign {row.name!r} are assigned to another "
+            f"reviewer: only an item's assigned reviewer decides it, not {actor.name!r}"
+        )
+    ended = [r.item_id for r in rows if not r.live]
+    live = [r for r in rows if r.live]
+    if any(r.restricted for r in live) and len(reason.split()) < RESTRICTED_WORDS:
+        raise InputError(
+            f"a decision on a restricted scope needs a reason of at least {RESTRICTED_WORDS} "
+            "words (--reason)"
+        )
+    conflicted = [r for r in live if not r.independent]
+    if conflicted:
+        _refuse_conflicted(session, actor, row, chosen, conflicted)
+    if not live:
+        return Decided(row.name, chosen, [], 0, ended)
+    step = None
+    if chosen != ReviewDecision.REVOKE:
+        # Keeping access alive is adding friction's direction: the reviewer's code, once.
+        if not code:
+            raise InputError(f"{chosen} keeps access alive: give your TOTP code (--totp)")
+        step = second_factor.verify(
+            session, actor, code, purpose=f"review {chosen} in campaign {row.name}"
+        )
+    now = clock.now()
+    item_ids = [r.item_id for r in live]
+    values: dict[str, object] = {
+        "decision": chosen.value,
+        "shorten_days": days,
+        "shorten_until": now + timedelta(days=days) if days is not None else None,
+        "reason": reason,
+        "decided_by": ident(actor),
+        "decided_at": now,
+        "totp_step": step,
+    }
+    for chunk in _chunks(item_ids):
+        session.execute(sa.update(_ITEM).where(_ITEM.c.id.in_(chunk)).values(**values))
+    changed = sum(1 for r in live if r.decided)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="review.decide",
+        obj=f"review:{row.name}",
+        details={
+            "campaign": row.name,
+            "decision": chosen.value,
+            "days": days,
+            "reason": reason,
+            "totp_step": step,
+            "changed": changed,
+            "ended_skipped": len(ended),
+            **audit.id_summary(item_ids),
+        },
+    )
+    return Decided(row.name, chosen, item_ids, changed, ended)
