@@ -29,18 +29,20 @@ import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from govtui import db
+from govtui import clock, db
 from govtui.cli import main as cli_main_function
 from govtui.cli.main import build_parser
+from govtui.services import operators, reviews
 from govtui.text import hostile_char
 
 from .conftest import snapshot
-from .factories import World, small_vendor
+from .factories import ADMIN, World, bound, small_vendor
 from .memory_keyring import MemoryKeyring
 
 SEED = int(os.environ.get("GOVTUI_FUZZ_SEED", "11"))
@@ -54,7 +56,12 @@ CODE_OPTIONS = frozenset({"totp", "second_totp", "confirm", "current_code", "adm
 PATH_ARGUMENTS = frozenset({"file", "out", "ca_file"})
 # Commands never run: the TUI (no command) is not a command line, and `sync --watch` loops
 # forever (flags are never fuzzed, so it is only named here as the reason none are).
-ACTING_AS = {("grant", "approve"): "ann", ("client", "resume"): "ann"}
+ACTING_AS = {
+    ("grant", "approve"): "ann",
+    ("client", "resume"): "ann",
+    ("review", "decide"): "rita",
+    ("review", "items"): "rita",
+}
 # A valid value per (command, dest), so that only the fuzzed argument is wrong; anything not
 # listed gets a generic value (which may itself be refused: then the case still must be 2).
 BASELINE: dict[tuple[str, ...], dict[str, str]] = {
@@ -96,6 +103,12 @@ BASELINE: dict[tuple[str, ...], dict[str, str]] = {
     },
     ("operator", "add"): {"name": "newop", "role": "requester"},
     ("operator", "enroll"): {"name": "req"},
+    # The template's campaign q1 (grant 2, reviewed by rita); a start makes another.
+    ("review", "start"): {"name": "q2", "client": "acme", "reviewers": "rita", "due_in": "7"},
+    ("review", "decide"): {"campaign": "q1", "words": "revoke", "reason": "left"},
+    ("review", "close"): {"campaign": "q1"},
+    ("review", "show"): {"campaign": "q1"},
+    ("review", "items"): {"campaign": "q1"},
 }
 
 CONTROLS = [
@@ -314,6 +327,16 @@ def template(tmp_path: Path, memory_keyring: MemoryKeyring) -> Iterator[tuple[Pa
     engine: Engine = db.make_engine(url)
     world = small_vendor(engine)
     world.request()
+    # An open access review over one active grant, for the review commands.
+    with db.write_session(engine) as session:
+        root = operators.find(session, ADMIN)
+        operators.add(session, root, name="rita", roles=["reviewer"], reviews=["acme"], **bound())
+    world.approve(world.request("E2", access="label"))
+    with db.write_session(engine) as session:
+        spec = reviews.CampaignSpec(
+            "q1", "acme", ("rita",), clock.now() + timedelta(days=14), "keep"
+        )
+        reviews.start(session, operators.find(session, ADMIN), spec=spec)
     engine.dispose()  # the WAL is folded back: a copy of the one file is the whole database
     return path, world
 

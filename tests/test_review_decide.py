@@ -401,3 +401,25 @@ def test_all_mine_over_many_items_is_bulk(setup: Setup) -> None:
         ).scalar_one()
     assert kept == 4_001
     assert world.op("rita").totp_last_step is not None
+
+
+def test_a_refusal_is_audited_outside_the_workspace_too(setup: Setup) -> None:
+    """A script calling decide in its own write session gets the same audited refusal."""
+    world = setup.world
+    with db.write_session(world.engine) as session:
+        grants.extend(session, world.op("ann"), grant_id=setup.a, days=5, reason="more work")
+    with (
+        pytest.raises(PolicyError, match="may not decide"),
+        db.write_session(world.engine) as session,
+    ):
+        review_decisions.decide(
+            session,
+            world.op("ann"),
+            campaign=CAMPAIGN,
+            selection=ItemSelection(grant_ids=[setup.a]),
+            decision=REVOKE,
+            reason="gone",
+        )
+    assert len(events(world.engine, "review.refused")) == 1
+    assert setup.item(setup.a).decision is None
+    verify_chain(world.engine)

@@ -76,10 +76,15 @@ class Styled(str):
 _JSON_HOSTILE = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """A value as JSON text in which nothing acts on a terminal (for streamed rows too)."""
+    text = json.dumps(to_jsonable(value), indent=indent, ensure_ascii=False)
+    return _JSON_HOSTILE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def print_json(value: Any) -> None:
     """Write a value as indented JSON on stdout (nothing in it acts on a terminal)."""
-    text = json.dumps(to_jsonable(value), indent=2, ensure_ascii=False)
-    sys.stdout.write(_JSON_HOSTILE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+    sys.stdout.write(json_text(value) + "\n")
 
 
 def _cell(value: Any) -> str:

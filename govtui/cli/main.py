@@ -47,6 +47,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "govtui.cli.catalog_commands": ("client", "project", "scope"),
     "govtui.cli.people_commands": ("contractor", "operator"),
     "govtui.cli.grant_commands": ("grant", "expire"),
+    "govtui.cli.review_commands": ("review",),
     "govtui.cli.directory_commands": ("directory", "sync", "reconcile"),
     "govtui.cli.audit_commands": ("audit",),
 }

@@ -60,6 +60,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.add_argument("--role", action="append", required=True, choices=ROLES, help="repeatable")
     p.add_argument("--approves", action="append", default=[], metavar="CLIENT", help="repeatable")
+    p.add_argument(
+        "--reviews",
+        action="append",
+        default=[],
+        metavar="CLIENT",
+        help="a client whose access they review (needs the reviewer role; repeatable)",
+    )
     _binding_arguments(p)
     _code_arguments(p)
     p.set_defaults(handler=run_operator_add)
@@ -117,6 +124,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.add_argument("client")
     p.set_defaults(handler=run_approves_remove)
+    reviews = osub.add_parser("reviews", help="the clients a reviewer reviews access for")
+    vsub = reviews.add_subparsers(dest="reviews_action", required=True, metavar="ACTION")
+    p = vsub.add_parser(
+        "add", help="review one more client (your code; a second admin confirms once two exist)"
+    )
+    p.add_argument("name")
+    p.add_argument("client")
+    _code_arguments(p)
+    p.set_defaults(handler=run_reviews_add)
+    p = vsub.add_parser("remove", help="stop reviewing a client (no code)")
+    p.add_argument("name")
+    p.add_argument("client")
+    p.set_defaults(handler=run_reviews_remove)
     register_enroll(osub)
 
 
@@ -226,6 +246,7 @@ def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
                 name=args.name,
                 roles=args.role,
                 approves=args.approves,
+                reviews=args.reviews,
                 bootstrap_actor=ctx.actor_name,
                 login=args.login,
                 db_role=args.db_role,
@@ -240,6 +261,7 @@ def run_operator_add(ctx: Context, args: argparse.Namespace) -> int:
         name=args.name,
         roles=args.role,
         approves=args.approves,
+        reviews=args.reviews,
         login=args.login,
         db_role=args.db_role,
         shared_login=args.shared_login,
@@ -310,6 +332,23 @@ def run_approves_remove(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_reviews_add(ctx: Context, args: argparse.Namespace) -> int:
+    change = ctx.workspace().act(
+        privilege.add_reviews, name=args.name, client=args.client, codes=_codes(args)
+    )
+    return _outcome(
+        change,
+        pending=f"reviewing {args.client} by {args.name} is requested",
+        done=f"operator {args.name} reviews {args.client}",
+    )
+
+
+def run_reviews_remove(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.workspace().act(privilege.remove_reviews, name=args.name, client=args.client)
+    print(f"operator {args.name} no longer reviews {args.client}")
+    return 0
+
+
 def run_operator_pending(ctx: Context, args: argparse.Namespace) -> int:
     views = ctx.workspace().read(privilege.pending)
     if args.json:
@@ -353,12 +392,13 @@ def run_operator_list(ctx: Context, args: argparse.Namespace) -> int:
         print_json(views)
         return 0
     print_table(
-        ["NAME", "ROLES", "APPROVES FOR", "TOTP", "STATUS", "LOGIN"],
+        ["NAME", "ROLES", "APPROVES FOR", "REVIEWS", "TOTP", "STATUS", "LOGIN"],
         [
             [
                 v.name,
                 ",".join(v.roles) or "-",
                 ",".join(v.approves) or "-",
+                ",".join(v.reviews) or "-",
                 (
                     f"LOCKED until {v.totp_locked_until:%Y-%m-%d %H:%M} UTC"
                     if v.totp_locked_until is not None

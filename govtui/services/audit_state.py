@@ -1,7 +1,7 @@
 """Is the state backed by the chain? Replays the audit events and names every row of the
-state that matters for access which no event made: an operator, a role or an approves link,
-an active or suspended grant (its request and activating approval), a pause, a scope's
-sensitivity, a directory target. A row inserted or changed by SQL leaves the chain intact; this
+state that matters for access which no event made: an operator, a role, an approves or a
+reviews link, an active or suspended grant (its request and activating approval), a pause, a
+scope's sensitivity, a directory target. A row inserted or changed by SQL leaves the chain intact; this
 is what catches it.
 
 Memory stays bounded for 100k+ grants: events and rows are read in batches of columns, and
@@ -11,7 +11,7 @@ what is kept per grant is an id with a small digest of what its request named.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from govtui.models import (
     Grant,
     Operator,
     OperatorClient,
+    OperatorReviewClient,
     OperatorRole,
     Project,
 )
@@ -54,6 +55,7 @@ _Provenance = tuple[str | None, str | None]
 class _OperatorSeen:
     roles: set[str] = field(default_factory=set)
     approves: set[str] = field(default_factory=set)
+    reviews: set[str] = field(default_factory=set)  # schema version 5: reviewer links
     removed: bool = False
     # (login, db_role, shared_login) as the newest operator.add / operator.bind recorded it;
     # None when no event recorded one (made before schema version 4: bound by name).
@@ -63,6 +65,7 @@ class _OperatorSeen:
     # (None, None) for events from before schema version 4, whose rows recorded none.
     role_by: dict[str, _Provenance] = field(default_factory=dict)
     client_by: dict[str, _Provenance] = field(default_factory=dict)
+    review_by: dict[str, _Provenance] = field(default_factory=dict)
 
 
 def _binding(details: dict[str, Any]) -> tuple[str | None, str | None, bool] | None:
@@ -208,6 +211,8 @@ def _replay_operator(
         added = _OperatorSeen(
             roles={str(r) for r in details.get("roles", [])},
             approves={str(c) for c in details.get("approves", [])},
+            # An operator.add from before schema version 5 has no reviews key: none.
+            reviews={str(c) for c in details.get("reviews", [])},
             binding=_binding(details),
         )
         by = _provenance(details, details.get("granted_by"))
@@ -217,6 +222,7 @@ def _replay_operator(
             by = (name, by[1])
         added.role_by = dict.fromkeys(added.roles, by)
         added.client_by = dict.fromkeys(added.approves, by)
+        added.review_by = dict.fromkeys(added.reviews, by)
         seen.operators[name] = added
         return
     op = seen.operators.get(name)
@@ -232,6 +238,11 @@ def _replay_operator(
         op.client_by[str(details.get("client"))] = _provenance(details, _granter(details, actor))
     elif action == "operator.approves_remove":
         op.approves.discard(str(details.get("client")))
+    elif action == "operator.reviews_add":
+        op.reviews.add(str(details.get("client")))
+        op.review_by[str(details.get("client"))] = _provenance(details, _granter(details, actor))
+    elif action == "operator.reviews_remove":
+        op.reviews.discard(str(details.get("client")))
     elif action == "operator.remove":
         op.removed = True
     elif action == "operator.bind":
@@ -299,16 +310,8 @@ def _check_operators(session: Session, seen: _Replay, found: _Findings) -> None:
     )  # type: ignore[call-overload]
     for op_id, role, granted, confirmed in session.execute(role_rows):
         roles.setdefault(op_id, {})[role] = (who(granted), who(confirmed))
-    approves: dict[int, dict[str, _Provenance]] = {}
-    links = sa.select(
-        OperatorClient.operator_id,
-        OperatorClient.client_id,
-        OperatorClient.granted_by,
-        OperatorClient.confirmed_by,
-    )  # type: ignore[call-overload]
-    for op_id, client_id, granted, confirmed in session.execute(links):
-        client = str(clients.get(client_id, f"#{client_id}"))
-        approves.setdefault(op_id, {})[client] = (who(granted), who(confirmed))
+    approves = _links(session, OperatorClient, clients, who)
+    reviews = _links(session, OperatorReviewClient, clients, who)
     columns = (Operator.login, Operator.db_role, Operator.shared_login)
     rows = session.execute(sa.select(Operator.id, Operator.name, Operator.disabled_at, *columns))  # type: ignore[call-overload]
     for op_id, name, disabled_at, login, db_role, shared in rows:
@@ -324,28 +327,48 @@ def _check_operators(session: Session, seen: _Replay, found: _Findings) -> None:
                 f"operator {name!r} is bound to login {login!r}, db role {db_role!r}"
                 f"{' (shared)' if shared else ''} by no operator.add/bind event"
             )
-        has_roles, has_clients = roles.get(op_id, {}), approves.get(op_id, {})
+        has_roles = roles.get(op_id, {})
         for role in sorted(set(has_roles) - op.roles):
             found.add(f"operator_role: operator {name!r} has role {role!r} that no event gave")
-        for client in sorted(set(has_clients) - op.approves):
-            found.add(f"operator_client: operator {name!r} approves {client!r} by no event")
         _check_provenance(
             found, f"operator_role: role {{}} of operator {name!r}", has_roles, op.role_by
-        )
-        _check_provenance(
-            found, f"operator_client: {name!r} approving {{}}", has_clients, op.client_by
         )
         if op.removed and disabled_at is None:
             found.add(f"operator {name!r} was removed (operator.remove) but is enabled again")
         if not op.removed:
             for role in sorted(op.roles - set(has_roles)):
                 found.add(f"operator_role: role {role!r} of operator {name!r} removed by no event")
-            for client in sorted(op.approves - set(has_clients)):
-                found.add(f"operator_client: {name!r} approving {client!r} removed by no event")
+        # The approves and the reviews links, checked alike (the reviews one since v5).
+        for table, does, doing, rows_of, made, by in (
+            ("operator_client", "approves", "approving", approves, op.approves, op.client_by),
+            ("operator_review_client", "reviews", "reviewing", reviews, op.reviews, op.review_by),
+        ):
+            has = rows_of.get(op_id, {})
+            for client in sorted(set(has) - made):
+                found.add(f"{table}: operator {name!r} {does} {client!r} by no event")
+            _check_provenance(found, f"{table}: {name!r} {doing} {{}}", has, by)
+            if not op.removed:
+                for client in sorted(made - set(has)):
+                    found.add(f"{table}: {name!r} {doing} {client!r} removed by no event")
     # Rows are never deleted by govtui (operator.remove disables): a missing one was deleted
     # by SQL, with its roles, so that nothing shows it ever existed but the chain.
     for name in sorted(set(seen.operators) - set(names.values())):
         found.add(f"operator {name!r} has an operator.add event but no row (deleted by SQL?)")
+
+
+def _links(
+    session: Session,
+    table: type[OperatorClient] | type[OperatorReviewClient],
+    clients: dict[int, str],
+    who: Callable[[int | None], str | None],
+) -> dict[int, dict[str, _Provenance]]:
+    """Operator id -> client name -> (granted_by, confirmed_by) names, for a link table."""
+    found: dict[int, dict[str, _Provenance]] = {}
+    query = sa.select(table.operator_id, table.client_id, table.granted_by, table.confirmed_by)  # type: ignore[call-overload]
+    for op_id, client_id, granted, confirmed in session.execute(query):
+        client = str(clients.get(client_id, f"#{client_id}"))
+        found.setdefault(op_id, {})[client] = (who(granted), who(confirmed))
+    return found
 
 
 def _check_provenance(

@@ -1,13 +1,16 @@
 """The overview the dashboard shows: per client, its size and its grants by state; and the
-directory outbox's open operations; and who is locked out of their TOTP codes."""
+directory outbox's open operations; and who is locked out of their TOTP codes; and the access
+reviews not closed yet, with their overdue items."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from govtui import clock
 from govtui.models import (
     Client,
     Contractor,
@@ -16,9 +19,30 @@ from govtui.models import (
     Grant,
     OutboxOp,
     Project,
+    ReviewCampaign,
+    ReviewItem,
 )
 from govtui.services import lockout
 from govtui.services.lockout import LockedOperator
+from govtui.vocabulary import CampaignState
+
+# A grant in these states still needs a review decision (a suspended one would come back on
+# resume); any other has ended and needs none.
+LIVE_STATES = ("active", "suspended")
+
+
+@dataclass(frozen=True)
+class CampaignLine:
+    """One access review not closed yet: its progress and its overdue items."""
+
+    name: str
+    client: str
+    state: str
+    due_at: datetime
+    total: int
+    decided: int
+    ended: int  # undecided items whose grant ended: no decision needed
+    overdue: int  # undecided items of live grants past the due time (open campaigns only)
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,11 @@ class Overview:
     # Operators locked out after too many wrong codes: someone must unlock them (or wait),
     # or the approvals and resumes that need them are stuck.
     locked_operators: list[LockedOperator] = field(default_factory=list)
+    campaigns: list[CampaignLine] = field(default_factory=list)  # open and closing, by due
+
+    @property
+    def overdue_items(self) -> int:
+        return sum(line.overdue for line in self.campaigns)
 
 
 def overview(session: Session) -> Overview:
@@ -112,4 +141,46 @@ def overview(session: Session) -> Overview:
         outbox_pending=outbox.get("pending", 0),
         outbox_failed=outbox.get("failed", 0),
         locked_operators=lockout.locked_operators(session),
+        campaigns=campaigns(session),
     )
+
+
+def campaigns(session: Session) -> list[CampaignLine]:
+    """The campaigns not closed yet, soonest due first, counted in one grouped query."""
+    live = col(Grant.state).in_(LIVE_STATES)
+    undecided = col(ReviewItem.decision).is_(None)
+    counts = (
+        sa.select(
+            col(ReviewCampaign.name),
+            col(Client.name),
+            col(ReviewCampaign.state),
+            col(ReviewCampaign.due_at),
+            sa.func.count(col(ReviewItem.id)),
+            sa.func.count(col(ReviewItem.decision)),
+            sa.func.count(sa.case((sa.and_(undecided, sa.not_(live)), 1))),
+            sa.func.count(sa.case((sa.and_(undecided, live), 1))),
+        )
+        .join(Client, col(Client.id) == col(ReviewCampaign.client_id))
+        .outerjoin(ReviewItem, col(ReviewItem.campaign_id) == col(ReviewCampaign.id))
+        .outerjoin(Grant, col(Grant.id) == col(ReviewItem.grant_id))
+        .where(col(ReviewCampaign.state) != CampaignState.CLOSED.value)
+        .group_by(col(ReviewCampaign.id), col(Client.name))
+        .order_by(col(ReviewCampaign.due_at), col(ReviewCampaign.name))
+    )
+    now = clock.now()
+    lines = []
+    for name, client, state, due_at, total, decided, ended, waiting in session.execute(counts):
+        late = state == CampaignState.OPEN.value and due_at < now
+        lines.append(
+            CampaignLine(
+                name=name,
+                client=client,
+                state=state,
+                due_at=due_at,
+                total=total,
+                decided=decided,
+                ended=ended,
+                overdue=waiting if late else 0,
+            )
+        )
+    return lines

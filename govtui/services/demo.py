@@ -13,8 +13,8 @@ from sqlmodel import Session, col
 from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError
-from govtui.models import Client, Contractor, Grant
-from govtui.services import audit, catalog, contractor_import, identity, operators
+from govtui.models import Client, Contractor, DatasetScope, Grant, Operator, Project
+from govtui.services import audit, catalog, contractor_import, identity, operators, reviews
 
 ADMIN = "alex"
 CLIENTS = {
@@ -109,13 +109,20 @@ def load(session: Session, *, contractors: int = 400, seed: int = 7) -> str:
                 catalog.add_scope(
                     session, admin, path=f"{client}/{project}/{scope}", sensitivity=sensitivity
                 )
+    # blair and dana review every demo client, so the demo can run an access review; the
+    # demo's grants were requested by alex and approved by nobody, so neither is conflicted.
+    everyone = list(CLIENTS)
     blair = ["approver", "reviewer"]
-    operators.add(session, admin, name="blair", roles=blair, approves=list(CLIENTS), **bound)
+    operators.add(
+        session, admin, name="blair", roles=blair, approves=everyone, reviews=everyone, **bound
+    )
     # A second admin vouches for casey, so that blair and casey may together approve a
     # restricted scope (two approvers made by one admin alone may not: privilege.provenance).
     quinn = operators.add(session, admin, name="quinn", roles=["admin"], **bound)
     operators.add(session, quinn, name="casey", roles=["approver"], approves=list(CLIENTS), **bound)
-    operators.add(session, admin, name="dana", roles=["requester", "reviewer"], **bound)
+    operators.add(
+        session, admin, name="dana", roles=["requester", "reviewer"], reviews=everyone, **bound
+    )
     today = clock.now().date()
     rows = []
     for n in range(1, contractors + 1):
@@ -133,7 +140,44 @@ def load(session: Session, *, contractors: int = 400, seed: int = 7) -> str:
     digest = hashlib.sha256(repr(rows).encode()).hexdigest()
     contractor_import.apply(session, admin, rows, source="demo", sha256=digest)
     _grants(session, rng, ident(admin), today)
+    _campaign(session, admin)
     return ADMIN
+
+
+# The demo's one open access review, over the client with the fewest live grants (northwind-ai
+# with the default data), so that loading stays quick and the reviews screen has a few hundred
+# items at most.
+CAMPAIGN = "demo-review"
+
+
+def _campaign(session: Session, admin: Operator) -> None:
+    """An open campaign over one client's live grants, due in two weeks, reviewed by dana and
+    then blair (neither requested nor approved a demo grant), kept if nobody answers. None
+    when no client has a live grant (a demo of a handful of contractors)."""
+    live = (
+        sa.select(Client.name, sa.func.count())  # type: ignore[call-overload]
+        .select_from(Grant)
+        .join(DatasetScope, DatasetScope.id == Grant.scope_id)
+        .join(Project, Project.id == DatasetScope.project_id)
+        .join(Client, Client.id == Project.client_id)
+        .where(Grant.state == "active")
+        .group_by(Client.name)
+        .order_by(sa.func.count(), Client.name)
+    )
+    smallest = session.execute(live.limit(1)).first()
+    if smallest is None:
+        return
+    reviews.start(
+        session,
+        admin,
+        spec=reviews.CampaignSpec(
+            name=CAMPAIGN,
+            client=smallest[0],
+            reviewers=("dana", "blair"),
+            due_at=clock.now() + timedelta(days=14),
+            if_no_answer="keep",
+        ),
+    )
 
 
 def _grants(session: Session, rng: random.Random, admin_id: int, today: date) -> None:

@@ -1,4 +1,4 @@
-"""What the approvals and enrolment screens say about the acting operator, and what the
+"""What the approvals, enrolment and reviews screens say about the acting operator, and what the
 dashboard says about every operator (shared logins and lock-outs)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from sqlmodel import Session, col, select
 
 from govtui import clock
 from govtui.models import Operator
-from govtui.services import identity, second_factor
+from govtui.services import identity, operators, second_factor
+from govtui.vocabulary import Role
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,14 @@ class OperatorState:
     db_role: str | None = None  # PostgreSQL: the role that must connect, if any
     shared_login: bool = False  # the login acts as several operators: no four eyes (red)
     disabled: bool = False
+    # The clients whose access they review, when they hold the reviewer role (the reviews
+    # screen offers their campaigns); empty otherwise, since a link alone gives nothing.
+    reviews: tuple[str, ...] = ()
 
 
-def state(_session: Session, actor: Operator) -> OperatorState:
-    """The operator's enrolment and lock-out, as read with them."""
+def state(session: Session, actor: Operator) -> OperatorState:
+    """The operator's enrolment, lock-out and reviewed clients, as read with them."""
+    reviewer = Role.REVIEWER in operators.roles_of(session, actor)
     return OperatorState(
         name=actor.name,
         enrolled_at=actor.totp_enrolled_at,
@@ -36,6 +41,7 @@ def state(_session: Session, actor: Operator) -> OperatorState:
         db_role=actor.db_role,
         shared_login=actor.shared_login,
         disabled=actor.disabled_at is not None,
+        reviews=operators.reviewed_clients(session, actor) if reviewer else (),
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from govtui import clock
 from govtui.db import ident
@@ -23,6 +24,7 @@ class OperatorView:
     name: str
     roles: tuple[str, ...]
     approves: tuple[str, ...]
+    reviews: tuple[str, ...]  # the clients they review (with the reviewer role)
     totp_enrolled: bool
     login: str
     db_role: str | None
@@ -138,35 +140,14 @@ def add(
     op_id = ident(operator)
     # The first operator is granted on nobody's say-so but their own.
     granted_by = op_id if actor is None else ident(actor)
-    session.add_all(
-        OperatorRole(
-            operator_id=op_id,
-            role=role.value,
-            granted_by=granted_by,
-            confirmed_by=confirmed_by,
-            granted_at=now,
-        )
-        for role in sorted(role_set)
-    )
-    session.add_all(
-        OperatorClient(
-            operator_id=op_id,
-            client_id=cid,
-            granted_by=granted_by,
-            confirmed_by=confirmed_by,
-            granted_at=now,
-        )
-        for cid in client_ids
-    )
-    session.add_all(
-        OperatorReviewClient(
-            operator_id=op_id,
-            client_id=cid,
-            granted_by=granted_by,
-            confirmed_by=confirmed_by,
-            granted_at=now,
-        )
-        for cid in review_ids
+    write_privilege(
+        session,
+        op_id,
+        roles=role_set,
+        approves=client_ids,
+        reviews=review_ids,
+        granted_by=granted_by,
+        confirmed_by=confirmed_by,
     )
     audit.append(
         session,
@@ -187,6 +168,43 @@ def add(
     return operator
 
 
+def write_privilege(
+    session: Session,
+    operator_id: int,
+    *,
+    roles: Iterable[Role] = (),
+    approves: Iterable[int] = (),
+    reviews: Iterable[int] = (),
+    granted_by: int,
+    confirmed_by: int | None,
+) -> None:
+    """Write role rows and approves/reviews links (by client id) with their provenance: the
+    one writer of privilege rows, for seeding (`add`) and for services/privilege.py alike, so
+    that every row records who granted and who confirmed it, which audit_state compares."""
+    made: dict[str, Any] = {
+        "operator_id": operator_id,
+        "granted_by": granted_by,
+        "confirmed_by": confirmed_by,
+        "granted_at": clock.now(),
+    }
+    rows: list[SQLModel] = [OperatorRole(role=role.value, **made) for role in sorted(roles)]
+    rows += [OperatorClient(client_id=client_id, **made) for client_id in approves]
+    rows += [OperatorReviewClient(client_id=client_id, **made) for client_id in reviews]
+    session.add_all(rows)
+
+
+def reviewed_clients(session: Session, operator: Operator) -> tuple[str, ...]:
+    """The names of the clients the operator has a review link for, by name (whether or not
+    they still hold the reviewer role: is_reviewer_for decides that)."""
+    rows = session.exec(
+        select(Client.name)
+        .join(OperatorReviewClient, col(OperatorReviewClient.client_id) == col(Client.id))
+        .where(OperatorReviewClient.operator_id == ident(operator))
+        .order_by(Client.name)
+    ).all()
+    return tuple(rows)
+
+
 def _client_id(session: Session, name: str) -> int:
     client = session.exec(select(Client).where(Client.name == name)).first()
     if client is None:
@@ -203,7 +221,7 @@ def name_of(session: Session, operator_id: int | None) -> str | None:
 
 
 def list_all(session: Session) -> list[OperatorView]:
-    """Every operator with roles and approvable clients, by name."""
+    """Every operator with roles, approvable and reviewed clients, by name."""
     operators = session.exec(select(Operator).order_by(Operator.name)).all()
     roles: dict[int, list[str]] = {}
     for op_id, role in session.exec(select(OperatorRole.operator_id, OperatorRole.role)):
@@ -215,6 +233,13 @@ def list_all(session: Session) -> list[OperatorView]:
         )
     ):
         approves.setdefault(op_id, []).append(client_name)
+    reviews: dict[int, list[str]] = {}
+    for op_id, client_name in session.exec(
+        select(OperatorReviewClient.operator_id, Client.name).join(
+            Client, col(Client.id) == col(OperatorReviewClient.client_id)
+        )
+    ):
+        reviews.setdefault(op_id, []).append(client_name)
     views = []
     for op in operators:
         op_id = ident(op)
@@ -224,6 +249,7 @@ def list_all(session: Session) -> list[OperatorView]:
                 name=op.name,
                 roles=tuple(sorted(roles.get(op_id, []))),
                 approves=tuple(sorted(approves.get(op_id, []))),
+                reviews=tuple(sorted(reviews.get(op_id, []))),
                 totp_enrolled=op.totp_enrolled_at is not None,
                 login=identity.login_of(op),
                 db_role=op.db_role,

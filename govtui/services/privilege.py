@@ -1,7 +1,9 @@
-"""Privilege changes: who may add operators, roles and approvable clients, and with whose codes.
+"""Privilege changes: who may add operators, roles, approvable and reviewed clients, and with
+whose codes.
 
 Adding privilege is an access-adding action: the acting admin's TOTP code. Once two enabled,
-enrolled admins exist, the approver or admin role, an approvable client, a break-glass reset
+enrolled admins exist, the approver or admin role, an approvable or reviewed client (a
+review's keep keeps access alive; the reviewer role alone gives nothing), a break-glass reset
 of an enrolment, and a removal that would leave fewer than two such admins are only
 REQUESTED: a different admin confirms the change in their own session with their own code
 (`confirm`), and only then is it applied. A code is thus only ever checked in the session of
@@ -20,7 +22,14 @@ from sqlmodel import Session, col, select
 from govtui import clock
 from govtui.db import ident
 from govtui.errors import ConflictError, NotFoundError, PolicyError
-from govtui.models import Client, Operator, OperatorClient, OperatorRole, PrivilegeChange
+from govtui.models import (
+    Client,
+    Operator,
+    OperatorClient,
+    OperatorReviewClient,
+    OperatorRole,
+    PrivilegeChange,
+)
 from govtui.services import audit, identity, lockout, operators, second_factor, validation
 from govtui.vocabulary import ChangeKind, ChangeState, Role
 
@@ -28,6 +37,32 @@ from govtui.vocabulary import ChangeKind, ChangeState, Role
 CONFIRMED_ROLES = frozenset({Role.APPROVER, Role.ADMIN})
 # How long a requested change waits for its confirmation.
 PENDING_FOR = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A per-client privilege: approving a client's grants, or reviewing its access."""
+
+    name: str  # in the audit actions: operator.<name>_add / _remove
+    table: type[OperatorClient] | type[OperatorReviewClient]
+    role: Role  # held as well, or the link gives nothing
+    kind: ChangeKind  # the pending change that adds it once two admins exist
+    verb: str  # "approve for": what the linked operator does
+    says: str  # "approves for"
+
+
+APPROVES = Link(
+    "approves",
+    OperatorClient,
+    Role.APPROVER,
+    ChangeKind.APPROVES_ADD,
+    "approve for",
+    "approves for",
+)
+REVIEWS = Link(
+    "reviews", OperatorReviewClient, Role.REVIEWER, ChangeKind.REVIEWS_ADD, "review", "reviews"
+)
+LINKS = {link.kind: link for link in (APPROVES, REVIEWS)}
 
 
 @dataclass(frozen=True)
@@ -274,14 +309,15 @@ def _apply(
         role = Role(change.role or "")
         if session.get(OperatorRole, (ident(target), role.value)) is not None:
             raise ConflictError(f"operator {name!r} has the {role} role already")
-        _add_role(session, actor, target, role, granted_by=requester, confirmed_by=actor)
+        _grant(session, actor, target, role, None, granted_by=requester, confirmed_by=actor)
         return f"operator {name} has the {role} role"
-    if kind == ChangeKind.APPROVES_ADD:
+    if kind in LINKS:
+        link = LINKS[kind]
         client = session.get(Client, change.client_id)
         assert client is not None  # a foreign key
-        _check_approves(session, target, client)
-        _add_approves(session, actor, target, client, granted_by=requester, confirmed_by=actor)
-        return f"operator {name} approves for {client.name}"
+        _check_link(session, link, target, client)
+        _grant(session, actor, target, link, client, granted_by=requester, confirmed_by=actor)
+        return f"operator {name} {link.says} {client.name}"
     if kind == ChangeKind.ROLE_REMOVE:
         row = session.get(OperatorRole, (ident(target), Role.ADMIN.value))
         if row is None:
@@ -305,27 +341,34 @@ def add_operator(
     name: str,
     roles: Iterable[str],
     approves: Iterable[str] = (),
+    reviews: Iterable[str] = (),
     login: str | None = None,
     db_role: str | None = None,
     shared_login: bool = False,
     codes: Codes,
 ) -> list[int]:
     """Add an operator as an admin, with the admin's code. Once two admins exist, the
-    approver or admin role and the approvable clients wait for a second admin: the ids of
-    those pending changes."""
+    approver or admin role and the approvable and reviewed clients wait for a second admin:
+    the ids of those pending changes."""
     role_set = {validation.choice(role, Role, "role") for role in roles}
-    approve_list = sorted(set(approves))
+    approve_list, review_list = sorted(set(approves)), sorted(set(reviews))
     operators.require_role(session, actor, Role.ADMIN)
     if approve_list and Role.APPROVER not in role_set:
         raise PolicyError("--approves needs the approver role")
-    clients = [_client(session, c) for c in approve_list]
-    later = role_set & CONFIRMED_ROLES if needs_second_admin(session) else set()
+    if review_list and Role.REVIEWER not in role_set:
+        raise PolicyError("--reviews needs the reviewer role")
+    approved = [_client(session, c) for c in approve_list]
+    reviewed = [_client(session, c) for c in review_list]
+    two = needs_second_admin(session)
+    later = role_set & CONFIRMED_ROLES if two else set()
     added = operators.add(
         session,
         actor,
         name=name,
         roles=role_set - later,
         approves=[] if later else approve_list,
+        # The reviewer role alone gives nothing; its links to clients are the privilege.
+        reviews=[] if two else review_list,
         login=login,
         db_role=db_role,
         shared_login=shared_login,
@@ -334,7 +377,11 @@ def add_operator(
     changes = [_request(session, actor, ChangeKind.ROLE_ADD, added, role=r) for r in sorted(later)]
     if later:
         changes += [
-            _request(session, actor, ChangeKind.APPROVES_ADD, added, client=c) for c in clients
+            _request(session, actor, ChangeKind.APPROVES_ADD, added, client=c) for c in approved
+        ]
+    if two:
+        changes += [
+            _request(session, actor, ChangeKind.REVIEWS_ADD, added, client=c) for c in reviewed
         ]
     second_factor.verify(session, actor, codes.code, purpose=f"adding operator {name}")
     return changes
@@ -354,39 +401,42 @@ def add_role(
     if wanted in CONFIRMED_ROLES and needs_second_admin(session):
         change = _request(session, actor, ChangeKind.ROLE_ADD, target, role=wanted)
     else:
-        _add_role(session, actor, target, wanted, granted_by=actor, confirmed_by=None)
+        _grant(session, actor, target, wanted, None, granted_by=actor, confirmed_by=None)
     second_factor.verify(session, actor, codes.code, purpose=f"the {wanted} role for {name}")
     return change
 
 
-def _add_role(
+def _grant(
     session: Session,
     actor: Operator,
     target: Operator,
-    role: Role,
+    what: Role | Link,
+    client: Client | None,
     *,
     granted_by: Operator,
     confirmed_by: Operator | None,
 ) -> None:
-    session.add(
-        OperatorRole(
-            operator_id=ident(target),
-            role=role.value,
-            granted_by=ident(granted_by),
-            confirmed_by=_id(confirmed_by),
-            granted_at=clock.now(),
-        )
-    )
-    audit.append(
+    """Give `target` a role, or a link to `client`, with its provenance and its audit event
+    (operator.role_add, .approves_add, .reviews_add); the rows through the same writer that
+    seeding uses (operators.write_privilege)."""
+    ids = [ident(client)] if client is not None else []
+    operators.write_privilege(
         session,
-        actor=actor.name,
-        action="operator.role_add",
-        obj=f"operator:{target.name}",
-        details={
-            "role": role.value,
-            "granted_by": granted_by.name,
-            "confirmed_by": _name(confirmed_by),
-        },
+        ident(target),
+        roles=[what] if isinstance(what, Role) else (),
+        approves=ids if what is APPROVES else (),
+        reviews=ids if what is REVIEWS else (),
+        granted_by=ident(granted_by),
+        confirmed_by=_id(confirmed_by),
+    )
+    by = {"granted_by": granted_by.name, "confirmed_by": _name(confirmed_by)}
+    if isinstance(what, Role):
+        action, details = "operator.role_add", {"role": what.value, **by}
+    else:
+        assert client is not None
+        action, details = f"operator.{what.name}_add", {"client": client.name, **by}
+    audit.append(
+        session, actor=actor.name, action=action, obj=f"operator:{target.name}", details=details
     )
 
 
@@ -423,70 +473,62 @@ def add_approves(
 ) -> int | None:
     """Let an approver approve for one more client: once two admins exist, as a change a
     second admin confirms; its id then."""
+    return _add_link(session, actor, APPROVES, name=name, client=client, codes=codes)
+
+
+def add_reviews(
+    session: Session, actor: Operator, *, name: str, client: str, codes: Codes
+) -> int | None:
+    """Let a reviewer review one more client's access: once two admins exist, as a change a
+    second admin confirms (a review's keep keeps access alive: privilege); its id then."""
+    return _add_link(session, actor, REVIEWS, name=name, client=client, codes=codes)
+
+
+def _add_link(
+    session: Session, actor: Operator, link: Link, *, name: str, client: str, codes: Codes
+) -> int | None:
     operators.require_role(session, actor, Role.ADMIN)
     target = _enabled(session, name)
     found = _client(session, client)
-    _check_approves(session, target, found)
+    _check_link(session, link, target, found)
     change = None
     if needs_second_admin(session):
-        change = _request(session, actor, ChangeKind.APPROVES_ADD, target, client=found)
+        change = _request(session, actor, link.kind, target, client=found)
     else:
-        _add_approves(session, actor, target, found, granted_by=actor, confirmed_by=None)
-    second_factor.verify(session, actor, codes.code, purpose=f"approving for {client} by {name}")
+        _grant(session, actor, target, link, found, granted_by=actor, confirmed_by=None)
+    second_factor.verify(session, actor, codes.code, purpose=f"{name} {link.says} {client}")
     return change
 
 
-def _check_approves(session: Session, target: Operator, client: Client) -> None:
-    if Role.APPROVER not in operators.roles_of(session, target):
-        raise PolicyError(f"operator {target.name!r} lacks the approver role (add it first)")
-    if session.get(OperatorClient, (ident(target), ident(client))) is not None:
-        raise ConflictError(f"operator {target.name!r} approves for {client.name!r} already")
-
-
-def _add_approves(
-    session: Session,
-    actor: Operator,
-    target: Operator,
-    client: Client,
-    *,
-    granted_by: Operator,
-    confirmed_by: Operator | None,
-) -> None:
-    session.add(
-        OperatorClient(
-            operator_id=ident(target),
-            client_id=ident(client),
-            granted_by=ident(granted_by),
-            confirmed_by=_id(confirmed_by),
-            granted_at=clock.now(),
-        )
-    )
-    audit.append(
-        session,
-        actor=actor.name,
-        action="operator.approves_add",
-        obj=f"operator:{target.name}",
-        details={
-            "client": client.name,
-            "granted_by": granted_by.name,
-            "confirmed_by": _name(confirmed_by),
-        },
-    )
+def _check_link(session: Session, link: Link, target: Operator, client: Client) -> None:
+    if link.role not in operators.roles_of(session, target):
+        raise PolicyError(f"operator {target.name!r} lacks the {link.role} role (add it first)")
+    if session.get(link.table, (ident(target), ident(client))) is not None:
+        raise ConflictError(f"operator {target.name!r} {link.says} {client.name!r} already")
 
 
 def remove_approves(session: Session, actor: Operator, *, name: str, client: str) -> None:
     """Stop an approver approving for a client (no code)."""
+    _remove_link(session, actor, APPROVES, name=name, client=client)
+
+
+def remove_reviews(session: Session, actor: Operator, *, name: str, client: str) -> None:
+    """Stop a reviewer reviewing a client (no code: it removes privilege)."""
+    _remove_link(session, actor, REVIEWS, name=name, client=client)
+
+
+def _remove_link(session: Session, actor: Operator, link: Link, *, name: str, client: str) -> None:
     operators.require_role(session, actor, Role.ADMIN)
     target = operators.find(session, name)
     found = _client(session, client)
-    row = session.get(OperatorClient, (ident(target), ident(found)))
+    row = session.get(link.table, (ident(target), ident(found)))
     if row is None:
-        raise NotFoundError(f"operator {name!r} does not approve for {client!r}")
+        raise NotFoundError(f"operator {name!r} does not {link.verb} {client!r}")
     session.delete(row)
     audit.append(
         session,
         actor=actor.name,
-        action="operator.approves_remove",
+        action=f"operator.{link.name}_remove",
         obj=f"operator:{name}",
         details={"client": found.name},
     )

@@ -14,24 +14,32 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from govtui import clock
 from govtui.db import ident
 from govtui.directory import group_names
-from govtui.errors import ConflictError, NotFoundError, PolicyError
-from govtui.models import DirectoryTarget, Grant, Operator, OutboxOp, ReviewCampaign, ReviewItem
-from govtui.services import audit, convergence, directory_targets, grant_lifecycle, operators, sync
+from govtui.errors import ConflictError, PolicyError
+from govtui.models import Grant, Operator, OutboxOp, ReviewCampaign, ReviewItem
+from govtui.services import (
+    audit,
+    convergence,
+    directory_targets,
+    grant_lifecycle,
+    operators,
+    reviews,
+    sync,
+)
 from govtui.services.pause_views import Convergence, convergence_of
 from govtui.services.workspace import Workspace
-from govtui.text import one_line
+from govtui.sqltypes import UTCDateTime
+from govtui.text import quoted
 from govtui.vocabulary import (
     IN_DIRECTORY_STATES,
     CampaignState,
     GrantState,
     ItemOutcome,
     OutboxOperation,
-    OutboxState,
     ReviewDecision,
     Role,
 )
@@ -41,7 +49,6 @@ from govtui.vocabulary import (
 CONFIRM_SHARE = 0.25
 CONFIRM_ABOVE = 1_000
 DUE_SOON = timedelta(days=3)
-MAX_UNCONFIRMED = 20  # removals named one by one by `unconfirmed`; the rest are counted
 
 _ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
 _GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
@@ -100,23 +107,12 @@ class DueLine:
     overdue: bool
 
 
-def _find(session: Session, name: str, *, lock: bool = False) -> ReviewCampaign:
-    query = select(ReviewCampaign).where(ReviewCampaign.name == name)
-    if lock:
-        # A decision locks the same row before it writes: it either lands before the close
-        # (and is applied) or sees the campaign closing and is refused.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    found = session.exec(query).first()
-    if found is None:
-        raise NotFoundError(f"unknown review campaign {name!r}")
-    return found
-
-
 def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> None:
     if campaign.created_by == actor.id or Role.ADMIN in operators.roles_of(session, actor):
         return
     raise PolicyError(
-        f"{actor.name!r} may not close review {campaign.name!r}: its creator or an admin may"
+        f"{quoted(actor.name)} may not close review {quoted(campaign.name)}:"
+        " its creator or an admin may"
     )
 
 
@@ -140,46 +136,73 @@ def _outcome(campaign: ReviewCampaign, grant_state: sa.ColumnElement[str]) -> sa
 
 
 def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bool) -> ClosePlan:
-    """The plan of close_plan and of close (with the grants locked, for close)."""
-    query = (
-        sa.select(
-            col(Grant.id),
-            _outcome(campaign, _GRANT.c.state),
-            _ITEM.c.shorten_until,
-            col(Grant.expires_at),
-            col(Grant.state),
-            col(Grant.scope_id),
-            col(Grant.access),
-        )
-        .select_from(_ITEM)
-        .join(Grant, col(Grant.id) == _ITEM.c.grant_id)
-        .where(_ITEM.c.campaign_id == ident(campaign))
-        .order_by(col(Grant.id))
-    )
+    """The plan of close_plan and of close (with the grants locked, for close). Counted and
+    grouped in SQL: only the ids that end or shorten come back, the rest stays in the
+    database (a campaign of 100,000 items reads what it changes, not all of it)."""
+    campaign_id = ident(campaign)
+    mine = _ITEM.c.campaign_id == campaign_id
     if lock:
         # Locked, so no revoke, pause or expiry commits between this read and the close's
-        # writes (PostgreSQL; SQLite's writer lock is held already).
-        query = query.with_for_update(of=_GRANT)
+        # writes (PostgreSQL; SQLite's writer lock is held already). The locking select is
+        # counted, not fetched.
+        locking = (
+            sa.select(_GRANT.c.id)
+            .where(_GRANT.c.id.in_(sa.select(_ITEM.c.grant_id).where(mine)))
+            .with_for_update()
+        )
+        session.execute(sa.select(sa.func.count()).select_from(locking.subquery()))
+    outcome = _outcome(campaign, _GRANT.c.state)
+    rows = (
+        sa.select(_GRANT.c.id.label("grant_id"), outcome.label("outcome"))
+        .add_columns(
+            _GRANT.c.scope_id,
+            _GRANT.c.access,
+            # The new end of a shortened grant: the earlier of its expiry and the decision's.
+            sa.case(
+                (_ITEM.c.shorten_until < _GRANT.c.expires_at, _ITEM.c.shorten_until),
+                else_=_GRANT.c.expires_at,
+            ).label("new_end"),
+        )
+        .select_from(_ITEM)
+        .join(_GRANT, _GRANT.c.id == _ITEM.c.grant_id)
+        .where(mine)
+        .subquery()
+    )
     counts: Counter[str] = Counter()
-    revoke: list[int] = []
-    no_answer_revoke = 0
-    shorten: list[tuple[int, datetime]] = []
-    expire: list[int] = []
-    leaving: Counter[tuple[int, str]] = Counter()  # (scope, access) -> members removed
-    for grant_id, outcome, until, expires_at, state, scope_id, access in session.execute(query):
-        counts[outcome] += 1
-        ends = outcome in _ENDING
-        if ends:
-            revoke.append(grant_id)
-            no_answer_revoke += outcome == ItemOutcome.NO_ANSWER_REVOKED
-        elif outcome == ItemOutcome.SHORTENED and expires_at is not None:
-            new = min(expires_at, until)
-            shorten.append((grant_id, new))
-            if new <= now:
-                expire.append(grant_id)
-                ends = True
-        if ends and state in IN_DIRECTORY_STATES:
-            leaving[(scope_id, access)] += 1
+    for outcome_name, n in session.execute(
+        sa.select(rows.c.outcome, sa.func.count()).group_by(rows.c.outcome)
+    ):
+        counts[outcome_name] = n
+    revoke = list(
+        session.execute(
+            sa.select(rows.c.grant_id).where(rows.c.outcome.in_(_ENDING)).order_by(rows.c.grant_id)
+        ).scalars()
+    )
+    shortened = rows.c.outcome == ItemOutcome.SHORTENED
+    shorten = [
+        (grant_id, new_end)
+        for grant_id, new_end in session.execute(
+            sa.select(rows.c.grant_id, rows.c.new_end)
+            .where(shortened, rows.c.new_end.is_not(None))
+            .order_by(rows.c.grant_id)
+        )
+    ]
+    # Every item with a directory removal is of a grant still active or suspended.
+    leaving = Counter(
+        {
+            (scope_id, access): n
+            for scope_id, access, n in session.execute(
+                sa.select(rows.c.scope_id, rows.c.access, sa.func.count())
+                .where(
+                    sa.or_(
+                        rows.c.outcome.in_(_ENDING),
+                        sa.and_(shortened, rows.c.new_end <= sa.literal(now, UTCDateTime())),
+                    )
+                )
+                .group_by(rows.c.scope_id, rows.c.access)
+            )
+        }
+    )
     population = sum(counts.values())
     return ClosePlan(
         campaign=campaign.name,
@@ -192,8 +215,8 @@ def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bo
         groups=_groups(session, leaving),
         needs_confirm_count=needs_confirm_count(len(revoke), population),
         state=campaign.state,
-        no_answer_revoke=no_answer_revoke,
-        expire=expire,
+        no_answer_revoke=counts[ItemOutcome.NO_ANSWER_REVOKED],
+        expire=[grant_id for grant_id, new_end in shorten if new_end <= now],
     )
 
 
@@ -216,7 +239,7 @@ def _groups(session: Session, leaving: Counter[tuple[int, str]]) -> list[GroupRe
 
 def close_plan(session: Session, actor: Operator, *, campaign: str) -> ClosePlan:
     """What close would end and shorten, without writing (the creator or an admin)."""
-    found = _find(session, campaign)
+    found = reviews.find_campaign(session, campaign)
     _may_close(session, actor, found)
     return _plan(session, found, now=clock.now(), lock=False)
 
@@ -225,11 +248,13 @@ def close(
     session: Session, actor: Operator, *, campaign: str, confirm_count: int | None = None
 ) -> Closed:
     """Apply the campaign in one transaction and mark it closing (no code: it only removes)."""
-    found = _find(session, campaign)
+    found = reviews.find_campaign(session, campaign)
     _may_close(session, actor, found)
-    locked = _find(session, campaign, lock=True)
+    # A decision locks the same row before it writes: it either lands before the close (and
+    # is applied) or finds the campaign closing and is refused.
+    locked = reviews.find_campaign(session, campaign, lock=True)
     if locked.state == CampaignState.CLOSED:
-        raise ConflictError(f"review {locked.name!r} is closed already")
+        raise ConflictError(f"review {quoted(locked.name)} is closed already")
     if locked.state == CampaignState.CLOSING:
         # Applied already: what is left is to follow the directory (the caller does).
         return Closed(locked.name, [], [], [], 0, CampaignState.CLOSING.value, True)
@@ -239,13 +264,10 @@ def close(
     campaign_id = ident(locked)
     # The outcomes first, from the same expression the plan read; the grants are then ended
     # by what the items say, so exactly the planned grants end.
-    grant_state = (
-        sa.select(col(Grant.state)).where(col(Grant.id) == _ITEM.c.grant_id).scalar_subquery()
-    )
     session.execute(
         sa.update(_ITEM)
-        .where(_ITEM.c.campaign_id == campaign_id)
-        .values(outcome=_outcome(locked, grant_state))
+        .where(_ITEM.c.campaign_id == campaign_id, _ITEM.c.grant_id == _GRANT.c.id)
+        .values(outcome=_outcome(locked, _GRANT.c.state))
     )
 
     def items(outcome: ItemOutcome) -> sa.Select[tuple[int]]:
@@ -285,7 +307,9 @@ def close(
     revoked = sorted(decided.ids + unanswered.ids)
     if revoked != plan.revoke or shortened.ended.ids != plan.expire:
         # Cannot happen while the locks hold; if it ever does, nothing is written.
-        raise ConflictError(f"the grants of review {locked.name!r} changed during close: try again")
+        raise ConflictError(
+            f"the grants of review {quoted(locked.name)} changed during close: try again"
+        )
     ops = decided.directory_ops + unanswered.directory_ops + shortened.ended.directory_ops
     locked.state = (CampaignState.CLOSING if ops else CampaignState.CLOSED).value
     locked.close_started_by, locked.close_started_at = ended_by, now
@@ -325,7 +349,7 @@ def _check_count(plan: ClosePlan, confirm_count: int | None) -> None:
         return
     if confirm_count == n:
         return
-    why = f"closing review {plan.campaign!r} revokes {n} of its {plan.population} grants"
+    why = f"closing review {quoted(plan.campaign)} revokes {n} of its {plan.population} grants"
     if plan.no_answer_revoke:
         why += f" ({plan.no_answer_revoke} of them because nobody answered)"
     if confirm_count is None:
@@ -343,46 +367,10 @@ def directory_state(session: Session, campaign_id: int) -> Convergence:
     )
 
 
-def unconfirmed(session: Session, campaign_id: int, limit: int = MAX_UNCONFIRMED) -> list[str]:
-    """Why each removal of the campaign's close is not confirmed yet, one line each (the
-    first `limit`, then how many more): target, group, member, state and last error."""
-    open_states = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.CANCELLED)
-    mine = sa.and_(
-        col(OutboxOp.review_campaign_id) == campaign_id,
-        col(OutboxOp.state).in_(open_states),
-    )
-    rows = session.execute(
-        sa.select(
-            col(DirectoryTarget.name),
-            col(OutboxOp.group_dn),
-            col(OutboxOp.directory_uid),
-            col(OutboxOp.state),
-            col(OutboxOp.attempts),
-            col(OutboxOp.last_error),
-        )
-        .join(DirectoryTarget, col(DirectoryTarget.id) == col(OutboxOp.target_id))
-        .where(mine)
-        .order_by(col(OutboxOp.id))
-        .limit(limit)
-    ).all()
-    lines = []
-    for target, dn, uid, state, attempts, error in rows:
-        why = {
-            OutboxState.CANCELLED: "cancelled with its target (never applied)",
-            OutboxState.FAILED: f"FAILED after {attempts} attempts",
-        }.get(state, "pending" + (f" after {attempts} attempts" if attempts else ", not sent yet"))
-        detail = f": {one_line(error)}" if error else ""
-        lines.append(f"{directory_targets.display_name(target)} {dn}: remove {uid}: {why}{detail}")
-    total = session.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-    if total > len(rows):
-        lines.append(f"... and {total - len(rows)} more (see the outbox)")
-    return lines
-
-
 def settle(session: Session, *, campaign: str, actor_name: str | None = None) -> bool:
     """Mark a closing campaign closed if the directory has confirmed every removal; whether
     it is closed. The event names `actor_name`, else whoever started the close."""
-    locked = _find(session, campaign, lock=True)
+    locked = reviews.find_campaign(session, campaign, lock=True)
     if locked.state != CampaignState.CLOSING:
         return locked.state == CampaignState.CLOSED
     state = directory_state(session, ident(locked))
@@ -413,7 +401,7 @@ def _closed_event(
 
 
 def _state_of(session: Session, campaign: str) -> tuple[str, Convergence]:
-    found = _find(session, campaign)
+    found = reviews.find_campaign(session, campaign)
     return found.state, directory_state(session, ident(found))
 
 

@@ -32,6 +32,7 @@ from govtui.tui.screens.directory import DirectoryScreen
 from govtui.tui.screens.enrol import EnrolScreen
 from govtui.tui.screens.grants import GrantsScreen
 from govtui.tui.screens.help import HelpScreen
+from govtui.tui.screens.reviews import ReviewsScreen
 
 # mode name -> (the screen class, the command palette's title for it)
 SCREEN_MODES: dict[str, tuple[type[GovtuiScreen], str]] = {
@@ -40,6 +41,7 @@ SCREEN_MODES: dict[str, tuple[type[GovtuiScreen], str]] = {
     "contractors": (ContractorsScreen, "Contractors"),
     "grants": (GrantsScreen, "Grants"),
     "approvals": (ApprovalsScreen, "Approvals"),
+    "reviews": (ReviewsScreen, "Access reviews"),
     "directory": (DirectoryScreen, "Directory"),
 }
 ENROL_TITLE = "Enrol my authenticator"
@@ -58,6 +60,7 @@ class GovtuiApp(App[None]):
         Binding("c", "show('contractors')", "Contractors"),
         Binding("g", "show('grants')", "Grants"),
         Binding("a", "show('approvals')", "Approvals"),
+        Binding("v", "show('reviews')", "Reviews"),
         Binding("y", "show('directory')", "Directory"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),

@@ -1,4 +1,5 @@
-"""The real `govtui` executable, in a real terminal (tmux): start, search contractors, quit."""
+"""The real `govtui` executable, in a real terminal (tmux): start, search contractors, quit;
+and a reviewer revoking an item of an access review (keys sent, the screen read back)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import col
 
-from govtui import db
-from govtui.services import contractors
+from govtui import clock, db, migrations
+from govtui.models import ReviewItem
+from govtui.services import contractors, operators, reviews
+from tests.conftest import FakeClock
+from tests.factories import ADMIN, review_vendor
+from tests.memory_keyring import MemoryKeyring
 
 GOVTUI = Path(sys.executable).parent / "govtui"
 SEARCH = "abara"  # a demo surname, lower case as a person types it
@@ -115,3 +123,88 @@ def test_govtui_in_tmux_shows_dashboard_searches_contractors_and_quits(tmp_path:
         tmux_run("kill-session", "-t", session_name, check=False)
         tmux_run("kill-server", check=False)
         socket.unlink(missing_ok=True)
+
+
+@pytest.mark.tmux
+def test_reviewer_revokes_an_item_in_tmux_without_a_code(
+    tmp_path: Path, memory_keyring: MemoryKeyring, fake_clock: FakeClock
+) -> None:
+    tmux = _tmux_or_skip()
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    engine = db.make_engine(url)
+    migrations.upgrade(engine)
+    # Built on the real clock: govtui in tmux runs on it, and would expire grants of the
+    # tests' fixed day.
+    clock.set_source(lambda: datetime.now(UTC))
+    try:
+        world = review_vendor(engine)
+        # (E2's contract ended on the tests' fixed day: E1 twice instead.)
+        wanted = [("E1", "acme/rlhf/pairs"), ("E3", "acme/rlhf/pairs"), ("E1", "acme/rlhf/notes")]
+        grant_ids = [world.request(person, scope=scope) for person, scope in wanted]
+        world.approve(*grant_ids, by="ann")
+        spec = reviews.CampaignSpec(
+            name="q1",
+            client="acme",
+            reviewers=("rita",),
+            due_at=clock.now() + timedelta(days=10),
+            if_no_answer="keep",
+        )
+        with db.write_session(engine) as session:
+            reviews.start(session, operators.find(session, ADMIN), spec=spec)
+    finally:
+        clock.set_source(fake_clock)
+    engine.dispose()
+
+    socket = Path(tempfile.gettempdir()) / f"govtui-tmux-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    session_name = "reviews"
+    exit_file = tmp_path / "exit-code"
+    env = {"GOVTUI_DB": url, "GOVTUI_OPERATOR": "rita", "TERM": "xterm-256color"}
+    env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    shell = (
+        'while [ "$(stty size)" != "40 120" ]; do sleep 0.05; done; '
+        f"env {env_words} {shlex.quote(str(GOVTUI))}; echo $? > {shlex.quote(str(exit_file))}"
+    )
+
+    def tmux_run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [tmux, "-S", str(socket), *args], check=check, capture_output=True, text=True
+        )
+
+    def screen() -> str:
+        return tmux_run("capture-pane", "-p", "-t", session_name, check=False).stdout
+
+    def keys(*sent: str, literal: bool = False) -> None:
+        tmux_run("send-keys", "-t", session_name, *(["-l"] if literal else []), *sent)
+
+    try:
+        tmux_run("new-session", "-d", "-s", session_name, "-x", "120", "-y", "40", shell)
+        _wait_for(lambda: "Reviews: 1 open" in screen(), "the dashboard's reviews line", screen)
+        keys("v")
+        _wait_for(lambda: "0/3" in screen() and "q1" in screen(), "the campaigns", screen)
+        keys("Enter")
+        _wait_for(lambda: "3 of 3 items" in screen(), "the items of q1", screen)
+        keys("x")
+        _wait_for(lambda: "Revoke 1 item of q1?" in screen(), "the reason prompt", screen)
+        assert "No code is needed" in screen()
+        keys("left the project", literal=True)
+        keys("Enter")
+        _wait_for(lambda: "2 of 2 items" in screen(), "the item to leave the list", screen)
+        assert "TOTP" not in screen()  # revoking never asked for a code
+        keys("Escape")
+        _wait_for(lambda: "1/3" in screen(), "the campaign's progress", screen)
+        keys("q")
+        _wait_for(lambda: exit_file.exists(), "govtui to quit", screen)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        tmux_run("kill-session", "-t", session_name, check=False)
+        tmux_run("kill-server", check=False)
+        socket.unlink(missing_ok=True)
+    engine = db.make_engine(url)
+    with db.read_session(engine) as session:
+        decided = session.execute(
+            sa.select(ReviewItem.decision, ReviewItem.reason).where(
+                col(ReviewItem.decision).is_not(None)
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in decided] == [("revoke", "left the project")]

@@ -1,5 +1,6 @@
-"""The dashboard: every client with its status, size and grants by state, the totals, and the
-directories' open operations and drift (failures and drift in red)."""
+"""The dashboard: every client with its status, size and grants by state, the totals, the
+access reviews not closed yet (overdue items in red), and the directories' open operations and
+drift (failures and drift in red)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,32 @@ from govtui.tui.plain import plain
 from govtui.tui.screens.base import GovtuiScreen
 
 PAUSED_STYLE = "bold red"
+CAMPAIGNS_SHOWN = 3  # campaigns named on the reviews line; the counts cover them all
+
+
+def reviews_text(campaigns: list[dashboard.CampaignLine]) -> Text:
+    """'Reviews: 2 open · 37 overdue items · q1 12/40 (due 2026-03-10), …'."""
+    if not campaigns:
+        return Text("Reviews: none open (v shows every campaign)", style="dim")
+    open_count = sum(c.state == "open" for c in campaigns)
+    closing = len(campaigns) - open_count
+    overdue = sum(c.overdue for c in campaigns)
+    text = Text.assemble(("Reviews: ", "bold"), f"{open_count} open")
+    if closing:
+        text.append(f", {closing} closing", style="bold yellow")
+    if overdue:
+        text.append(f" · {overdue:,} overdue item{'s' if overdue != 1 else ''}", PAUSED_STYLE)
+    for index, campaign in enumerate(campaigns[:CAMPAIGNS_SHOWN]):
+        text.append(" · " if index == 0 else ", ")
+        style = PAUSED_STYLE if campaign.overdue else ""
+        text.append(plain(campaign.name, style))
+        text.append(
+            f" {campaign.decided:,}/{campaign.total:,} (due {campaign.due_at:%Y-%m-%d})",
+            style=style or "dim",
+        )
+    if len(campaigns) > CAMPAIGNS_SHOWN:
+        text.append(f", … {len(campaigns) - CAMPAIGNS_SHOWN} more (v)", style="dim")
+    return text
 
 
 def _cell(value: object, style: str = "") -> Text:
@@ -37,8 +64,8 @@ class DashboardScreen(GovtuiScreen):
 
     HELP = (
         "Every client with its status, projects, scopes, contractors and grants by state; "
-        "the directory operations pending and failed, and the drift found; operators who share "
-        "a login or are locked out, in red."
+        "the access reviews open and their overdue items; the directory operations pending "
+        "and failed, and the drift found; operators who share a login or are locked out, in red."
     )
     SUB_TITLE = "Dashboard"
     SHOWS_GRANTS = True
@@ -54,6 +81,7 @@ class DashboardScreen(GovtuiScreen):
         yield DataTable(id="clients", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="dashboard-totals")
         yield Static("", id="dashboard-operators")
+        yield Static("", id="dashboard-reviews")
         with Horizontal(id="dashboard-directory"):
             yield Static("", id="dashboard-outbox")
             yield Static("", id="dashboard-failed")
@@ -123,6 +151,7 @@ class DashboardScreen(GovtuiScreen):
         self.query_one("#dashboard-operators", Static).update(
             operators_text(message.operators, clock.now())
         )
+        self.query_one("#dashboard-reviews", Static).update(reviews_text(overview.campaigns))
         self._show_directory(overview)
 
     def _show_directory(self, overview: dashboard.Overview) -> None:
