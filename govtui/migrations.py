@@ -192,8 +192,12 @@ def _access_reviews(connection: Connection) -> None:
                 f"table {name} holds rows no govtui wrote: cannot migrate to access reviews"
             )
         connection.exec_driver_sql(f"DROP TABLE {name}")
+    # Created from today's models, so with the columns later versions add; review_schedule
+    # (version 6) comes first because a campaign's schedule_id refers to it. Later
+    # migrations add only what is missing.
     tables: list[type[SQLModel]] = [
         models.OperatorReviewClient,
+        models.ReviewSchedule,
         models.ReviewCampaign,
         models.ReviewReviewer,
         models.ReviewItem,
@@ -213,6 +217,27 @@ def _access_reviews(connection: Connection) -> None:
     )
 
 
+def _evidence(connection: Connection) -> None:
+    """Evidence keys, operators' signing keys and their signatures over access-adding acts;
+    recurring review schedules; a review item's original reviewer; a campaign's schedule."""
+    tables: list[type[SQLModel]] = [
+        models.ReviewSchedule,
+        models.ReviewScheduleReviewer,
+        models.EvidenceKey,
+        models.OperatorKey,
+        models.ActSignature,
+    ]
+    for model in tables:
+        model.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]
+    added = {
+        ("review_item", "original_reviewer_id"): "INTEGER REFERENCES operator (id)",
+        ("review_campaign", "schedule_id"): "INTEGER REFERENCES review_schedule (id)",
+    }
+    for (table, column), kind in added.items():
+        if column not in {c["name"] for c in inspect(connection).get_columns(table)}:
+            connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "pause: suspended requests, outbox ops tied to a pause", _pause_support),
@@ -227,6 +252,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5, "access reviews: campaigns, reviewers per client, outbox ops of a close", _access_reviews
     ),
+    Migration(6, "evidence: signing keys, signed acts, recurring review schedules", _evidence),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -13,6 +13,7 @@ from govtui.vocabulary import (
     LIVE_STATES,
     SUSPENDABLE_STATES,
     AccessLevel,
+    ActKind,
     CampaignState,
     ChangeKind,
     ChangeState,
@@ -380,6 +381,8 @@ class ReviewCampaign(SQLModel, table=True):
     close_started_by: int | None = Field(default=None, foreign_key="operator.id")
     close_started_at: datetime | None = Field(default=None, sa_column=_utc())
     closed_at: datetime | None = Field(default=None, sa_column=_utc())
+    # The schedule that started it, if one did (schema version 6).
+    schedule_id: int | None = Field(default=None, foreign_key="review_schedule.id")
 
 
 class ReviewReviewer(SQLModel, table=True):
@@ -433,6 +436,112 @@ class ReviewItem(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None, sa_column=_utc())
     totp_step: int | None = None  # the code that confirmed a keep or shorten
     outcome: str | None = None  # set by close
+    # Who the item went to at start, when it has since been reassigned (schema version 6).
+    original_reviewer_id: int | None = Field(default=None, foreign_key="operator.id")
+
+
+class ReviewSchedule(SQLModel, table=True):
+    """A recurring access review (schema version 6): every `every_days` a campaign of the
+    same shape starts, due `due_in_days` later; `next_start_at` moves on exactly once per
+    start, so two crons starting it at the same time start one campaign."""
+
+    __tablename__ = "review_schedule"
+    __table_args__ = (
+        _in("if_no_answer", NO_ANSWERS),
+        _in("sensitivity", SENSITIVITIES),
+        CheckConstraint("name <> ''", name="ck_review_schedule_name"),
+        CheckConstraint("every_days > 0", name="ck_review_schedule_every"),
+        CheckConstraint("due_in_days > 0", name="ck_review_schedule_due"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    client_id: int = Field(foreign_key="client.id", index=True)
+    project_id: int | None = Field(default=None, foreign_key="project.id")
+    sensitivity: str | None = None
+    fallback_reviewer_id: int | None = Field(default=None, foreign_key="operator.id")
+    every_days: int
+    due_in_days: int
+    if_no_answer: str
+    next_start_at: datetime = Field(sa_column=_utc(nullable=False))
+    created_by: int = Field(foreign_key="operator.id")
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    removed_at: datetime | None = Field(default=None, sa_column=_utc())
+    removed_by: int | None = Field(default=None, foreign_key="operator.id")
+
+
+class ReviewScheduleReviewer(SQLModel, table=True):
+    """The reviewers of a schedule's campaigns, in the order given."""
+
+    __tablename__ = "review_schedule_reviewer"
+    __table_args__ = (UniqueConstraint("schedule_id", "operator_id"),)
+    schedule_id: int = Field(foreign_key="review_schedule.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    operator_id: int = Field(foreign_key="operator.id")
+
+
+class EvidenceKey(SQLModel, table=True):
+    """A public evidence key (schema version 6): its private half is only in the keyring of
+    whoever made it. Retired keys stay listed, so packs and checkpoints they signed still
+    verify; at most one key is current (retired_at NULL)."""
+
+    __tablename__ = "evidence_key"
+    __table_args__ = (
+        # NULLs are distinct in a unique index: the index is on the expression instead,
+        # which is the same (true) for every current key.
+        Index(
+            "ux_evidence_key_current",
+            text("(retired_at IS NULL)"),
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(unique=True)
+    public_key: str = Field(sa_column=Column(Text(), nullable=False))  # PEM
+    keyring_ref: str  # the random name of its keyring entry
+    created_by: int = Field(foreign_key="operator.id")
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    retired_at: datetime | None = Field(default=None, sa_column=_utc())
+    retired_by: int | None = Field(default=None, foreign_key="operator.id")
+
+
+class OperatorKey(SQLModel, table=True):
+    """An operator's public signing key (schema version 6), registered at enrolment; the
+    registration is signed by the evidence key, so a key inserted by SQL is not trusted."""
+
+    __tablename__ = "operator_key"
+    id: int | None = Field(default=None, primary_key=True)
+    operator_id: int = Field(foreign_key="operator.id", index=True)
+    fingerprint: str = Field(unique=True)
+    public_key: str = Field(sa_column=Column(Text(), nullable=False))  # PEM
+    keyring_ref: str
+    registered_at: datetime = Field(sa_column=_utc(nullable=False))
+    evidence_key_id: int | None = Field(default=None, foreign_key="evidence_key.id")
+    registration_sig: str | None = None  # base64, by the evidence key, over the registration
+    retired_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class ActSignature(SQLModel, table=True):
+    """An operator's signature over the canonical statement of one access-adding act they
+    confirmed (schema version 6): an approval round, a resume, a privilege change, a review's
+    keep or shorten. `subject` names the row it vouches for (e.g. `approval:GRANT:ROUND`);
+    verification rebuilds the statement from the rows, so a row changed after signing fails."""
+
+    __tablename__ = "act_signature"
+    __table_args__ = (
+        _in("kind", values(ActKind)),
+        UniqueConstraint("kind", "subject", "operator_id"),
+        Index("ix_act_signature_subject", "subject"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    subject: str
+    operator_id: int = Field(foreign_key="operator.id")
+    operator_key_id: int = Field(foreign_key="operator_key.id")
+    statement: str = Field(sa_column=Column(Text(), nullable=False))
+    signature: str  # base64
+    signed_at: datetime = Field(sa_column=_utc(nullable=False))
 
 
 class DirectoryTarget(SQLModel, table=True):

@@ -145,6 +145,18 @@ class ChangeState(StrEnum):
     EXPIRED = "expired"
 
 
+class ActKind(StrEnum):
+    """An access-adding act an operator signs with their own key (schema version 6)."""
+
+    APPROVE = "approve"  # a grant's request or extension round
+    RESUME = "resume"
+    PRIVILEGE = (
+        "privilege"  # a role, approves or reviews link, an operator added, a change confirmed
+    )
+    REVIEW_KEEP = "review_keep"
+    REVIEW_SHORTEN = "review_shorten"
+
+
 def values(enum: type[StrEnum]) -> tuple[str, ...]:
     """The stored words of an enum, in declaration order."""
     return tuple(member.value for member in enum)

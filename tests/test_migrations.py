@@ -105,7 +105,7 @@ def test_version_1_database_upgrades_to_pause_support(db_url: str) -> None:
     with pytest.raises(Exception, match="govtui init"):
         migrations.require_current(engine)
 
-    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5, 6]
     migrations.require_current(engine)
     assert migrations.upgrade(engine) == []
 
@@ -161,7 +161,7 @@ def test_version_2_database_gains_directory_trust_columns_and_cancelled_ops(db_u
     """Schema version 3: a target made before it reads as not insecure, with no TLS name, and
     an op can be cancelled; an unknown op state is still refused."""
     engine = _make_v1(db_url)
-    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5, 6]
     _target_and_op(engine, "cancelled")
     with engine.connect() as connection:
         row = connection.execute(
@@ -271,4 +271,32 @@ def test_version_1_review_rows_nobody_wrote_stop_the_upgrade(db_url: str) -> Non
     with pytest.raises(Exception, match="holds rows no govtui wrote"):
         migrations.upgrade(engine)
     assert migrations.current_version(engine) == 4
+    engine.dispose()
+
+
+def test_version_5_database_gains_evidence_keys_signed_acts_and_schedules(db_url: str) -> None:
+    """Schema version 6: evidence keys (one current at most), operator keys, act signatures,
+    review schedules; a review item can name its original reviewer."""
+    engine = _make_v1(db_url)
+    migrations.upgrade(engine)
+    inspector = sa.inspect(engine)
+    for table in (
+        "evidence_key",
+        "operator_key",
+        "act_signature",
+        "review_schedule",
+        "review_schedule_reviewer",
+    ):
+        assert inspector.has_table(table), table
+    assert "original_reviewer_id" in {c["name"] for c in inspector.get_columns("review_item")}
+    assert "schedule_id" in {c["name"] for c in inspector.get_columns("review_campaign")}
+    now = clock.now()
+    insert = sa.text(
+        "INSERT INTO evidence_key (fingerprint, public_key, keyring_ref, created_by, created_at)"
+        " VALUES (:f, 'pem', 'ref', 1, :now)"
+    )
+    with engine.begin() as connection:
+        connection.execute(insert, {"f": "SHA256:a", "now": now})
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(insert, {"f": "SHA256:b", "now": now})  # a second current key
     engine.dispose()
