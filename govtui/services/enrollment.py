@@ -18,7 +18,7 @@ from govtui import clock, db
 from govtui.errors import InputError, PolicyError
 from govtui.models import Operator
 from govtui.security import secrets, totp
-from govtui.services import audit, operators, second_factor
+from govtui.services import act_signatures, audit, operators, second_factor
 from govtui.vocabulary import Role
 
 
@@ -165,3 +165,6 @@ def confirm(session: Session, actor: Operator, *, name: str, code: str) -> None:
     target.enrol_allowed_at = None
     session.add(target)
     audit.append(session, actor=actor.name, action="totp.enrolled", obj=f"operator:{name}")
+    # A signing key with each enrolment (schema version 6), made in the operator's own
+    # session so its private half goes into their own keyring.
+    act_signatures.create_key(session, target)

@@ -25,6 +25,7 @@ from govtui.models import (
     Project,
 )
 from govtui.services import (
+    act_signatures,
     audit,
     catalog,
     contractors,
@@ -313,6 +314,9 @@ def _record_approval(
         "round": subject.round,
         "approvals": given,
         "needed": subject.approvals_needed,
+        "signature": act_signatures.sign_approval(
+            session, actor, grant_id=ident(grant), round_=subject.round
+        ),
     }
     if activated and subject.extension is None:
         grant_lifecycle.activate(

@@ -28,6 +28,7 @@ from govtui.models import (
     Project,
 )
 from govtui.services import (
+    act_signatures,
     audit,
     catalog,
     grant_lifecycle,
@@ -246,6 +247,7 @@ def resume(session: Session, actor: Operator, *, client: str, code: str) -> Resu
             "not_restored": not_restored,
             "directory_ops": restored.directory_ops,
             **audit.id_summary(active + requests),
+            "signature": act_signatures.sign_resume(session, actor, pause_id=pause_id),
         },
     )
     return ResumeResult(

@@ -30,7 +30,15 @@ from govtui.models import (
     OperatorRole,
     PrivilegeChange,
 )
-from govtui.services import audit, identity, lockout, operators, second_factor, validation
+from govtui.services import (
+    act_signatures,
+    audit,
+    identity,
+    lockout,
+    operators,
+    second_factor,
+    validation,
+)
 from govtui.vocabulary import ChangeKind, ChangeState, Role
 
 # Roles that let someone add access (approve grants) or hand out privilege.
@@ -374,6 +382,7 @@ def add_operator(
         shared_login=shared_login,
         roles_pending=bool(later),
     )
+    act_signatures.sign_privilege(session, actor, operator_id=ident(added))
     changes = [_request(session, actor, ChangeKind.ROLE_ADD, added, role=r) for r in sorted(later)]
     if later:
         changes += [
@@ -429,7 +438,11 @@ def _grant(
         granted_by=ident(granted_by),
         confirmed_by=_id(confirmed_by),
     )
-    by = {"granted_by": granted_by.name, "confirmed_by": _name(confirmed_by)}
+    by = {
+        "granted_by": granted_by.name,
+        "confirmed_by": _name(confirmed_by),
+        "signature": act_signatures.sign_privilege(session, actor, operator_id=ident(target)),
+    }
     if isinstance(what, Role):
         action, details = "operator.role_add", {"role": what.value, **by}
     else:

@@ -1,0 +1,871 @@
+"""Signed acts: four eyes that hold against someone who can write the database (issue 13).
+
+Each operator has an Ed25519 key pair: the private half only in their own OS keyring, the
+public half in `operator_key`, its registration signed by the evidence key (so a key inserted
+by SQL is not trusted). Every access-adding act (an approval round, a resume, a privilege
+given, a review's keep or shorten) is signed by the acting operator over a canonical
+statement of what they confirmed, built from the rows the act wrote. Verification rebuilds
+each statement from the current rows, so a row inserted or changed after signing fails.
+
+Acts by an operator without a key (a setup upgraded to schema version 6 before the operator
+re-enrolled) are allowed and recorded unsigned: refusing them would lock an upgraded setup
+out. Verification names them; it counts one as a failure when its operator had a registered
+key at the time (they would have signed), and sync never adds a member on an unsigned
+approval (fail closed).
+
+Verified signatures are cached in this process (a bounded LRU keyed by the signature, the
+statement's digest and the key's fingerprint): the TUI and `sync --watch` verify each
+signature once; a one-shot `govtui sync` verifies only the grants it is about to add.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlmodel import Session, col, select
+
+from govtui import clock, db
+from govtui.db import ident
+from govtui.errors import ConfigurationError, ConflictError, PolicyError
+from govtui.models import (
+    ActSignature,
+    Approval,
+    Client,
+    ClientPause,
+    Contractor,
+    DatasetScope,
+    EvidenceKey,
+    Grant,
+    GrantExtension,
+    Operator,
+    OperatorClient,
+    OperatorKey,
+    OperatorReviewClient,
+    OperatorRole,
+    OutboxOp,
+    PrivilegeChange,
+    Project,
+    ReviewItem,
+)
+from govtui.security import secrets, signing
+from govtui.services import audit, evidence_keys, operators, second_factor
+from govtui.vocabulary import ActKind, ChangeKind, ChangeState, Decision, Role, Sensitivity
+
+KEYRING_KIND = "signing"  # keyring entries `signing:REF@DATABASE_ID`
+MAX_NAMED = 50  # findings named one by one; the rest are counted
+CACHE_SIZE = 1_000_000
+_CHUNK = 5_000
+UNSIGNED = "unsigned"  # what an audit event's `signature` says of an act without a key
+
+_SIG: sa.Table = ActSignature.__table__  # type: ignore[attr-defined]
+
+
+# --- operator keys -----------------------------------------------------------------------------
+
+
+def _entry(session: Session, ref: str) -> str:
+    return secrets.entry_key(KEYRING_KIND, ref, secrets.database_id(session))
+
+
+def registration_text(key: OperatorKey, operator_name: str) -> bytes:
+    """What the evidence key signs of one operator key: who, which key, since when."""
+    return audit.canonical_json(
+        {
+            "registration": "govtui operator signing key",
+            "operator": operator_name,
+            "operator_id": key.operator_id,
+            "fingerprint": key.fingerprint,
+            "public_key": key.public_key,
+            "registered_at": audit.format_time(key.registered_at),
+        }
+    ).encode()
+
+
+def current_key(session: Session, operator: Operator) -> OperatorKey | None:
+    """The operator's current (not retired) signing key, registered or pending."""
+    return session.exec(
+        select(OperatorKey)
+        .where(OperatorKey.operator_id == ident(operator))
+        .where(col(OperatorKey.retired_at).is_(None))
+        .order_by(col(OperatorKey.id).desc())
+    ).first()
+
+
+def create_key(session: Session, operator: Operator) -> OperatorKey:
+    """A new key pair for `operator`, in their own session: the private half into this
+    keyring before the commit (out again on rollback), the public half into operator_key;
+    the registration signed at once when this process holds the evidence key, else pending
+    until an admin runs `govtui evidence key register`. A previous key is retired (what it
+    signed still verifies)."""
+    secrets.require_safe_backend()
+    pair = signing.generate()
+    ref = secrets.new_ref()
+    entry = _entry(session, ref)
+    secrets.store(entry, pair.private_b64)
+    db.on_rollback(session, lambda: secrets.delete(entry))
+    now = clock.now()
+    old = current_key(session, operator)
+    if old is not None:
+        old.retired_at = now
+        session.add(old)
+        old_entry = _entry(session, old.keyring_ref)
+        db.after_commit(session, lambda: secrets.delete(old_entry))
+    key = OperatorKey(
+        operator_id=ident(operator),
+        fingerprint=pair.fingerprint,
+        public_key=pair.public_pem,
+        keyring_ref=ref,
+        registered_at=now,
+    )
+    session.add(key)
+    session.flush()
+    registered = evidence_keys.available(session)
+    if registered:
+        _register(session, key, operator.name)
+    audit.append(
+        session,
+        actor=operator.name,
+        action="operator.key_create",
+        obj=f"operator:{operator.name}",
+        details={
+            "fingerprint": key.fingerprint,
+            "registered": registered,
+            "retired": old.fingerprint if old is not None else None,
+        },
+    )
+    return key
+
+
+def create_own_key(session: Session, actor: Operator, *, code: str) -> OperatorKey:
+    """`govtui operator key create`: an enrolled operator (e.g. one enrolled before schema
+    version 6) makes their own key, with their own code, in their own session."""
+    if actor.totp_enrolled_at is None:
+        raise PolicyError(f"{actor.name!r} is not enrolled: `govtui operator enroll` makes a key")
+    second_factor.verify(session, actor, code, purpose="a new signing key")
+    return create_key(session, actor)
+
+
+def _register(session: Session, key: OperatorKey, operator_name: str) -> None:
+    signed = evidence_keys.sign(session, registration_text(key, operator_name))
+    evidence = session.exec(
+        select(EvidenceKey).where(EvidenceKey.fingerprint == signed.fingerprint)
+    ).first()
+    if evidence is None:
+        raise ConfigurationError(f"the evidence key {signed.fingerprint} is not listed")
+    key.evidence_key_id = ident(evidence)
+    key.registration_sig = base64.b64encode(signed.signature).decode()
+    session.add(key)
+
+
+@dataclass(frozen=True)
+class PendingKey:
+    operator: str
+    fingerprint: str
+    registered_at: datetime
+
+
+def pending_registrations(session: Session) -> list[PendingKey]:
+    """Current operator keys whose registration the evidence key has not signed yet."""
+    rows = session.exec(
+        select(OperatorKey, Operator.name)
+        .join(Operator, col(Operator.id) == col(OperatorKey.operator_id))
+        .where(col(OperatorKey.retired_at).is_(None))
+        .where(col(OperatorKey.registration_sig).is_(None))
+        .order_by(col(OperatorKey.id))
+    ).all()
+    return [PendingKey(name, key.fingerprint, key.registered_at) for key, name in rows]
+
+
+def register_pending(
+    session: Session, actor: Operator, *, code: str, fingerprints: Sequence[str]
+) -> list[PendingKey]:
+    """`govtui evidence key register`: an admin whose keyring holds the evidence key signs
+    the pending registrations they were shown (`fingerprints`), with their own code."""
+    operators.require_role(session, actor, Role.ADMIN)
+    if not evidence_keys.available(session):
+        raise ConfigurationError(
+            "this keyring does not hold the current evidence key: the admin who made it "
+            "(`govtui evidence key show`) registers operator keys"
+        )
+    shown = set(fingerprints)
+    pending = [p for p in pending_registrations(session) if p.fingerprint in shown]
+    missing = shown - {p.fingerprint for p in pending}
+    if missing:
+        raise ConflictError(f"no pending registration of key {sorted(missing)[0]}")
+    for item in pending:
+        key = session.exec(
+            select(OperatorKey).where(OperatorKey.fingerprint == item.fingerprint)
+        ).one()
+        _register(session, key, item.operator)
+        audit.append(
+            session,
+            actor=actor.name,
+            action="operator.key_register",
+            obj=f"operator:{item.operator}",
+            details={"fingerprint": item.fingerprint},
+        )
+    second_factor.verify(session, actor, code, purpose="registering operator signing keys")
+    return pending
+
+
+# --- statements --------------------------------------------------------------------------------
+
+
+def _text(statement: dict[str, Any]) -> str:
+    return audit.canonical_json(statement)
+
+
+def approval_statement(
+    grant: int,
+    round_: int,
+    scope: str,
+    access: str,
+    contractor: str,
+    days: int,
+    step: int | None,
+    approver: str,
+) -> str:
+    return _text(
+        {
+            "act": ActKind.APPROVE.value,
+            "grant": grant,
+            "round": round_,
+            "scope": scope,
+            "access": access,
+            "contractor": contractor,
+            "days": days,
+            "step": step,
+            "approver": approver,
+        }
+    )
+
+
+def resume_statement(client: str, pause: int, by: str, at: datetime) -> str:
+    return _text(
+        {
+            "act": ActKind.RESUME.value,
+            "client": client,
+            "pause": pause,
+            "by": by,
+            "at": audit.format_time(at),
+        }
+    )
+
+
+def privilege_statement(
+    kind: str,
+    operator: str,
+    what: str,
+    granted_by: str | None,
+    confirmed_by: str | None,
+    change: int | None,
+) -> str:
+    return _text(
+        {
+            "act": ActKind.PRIVILEGE.value,
+            "kind": kind,  # role, approves, reviews
+            "operator": operator,
+            "what": what,  # the role, or the client's name
+            "granted_by": granted_by,
+            "confirmed_by": confirmed_by,
+            "change": change,
+        }
+    )
+
+
+def review_statement(
+    decision: str, campaign: int, item: int, grant: int, days: int | None, step: int | None, by: str
+) -> str:
+    return _text(
+        {
+            "act": f"review_{decision}",
+            "campaign": campaign,
+            "item": item,
+            "grant": grant,
+            "days": days,
+            "step": step,
+            "reviewer": by,
+        }
+    )
+
+
+# --- signing -----------------------------------------------------------------------------------
+
+
+def _signer(session: Session, actor: Operator) -> tuple[OperatorKey, str] | None:
+    key = current_key(session, actor)
+    if key is None:
+        return None
+    private = secrets.load(_entry(session, key.keyring_ref))
+    if private is None:
+        raise ConfigurationError(
+            f"{actor.name!r}'s signing key {key.fingerprint} is not in this keyring: act from "
+            "your own login, or make a new key with `govtui operator key create --totp CODE`"
+        )
+    return key, private
+
+
+def _sign_many(
+    session: Session, actor: Operator, kind: ActKind, acts: Iterable[tuple[str, str]]
+) -> str:
+    """Sign each (subject, statement) as `actor`, replacing their earlier signature of the
+    same act; the key's fingerprint, or UNSIGNED when the actor has no key."""
+    signer = _signer(session, actor)
+    if signer is None:
+        return UNSIGNED
+    key, private = signer
+    now = clock.now()
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        subjects = [row["subject"] for row in batch]
+        session.execute(
+            sa.delete(_SIG).where(
+                _SIG.c.kind == kind.value,
+                _SIG.c.operator_id == ident(actor),
+                _SIG.c.subject.in_(subjects),
+            )
+        )
+        session.execute(sa.insert(_SIG), batch)
+        batch.clear()
+
+    for subject, statement in acts:
+        signature = signing.sign(private, statement.encode())
+        batch.append(
+            {
+                "kind": kind.value,
+                "subject": subject,
+                "operator_id": ident(actor),
+                "operator_key_id": ident(key),
+                "statement": statement,
+                "signature": base64.b64encode(signature).decode(),
+                "signed_at": now,
+            }
+        )
+        if len(batch) >= _CHUNK:
+            flush()
+    if batch:
+        flush()
+    return key.fingerprint
+
+
+def sign_approval(session: Session, actor: Operator, *, grant_id: int, round_: int) -> str:
+    """Sign the actor's approval of one round of one grant (after its row is flushed)."""
+    rows = list(_approval_rows(session, Approval.grant_id == grant_id, Approval.round == round_))
+    mine = [r for r in rows if r.signer_id == ident(actor)]
+    return _sign_many(session, actor, ActKind.APPROVE, [(r.subject, r.statement) for r in mine])
+
+
+def sign_resume(session: Session, actor: Operator, *, pause_id: int) -> str:
+    session.flush()
+    rows = list(_resume_rows(session, ClientPause.id == pause_id))
+    return _sign_many(session, actor, ActKind.RESUME, [(r.subject, r.statement) for r in rows])
+
+
+def sign_privilege(session: Session, actor: Operator, *, operator_id: int) -> str:
+    """Sign the roles and links of an operator that the actor gave (or confirmed): called
+    right after they were written."""
+    session.flush()
+    rows = [
+        r for r in _privilege_rows(session, operator_id=operator_id) if r.signer_id == ident(actor)
+    ]
+    return _sign_many(session, actor, ActKind.PRIVILEGE, [(r.subject, r.statement) for r in rows])
+
+
+def sign_review(session: Session, actor: Operator, *, item_ids: Sequence[int]) -> str:
+    """Sign the actor's keep or shorten of each item (after the items were updated)."""
+    found: dict[ActKind, list[tuple[str, str]]] = {}
+    for start in range(0, len(item_ids), _CHUNK):
+        chunk = list(item_ids[start : start + _CHUNK])
+        for r in _review_rows(session, col(ReviewItem.id).in_(chunk)):
+            found.setdefault(r.kind, []).append((r.subject, r.statement))
+    fingerprint = UNSIGNED
+    for kind, acts in found.items():
+        fingerprint = _sign_many(session, actor, kind, acts)
+    return fingerprint if found else (_signer_fingerprint(session, actor))
+
+
+def _signer_fingerprint(session: Session, actor: Operator) -> str:
+    key = current_key(session, actor)
+    return key.fingerprint if key is not None else UNSIGNED
+
+
+# --- rebuilding acts from the rows -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Act:
+    kind: ActKind
+    subject: str
+    what: str  # the act in words, for a finding
+    signer_id: int | None
+    at: datetime | None
+    statement: str
+    # The stored signature, if any: key id, statement, signature, signed_at.
+    key_id: int | None
+    stored: str | None
+    signature: str | None
+    signed_at: datetime | None
+    grant_id: int | None = None
+    restricted: bool = False
+
+
+def _sig_join(kind: ActKind, subject: Any, signer: Any) -> Any:
+    return sa.and_(_SIG.c.kind == kind.value, _SIG.c.subject == subject, _SIG.c.operator_id == signer)
+
+
+_SIG_COLS = (_SIG.c.operator_key_id, _SIG.c.statement, _SIG.c.signature, _SIG.c.signed_at)
+
+
+def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
+    subject = (
+        sa.literal("approval:")
+        + sa.cast(col(Approval.grant_id), sa.String)
+        + sa.literal(":")
+        + sa.cast(col(Approval.round), sa.String)
+    )
+    ext = sa.orm.aliased(GrantExtension)
+    query = (
+        sa.select(
+            col(Approval.grant_id),
+            col(Approval.round),
+            col(Approval.approver_id),
+            col(Approval.totp_step),
+            col(Approval.decided_at),
+            col(Operator.name),
+            col(Grant.access),
+            col(Grant.requested_days),
+            col(ext.days),
+            col(Contractor.external_id),
+            col(Client.name),
+            col(Project.name),
+            col(DatasetScope.name),
+            col(DatasetScope.sensitivity),
+            *_SIG_COLS,
+        )
+        .select_from(Approval)
+        .join(Grant, col(Grant.id) == col(Approval.grant_id))
+        .join(Operator, col(Operator.id) == col(Approval.approver_id))
+        .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
+        .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
+        .join(Project, col(Project.id) == col(DatasetScope.project_id))
+        .join(Client, col(Client.id) == col(Project.client_id))
+        .outerjoin(
+            ext, sa.and_(col(ext.grant_id) == col(Approval.grant_id), col(ext.round) == col(Approval.round))
+        )
+        .outerjoin(_SIG, _sig_join(ActKind.APPROVE, subject, col(Approval.approver_id)))
+        .where(col(Approval.decision) == Decision.APPROVE.value, *where)
+        .order_by(col(Approval.grant_id), col(Approval.round), col(Approval.approver_id))
+    )
+    for row in session.execute(query.execution_options(yield_per=_CHUNK)):
+        (grant, round_, approver, step, at, name, access, requested, ext_days, contractor) = row[:10]
+        client, project, scope, sensitivity, key_id, stored, signature, signed_at = row[10:]
+        days = requested if round_ == 0 else ext_days
+        path = f"{client}/{project}/{scope}"
+        yield _Act(
+            ActKind.APPROVE,
+            f"approval:{grant}:{round_}",
+            f"approval of grant {grant} (round {round_}) by {name}",
+            approver,
+            at,
+            approval_statement(grant, round_, path, access, contractor, days, step, name),
+            key_id,
+            stored,
+            signature,
+            signed_at,
+            grant_id=grant,
+            restricted=sensitivity == Sensitivity.RESTRICTED.value,
+        )
+
+
+def _resume_rows(session: Session, *where: Any) -> Iterator[_Act]:
+    subject = sa.literal("resume:") + sa.cast(col(ClientPause.id), sa.String)
+    query = (
+        sa.select(
+            col(ClientPause.id),
+            col(ClientPause.resumed_by),
+            col(ClientPause.resumed_at),
+            col(Client.name),
+            col(Operator.name),
+            *_SIG_COLS,
+        )
+        .select_from(ClientPause)
+        .join(Client, col(Client.id) == col(ClientPause.client_id))
+        .join(Operator, col(Operator.id) == col(ClientPause.resumed_by))
+        .outerjoin(_SIG, _sig_join(ActKind.RESUME, subject, col(ClientPause.resumed_by)))
+        .where(col(ClientPause.resumed_at).is_not(None), *where)
+        .order_by(col(ClientPause.id))
+    )
+    for pause, by_id, at, client, by, key_id, stored, signature, signed_at in session.execute(
+        query
+    ):
+        yield _Act(
+            ActKind.RESUME,
+            f"resume:{pause}",
+            f"resume of client {client} (pause {pause}) by {by}",
+            by_id,
+            at,
+            resume_statement(client, pause, by, at),
+            key_id,
+            stored,
+            signature,
+            signed_at,
+        )
+
+
+def _privilege_subject(kind: str, operator_id: int, what: str | int | None) -> str:
+    return f"privilege:{kind}:{operator_id}:{what}"
+
+
+_LINKS = (("approves", OperatorClient, ChangeKind.APPROVES_ADD), ("reviews", OperatorReviewClient, ChangeKind.REVIEWS_ADD))
+
+
+def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iterator[_Act]:
+    """Every role and approves/reviews link, signed by who confirmed it (else who granted
+    it). Few rows: read plainly."""
+    names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
+    clients = dict(session.execute(sa.select(col(Client.id), col(Client.name))).all())
+    changes: dict[tuple[int, str, str | None, int | None, int | None], int] = {}
+    for change in session.exec(
+        select(PrivilegeChange).where(PrivilegeChange.state == ChangeState.CONFIRMED.value)
+    ).all():
+        key = (change.operator_id, change.kind, change.role, change.client_id, change.decided_by)
+        changes[key] = max(changes.get(key, 0), ident(change))
+    signatures = {
+        (row.subject, row.operator_id): row
+        for row in session.exec(select(ActSignature).where(ActSignature.kind == ActKind.PRIVILEGE.value))
+    }
+    found: list[tuple[str, int, str | None, int | None, Any]] = []
+    role_query = select(OperatorRole)
+    if operator_id is not None:
+        role_query = role_query.where(OperatorRole.operator_id == operator_id)
+    found += [("role", r.operator_id, r.role, None, r) for r in session.exec(role_query)]
+    for name, table, _kind in _LINKS:
+        link_query = select(table)
+        if operator_id is not None:
+            link_query = link_query.where(table.operator_id == operator_id)
+        found += [(name, r.operator_id, None, r.client_id, r) for r in session.exec(link_query)]
+    for kind_name, op_id, role, client_id, row in found:
+        signer = row.confirmed_by if row.confirmed_by is not None else row.granted_by
+        change_kind = ChangeKind.ROLE_ADD if role else dict((n, k) for n, _t, k in _LINKS)[kind_name]
+        change = changes.get((op_id, change_kind.value, role, client_id, row.confirmed_by))
+        subject = _privilege_subject(kind_name, op_id, role if role else client_id)
+        what = role if role else clients.get(client_id, f"#{client_id}")
+        statement = privilege_statement(
+            kind_name,
+            names.get(op_id, f"#{op_id}"),
+            str(what),
+            names.get(row.granted_by) if row.granted_by is not None else None,
+            names.get(row.confirmed_by) if row.confirmed_by is not None else None,
+            change if row.confirmed_by is not None else None,
+        )
+        stored = signatures.get((subject, signer))
+        label = f"the {role} role" if role else f"{kind_name} {what}"
+        yield _Act(
+            ActKind.PRIVILEGE,
+            subject,
+            f"{label} of {names.get(op_id)} given by {names.get(signer) if signer else '?'}",
+            signer,
+            row.granted_at,
+            statement,
+            stored.operator_key_id if stored else None,
+            stored.statement if stored else None,
+            stored.signature if stored else None,
+            stored.signed_at if stored else None,
+        )
+
+
+def _review_rows(session: Session, *where: Any) -> Iterator[_Act]:
+    subject = sa.literal("review:") + sa.cast(col(ReviewItem.id), sa.String)
+    kind = sa.literal("review_") + col(ReviewItem.decision)
+    query = (
+        sa.select(
+            col(ReviewItem.id),
+            col(ReviewItem.campaign_id),
+            col(ReviewItem.grant_id),
+            col(ReviewItem.decision),
+            col(ReviewItem.shorten_days),
+            col(ReviewItem.totp_step),
+            col(ReviewItem.decided_by),
+            col(ReviewItem.decided_at),
+            col(Operator.name),
+            *_SIG_COLS,
+        )
+        .select_from(ReviewItem)
+        .join(Operator, col(Operator.id) == col(ReviewItem.decided_by))
+        .outerjoin(
+            _SIG,
+            sa.and_(
+                _SIG.c.kind == kind,
+                _SIG.c.subject == subject,
+                _SIG.c.operator_id == col(ReviewItem.decided_by),
+            ),
+        )
+        .where(col(ReviewItem.decision).in_(("keep", "shorten")), *where)
+        .order_by(col(ReviewItem.id))
+    )
+    for row in session.execute(query.execution_options(yield_per=_CHUNK)):
+        item, campaign, grant, decision, days, step, by_id, at, by = row[:9]
+        key_id, stored, signature, signed_at = row[9:]
+        yield _Act(
+            ActKind(f"review_{decision}"),
+            f"review:{item}",
+            f"review {decision} of grant {grant} (campaign {campaign}, item {item}) by {by}",
+            by_id,
+            at,
+            review_statement(decision, campaign, item, grant, days, step, by),
+            key_id,
+            stored,
+            signature,
+            signed_at,
+            grant_id=grant,
+        )
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+class _Cache:
+    """Signatures verified good, keyed by signature, statement digest and key: a bounded LRU
+    in this process (a table is not available; a file would be one more thing to trust)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.good: OrderedDict[bytes, None] = OrderedDict()
+        self.hits = 0
+
+    @staticmethod
+    def key(signature: str, statement: str, fingerprint: str) -> bytes:
+        data = "\0".join((signature, fingerprint, statement)).encode()
+        return hashlib.sha256(data).digest()
+
+    def check(self, signature: str, statement: str, fingerprint: str, public: Ed25519PublicKey) -> bool:
+        key = self.key(signature, statement, fingerprint)
+        if key in self.good:
+            self.good.move_to_end(key)
+            self.hits += 1
+            return True
+        try:
+            raw = base64.b64decode(signature, validate=True)
+        except ValueError:
+            return False
+        if not signing.verify(public, statement.encode(), raw):
+            return False
+        self.good[key] = None
+        if len(self.good) > self.size:
+            self.good.popitem(last=False)
+        return True
+
+
+CACHE = _Cache(CACHE_SIZE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    operator_id: int
+    fingerprint: str
+    public: Ed25519PublicKey | None
+    registered_at: datetime
+    retired_at: datetime | None
+    problem: str | None  # why it is not trusted; None: its registration verifies
+
+
+def _keys(session: Session) -> dict[int, _Key]:
+    names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
+    evidence = {ident(e): e for e in session.exec(select(EvidenceKey)).all()}
+    found = {}
+    for key in session.exec(select(OperatorKey)).all():
+        problem = None
+        public = None
+        try:
+            public = signing.load_public(key.public_key)
+            if signing.fingerprint(public) != key.fingerprint:
+                problem = "its fingerprint does not match its public key"
+        except ConfigurationError as exc:
+            problem = str(exc)
+        listed = evidence.get(key.evidence_key_id) if key.evidence_key_id else None
+        if problem is None and (key.registration_sig is None or listed is None):
+            problem = (
+                "its registration is not signed by an evidence key (pending: an admin runs "
+                "`govtui evidence key register`)"
+            )
+        elif problem is None and listed is not None and key.registration_sig is not None:
+            try:
+                sig = base64.b64decode(key.registration_sig, validate=True)
+            except ValueError:
+                sig = b""
+            text = registration_text(key, names.get(key.operator_id, f"#{key.operator_id}"))
+            if not evidence_keys.verify(session, text, sig, listed.fingerprint):
+                problem = "its registration signature does not verify against the evidence key"
+        found[ident(key)] = _Key(
+            key.operator_id, key.fingerprint, public, key.registered_at, key.retired_at, problem
+        )
+    return found
+
+
+def _keyed_since(keys: dict[int, _Key]) -> dict[int, datetime]:
+    """Since when each operator has had a trusted key (an unsigned act after that is bad)."""
+    since: dict[int, datetime] = {}
+    for key in keys.values():
+        if key.problem is None:
+            at = since.get(key.operator_id)
+            since[key.operator_id] = key.registered_at if at is None else min(at, key.registered_at)
+    return since
+
+
+def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> tuple[str, bool] | None:
+    """None when the act's signature is valid; else (why, fatal). Unsigned acts of operators
+    who had no trusted key yet are not fatal (recorded unsigned by design), only named."""
+    if act.signature is None or act.key_id is None or act.stored is None:
+        keyed = since.get(act.signer_id) if act.signer_id is not None else None
+        if keyed is not None and (act.at is None or act.at >= keyed):
+            return f"unsigned, though its operator has had a registered key since {audit.format_time(keyed)}", True
+        return "unsigned (its operator had no registered key)", False
+    key = keys.get(act.key_id)
+    if key is None:
+        return "signed with an unknown key", True
+    if key.operator_id != act.signer_id:
+        return f"signed with another operator's key {key.fingerprint}", True
+    if key.problem is not None:
+        return f"signed with key {key.fingerprint}, which is not trusted: {key.problem}", True
+    if act.stored != act.statement:
+        return "its rows changed after signing (the signed statement differs)", True
+    if key.retired_at is not None and act.signed_at is not None and act.signed_at > key.retired_at:
+        return f"signed with key {key.fingerprint} after it was retired", True
+    assert key.public is not None
+    if not CACHE.check(act.signature, act.stored, key.fingerprint, key.public):
+        return f"its signature does not verify against key {key.fingerprint}", True
+    return None
+
+
+@dataclass
+class ActReport:
+    checked: int = 0
+    signed: int = 0
+    bad: int = 0  # fatal findings
+    unsigned: int = 0  # acts of keyless operators: named, not fatal
+    findings: list[str] = field(default_factory=list)  # the first MAX_NAMED, bad first
+    more: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.bad == 0
+
+    def lines(self) -> list[str]:
+        """What `audit verify` prints."""
+        out = list(self.findings)
+        if self.more:
+            out.append(f"act signatures: {self.more} more acts without a valid signature")
+        summary = f"act signatures: {self.signed} of {self.checked} acts signed and verified"
+        if self.unsigned:
+            summary += f", {self.unsigned} unsigned by operators without a key"
+        out.append(summary if self.ok else f"act signatures BROKEN: {self.bad} acts fail ({summary})")
+        return out
+
+
+def _all_acts(session: Session) -> Iterator[_Act]:
+    yield from _approval_rows(session)
+    yield from _resume_rows(session)
+    yield from _privilege_rows(session)
+    yield from _review_rows(session)
+
+
+def verify_all(session: Session) -> ActReport:
+    """Check every approval, resume, privilege given and keep/shorten: its statement rebuilt
+    from the current rows, signed by its operator's key, whose registration verifies."""
+    keys = _keys(session)
+    since = _keyed_since(keys)
+    report = ActReport()
+    bad: list[str] = []
+    unsigned: list[str] = []
+    for act in _all_acts(session):
+        report.checked += 1
+        verdict = _judge(act, keys, since)
+        if verdict is None:
+            report.signed += 1
+            continue
+        why, fatal = verdict
+        if fatal:
+            report.bad += 1
+            if len(bad) < MAX_NAMED:
+                bad.append(f"act signature BAD: {act.what}: {why}")
+        else:
+            report.unsigned += 1
+            if len(unsigned) < MAX_NAMED:
+                unsigned.append(f"act unsigned: {act.what}: {why}")
+    named = (bad + unsigned)[:MAX_NAMED]
+    report.findings = named
+    report.more = report.bad + report.unsigned - len(named)
+    return report
+
+
+# --- what sync may add ---------------------------------------------------------------------------
+
+
+def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
+    """Of these add_member ops, those sync must not send (fail closed), each with why: the
+    grant's approvals do not all verify (or are too few), or the resume that queued it does
+    not verify. Unsigned counts as not verified here."""
+    if not op_ids:
+        return {}
+    ops: list[tuple[int, int | None, int | None]] = []
+    for start in range(0, len(op_ids), _CHUNK):
+        chunk = list(op_ids[start : start + _CHUNK])
+        ops += [
+            (op_id, grant_id, pause_id)
+            for op_id, grant_id, pause_id in session.execute(
+                sa.select(col(OutboxOp.id), col(OutboxOp.grant_id), col(OutboxOp.pause_id)).where(
+                    col(OutboxOp.id).in_(chunk)
+                )
+            )
+        ]
+    keys = _keys(session)
+    since = _keyed_since(keys)
+    grant_ids = sorted({g for _o, g, _p in ops if g is not None})
+    why_grant: dict[int, str] = {}
+    valid_first: dict[int, int] = {}
+    restricted: dict[int, bool] = {}
+    for start in range(0, len(grant_ids), _CHUNK):
+        chunk = grant_ids[start : start + _CHUNK]
+        for act in _approval_rows(session, col(Approval.grant_id).in_(chunk)):
+            assert act.grant_id is not None
+            restricted[act.grant_id] = act.restricted
+            verdict = _judge(act, keys, since)
+            if verdict is not None:
+                why_grant.setdefault(
+                    act.grant_id,
+                    f"approval of grant {act.grant_id} not signed by a registered key: "
+                    f"{act.what}: {verdict[0]}",
+                )
+            elif act.subject.endswith(":0"):
+                valid_first[act.grant_id] = valid_first.get(act.grant_id, 0) + 1
+    for grant_id in grant_ids:
+        needed = 2 if restricted.get(grant_id) else 1
+        if grant_id not in why_grant and valid_first.get(grant_id, 0) < needed:
+            why_grant[grant_id] = (
+                f"approval of grant {grant_id} not signed by a registered key: it has "
+                f"{valid_first.get(grant_id, 0)} verified approval(s), {needed} needed"
+            )
+    why_pause: dict[int, str] = {}
+    for pause_id in sorted({p for _o, _g, p in ops if p is not None}):
+        for act in _resume_rows(session, ClientPause.id == pause_id):
+            verdict = _judge(act, keys, since)
+            if verdict is not None:
+                why_pause[pause_id] = f"{act.what} not signed by a registered key: {verdict[0]}"
+    refused = {}
+    for op_id, grant_id, pause_id in ops:
+        if grant_id is None:
+            refused[op_id] = f"add_member op {op_id} names no grant: nothing approved it"
+        elif grant_id in why_grant:
+            refused[op_id] = why_grant[grant_id]
+        elif pause_id is not None and pause_id in why_pause:
+            refused[op_id] = why_pause[pause_id]
+    return refused
