@@ -28,6 +28,7 @@ from govtui.vocabulary import ReviewDecision
 from .conftest import FakeClock
 from .factories import UNREACHABLE_TARGET, World, review_vendor
 from .memory_keyring import MemoryKeyring
+from .test_review_cli import run
 from .test_review_close import (
     campaign_row,
     decide,
@@ -212,3 +213,32 @@ def test_an_extension_pending_at_close_cannot_undo_a_review_shorten(
         f"the extension requested before the review outlived its shorten: grant {g} now "
         f"expires {expires:%Y-%m-%d}"
     )
+
+
+def test_a_keep_with_a_code_of_unicode_digits_is_one_line_exit_2(
+    world: World, fake_clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attack: `review decide q1 ITEM keep --totp 12345٣` (an Arabic-Indic digit, which
+    str.isdigit accepts). Today hmac.compare_digest raises TypeError in totp.matching_step
+    and the CLI dies with a traceback (the TUI's TOTP prompt takes the same path). Safe: one
+    line, exit 2, the wrong code counted like any other; the fix is `isascii()` beside
+    `isdigit()` in govtui/security/totp.py."""
+    g = grant(world, fake_clock, "E1")
+    start_review(world)
+    capsys.readouterr()
+    rc = run(
+        world,
+        "review",
+        "decide",
+        "q1",
+        "--grant",
+        str(g),
+        "keep",
+        "--reason",
+        "still on it",
+        "--totp",
+        "12345\u0663",
+        actor="rita",
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
