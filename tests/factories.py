@@ -30,13 +30,14 @@ from govtui import clock, db
 from govtui.models import Contractor, EvidenceKey, Grant, Operator
 from govtui.security import secrets, signing, totp
 from govtui.services import (
-    evidence_keys,
+    act_signatures,
     catalog,
     contractor_import,
     contractors,
     demo,
     directory_targets,
     enrollment,
+    evidence_keys,
     grants,
     identity,
     operators,
@@ -90,7 +91,9 @@ class StandInEvidenceKey:
         return session.exec(select(Operator.id)).first() is not None
 
     def verify(self, session: Session, data: bytes, signature: bytes, fingerprint: str) -> bool:
-        row = session.exec(select(EvidenceKey).where(EvidenceKey.fingerprint == fingerprint)).first()
+        row = session.exec(
+            select(EvidenceKey).where(EvidenceKey.fingerprint == fingerprint)
+        ).first()
         return row is not None and signing.verify(row.public_key, data, signature)
 
     def install(self) -> Callable[[], None]:
@@ -293,7 +296,7 @@ def add_ops(session: Session, root: Operator, ops: Iterable[Op]) -> None:
     """The operators, each added by their `granted_by` admin, bound as `bound()` says."""
     for op in ops:
         by = root if op.granted_by == root.name else operators.find(session, op.granted_by)
-        operators.add(
+        added = operators.add(
             session,
             by,
             name=op.name,
@@ -302,6 +305,8 @@ def add_ops(session: Session, root: Operator, ops: Iterable[Op]) -> None:
             reviews=op.reviews,
             **bound(),
         )
+        # Signed as privilege.add_operator signs what it gives (a no-op for a keyless admin).
+        act_signatures.sign_privilege(session, by, operator_id=db.ident(added))
 
 
 def add_people(session: Session, actor: Operator, people: Iterable[Person]) -> list[str]:

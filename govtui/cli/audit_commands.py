@@ -10,7 +10,7 @@ from typing import TextIO
 
 from govtui import private_files
 from govtui.cli.context import Context
-from govtui.services import audit, audit_state
+from govtui.services import act_signatures, audit, audit_state
 from govtui.text import one_line
 
 
@@ -52,6 +52,11 @@ def run_verify(ctx: Context, args: argparse.Namespace) -> int:
         print("audit state BROKEN: rows above were inserted or changed outside govtui")
         return 1
     print("state backed by the chain: operators, roles, grants, pauses, scopes, directories")
+    acts = ws.read(act_signatures.verify_all)
+    for line in acts.lines():
+        print(one_line(line, 1000))
+    if not acts.ok:
+        return 1
     if result.warning:
         print(f"warning: {one_line(result.warning, 1000)}")
     if accept and result.warning:

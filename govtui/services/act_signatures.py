@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from govtui import clock, db
 from govtui.db import ident
+from govtui.directory import group_names
 from govtui.errors import ConfigurationError, ConflictError, PolicyError
 from govtui.models import (
     ActSignature,
@@ -416,10 +417,13 @@ class _Act:
     signed_at: datetime | None
     grant_id: int | None = None
     restricted: bool = False
+    bootstrap: bool = False  # the first operator's own roles: nobody could sign them
 
 
 def _sig_join(kind: ActKind, subject: Any, signer: Any) -> Any:
-    return sa.and_(_SIG.c.kind == kind.value, _SIG.c.subject == subject, _SIG.c.operator_id == signer)
+    return sa.and_(
+        _SIG.c.kind == kind.value, _SIG.c.subject == subject, _SIG.c.operator_id == signer
+    )
 
 
 _SIG_COLS = (_SIG.c.operator_key_id, _SIG.c.statement, _SIG.c.signature, _SIG.c.signed_at)
@@ -459,14 +463,19 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
         .join(Project, col(Project.id) == col(DatasetScope.project_id))
         .join(Client, col(Client.id) == col(Project.client_id))
         .outerjoin(
-            ext, sa.and_(col(ext.grant_id) == col(Approval.grant_id), col(ext.round) == col(Approval.round))
+            ext,
+            sa.and_(
+                col(ext.grant_id) == col(Approval.grant_id), col(ext.round) == col(Approval.round)
+            ),
         )
         .outerjoin(_SIG, _sig_join(ActKind.APPROVE, subject, col(Approval.approver_id)))
         .where(col(Approval.decision) == Decision.APPROVE.value, *where)
         .order_by(col(Approval.grant_id), col(Approval.round), col(Approval.approver_id))
     )
     for row in session.execute(query.execution_options(yield_per=_CHUNK)):
-        (grant, round_, approver, step, at, name, access, requested, ext_days, contractor) = row[:10]
+        (grant, round_, approver, step, at, name, access, requested, ext_days, contractor) = row[
+            :10
+        ]
         client, project, scope, sensitivity, key_id, stored, signature, signed_at = row[10:]
         days = requested if round_ == 0 else ext_days
         path = f"{client}/{project}/{scope}"
@@ -525,7 +534,10 @@ def _privilege_subject(kind: str, operator_id: int, what: str | int | None) -> s
     return f"privilege:{kind}:{operator_id}:{what}"
 
 
-_LINKS = (("approves", OperatorClient, ChangeKind.APPROVES_ADD), ("reviews", OperatorReviewClient, ChangeKind.REVIEWS_ADD))
+_LINKS = (
+    ("approves", OperatorClient, ChangeKind.APPROVES_ADD),
+    ("reviews", OperatorReviewClient, ChangeKind.REVIEWS_ADD),
+)
 
 
 def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iterator[_Act]:
@@ -533,6 +545,7 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
     it). Few rows: read plainly."""
     names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
     clients = dict(session.execute(sa.select(col(Client.id), col(Client.name))).all())
+    first = min(names, default=None)
     changes: dict[tuple[int, str, str | None, int | None, int | None], int] = {}
     for change in session.exec(
         select(PrivilegeChange).where(PrivilegeChange.state == ChangeState.CONFIRMED.value)
@@ -541,7 +554,9 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
         changes[key] = max(changes.get(key, 0), ident(change))
     signatures = {
         (row.subject, row.operator_id): row
-        for row in session.exec(select(ActSignature).where(ActSignature.kind == ActKind.PRIVILEGE.value))
+        for row in session.exec(
+            select(ActSignature).where(ActSignature.kind == ActKind.PRIVILEGE.value)
+        )
     }
     found: list[tuple[str, int, str | None, int | None, Any]] = []
     role_query = select(OperatorRole)
@@ -549,14 +564,15 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
         role_query = role_query.where(OperatorRole.operator_id == operator_id)
     found += [("role", r.operator_id, r.role, None, r) for r in session.exec(role_query)]
     for name, table, _kind in _LINKS:
-        link_query = select(table)
+        link_query: Any = select(table)
         if operator_id is not None:
             link_query = link_query.where(table.operator_id == operator_id)
-        found += [(name, r.operator_id, None, r.client_id, r) for r in session.exec(link_query)]
+        links: Iterable[Any] = session.exec(link_query)
+        found += [(name, r.operator_id, None, r.client_id, r) for r in links]
     for kind_name, op_id, role, client_id, row in found:
         signer = row.confirmed_by if row.confirmed_by is not None else row.granted_by
-        change_kind = ChangeKind.ROLE_ADD if role else dict((n, k) for n, _t, k in _LINKS)[kind_name]
-        change = changes.get((op_id, change_kind.value, role, client_id, row.confirmed_by))
+        change_kind = ChangeKind.ROLE_ADD if role else {n: k for n, _t, k in _LINKS}[kind_name]
+        change_id = changes.get((op_id, change_kind.value, role, client_id, row.confirmed_by))
         subject = _privilege_subject(kind_name, op_id, role if role else client_id)
         what = role if role else clients.get(client_id, f"#{client_id}")
         statement = privilege_statement(
@@ -565,7 +581,7 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
             str(what),
             names.get(row.granted_by) if row.granted_by is not None else None,
             names.get(row.confirmed_by) if row.confirmed_by is not None else None,
-            change if row.confirmed_by is not None else None,
+            change_id if row.confirmed_by is not None else None,
         )
         stored = signatures.get((subject, signer))
         label = f"the {role} role" if role else f"{kind_name} {what}"
@@ -580,6 +596,7 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
             stored.statement if stored else None,
             stored.signature if stored else None,
             stored.signed_at if stored else None,
+            bootstrap=signer == op_id == first and role is not None,
         )
 
 
@@ -647,7 +664,9 @@ class _Cache:
         data = "\0".join((signature, fingerprint, statement)).encode()
         return hashlib.sha256(data).digest()
 
-    def check(self, signature: str, statement: str, fingerprint: str, public: Ed25519PublicKey) -> bool:
+    def check(
+        self, signature: str, statement: str, fingerprint: str, public: Ed25519PublicKey
+    ) -> bool:
         key = self.key(signature, statement, fingerprint)
         if key in self.good:
             self.good.move_to_end(key)
@@ -726,8 +745,11 @@ def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> tupl
     who had no trusted key yet are not fatal (recorded unsigned by design), only named."""
     if act.signature is None or act.key_id is None or act.stored is None:
         keyed = since.get(act.signer_id) if act.signer_id is not None else None
-        if keyed is not None and (act.at is None or act.at >= keyed):
-            return f"unsigned, though its operator has had a registered key since {audit.format_time(keyed)}", True
+        if keyed is not None and not act.bootstrap and (act.at is None or act.at >= keyed):
+            return (
+                f"unsigned, though its operator has had a registered key since {audit.format_time(keyed)}",
+                True,
+            )
         return "unsigned (its operator had no registered key)", False
     key = keys.get(act.key_id)
     if key is None:
@@ -767,7 +789,9 @@ class ActReport:
         summary = f"act signatures: {self.signed} of {self.checked} acts signed and verified"
         if self.unsigned:
             summary += f", {self.unsigned} unsigned by operators without a key"
-        out.append(summary if self.ok else f"act signatures BROKEN: {self.bad} acts fail ({summary})")
+        out.append(
+            summary if self.ok else f"act signatures BROKEN: {self.bad} acts fail ({summary})"
+        )
         return out
 
 
@@ -813,34 +837,95 @@ def verify_all(session: Session) -> ActReport:
 def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
     """Of these add_member ops, those sync must not send (fail closed), each with why: the
     grant's approvals do not all verify (or are too few), or the resume that queued it does
-    not verify. Unsigned counts as not verified here."""
+    not verify. Unsigned counts as not verified here. An add that names no grant (a
+    reconcile fix) stands for the live grants of that member and group: one must verify."""
     if not op_ids:
         return {}
-    ops: list[tuple[int, int | None, int | None]] = []
+    ops: list[tuple[int, int | None, int | None, int, str | None, str]] = []
     for start in range(0, len(op_ids), _CHUNK):
         chunk = list(op_ids[start : start + _CHUNK])
         ops += [
-            (op_id, grant_id, pause_id)
-            for op_id, grant_id, pause_id in session.execute(
-                sa.select(col(OutboxOp.id), col(OutboxOp.grant_id), col(OutboxOp.pause_id)).where(
-                    col(OutboxOp.id).in_(chunk)
-                )
+            tuple(row)
+            for row in session.execute(
+                sa.select(
+                    col(OutboxOp.id),
+                    col(OutboxOp.grant_id),
+                    col(OutboxOp.pause_id),
+                    col(OutboxOp.target_id),
+                    col(OutboxOp.group_dn),
+                    col(OutboxOp.directory_uid),
+                ).where(col(OutboxOp.id).in_(chunk))
             )
         ]
+    behind = _grants_behind(session, [op for op in ops if op[1] is None])
     keys = _keys(session)
     since = _keyed_since(keys)
-    grant_ids = sorted({g for _o, g, _p in ops if g is not None})
-    why_grant: dict[int, str] = {}
+    named: set[int] = set()
+    for op in ops:
+        if op[1] is not None:
+            named.add(op[1])
+    grant_ids = sorted(named | {g for found in behind.values() for g in found})
+    why_grant = _unverified_grants(session, grant_ids, keys, since)
+    why_pause: dict[int, str] = {}
+    for resumed in sorted({op[2] for op in ops if op[2] is not None}):
+        for act in _resume_rows(session, ClientPause.id == resumed):
+            verdict = _judge(act, keys, since)
+            if verdict is not None:
+                why_pause[resumed] = f"{act.what} not signed by a registered key: {verdict[0]}"
+    refused = {}
+    for op_id, grant_id, pause_id, _target, group_dn, uid in ops:
+        if grant_id is None:
+            found = behind.get(op_id, [])
+            if not found:
+                refused[op_id] = f"add of {uid} to {group_dn}: no live grant stands behind it"
+            elif all(g in why_grant for g in found):
+                refused[op_id] = why_grant[found[0]]
+        elif grant_id in why_grant:
+            refused[op_id] = why_grant[grant_id]
+        elif pause_id is not None and pause_id in why_pause:
+            refused[op_id] = why_pause[pause_id]
+    return refused
+
+
+def _grants_behind(
+    session: Session, ops: list[tuple[int, int | None, int | None, int, str | None, str]]
+) -> dict[int, list[int]]:
+    """The active grants each grant-less add stands for: same member, same group."""
+    if not ops:
+        return {}
+    uids = sorted({op[5] for op in ops})
+    live = session.execute(
+        sa.select(
+            col(Grant.id), col(Grant.scope_id), col(Grant.access), col(Contractor.directory_uid)
+        )
+        .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
+        .where(col(Contractor.directory_uid).in_(uids), col(Grant.state) == "active")
+    ).all()
+    refs = group_names.group_refs(session, {(scope, access) for _g, scope, access, _u in live})
+    by_member: dict[tuple[int, str, str], list[int]] = {}
+    for grant_id, scope, access, uid in live:
+        for (target, ref_scope, ref_access), ref in refs.items():
+            if (ref_scope, ref_access) == (scope, access):
+                by_member.setdefault((target, ref.dn.lower(), uid), []).append(grant_id)
+    return {op[0]: by_member.get((op[3], (op[4] or "").lower(), op[5]), []) for op in ops}
+
+
+def _unverified_grants(
+    session: Session, grant_ids: Sequence[int], keys: dict[int, _Key], since: dict[int, datetime]
+) -> dict[int, str]:
+    """Why each of these grants may not be added: an approval without a valid signature, or
+    fewer verified approvals of its request than it needs."""
+    why: dict[int, str] = {}
     valid_first: dict[int, int] = {}
     restricted: dict[int, bool] = {}
     for start in range(0, len(grant_ids), _CHUNK):
-        chunk = grant_ids[start : start + _CHUNK]
+        chunk = list(grant_ids[start : start + _CHUNK])
         for act in _approval_rows(session, col(Approval.grant_id).in_(chunk)):
             assert act.grant_id is not None
             restricted[act.grant_id] = act.restricted
             verdict = _judge(act, keys, since)
             if verdict is not None:
-                why_grant.setdefault(
+                why.setdefault(
                     act.grant_id,
                     f"approval of grant {act.grant_id} not signed by a registered key: "
                     f"{act.what}: {verdict[0]}",
@@ -849,23 +934,10 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
                 valid_first[act.grant_id] = valid_first.get(act.grant_id, 0) + 1
     for grant_id in grant_ids:
         needed = 2 if restricted.get(grant_id) else 1
-        if grant_id not in why_grant and valid_first.get(grant_id, 0) < needed:
-            why_grant[grant_id] = (
+        count = valid_first.get(grant_id, 0)
+        if grant_id not in why and count < needed:
+            why[grant_id] = (
                 f"approval of grant {grant_id} not signed by a registered key: it has "
-                f"{valid_first.get(grant_id, 0)} verified approval(s), {needed} needed"
+                f"{count} verified approval(s) of its request, {needed} needed"
             )
-    why_pause: dict[int, str] = {}
-    for pause_id in sorted({p for _o, _g, p in ops if p is not None}):
-        for act in _resume_rows(session, ClientPause.id == pause_id):
-            verdict = _judge(act, keys, since)
-            if verdict is not None:
-                why_pause[pause_id] = f"{act.what} not signed by a registered key: {verdict[0]}"
-    refused = {}
-    for op_id, grant_id, pause_id in ops:
-        if grant_id is None:
-            refused[op_id] = f"add_member op {op_id} names no grant: nothing approved it"
-        elif grant_id in why_grant:
-            refused[op_id] = why_grant[grant_id]
-        elif pause_id is not None and pause_id in why_pause:
-            refused[op_id] = why_pause[pause_id]
-    return refused
+    return why

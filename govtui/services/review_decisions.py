@@ -25,7 +25,7 @@ from govtui.models import (
     ReviewItem,
     ReviewReviewer,
 )
-from govtui.services import audit, operators, reviews, second_factor, validation
+from govtui.services import act_signatures, audit, operators, reviews, second_factor, validation
 from govtui.vocabulary import CampaignState, ReviewDecision, Sensitivity
 
 _ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
@@ -359,9 +359,19 @@ def decide(
             "changed": changed,
             "ended_skipped": len(ended),
             **audit.id_summary(item_ids),
+            **_signed(session, actor, chosen, item_ids),
         },
     )
     return Decided(row.name, chosen, item_ids, changed, ended)
+
+
+def _signed(
+    session: Session, actor: Operator, chosen: ReviewDecision, item_ids: list[int]
+) -> dict[str, str]:
+    """A keep or shorten keeps access alive: signed by the reviewer (act_signatures)."""
+    if chosen == ReviewDecision.REVOKE:
+        return {}
+    return {"signature": act_signatures.sign_review(session, actor, item_ids=item_ids)}
 
 
 def _judged(

@@ -25,7 +25,7 @@ from govtui.db import ident, read_session, write_session
 from govtui.directory import group_names, groups, naming
 from govtui.errors import GovtuiError
 from govtui.models import DirectoryTarget, OutboxOp
-from govtui.services import directory_targets, outbox
+from govtui.services import act_signatures, directory_targets, outbox
 from govtui.services.directory_targets import ERROR_LENGTH
 from govtui.sqltypes import UTCDateTime
 from govtui.text import one_line
@@ -116,14 +116,20 @@ def run_once(
             for target_id in passwords
         }
         recorded = _recorded_dns(session, due_ops)
+        # Fail closed: a member is added only for a grant whose approvals verify; removals
+        # never wait for a signature.
+        refused = act_signatures.refused_adds(
+            session, [op.id for op in due_ops if op.operation == "add_member"]
+        )
     report = SyncReport()
     if not due_ops:
         return report
-    outcome = _Outcome()
+    outcome = _Outcome(errors=dict(refused))
     by_target: dict[int, list[_Op]] = defaultdict(list)
     for op in due_ops:
-        by_target[op.target_id].append(op)
-    handled = 0
+        if op.id not in refused:
+            by_target[op.target_id].append(op)
+    handled = len(refused)
     for target_id, ops in by_target.items():
         target = targets[target_id]
         try:
