@@ -263,14 +263,13 @@ def test_a_pending_registration_until_an_admin_registers_it(
 ) -> None:
     """A key made where the evidence key is not (the operator's own keyring) waits; its
     acts fail until `evidence key register` signs the registration."""
-    monkeypatch.setattr(evidence_keys, "available", lambda session: False)
     fake_clock.advance(seconds=31)
-    with db.write_session(world.engine) as session:
+    with monkeypatch.context() as patched, db.write_session(world.engine) as session:
+        patched.setattr(evidence_keys, "available", lambda session: False)
         key = act_signatures.create_own_key(
             session, operators.find(session, "ann"), code=world.code("ann")
         )
         fingerprint = key.fingerprint
-    monkeypatch.undo()
     fake_clock.advance(seconds=31)
     gid = world.request()
     world.approve(gid)
