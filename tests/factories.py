@@ -30,7 +30,6 @@ from govtui import clock, db
 from govtui.models import Contractor, EvidenceKey, Grant, Operator
 from govtui.security import secrets, signing, totp
 from govtui.services import (
-    act_signatures,
     catalog,
     contractor_import,
     contractors,
@@ -296,7 +295,7 @@ def add_ops(session: Session, root: Operator, ops: Iterable[Op]) -> None:
     """The operators, each added by their `granted_by` admin, bound as `bound()` says."""
     for op in ops:
         by = root if op.granted_by == root.name else operators.find(session, op.granted_by)
-        added = operators.add(
+        operators.add(
             session,
             by,
             name=op.name,
@@ -305,8 +304,6 @@ def add_ops(session: Session, root: Operator, ops: Iterable[Op]) -> None:
             reviews=op.reviews,
             **bound(),
         )
-        # Signed as privilege.add_operator signs what it gives (a no-op for a keyless admin).
-        act_signatures.sign_privilege(session, by, operator_id=db.ident(added))
 
 
 def add_people(session: Session, actor: Operator, people: Iterable[Person]) -> list[str]:

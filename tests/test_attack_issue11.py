@@ -141,7 +141,14 @@ def test_no_bootstrap_admin_on_a_database_whose_operators_were_deleted_by_sql(
     says intact and backed."""
     separate_world(engine)
     _exec(
-        engine, "DELETE FROM operator_client", "DELETE FROM operator_role", "DELETE FROM operator"
+        engine,
+        # Signing keys and signatures (schema version 6) point at operators: deleted first.
+        "DELETE FROM act_signature",
+        "DELETE FROM operator_key",
+        "DELETE FROM evidence_key",
+        "DELETE FROM operator_client",
+        "DELETE FROM operator_role",
+        "DELETE FROM operator",
     )
     logged_in_as("mallory")
     args = ("operator", "add", "mallory", "--role", "admin", "--role", "approver")
@@ -154,7 +161,14 @@ def test_audit_verify_names_operators_deleted_by_sql(
 ) -> None:
     separate_world(engine)
     _exec(
-        engine, "DELETE FROM operator_client", "DELETE FROM operator_role", "DELETE FROM operator"
+        engine,
+        # Signing keys and signatures (schema version 6) point at operators: deleted first.
+        "DELETE FROM act_signature",
+        "DELETE FROM operator_key",
+        "DELETE FROM evidence_key",
+        "DELETE FROM operator_client",
+        "DELETE FROM operator_role",
+        "DELETE FROM operator",
     )
     assert cli(engine, "audit", "verify") == 1
 

@@ -20,6 +20,8 @@ from .test_bound_identity import Login, cli, logged_in_as, one_line, separate_wo
 
 __all__ = ["logged_in_as"]  # the fixture, used by name
 
+SIGNED_ROWS = ("act_signature", "operator_key", "evidence_key")
+
 
 def _checkpoint(engine: Engine) -> Path:
     path = audit_checkpoint.checkpoint_path(engine.url.render_as_string(hide_password=False))
@@ -93,7 +95,8 @@ def test_no_bootstrap_after_sql_delete_in_one_line(
 ) -> None:
     separate_world(engine)
     with engine.begin() as conn:
-        for table in ("operator_client", "operator_role", "operator"):
+        # Signing keys and signatures (schema version 6) point at operators: deleted first.
+        for table in (*SIGNED_ROWS, "operator_client", "operator_role", "operator"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     logged_in_as("mallory")
     capsys.readouterr()

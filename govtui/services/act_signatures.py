@@ -417,7 +417,6 @@ class _Act:
     signed_at: datetime | None
     grant_id: int | None = None
     restricted: bool = False
-    bootstrap: bool = False  # the first operator's own roles: nobody could sign them
 
 
 def _sig_join(kind: ActKind, subject: Any, signer: Any) -> Any:
@@ -545,12 +544,14 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
     it). Few rows: read plainly."""
     names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
     clients = dict(session.execute(sa.select(col(Client.id), col(Client.name))).all())
-    first = min(names, default=None)
     changes: dict[tuple[int, str, str | None, int | None, int | None], int] = {}
+    # The change a confirmed row came from, keyed by who asked for it: while the confirming
+    # admin signs, it is still pending (marked confirmed in the same transaction, after).
+    confirming = (ChangeState.CONFIRMED.value, ChangeState.PENDING.value)
     for change in session.exec(
-        select(PrivilegeChange).where(PrivilegeChange.state == ChangeState.CONFIRMED.value)
+        select(PrivilegeChange).where(col(PrivilegeChange.state).in_(confirming))
     ).all():
-        key = (change.operator_id, change.kind, change.role, change.client_id, change.decided_by)
+        key = (change.operator_id, change.kind, change.role, change.client_id, change.requested_by)
         changes[key] = max(changes.get(key, 0), ident(change))
     signatures = {
         (row.subject, row.operator_id): row
@@ -572,7 +573,7 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
     for kind_name, op_id, role, client_id, row in found:
         signer = row.confirmed_by if row.confirmed_by is not None else row.granted_by
         change_kind = ChangeKind.ROLE_ADD if role else {n: k for n, _t, k in _LINKS}[kind_name]
-        change_id = changes.get((op_id, change_kind.value, role, client_id, row.confirmed_by))
+        change_id = changes.get((op_id, change_kind.value, role, client_id, row.granted_by))
         subject = _privilege_subject(kind_name, op_id, role if role else client_id)
         what = role if role else clients.get(client_id, f"#{client_id}")
         statement = privilege_statement(
@@ -596,7 +597,6 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
             stored.statement if stored else None,
             stored.signature if stored else None,
             stored.signed_at if stored else None,
-            bootstrap=signer == op_id == first and role is not None,
         )
 
 
@@ -745,7 +745,11 @@ def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> tupl
     who had no trusted key yet are not fatal (recorded unsigned by design), only named."""
     if act.signature is None or act.key_id is None or act.stored is None:
         keyed = since.get(act.signer_id) if act.signer_id is not None else None
-        if keyed is not None and not act.bootstrap and (act.at is None or act.at >= keyed):
+        # Privilege rows are also written by seeding and at bootstrap, and every upgraded
+        # database has unsigned ones: named, never fatal. An approval, resume or review made
+        # after its operator had a key would have been signed: fatal.
+        timed = act.kind != ActKind.PRIVILEGE
+        if keyed is not None and timed and (act.at is None or act.at >= keyed):
             return (
                 f"unsigned, though its operator has had a registered key since {audit.format_time(keyed)}",
                 True,

@@ -149,6 +149,12 @@ def add(
         granted_by=granted_by,
         confirmed_by=confirmed_by,
     )
+    if actor is not None:
+        # What an admin gives is signed by them (issue 13). Imported here: act_signatures
+        # builds on services that look operators up.
+        from govtui.services import act_signatures
+
+        act_signatures.sign_privilege(session, actor, operator_id=op_id)
     audit.append(
         session,
         actor=actor_name,

@@ -382,7 +382,6 @@ def add_operator(
         shared_login=shared_login,
         roles_pending=bool(later),
     )
-    act_signatures.sign_privilege(session, actor, operator_id=ident(added))
     changes = [_request(session, actor, ChangeKind.ROLE_ADD, added, role=r) for r in sorted(later)]
     if later:
         changes += [
@@ -438,11 +437,10 @@ def _grant(
         granted_by=ident(granted_by),
         confirmed_by=_id(confirmed_by),
     )
-    by = {
-        "granted_by": granted_by.name,
-        "confirmed_by": _name(confirmed_by),
-        "signature": act_signatures.sign_privilege(session, actor, operator_id=ident(target)),
-    }
+    # Signed by the admin who gave or confirmed it (act_signatures; the event's details stay
+    # as they were: audit_state replays them).
+    act_signatures.sign_privilege(session, actor, operator_id=ident(target))
+    by = {"granted_by": granted_by.name, "confirmed_by": _name(confirmed_by)}
     if isinstance(what, Role):
         action, details = "operator.role_add", {"role": what.value, **by}
     else:
