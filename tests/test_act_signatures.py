@@ -40,6 +40,9 @@ from .conftest import FakeClock
 from .directory_support import Directory, add_target, norm
 from .factories import World
 from .memory_keyring import MemoryKeyring
+from .test_review_decide import KEEP, SHORTEN, Setup, setup
+
+__all__ = ["setup"]  # the review fixture, used by name
 
 PAIRS_READ = "acme-rlhf-pairs-read"
 
@@ -338,3 +341,50 @@ def test_audit_verify_names_the_bad_act(world: World, capsys: pytest.CaptureFixt
     assert main(["--db", url, "--as", "root", "audit", "verify"]) == 1
     out = capsys.readouterr().out
     assert f"approval of grant {gid} (round 0) by ann" in out and "BROKEN" in out
+
+
+def test_review_keep_and_shorten_are_signed_and_checked(
+    setup: Setup, fake_clock: FakeClock
+) -> None:
+    world = setup.world
+    setup.decide("rita", KEEP, setup.b, code=world.code("rita"))
+    fake_clock.advance(seconds=31)
+    setup.decide("ann", SHORTEN, setup.a, days=5, code=world.code("ann"))
+    report = verify(world)
+    assert report.ok, report.findings
+    # A shortening made longer by SQL, and a keep written by SQL on an undecided item.
+    sql(world.engine, "UPDATE review_item SET shorten_days = 50 WHERE grant_id = :g", g=setup.a)
+    sql(
+        world.engine,
+        "UPDATE review_item SET decision = 'keep', reason = 'x', decided_at = :at, "
+        "decided_by = reviewer_id WHERE grant_id = :g",
+        at=clock.now(),
+        g=setup.c,
+    )
+    report = verify(world)
+    assert bad_named(report, f"review shorten of grant {setup.a}")
+    assert bad_named(report, f"review keep of grant {setup.c}")
+    assert not bad_named(report, f"review keep of grant {setup.b}")
+
+
+def test_operator_key_create_and_register_from_the_command_line(
+    world: World,
+    fake_clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = world.engine.url.render_as_string(hide_password=False)
+    fake_clock.advance(seconds=31)
+    with monkeypatch.context() as patched:
+        patched.setattr(evidence_keys, "available", lambda session: False)
+        args = ["--db", url, "--as", "ann", "operator", "key", "create", "--totp"]
+        assert main([*args, world.code("ann")]) == 0
+    out = capsys.readouterr().out
+    assert "waits for the evidence key" in out
+    assert main(["--db", url, "--as", "root", "operator", "key", "pending"]) == 0
+    assert "pending: ann SHA256:" in capsys.readouterr().out
+    register = ["--db", url, "--as", "root", "operator", "key", "register", "--totp"]
+    assert main([*register, world.code("root", 1)]) == 0
+    assert "registered 1 signing key(s)" in capsys.readouterr().out
+    with db.read_session(world.engine) as session:
+        assert act_signatures.pending_registrations(session) == []

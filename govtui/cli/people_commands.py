@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from govtui.cli import arguments, pause_commands
+from govtui.cli import arguments, key_commands, pause_commands
 from govtui.cli.context import Context, print_json, print_table
 from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
@@ -138,6 +138,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("client")
     p.set_defaults(handler=run_reviews_remove)
     register_enroll(osub)
+    key_commands.register_operator_key(osub)
 
 
 def run_contractor_add(ctx: Context, args: argparse.Namespace) -> int:
