@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""The body of scripts/bench_signatures (run that: it sets up the environment).
+
+Builds a vendor of --grants active grants (default 100,000; tests/factories.py's bulk vendor:
+1 client, 100 scopes, 20,000 contractors), each approved by the enrolled approver ann, whose
+approval is signed as grants._record_approval signs it (the same statement builder, her key
+from the keyring, registered by a stand-in evidence key while services/evidence_keys.py is a
+contract), then times:
+
+- sign: building and signing every approval's statement (what the approvals cost, once);
+- verify cold: act_signatures.verify_all with an empty cache (every signature checked);
+- verify warm: verify_all again in the same process (every signature a cache hit);
+- sync check cold / warm: act_signatures.refused_adds for one add_member op per grant (what
+  a sync about to add all of them checks), with an empty cache and then a warm one.
+
+Target: verify of all signatures in seconds. Prints the figures; exits 1 when a verify is not
+all-valid (something is broken) and 0 otherwise. Not a test."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--grants", type=int, default=100_000)
+    parser.add_argument("--contractors", type=int, default=20_000)
+    parser.add_argument("--db", help="database URL (default: a SQLite file in a temp dir)")
+    args = parser.parse_args()
+
+    import keyring
+    import sqlalchemy as sa
+
+    from govtui import db, migrations
+    from govtui.models import Approval, Grant, OutboxOp
+    from govtui.services import act_signatures, catalog, operators
+    from tests import factories
+    from tests.memory_keyring import MemoryKeyring
+
+    keyring.set_keyring(MemoryKeyring())
+    if factories.evidence_keys_are_stubs():
+        factories.StandInEvidenceKey().install()
+    work = Path(tempfile.mkdtemp(prefix="govtui-bench-sig."))
+    engine = db.make_engine(args.db or f"sqlite:///{work / 'bench.db'}")
+    migrations.upgrade(engine)
+    t0 = time.perf_counter()
+    world = factories.build_world(
+        engine,
+        scopes=[factories.Scope(f"alpha/p{s % 10}/s{s:03d}") for s in range(100)],
+        ops=[factories.Op("ann", ("approver",), ("alpha",), enrol=True)],
+        target=factories.UNREACHABLE_TARGET,
+    )
+    with db.write_session(engine) as session:
+        root = operators.find(session, factories.ADMIN)
+        people = factories.import_contractors(session, root, args.contractors, source="bench")
+    with db.read_session(engine) as session:
+        scopes = catalog.list_scopes(session)
+    wanted = factories.spread(
+        random.Random(7), args.contractors, scopes, args.grants, (("read", 2), ("label", 1))
+    )
+    now = factories.clock.now()
+    with db.write_session(engine) as session:
+        factories.insert_grants(
+            session,
+            wanted,
+            people,
+            starts_at=now - timedelta(days=3),
+            expires_at=now + timedelta(days=60),
+            requested_days=90,
+        )
+    with db.write_session(engine) as session:
+        ann = operators.find(session, "ann")
+        grant_ids = list(session.execute(sa.select(Grant.id).order_by(Grant.id)).scalars())
+        now = factories.clock.now()
+        session.execute(
+            sa.insert(Approval.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "grant_id": g,
+                    "round": 0,
+                    "approver_id": ann.id,
+                    "decision": "approve",
+                    "totp_step": 1000 + i,
+                    "decided_at": now,
+                }
+                for i, g in enumerate(grant_ids)
+            ],
+        )
+        session.execute(
+            sa.insert(OutboxOp.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "target_id": 1,
+                    "grant_id": g,
+                    "operation": "add_member",
+                    "group_dn": "cn=g,ou=groups,dc=x",
+                    "directory_uid": f"u{g}",
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for g in grant_ids
+            ],
+        )
+    print(f"built {len(grant_ids):,} approved grants in {time.perf_counter() - t0:.1f} s")
+
+    t0 = time.perf_counter()
+    with db.write_session(engine) as session:
+        ann = operators.find(session, "ann")
+        rows = list(act_signatures._approval_rows(session))
+        act_signatures._sign_many(
+            session, ann, act_signatures.ActKind.APPROVE, ((r.subject, r.statement) for r in rows)
+        )
+    sign_s = time.perf_counter() - t0
+    print(f"sign {len(rows):,} approvals: {sign_s:.2f} s")
+
+    results: dict[str, float] = {}
+    ok = True
+    for label in ("cold", "warm"):
+        if label == "cold":
+            act_signatures.CACHE.good.clear()
+        t0 = time.perf_counter()
+        with db.read_session(engine) as session:
+            report = act_signatures.verify_all(session)
+        results[f"verify {label}"] = time.perf_counter() - t0
+        ok = ok and report.ok and report.signed >= len(grant_ids)
+        print(
+            f"verify_all {label}: {results[f'verify {label}']:.2f} s "
+            f"({report.signed:,} of {report.checked:,} acts verified, cache hits "
+            f"{act_signatures.CACHE.hits:,})"
+        )
+    with db.read_session(engine) as session:
+        op_ids = list(session.execute(sa.select(OutboxOp.id)).scalars())
+    for label in ("cold", "warm"):
+        if label == "cold":
+            act_signatures.CACHE.good.clear()
+        t0 = time.perf_counter()
+        with db.read_session(engine) as session:
+            refused = act_signatures.refused_adds(session, op_ids)
+        elapsed = time.perf_counter() - t0
+        ok = ok and not refused
+        print(
+            f"sync check of {len(op_ids):,} adds {label}: {elapsed:.2f} s ({len(refused)} refused)"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
