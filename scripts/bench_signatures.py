@@ -53,7 +53,7 @@ def main() -> int:
     engine = db.make_engine(args.db or f"sqlite:///{work / 'bench.db'}")
     migrations.upgrade(engine)
     t0 = time.perf_counter()
-    world = factories.build_world(
+    factories.build_world(
         engine,
         scopes=[factories.Scope(f"alpha/p{s % 10}/s{s:03d}") for s in range(100)],
         ops=[factories.Op("ann", ("approver",), ("alpha",), enrol=True)],
