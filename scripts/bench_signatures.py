@@ -19,6 +19,7 @@ all-valid (something is broken) and 0 otherwise. Not a test."""
 from __future__ import annotations
 
 import argparse
+import base64
 import random
 import sys
 import tempfile
@@ -41,7 +42,8 @@ def main() -> int:
     import sqlalchemy as sa
 
     from govtui import db, migrations
-    from govtui.models import Approval, Grant, OutboxOp
+    from govtui.models import ActSignature, Approval, Grant, OutboxOp
+    from govtui.security import signing
     from govtui.services import act_signatures, catalog, operators
     from tests import factories
     from tests.memory_keyring import MemoryKeyring
@@ -139,6 +141,24 @@ def main() -> int:
             f"({report.signed:,} of {report.checked:,} acts verified, cache hits "
             f"{act_signatures.CACHE.hits:,})"
         )
+    # The floor: Ed25519 verification alone of the same statements, with the key loaded once.
+    with db.read_session(engine) as session:
+        key = act_signatures.current_key(session, operators.find(session, "ann"))
+        assert key is not None
+        public = signing.load_public(key.public_key)
+        rows_ = session.execute(
+            sa.select(ActSignature.signature, ActSignature.statement).where(
+                ActSignature.operator_key_id == key.id
+            )
+        ).all()
+    pairs = [(base64.b64decode(sig), text.encode()) for sig, text in rows_]
+    t0 = time.perf_counter()
+    assert all(signing.verify(public, text, sig) for sig, text in pairs)
+    floor = time.perf_counter() - t0
+    print(
+        f"floor, {len(pairs):,} bare Ed25519 verifies: {floor:.2f} s; verify_all cold is "
+        f"{results['verify cold'] / floor:.2f}x that"
+    )
     with db.read_session(engine) as session:
         op_ids = list(session.execute(sa.select(OutboxOp.id)).scalars())
     for label in ("cold", "warm"):
