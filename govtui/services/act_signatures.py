@@ -302,15 +302,15 @@ def review_statement(
 
 
 def _signer(session: Session, actor: Operator) -> tuple[OperatorKey, str] | None:
+    """The actor's key and its private half, or None: no key, or not in this keyring (another
+    machine of the same login). Such an act is not refused (that would lock an operator out),
+    it is recorded unsigned: verification names it and sync adds nothing on it."""
     key = current_key(session, actor)
     if key is None:
         return None
     private = secrets.load(_entry(session, key.keyring_ref))
     if private is None:
-        raise ConfigurationError(
-            f"{actor.name!r}'s signing key {key.fingerprint} is not in this keyring: act from "
-            "your own login, or make a new key with `govtui operator key create --totp CODE`"
-        )
+        return None
     return key, private
 
 
