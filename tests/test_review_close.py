@@ -357,7 +357,7 @@ def test_a_close_over_a_quarter_needs_the_exact_count_and_a_refusal_writes_nothi
     before = snapshot(world.engine)
     with pytest.raises(
         PolicyError,
-        match=r"revokes 3 of its 4 grants \(3 of them because nobody answered\).*--confirm-count 3",
+        match=r"ends 3 of its 4 grants \(3 of them because nobody answered\).*--confirm-count 3",
     ):
         do_close(world)
     with pytest.raises(PolicyError, match="not 2"):

@@ -82,7 +82,9 @@ class ClosePlan:
 
     @property
     def ends(self) -> int:
-        return len(self.revoke)
+        """Every grant close would end: the revokes and the shortens already past (expired).
+        The --confirm-count rule counts this, whatever the decision that ends them."""
+        return len(self.revoke) + len(self.expire)
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,7 @@ def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bo
         }
     )
     population = sum(counts.values())
+    expire = [grant_id for grant_id, new_end in shorten if new_end <= now]
     return ClosePlan(
         campaign=campaign.name,
         population=population,
@@ -213,16 +216,16 @@ def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bo
         no_answer=counts[ItemOutcome.NO_ANSWER_KEPT] + counts[ItemOutcome.NO_ANSWER_REVOKED],
         ended_before_decision=counts[ItemOutcome.ENDED_BEFORE_DECISION],
         groups=_groups(session, leaving),
-        needs_confirm_count=needs_confirm_count(len(revoke), population),
+        needs_confirm_count=needs_confirm_count(len(revoke) + len(expire), population),
         state=campaign.state,
         no_answer_revoke=counts[ItemOutcome.NO_ANSWER_REVOKED],
-        expire=[grant_id for grant_id, new_end in shorten if new_end <= now],
+        expire=expire,
     )
 
 
-def needs_confirm_count(revoke: int, population: int) -> bool:
-    """Whether ending `revoke` of `population` grants needs the count typed back."""
-    return revoke > CONFIRM_ABOVE or revoke > CONFIRM_SHARE * population
+def needs_confirm_count(ends: int, population: int) -> bool:
+    """Whether ending `ends` of `population` grants needs the count typed back."""
+    return ends > CONFIRM_ABOVE or ends > CONFIRM_SHARE * population
 
 
 def _groups(session: Session, leaving: Counter[tuple[int, str]]) -> list[GroupRemoval]:
@@ -344,14 +347,19 @@ def close(
 
 def _check_count(plan: ClosePlan, confirm_count: int | None) -> None:
     """Refuse a large close without the exact count typed back, and any wrong count."""
-    n = len(plan.revoke)
+    n = plan.ends
     if confirm_count is None and not plan.needs_confirm_count:
         return
     if confirm_count == n:
         return
-    why = f"closing review {quoted(plan.campaign)} revokes {n} of its {plan.population} grants"
+    why = f"closing review {quoted(plan.campaign)} ends {n} of its {plan.population} grants"
+    because = []
     if plan.no_answer_revoke:
-        why += f" ({plan.no_answer_revoke} of them because nobody answered)"
+        because.append(f"{plan.no_answer_revoke} of them because nobody answered")
+    if plan.expire:
+        because.append(f"{len(plan.expire)} shortened into the past")
+    if because:
+        why += f" ({'; '.join(because)})"
     if confirm_count is None:
         raise PolicyError(
             f"{why}: more than {CONFIRM_SHARE:.0%} of the population or more than"
