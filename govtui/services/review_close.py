@@ -110,11 +110,14 @@ class DueLine:
 
 
 def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> None:
-    if campaign.created_by == actor.id or Role.ADMIN in operators.roles_of(session, actor):
+    """The creator or an admin, standing re-checked now: a creator whose admin role was
+    taken away (or who was removed: roles_of is empty then) is no longer either. Only an
+    admin may start a campaign, so 'the creator' adds nobody beyond today's admins."""
+    if Role.ADMIN in operators.roles_of(session, actor):
         return
     raise PolicyError(
         f"{quoted(actor.name)} may not close review {quoted(campaign.name)}:"
-        " its creator or an admin may"
+        " its creator or an admin may (its creator only while still an admin)"
     )
 
 
