@@ -231,7 +231,7 @@ def test_close_ends_exactly_the_dry_runs_grants_and_groups(
     assert plan.no_answer == 1 and plan.no_answer_revoke == (if_no_answer == "revoke")
     assert plan.needs_confirm_count == (len(expected_revoke) > 6 * 0.25)
 
-    closed = do_close(world, confirm_count=len(plan.revoke) if plan.needs_confirm_count else None)
+    closed = do_close(world, confirm_count=plan.ends if plan.needs_confirm_count else None)
     assert closed.revoked == plan.revoke
     assert closed.shortened == [g for g, new in plan.shorten if new > clock.now()]
     assert closed.expired == plan.expire
@@ -262,7 +262,7 @@ def test_close_ends_exactly_the_dry_runs_grants_and_groups(
     assert row.close_started_at == clock.now()
     (event,) = events(world, "review.close")
     assert event["revoked"] == audit.id_summary(plan.revoke)
-    assert event["confirm_count"] == (len(plan.revoke) if plan.needs_confirm_count else None)
+    assert event["confirm_count"] == (plan.ends if plan.needs_confirm_count else None)
     assert event["kept"] == 1 and event["ended_before_decision"] == 2
     assert events(world, "review.closed") == []
     chain_verifies(world)
@@ -327,7 +327,9 @@ def test_shorten_takes_the_earlier_expiry_and_ends_one_already_past(
         (soon, soon_at + timedelta(days=1)),
     ]
     assert plan.expire == [soon] and plan.revoke == []
-    closed = do_close(world)
+    # Ending 1 of 3 (shortened into the past) is over a quarter: the count is typed back.
+    assert plan.ends == 1 and plan.needs_confirm_count
+    closed = do_close(world, confirm_count=1)
     assert (closed.shortened, closed.expired) == ([long, short], [soon])
     after = grant_rows(world)
     assert after[long] == ("active", decided_at + timedelta(days=5), None)
@@ -488,7 +490,7 @@ def test_close_follows_slapd_and_is_closed_only_after_read_back(
     plan = plan_of(world)
     assert [(g.group_dn, g.members) for g in plan.groups] == [(pairs, 2)]
 
-    closed = do_close(world, confirm_count=1)
+    closed = do_close(world, confirm_count=2)  # one revoked, one shortened into the past
     assert closed.directory_ops == 2 and campaign_row(world).state == "closing"
     with db.read_session(world.engine) as session:
         assert not review_close.directory_state(session, cid).complete
@@ -791,7 +793,7 @@ def test_close_runs_as_many_statements_for_600_grants_as_for_60(
         statements: list[str] = []
         sa.event.listen(world.engine, "before_cursor_execute", _counter(statements))
         try:
-            closed = do_close(world, name, confirm_count=len(plan.revoke))
+            closed = do_close(world, name, confirm_count=plan.ends)
         finally:
             sa.event.remove(world.engine, "before_cursor_execute", _counter(statements))
         assert closed.revoked == plan.revoke and len(closed.shortened) == len(ids[1::4])
