@@ -121,6 +121,22 @@ def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> N
     )
 
 
+def _confirmed() -> sa.ColumnElement[bool]:
+    """Whether an item's decision is one decide could have written: a keep or shorten only
+    with the assigned reviewer's TOTP step (revoke needs none: it only removes). A keep
+    written straight into the table without a code is no decision, so the campaign's
+    no-answer action applies to it. (A forged row WITH a plausible step needs signed
+    evidence to catch.)"""
+    return sa.or_(
+        _ITEM.c.decision == ReviewDecision.REVOKE,
+        sa.and_(
+            _ITEM.c.totp_step.is_not(None),
+            _ITEM.c.decided_by.is_not(None),
+            _ITEM.c.decided_by == _ITEM.c.reviewer_id,
+        ),
+    )
+
+
 def _outcome(campaign: ReviewCampaign, grant_state: sa.ColumnElement[str]) -> sa.Case[str]:
     """What close does with an item, from its decision and its grant's state now: the one
     definition the dry run reads and the close writes. A grant no longer active or suspended
@@ -133,7 +149,7 @@ def _outcome(campaign: ReviewCampaign, grant_state: sa.ColumnElement[str]) -> sa
     decision = _ITEM.c.decision
     return sa.case(
         (grant_state.not_in(IN_DIRECTORY_STATES), ItemOutcome.ENDED_BEFORE_DECISION.value),
-        (decision.is_(None), no_answer.value),
+        (sa.or_(decision.is_(None), sa.not_(_confirmed())), no_answer.value),
         (decision == ReviewDecision.KEEP, ItemOutcome.KEPT.value),
         (decision == ReviewDecision.REVOKE, ItemOutcome.REVOKED.value),
         else_=ItemOutcome.SHORTENED.value,
