@@ -259,10 +259,31 @@ def _groups(session: Session, leaving: Counter[tuple[int, str]]) -> list[GroupRe
     return [GroupRemoval(target, dn, n) for (target, dn), n in sorted(found.items())]
 
 
+def population_intact(session: Session, campaign: ReviewCampaign) -> bool:
+    """Whether the campaign's items are still the population frozen at start: their count
+    and the digest of their grant ids, recomputed, match item_count and population_sha256.
+    An item deleted, added or moved to another grant by SQL breaks it (one query)."""
+    found = audit.summary_of(session, _ITEM.c.grant_id, _ITEM.c.campaign_id == ident(campaign))
+    return found == (campaign.item_count, campaign.population_sha256)
+
+
+def _check_population(session: Session, campaign: ReviewCampaign) -> None:
+    """Refuse to close a population that changed since start: closing it would apply the
+    review to other grants than the ones frozen (a friend's item deleted keeps their grant)."""
+    if not population_intact(session, campaign):
+        raise ConflictError(
+            f"review {quoted(campaign.name)}: its items no longer match the population frozen "
+            f"at start ({campaign.item_count} grants and their sha256): they were edited "
+            "outside govtui; run `govtui audit verify`; nothing was closed"
+        )
+
+
 def close_plan(session: Session, actor: Operator, *, campaign: str) -> ClosePlan:
     """What close would end and shorten, without writing (the creator or an admin)."""
     found = reviews.find_campaign(session, campaign)
     _may_close(session, actor, found)
+    if found.state == CampaignState.OPEN:
+        _check_population(session, found)
     return _plan(session, found, now=clock.now(), lock=False)
 
 
@@ -280,6 +301,8 @@ def close(
     if locked.state == CampaignState.CLOSING:
         # Applied already: what is left is to follow the directory (the caller does).
         return Closed(locked.name, [], [], [], 0, CampaignState.CLOSING.value, True)
+    # Under the lock: no decision or close changes the items while they are counted.
+    _check_population(session, locked)
     now = clock.now()
     plan = _plan(session, locked, now=now, lock=True)
     _check_count(plan, confirm_count)
