@@ -27,6 +27,7 @@ from govtui.security import totp
 from govtui.security.secrets import SERVICE
 from govtui.services import (
     audit,
+    audit_state,
     catalog,
     grants,
     pause,
@@ -811,3 +812,40 @@ def _counter(statements: list[str]) -> Any:
         statements.append(statement)
 
     return _COUNTERS.setdefault(id(statements), count)
+
+
+def test_a_population_or_keep_edited_by_sql_is_named_and_not_applied(
+    world: World, fake_clock: FakeClock
+) -> None:
+    """Rows only SQL could write: a keep without its reviewer's code counts as no answer
+    (the plan says so), an item deleted from the frozen population stops close and the
+    dry run, `review show` says the population changed, and audit state names both."""
+    ids = [grant(world, fake_clock, p) for p in ("E1", "E2", "E3")]
+    ids.append(grant(world, fake_clock, "E1", scope="acme/rlhf/notes"))
+    cid = start_review(world, if_no_answer="revoke")
+    decide(world, "q1", ids[:2], "keep")
+    with world.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE review_item SET totp_step = NULL WHERE grant_id = :g"), {"g": ids[0]}
+        )
+        conn.execute(
+            sa.text("UPDATE review_item SET decided_by = NULL WHERE grant_id = :g"), {"g": ids[1]}
+        )
+    plan = plan_of(world)
+    assert (plan.kept, plan.no_answer_revoke, plan.revoke) == (0, 4, ids)
+    with db.read_session(world.engine) as session:
+        problems = audit_state.check(session).problems
+        assert review_views.campaign(session, "q1").population_intact
+    assert sum("carries no TOTP step" in p for p in problems) == 2, problems
+    with world.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM review_item WHERE grant_id = :g"), {"g": ids[3]})
+    before = snapshot(world.engine)
+    with pytest.raises(ConflictError, match=r"population frozen at start.*audit verify"):
+        plan_of(world)
+    with pytest.raises(ConflictError, match="population frozen at start"):
+        do_close(world, confirm_count=3)
+    assert snapshot(world.engine) == before
+    with db.read_session(world.engine) as session:
+        assert not review_views.campaign(session, "q1").population_intact
+        assert any("population frozen" in p for p in audit_state.check(session).problems)
+    assert campaign_row(world).state == "open" and cid
