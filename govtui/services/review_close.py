@@ -339,15 +339,20 @@ def close(
         now=now,
         review_campaign_id=campaign_id,
     )
-    shortened = grant_lifecycle.shorten(
-        session,
-        sa.select(_ITEM.c.grant_id, _ITEM.c.shorten_until).where(
-            _ITEM.c.campaign_id == campaign_id, _ITEM.c.outcome == ItemOutcome.SHORTENED
-        ),
-        ended_by=ended_by,
-        reason=f"shortened in access review {locked.name}",
-        now=now,
-        review_campaign_id=campaign_id,
+    # The plan read the same items under the same locks: nothing to shorten, no statements.
+    shortened = (
+        grant_lifecycle.shorten(
+            session,
+            sa.select(_ITEM.c.grant_id, _ITEM.c.shorten_until).where(
+                _ITEM.c.campaign_id == campaign_id, _ITEM.c.outcome == ItemOutcome.SHORTENED
+            ),
+            ended_by=ended_by,
+            reason=f"shortened in access review {locked.name}",
+            now=now,
+            review_campaign_id=campaign_id,
+        )
+        if plan.shorten
+        else grant_lifecycle.Capped([], grant_lifecycle.Ended([], 0))
     )
     revoked = sorted(decided.ids + unanswered.ids)
     if revoked != plan.revoke or shortened.ended.ids != plan.expire:
