@@ -114,6 +114,7 @@ def test_add_list_remove(world: World, capsys: pytest.CaptureFixture[str]) -> No
     assert run(world, "review", "schedule", "list") == 0
     assert "monthly" in capsys.readouterr().out
     assert run(world, "review", "schedule", "remove", "monthly") == 0
+    assert "review schedule monthly removed" in capsys.readouterr().out
     assert run(world, "review", "schedule", "list", "--json") == 0
     assert json.loads(capsys.readouterr().out) == []
     assert schedule_row(world).removed_at == T0 and schedule_row(world).removed_by is not None
@@ -311,7 +312,7 @@ def test_nothing_to_review_advances_with_an_audit_event(
     assert campaigns(world) == []
     assert schedule_row(world).next_start_at == T0 + timedelta(days=30)
     (skipped,) = events(world, "review.schedule_skipped")
-    assert skipped["scheduled_for"] == "2026-03-02T09:00:00Z"
+    assert skipped["scheduled_for"] == audit.format_time(T0)
     chain_verifies(world)
 
 

@@ -146,7 +146,8 @@ def _campaign_spec(
 def _tier(session: Session, client: Client, project: Project | None) -> str | None:
     """The most sensitive tier among the client's (or the project's) scopes, if any."""
     query = (
-        sa.select(sa.distinct(col(DatasetScope.sensitivity)))
+        sa.select(col(DatasetScope.sensitivity))
+        .distinct()
         .join(Project, col(Project.id) == col(DatasetScope.project_id))
         .where(col(Project.client_id) == ident(client))
     )
