@@ -507,7 +507,7 @@ def test_reminders_at_7_days_1_day_and_overdue(
     assert reminders_text([]).plain == "Reminders: no undecided items due within 7 days"
 
 
-def test_sqlite_rowcount_claim_is_conditional(world: World) -> None:
+def test_the_claim_is_conditional(world: World) -> None:
     """The claim itself: a second claim from the value already moved on claims nothing."""
     assert add(world, "monthly") == 0
     sched = schedule_row(world)
