@@ -321,9 +321,11 @@ def test_list_and_show_json_shapes(world: World, capsys: pytest.CaptureFixture[s
         "despite_drift",
         "directory",
         "unconfirmed",
+        "population_intact",
         "in_words",
     }
     assert shown["population_sha256"] == audit.id_summary(sorted(ids.values()))["ids_sha256"]
+    assert shown["population_intact"] is True
     assert shown["directory"] is None and shown["unconfirmed"] == []
     assert run(world, "review", "show", "q1") == 0
     out = capsys.readouterr().out

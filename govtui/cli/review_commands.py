@@ -392,8 +392,16 @@ def _print_state(detail: review_views.CampaignDetail, out: IO[str]) -> None:
     s = detail.summary
     words = _state_words(detail)
     print(escaped(f"campaign {s.name} is {words}"), file=out)
+    if not detail.population_intact:
+        print(f"  {_POPULATION_CHANGED}", file=out)
     for line in detail.unconfirmed:
         print(f"  unconfirmed: {one_line(line, 1000)}", file=out)
+
+
+_POPULATION_CHANGED = (
+    "POPULATION CHANGED: the items no longer match the count and sha256 frozen at start "
+    "(edited outside govtui; run `govtui audit verify`)"
+)
 
 
 def _state_words(detail: review_views.CampaignDetail) -> str:
@@ -542,6 +550,7 @@ def _detail_json(detail: review_views.CampaignDetail) -> dict[str, Any]:
         "despite_drift": detail.despite_drift,
         "directory": _convergence_json(detail.directory),
         "unconfirmed": detail.unconfirmed,
+        "population_intact": detail.population_intact,
         "in_words": _state_words(detail),
     }
 
@@ -576,6 +585,8 @@ def run_show(ctx: Context, args: argparse.Namespace) -> int:
     )
     print(f"  {review_views.progress_in_words(s)}")
     print(f"  population sha256 {detail.population_sha256}")
+    if not detail.population_intact:
+        print(f"  {_POPULATION_CHANGED}")
     if detail.despite_drift:
         print(escaped(f"  started despite directory drift: {detail.despite_drift}"))
     for line in detail.unconfirmed:

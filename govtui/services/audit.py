@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -60,6 +61,22 @@ def id_summary(ids: Sequence[int]) -> dict[str, object]:
     ordered = sorted(ids)
     digest = hashlib.sha256(",".join(map(str, ordered)).encode()).hexdigest()
     return {"count": len(ordered), "ids_sha256": digest, "first_ids": ordered[:20]}
+
+
+def summary_of(
+    session: Session, column: sa.ColumnElement[int], *where: sa.ColumnElement[bool]
+) -> tuple[int, str]:
+    """id_summary's count and ids_sha256 of the ids `column` holds in the rows `where`
+    selects, recomputed from the database: read in id order in batches, so 100,000 ids are
+    never one list (how a frozen population is checked against the digest recorded at start)."""
+    digest, count = hashlib.sha256(), 0
+    # Rows in partitions, not .scalars() nor yield_per: both cost more than the fetch itself.
+    rows = session.execute(sa.select(column).where(*where).order_by(column))
+    for batch in rows.partitions(BATCH):
+        text = ",".join([str(row[0]) for row in batch])
+        digest.update((("," if count else "") + text).encode())
+        count += len(batch)
+    return count, digest.hexdigest()
 
 
 def event_hash(

@@ -145,8 +145,9 @@ def plan_text(plan: ClosePlan) -> Text:
     """What close would do, for its confirmation: the counts, then the groups it empties."""
     text = Text.assemble(
         "Ends ",
-        (f"{len(plan.revoke):,} grants", ALERT_STYLE),
-        f" of {plan.population:,} (revoked, no-answer revocations included), shortens ",
+        (f"{plan.ends:,} grants", ALERT_STYLE),
+        f" of {plan.population:,} (revoked, no-answer revocations and shortens into the past"
+        f" included), shortens ",
         (f"{len(plan.shorten):,}", "bold yellow"),
         f", keeps {plan.kept:,}; {plan.no_answer:,} had no answer; "
         f"{plan.ended_before_decision:,} ended before any decision.\n"
