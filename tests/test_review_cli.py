@@ -784,9 +784,11 @@ def test_due_exit_codes_and_close_overdue(
     assert run(world, "review", "due", "--json") == 0  # due soon, nothing overdue yet
     lines = out_json(capsys)
     assert isinstance(lines, list)
+    # Within 7 days both are listed (issue 13: reminders a week ahead), neither overdue.
     assert [(d["campaign"], d["reviewer"], d["undecided"], d["overdue"]) for d in lines] == [
         ("soft", "req", 1, False),
         ("soft", "rita", 3, False),
+        ("hard", "rita", 4, False),
     ]
     assert lines[0]["due_at"] == "2026-03-04T09:00:00Z"
     fake_clock.advance(days=6)

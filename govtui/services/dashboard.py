@@ -1,6 +1,6 @@
 """The overview the dashboard shows: per client, its size and its grants by state; and the
 directory outbox's open operations; and who is locked out of their TOTP codes; and the access
-reviews not closed yet, with their overdue items."""
+reviews not closed yet, with their overdue items and the reviewers to remind."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from govtui.models import (
     ReviewCampaign,
     ReviewItem,
 )
-from govtui.services import lockout
+from govtui.services import lockout, review_close
 from govtui.services.lockout import LockedOperator
 from govtui.vocabulary import CampaignState
 
@@ -67,6 +67,8 @@ class Overview:
     # or the approvals and resumes that need them are stuck.
     locked_operators: list[LockedOperator] = field(default_factory=list)
     campaigns: list[CampaignLine] = field(default_factory=list)  # open and closing, by due
+    # Reviewers with undecided items due within 7 days, 1 day, or overdue (review due).
+    reminders: list[review_close.DueLine] = field(default_factory=list)
 
     @property
     def overdue_items(self) -> int:
@@ -142,6 +144,7 @@ def overview(session: Session) -> Overview:
         outbox_failed=outbox.get("failed", 0),
         locked_operators=lockout.locked_operators(session),
         campaigns=campaigns(session),
+        reminders=review_close.due(session),
     )
 
 

@@ -48,7 +48,9 @@ from govtui.vocabulary import (
 # exact count typed back (`--confirm-count N`).
 CONFIRM_SHARE = 0.25
 CONFIRM_ABOVE = 1_000
-DUE_SOON = timedelta(days=3)
+# `due` reminds reviewers a week ahead, again the day before, then every run once overdue.
+DUE_SOON = timedelta(days=7)
+DUE_TOMORROW = timedelta(days=1)
 
 _ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
 _GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
@@ -107,6 +109,7 @@ class DueLine:
     undecided: int
     due_at: datetime
     overdue: bool
+    urgency: str = "7d"  # overdue | 1d (due within a day) | 7d (within a week)
 
 
 def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> None:
@@ -503,6 +506,12 @@ def due(session: Session, *, within: timedelta = DUE_SOON) -> list[DueLine]:
         .order_by(col(ReviewCampaign.due_at), col(ReviewCampaign.name), col(Operator.name))
     )
     return [
-        DueLine(campaign, reviewer, int(n), due_at, due_at <= now)
+        DueLine(campaign, reviewer, int(n), due_at, due_at <= now, _urgency(due_at, now))
         for campaign, reviewer, n, due_at in rows
     ]
+
+
+def _urgency(due_at: datetime, now: datetime) -> str:
+    if due_at <= now:
+        return "overdue"
+    return "1d" if due_at <= now + DUE_TOMORROW else "7d"

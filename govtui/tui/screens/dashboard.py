@@ -20,6 +20,7 @@ from govtui.services.operator_views import OperatorFlags
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
 from govtui.tui.operator_text import operators_text
 from govtui.tui.plain import plain
+from govtui.tui.review_text import reminders_text
 from govtui.tui.screens.base import GovtuiScreen
 
 PAUSED_STYLE = "bold red"
@@ -151,7 +152,9 @@ class DashboardScreen(GovtuiScreen):
         self.query_one("#dashboard-operators", Static).update(
             operators_text(message.operators, clock.now())
         )
-        self.query_one("#dashboard-reviews", Static).update(reviews_text(overview.campaigns))
+        self.query_one("#dashboard-reviews", Static).update(
+            Text("\n").join([reviews_text(overview.campaigns), reminders_text(overview.reminders)])
+        )
         self._show_directory(overview)
 
     def _show_directory(self, overview: dashboard.Overview) -> None:

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from govtui.errors import GovtuiError
 from govtui.services import review_close, review_views
-from govtui.services.review_close import Closed, ClosePlan
+from govtui.services.review_close import Closed, ClosePlan, DueLine
 from govtui.services.review_views import CampaignDetail, CampaignSummary
 from govtui.services.sync import Progress
 from govtui.tui.context import TuiContext
@@ -26,7 +26,7 @@ from govtui.tui.directory_text import ALERT_STYLE
 from govtui.tui.modals.review_close import CloseAnswer, CloseConfirm
 from govtui.tui.modals.review_progress import CloseProgress
 from govtui.tui.plain import line, notify, plain
-from govtui.tui.review_text import due_text, progress_text, state_text
+from govtui.tui.review_text import due_text, progress_text, reminders_text, state_text
 from govtui.tui.screens.base import DirectoryChanged, GovtuiScreen, GrantsChanged
 from govtui.tui.screens.review_items import ReviewItemsScreen
 
@@ -70,6 +70,7 @@ class ReviewsScreen(GovtuiScreen):
     @dataclass
     class Loaded(Message):
         campaigns: list[CampaignSummary]
+        reminders: list[DueLine]
 
     @dataclass
     class PlanLoaded(Message):
@@ -87,6 +88,7 @@ class ReviewsScreen(GovtuiScreen):
     def __init__(self, context: TuiContext) -> None:
         super().__init__(context)
         self.campaigns: dict[str, CampaignSummary] = {}
+        self.reminders: list[DueLine] = []
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -105,7 +107,11 @@ class ReviewsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="reviews")
     def load_campaigns(self) -> None:
-        self.post_message(self.Loaded(self.workspace.read(review_views.campaigns)))
+        self.post_message(
+            self.Loaded(
+                self.workspace.read(review_views.campaigns), self.workspace.read(review_close.due)
+            )
+        )
 
     @on(Loaded)
     def show_campaigns(self, message: Loaded) -> None:
@@ -113,6 +119,7 @@ class ReviewsScreen(GovtuiScreen):
         was_at = self._cursor_name()
         table.clear()
         self.campaigns = {}
+        self.reminders = message.reminders
         for summary in message.campaigns:
             self.campaigns[summary.name] = summary
             name_style = ALERT_STYLE if summary.overdue else "bold"
@@ -145,6 +152,8 @@ class ReviewsScreen(GovtuiScreen):
             if overdue:
                 text.append(f" · {overdue} overdue", style=ALERT_STYLE)
             text.append(" · Enter: items · C: close", style="dim")
+            text.append("\n")
+            text.append_text(reminders_text(self.reminders))
         self.query_one("#campaign-status", Static).update(text)
 
     def _cursor_name(self) -> str | None:
