@@ -23,7 +23,8 @@ from govtui.tui.plain import plain
 from govtui.tui.screens.base import GovtuiScreen
 
 PAUSED_STYLE = "bold red"
-CAMPAIGNS_SHOWN = 3  # campaigns named on the reviews line; the counts cover them all
+CAMPAIGNS_SHOWN = 3
+CHAIN_RECHECK = 600  # seconds after which showing the dashboard verifies the chain again  # campaigns named on the reviews line; the counts cover them all
 
 
 def reviews_text(campaigns: list[dashboard.CampaignLine]) -> Text:
@@ -82,6 +83,7 @@ class DashboardScreen(GovtuiScreen):
         yield Static("Loading…", id="dashboard-totals")
         yield Static("", id="dashboard-operators")
         yield Static("", id="dashboard-reviews")
+        yield Static("", id="dashboard-chain")
         with Horizontal(id="dashboard-directory"):
             yield Static("", id="dashboard-outbox")
             yield Static("", id="dashboard-failed")
@@ -97,6 +99,37 @@ class DashboardScreen(GovtuiScreen):
 
     def reload(self) -> None:
         self.load_overview()
+        chain = self.context.chain
+        if chain is None or (clock.now() - chain.at).total_seconds() > CHAIN_RECHECK:
+            self.verify_chain()
+        self._show_chain()
+
+    def action_reload(self) -> None:
+        super().action_reload()
+        self.verify_chain()  # asked for: verify again whatever the age of the last one
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard-chain")
+    def verify_chain(self) -> None:
+        workspace = self.workspace
+        self.post_message(
+            self.ChainVerified(workspace.read(dashboard.chain_status, workspace.engine))
+        )
+
+    @dataclass
+    class ChainVerified(Message):
+        status: dashboard.ChainStatus
+
+    @on(ChainVerified)
+    def remember_chain(self, message: ChainVerified) -> None:
+        self.context.chain = message.status
+        self._show_chain()
+
+    def _show_chain(self) -> None:
+        chain = self.context.chain
+        style = ALERT_STYLE if chain is not None and not chain.ok else "dim"
+        widget = self.query_one("#dashboard-chain", Static)
+        widget.update(Text(dashboard.chain_line(chain), style=style))
+        widget.set_class(chain is not None and not chain.ok, "alert")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
     def load_overview(self) -> None:
