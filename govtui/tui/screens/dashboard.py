@@ -97,23 +97,29 @@ class DashboardScreen(GovtuiScreen):
         for key in ("projects", "scopes", "contractors", *GRANT_STATES):
             table.add_column(key.capitalize(), key=key)
 
+    _verify_asked = False
+
     def reload(self) -> None:
-        self.load_overview()
         chain = self.context.chain
-        if chain is None or (clock.now() - chain.at).total_seconds() > CHAIN_RECHECK:
-            self.verify_chain()
+        stale = chain is None or (clock.now() - chain.at).total_seconds() > CHAIN_RECHECK
+        self.load_overview(self._verify_asked or stale)
+        self._verify_asked = False
         self._show_chain()
 
     def action_reload(self) -> None:
+        self._verify_asked = True  # asked for: verify the chain again, however recent
         super().action_reload()
-        self.verify_chain()  # asked for: verify again whatever the age of the last one
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard-chain")
-    def verify_chain(self) -> None:
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
+    def load_overview(self, verify_chain: bool = False) -> None:
         workspace = self.workspace
-        self.post_message(
-            self.ChainVerified(workspace.read(dashboard.chain_status, workspace.engine))
-        )
+        overview = workspace.read(dashboard.overview)
+        operators = workspace.read(operator_views.roster)
+        self.post_message(self.Loaded(overview, operators))
+        if verify_chain:
+            # After the overview is shown: it reads every event (seconds on a long chain).
+            status = workspace.read(dashboard.chain_status, workspace.engine)
+            self.post_message(self.ChainVerified(status))
 
     @dataclass
     class ChainVerified(Message):
@@ -130,12 +136,6 @@ class DashboardScreen(GovtuiScreen):
         widget = self.query_one("#dashboard-chain", Static)
         widget.update(Text(dashboard.chain_line(chain), style=style))
         widget.set_class(chain is not None and not chain.ok, "alert")
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
-    def load_overview(self) -> None:
-        overview = self.workspace.read(dashboard.overview)
-        operators = self.workspace.read(operator_views.roster)
-        self.post_message(self.Loaded(overview, operators))
 
     @on(Loaded)
     def show_overview(self, message: Loaded) -> None:
