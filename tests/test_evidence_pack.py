@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,11 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from govtui import clock, db
 from govtui.cli.main import main
-from govtui.errors import PolicyError
+from govtui.errors import ConfigurationError, PolicyError
 from govtui.models import OutboxOp, ReviewItem
 from govtui.security import signing
 from govtui.services import (
@@ -51,43 +51,35 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 HAVE_OPENSSL = shutil.which("openssl") is not None
 
 
-# --- a signing key (evidence_keys stands in until its owner fills it) -----------------------
+# --- the evidence key (the real one: evidence_keys, its private half in the keyring) --------
 
 
 @dataclass
 class SigningKey:
-    pair: signing.KeyPair
-    retired: list[signing.KeyPair]
+    world: World
+    fingerprint: str
 
-    def rotate(self) -> None:
-        self.retired.insert(0, self.pair)
-        self.pair = signing.generate()
+    def rotate(self, fake_clock: FakeClock) -> None:
+        fake_clock.advance(seconds=31)  # a fresh TOTP step
+        made = Workspace(self.world.engine, "root").act(
+            evidence_keys.rotate, code=self.world.code("root")
+        )
+        self.fingerprint = made.fingerprint
+
+    def private(self) -> str:
+        with db.read_session(self.world.engine) as session:
+            found = evidence_keys.signer(session)
+        assert found is not None
+        private = found.private()
+        assert private is not None
+        return private
 
 
 @pytest.fixture
-def key(monkeypatch: pytest.MonkeyPatch) -> SigningKey:
-    """The evidence key, signing through evidence_keys' contract (keys, available, sign)."""
-    held = SigningKey(signing.generate(), [])
-
-    def keys(session: Session) -> list[evidence_keys.KeyView]:
-        at = datetime(2026, 1, 1, tzinfo=clock.now().tzinfo)
-        current = [
-            evidence_keys.KeyView(held.pair.fingerprint, held.pair.public_pem, "root", at, None)
-        ]
-        return current + [
-            evidence_keys.KeyView(k.fingerprint, k.public_pem, "root", at, at) for k in held.retired
-        ]
-
-    def sign(session: Session, data: bytes) -> evidence_keys.Signed:
-        pair = held.pair
-        return evidence_keys.Signed(
-            signing.sign(pair.private_b64, data), pair.fingerprint, pair.public_pem
-        )
-
-    monkeypatch.setattr(evidence_keys, "keys", keys)
-    monkeypatch.setattr(evidence_keys, "available", lambda session: True)
-    monkeypatch.setattr(evidence_keys, "sign", sign)
-    return held
+def key(world: World, fake_clock: FakeClock) -> SigningKey:
+    made = Workspace(world.engine, "root").act(evidence_keys.init_key, code=world.code("root"))
+    fake_clock.advance(seconds=31)
+    return SigningKey(world, made.fingerprint)
 
 
 # --- a campaign with every kind of item -----------------------------------------------------
@@ -316,6 +308,15 @@ def test_a_reassigned_item_names_its_original_reviewer(closed: Campaign, tmp_pat
     assert population[closed.unanswered]["reviewer"] == "rita"  # who it went to at start
 
 
+def test_export_without_an_evidence_key_is_refused_before_any_row(
+    world: World, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    grant(world, fake_clock, "E1")
+    start(world)
+    with pytest.raises(ConfigurationError, match="no evidence key"):
+        export(world, tmp_path / "x.zip")
+
+
 def test_export_is_refused_to_who_does_not_see_the_client(closed: Campaign, tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="may not export evidence"):
         export(closed.world, tmp_path / "x.zip", actor="otto")
@@ -329,7 +330,7 @@ def test_a_pack_verifies_and_says_when_the_key_is_only_self_asserted(
 ) -> None:
     path = tmp_path / "q1.zip"
     export(closed.world, path)
-    result = evidence_verify.verify(path, expect_key=key.pair.fingerprint)
+    result = evidence_verify.verify(path, expect_key=key.fingerprint)
     assert result.ok, result.problems
     assert result.key_expected is True and result.events >= 5
     # The auditor's machine has no database: the command opens none.
@@ -339,7 +340,7 @@ def test_a_pack_verifies_and_says_when_the_key_is_only_self_asserted(
     assert "VERIFIED against the pack's own key only" in out
     assert "ONLY SELF-ASSERTED" in out
     assert not (tmp_path / "missing").exists()
-    argv = ["--db", nowhere, "evidence", "verify", str(path), "--expect-key", key.pair.fingerprint]
+    argv = ["--db", nowhere, "evidence", "verify", str(path), "--expect-key", key.fingerprint]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "signed by the expected key" in out and "SELF-ASSERTED" not in out
@@ -465,7 +466,7 @@ def resign(path: Path, target: Path, key: SigningKey, changed: dict[str, bytes])
     manifest["files"] = entries
     raw = (json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n").encode()
     files["manifest.json"] = raw
-    files["manifest.sig"] = signing.sign(key.pair.private_b64, raw)
+    files["manifest.sig"] = signing.sign(key.private(), raw)
     with zipfile.ZipFile(target, "w") as out:
         for name, body in files.items():
             out.writestr(name, body)
@@ -480,11 +481,11 @@ def test_a_population_that_is_not_the_frozen_one_is_caught(
     dropped = "".join(population[:-1]).encode()  # one grant left out, everything re-signed
     forged = tmp_path / "forged.zip"
     resign(path, forged, key, {"population.csv": dropped})
-    result = evidence_verify.verify(forged, expect_key=key.pair.fingerprint)
+    result = evidence_verify.verify(forged, expect_key=key.fingerprint)
     assert [p for p in result.problems if "population does NOT match the review.start" in p]
     # The control: re-signing the untouched contents verifies.
     resign(path, forged, key, {})
-    assert evidence_verify.verify(forged, expect_key=key.pair.fingerprint).ok
+    assert evidence_verify.verify(forged, expect_key=key.fingerprint).ok
 
 
 def test_an_altered_audit_event_is_caught_even_when_re_signed(
@@ -503,16 +504,20 @@ def test_an_altered_audit_event_is_caught_even_when_re_signed(
 
 
 def test_an_old_pack_still_verifies_after_the_key_is_rotated(
-    closed: Campaign, key: SigningKey, tmp_path: Path
+    closed: Campaign, key: SigningKey, tmp_path: Path, fake_clock: FakeClock
 ) -> None:
     old, new = tmp_path / "old.zip", tmp_path / "new.zip"
     export(closed.world, old)
-    first = key.pair.fingerprint
-    key.rotate()
+    first = key.fingerprint
+    key.rotate(fake_clock)
     export(closed.world, new)
     assert evidence_verify.verify(old, expect_key=first).ok
-    assert evidence_verify.verify(new, expect_key=key.pair.fingerprint).ok
-    assert not evidence_verify.verify(old, expect_key=key.pair.fingerprint).ok
+    assert evidence_verify.verify(new, expect_key=key.fingerprint).ok
+    assert not evidence_verify.verify(old, expect_key=key.fingerprint).ok
+    # The database keeps the retired key listed, so it too still vouches for the old pack.
+    raw = members(old)
+    with db.read_session(closed.world.engine) as session:
+        assert evidence_keys.verify(session, raw["manifest.json"], raw["manifest.sig"], first)
     assert old.read_bytes() != new.read_bytes()
 
 
@@ -576,7 +581,7 @@ def test_client_period_pack_holds_histories_pauses_and_campaigns(
         first=(today - timedelta(days=30)).isoformat(),
         last=today.isoformat(),
     )
-    assert evidence_verify.verify(path, expect_key=key.pair.fingerprint).ok
+    assert evidence_verify.verify(path, expect_key=key.fingerprint).ok
     files = members(path)
     granted = {int(r["grant_id"]): r for r in rows(files["grants.csv"])}
     assert set(granted) == {closed.keep, closed.revoke, closed.shorten, closed.unanswered}
