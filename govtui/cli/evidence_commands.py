@@ -11,7 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from govtui import private_files
 from govtui.cli.context import Context, print_json
 from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
@@ -146,39 +145,27 @@ class _Bar:
 def run_export(ctx: Context, args: argparse.Namespace) -> int:
     if (args.campaign is None) == (args.client is None):
         raise InputError("name what to export: --campaign NAME_OR_ID or --client CLIENT (one)")
-    if args.client is not None and (args.first is None or args.last is None):
-        raise InputError("a client's pack covers a period: give --from DATE and --to DATE")
-    if args.campaign is not None and (args.first is not None or args.last is not None):
-        raise InputError("--from and --to are for a client's pack, not a campaign's")
-    if args.client is not None:
-        evidence_pack.period(args.first, args.last)  # bad dates: refused before any file
-    ws = ctx.workspace()
     bar = _Bar()
     try:
-        with private_files.private_binary_output(args.out, "evidence pack") as out:
-            if args.campaign is not None:
-                pack = ws.read_as(
-                    evidence_pack.export_campaign, campaign=args.campaign, out=out, progress=bar
-                )
-            else:
-                pack = ws.read_as(
-                    evidence_pack.export_client,
-                    client=args.client,
-                    first=args.first,
-                    last=args.last,
-                    out=out,
-                    progress=bar,
-                )
+        written = evidence_pack.write(
+            ctx.workspace(),
+            args.out,
+            campaign=args.campaign,
+            client=args.client,
+            first=args.first,
+            last=args.last,
+            progress=bar,
+        )
     finally:
         bar.end()
-    digest = evidence_pack.file_sha256(args.out)
+    pack = written.pack
     what = ", ".join(f"{k} {escaped(str(v))}" for k, v in pack.subject.items())
     print(
         f"wrote {escaped(str(args.out))}: {pack.kind} pack ({what}), {len(pack.files)} files "
         f"and the signature, {pack.rows} rows, as of audit event #{pack.chain_head['seq']}"
     )
     print(f"signed by evidence key {pack.fingerprint}")
-    print(f"sha256 {digest}  {escaped(args.out.name)}")
+    print(f"sha256 {written.sha256}  {escaped(args.out.name)}")
     return 0
 
 

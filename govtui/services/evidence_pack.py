@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from govtui import private_files
 from govtui.db import ident
 from govtui.errors import ConfigurationError, ConflictError, InputError, NotFoundError, PolicyError
 from govtui.models import (
@@ -60,6 +61,7 @@ from govtui.services import (
 from govtui.services.evidence_csv import COLUMNS, Sink, json_line
 from govtui.services.grant_lifecycle import paused_ids
 from govtui.services.pause_views import Convergence, convergence_of
+from govtui.services.workspace import Workspace
 from govtui.text import quoted
 from govtui.vocabulary import (
     Decision,
@@ -161,6 +163,53 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Written:
+    """A pack written to a file, and the file's SHA-256 (what two exports compare by)."""
+
+    path: Path
+    pack: Pack
+    sha256: str
+
+
+def write(
+    workspace: Workspace,
+    path: Path,
+    *,
+    campaign: str | None = None,
+    client: str | None = None,
+    first: str | date | None = None,
+    last: str | date | None = None,
+    progress: Progress | None = None,
+) -> Written:
+    """Export a campaign's pack, or a client's over [first, last], to `path` (private, 0600,
+    written beside it and renamed: a failed export leaves the old file): the one way the CLI
+    and the TUI write a pack."""
+    if (campaign is None) == (client is None):
+        raise InputError("name what to export: a campaign, or a client and a period (one)")
+    if client is not None:
+        if first is None or last is None:
+            raise InputError("a client's pack covers a period: give --from DATE and --to DATE")
+        period(first, last)  # bad dates: refused before any file
+    elif first is not None or last is not None:
+        raise InputError("--from and --to are for a client's pack, not a campaign's")
+    with private_files.private_binary_output(path, "evidence pack") as out:
+        if client is None:
+            pack = workspace.read_as(
+                export_campaign, campaign=str(campaign), out=out, progress=progress
+            )
+        else:
+            pack = workspace.read_as(
+                export_client,
+                client=client,
+                first=str(first),
+                last=str(last),
+                out=out,
+                progress=progress,
+            )
+    return Written(path, pack, file_sha256(path))
 
 
 # --- shared pieces ---------------------------------------------------------------------------
