@@ -55,11 +55,13 @@ async def run_dialog(pilot: Pilot[None], path: Path, first: str = "", last: str 
     if dialog.period:
         dialog.query_one("#evidence-from", Input).value = first
         dialog.query_one("#evidence-to", Input).value = last
+    status = dialog.query_one("#evidence-status", Static)
+    status.update("")
     await pilot.click("#evidence-export")
     status = dialog.query_one("#evidence-status", Static)
     await wait_until(
         pilot,
-        lambda: "SHA-256" in text_of(status) or "evidence" in text_of(status).lower(),
+        lambda: text_of(status).strip() not in ("", "Exporting…"),
         what="the export to finish",
     )
     await settle(pilot)
