@@ -198,9 +198,12 @@ def rows(data: bytes) -> list[dict[str, str]]:
 # --- determinism ------------------------------------------------------------------------------
 
 
-def test_two_exports_of_the_same_data_are_byte_identical(closed: Campaign, tmp_path: Path) -> None:
+def test_two_exports_of_the_same_data_are_byte_identical(
+    closed: Campaign, tmp_path: Path, fake_clock: FakeClock
+) -> None:
     a, b = tmp_path / "a.zip", tmp_path / "b.zip"
     export(closed.world, a)
+    fake_clock.advance(hours=5)
     export(closed.world, b, actor="rita")  # another exporter, another moment: same bytes
     assert a.read_bytes() == b.read_bytes()
     assert evidence_pack.file_sha256(a) == evidence_pack.file_sha256(b)

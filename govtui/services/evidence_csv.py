@@ -8,7 +8,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import IO, Any
 
 from govtui.services import audit
@@ -147,25 +147,38 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 def cell(value: Any) -> str:
     """One value as CSV text: times as audit.format_time (UTC, microseconds, Z), dates ISO,
     booleans true/false, nothing as the empty string."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return audit.format_time(value)
+        return utc_text(value)
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+def utc_text(at: datetime) -> str:
+    """audit.format_time's text (YYYY-MM-DDTHH:MM:SS.ffffffZ), by isoformat: several times
+    faster than strftime over the 100,000s of times of a large pack."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def csv_line(values: Sequence[Any]) -> str:
     """One row of canonical CSV: comma, double quotes only where needed (a comma, a quote,
     a line break), quotes doubled, \\n at the end."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL).writerow(
-        [cell(v) for v in values]
-    )
+    _writer(buffer).writerow([cell(v) for v in values])
     return buffer.getvalue()
+
+
+def _writer(buffer: io.StringIO) -> Any:
+    return csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
 
 
 def json_line(value: Any) -> str:
@@ -174,30 +187,55 @@ def json_line(value: Any) -> str:
 
 
 class Sink:
-    """A write-only byte stream (a zip entry) that counts and hashes what goes through it."""
+    """A write-only byte stream (a zip entry) that counts and hashes what goes through it.
+    Text and rows gather in a buffer written out by the 64 KiB (one write per row would make
+    the deflater and the hash the cost of an export); `close` writes the rest."""
+
+    FLUSH_AT = 1 << 16
 
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
         self._sha = hashlib.sha256()
+        self._buffer = io.StringIO()
+        self._csv = _writer(self._buffer)
         self.size = 0
         self.rows = 0
 
+    def _flush(self) -> None:
+        text = self._buffer.getvalue()
+        if text:
+            data = text.encode("utf-8")
+            self._raw.write(data)
+            self._sha.update(data)
+            self.size += len(data)
+            self._buffer.seek(0)
+            self._buffer.truncate()
+
     def write(self, data: bytes) -> None:
+        self._flush()
         self._raw.write(data)
         self._sha.update(data)
         self.size += len(data)
 
     def text(self, text: str) -> None:
-        self.write(text.encode("utf-8"))
+        self._buffer.write(text)
+        if self._buffer.tell() >= self.FLUSH_AT:
+            self._flush()
 
     def row(self, values: Sequence[Any]) -> None:
-        self.text(csv_line(values))
+        self._csv.writerow([cell(v) for v in values])
         self.rows += 1
+        if self._buffer.tell() >= self.FLUSH_AT:
+            self._flush()
 
     def rows_of(self, rows: Iterable[Sequence[Any]]) -> None:
         for values in rows:
             self.row(values)
 
+    def close(self) -> None:
+        self._flush()
+
     @property
     def sha256(self) -> str:
+        self._flush()
         return self._sha.hexdigest()

@@ -138,6 +138,7 @@ class _Zip:
         with self._zip.open(info, "w") as raw:
             sink = Sink(raw)
             yield sink
+            sink.close()
         self.files.append(PackFile(name, sink.sha256, sink.size))
 
     def text(self, name: str, text: str) -> PackFile:
@@ -576,11 +577,15 @@ def _population(
     )
     last = 0
     while True:
-        rows = session.execute(
-            query.where(col(ReviewItem.grant_id) > last)
-            .order_by(col(ReviewItem.grant_id))
-            .limit(WINDOW)
-        ).all()
+        rows = (
+            session.connection()
+            .execute(
+                query.where(col(ReviewItem.grant_id) > last)
+                .order_by(col(ReviewItem.grant_id))
+                .limit(WINDOW)
+            )
+            .all()
+        )
         sink.rows_of(rows)
         advance(len(rows))
         if len(rows) < WINDOW:
@@ -658,9 +663,13 @@ def _decision_rows(
     query = _decision_query(campaigns)
     last = 0
     while True:
-        raw = session.execute(
-            query.where(col(ReviewItem.id) > last).order_by(col(ReviewItem.id)).limit(WINDOW)
-        ).all()
+        raw = (
+            session.connection()
+            .execute(
+                query.where(col(ReviewItem.id) > last).order_by(col(ReviewItem.id)).limit(WINDOW)
+            )
+            .all()
+        )
         if raw:
             _write_decisions(session, raw, sink)
         advance(len(raw))
@@ -840,9 +849,11 @@ def _remediation(
     )
     last = 0
     while True:
-        rows = session.execute(
-            query.where(col(Grant.id) > last).order_by(col(Grant.id)).limit(WINDOW)
-        ).all()
+        rows: Sequence[Any] = (
+            session.connection()
+            .execute(query.where(col(Grant.id) > last).order_by(col(Grant.id)).limit(WINDOW))
+            .all()
+        )
         ops: dict[int, list[Any]] = {}
         if rows:
             for op in session.execute(
@@ -1156,9 +1167,11 @@ def _windows(session: Session, query: Any) -> Iterator[Sequence[Any]]:
     """The rows of a query whose first column is the grant id, by id, a window at a time."""
     last = 0
     while True:
-        rows = session.execute(
-            query.where(col(Grant.id) > last).order_by(col(Grant.id)).limit(WINDOW)
-        ).all()
+        rows = (
+            session.connection()
+            .execute(query.where(col(Grant.id) > last).order_by(col(Grant.id)).limit(WINDOW))
+            .all()
+        )
         if rows:
             yield rows
         if len(rows) < WINDOW:
