@@ -35,7 +35,6 @@ _REVIEWER: sa.Table = ReviewReviewer.__table__  # type: ignore[attr-defined]
 
 MAX_SHORTEN_DAYS = 3650
 RESTRICTED_WORDS = 3  # a decision on a restricted scope says why in at least this many words
-_CHUNK = 10_000  # ids per IN list: inside SQLite's and the drivers' parameter limits
 
 
 @dataclass(frozen=True)
@@ -74,11 +73,6 @@ def _named(ids: Sequence[int]) -> str:
     shown = ", ".join(map(str, ids[: reviews.NAMED]))
     more = f" and {len(ids) - reviews.NAMED} more" if len(ids) > reviews.NAMED else ""
     return shown + more
-
-
-def _chunks(ids: Sequence[int]) -> list[list[int]]:
-    ordered = sorted(set(ids))
-    return [ordered[start : start + _CHUNK] for start in range(0, len(ordered), _CHUNK)]
 
 
 def _among(
@@ -158,8 +152,7 @@ def _of_campaign(session: Session, campaign: ReviewCampaign, actor: Operator) ->
 def _selected(
     session: Session, campaign: ReviewCampaign, actor: Operator, selection: ItemSelection
 ) -> list[_Row]:
-    """The selected items of the campaign with what decide checks, read in bulk (one query
-    per chunk of named ids; one for all of the actor's items)."""
+    """The selected items of the campaign with what decide checks, read in one query."""
     base = (
         sa.select(
             _ITEM.c.id.label("item_id"),
@@ -177,15 +170,7 @@ def _selected(
         )
         .where(_ITEM.c.campaign_id == ident(campaign))
     )
-    if selection.all_mine:
-        queries = [base.where(_ITEM.c.reviewer_id == ident(actor))]
-    elif selection.item_ids:
-        queries = [base.where(_ITEM.c.id.in_(chunk)) for chunk in _chunks(selection.item_ids)]
-    else:
-        queries = [
-            base.where(_ITEM.c.grant_id.in_(chunk)) for chunk in _chunks(selection.grant_ids)
-        ]
-    rows: list[_Row] = [row for query in queries for row in session.execute(query).all()]
+    rows: list[_Row] = list(session.execute(base.where(_chosen(session, actor, selection)[0])))
     rows.sort(key=lambda row: row.item_id)
     given, found = (
         (set(selection.item_ids), {row.item_id for row in rows})
