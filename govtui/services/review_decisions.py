@@ -7,10 +7,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import CursorResult
 from sqlmodel import Session
 
 from govtui import clock, db
@@ -291,8 +292,10 @@ def decide(
     if judged is None:
         # Nothing to refuse or skip: no rows read (a batch is thousands of items).
         chosen_items = _chosen(session, row, actor, selection)[0]
+        known = sorted(set(selection.item_ids)) if selection.item_ids else None
     elif judged:
         chosen_items = _chosen(session, row, actor, ItemSelection(item_ids=judged))[0]
+        known = judged
     else:
         return Decided(row.name, chosen, [], 0, ended)
     step = None
@@ -319,18 +322,22 @@ def decide(
     live = sa.exists().where(
         _GRANT.c.id == _ITEM.c.grant_id, _GRANT.c.state.in_(reviews.REVIEWED_STATES)
     )
-    item_ids = sorted(
-        session.execute(
-            sa.update(_ITEM)
-            .where(*chosen_items, _ITEM.c.reviewer_id == ident(actor), live)
-            .values(**values)
-            .returning(_ITEM.c.id)
-        )
-        .scalars()
-        .all()
+    update = (
+        sa.update(_ITEM)
+        .where(*chosen_items, _ITEM.c.reviewer_id == ident(actor), live)
+        .values(**values)
     )
-    if judged is not None and len(item_ids) != len(judged):
-        ended = sorted({*ended, *(set(judged) - set(item_ids))})
+    if known is None:
+        item_ids = sorted(session.execute(update.returning(_ITEM.c.id)).scalars().all())
+    else:
+        # The ids are known: the count back says whether all were written (5,000 ids sent
+        # back by RETURNING cost more than the rest of the statement).
+        written: CursorResult[Any] = session.execute(update)  # type: ignore[assignment]
+        item_ids = known
+        if written.rowcount != len(known):
+            gone = set(session.execute(sa.select(_ITEM.c.id).where(*chosen_items, ~live)).scalars())
+            item_ids = [i for i in known if i not in gone]
+            ended = sorted({*ended, *gone})
     audit.append(
         session,
         actor=actor.name,
