@@ -316,15 +316,17 @@ def decide(
         "decided_at": now,
         "totp_step": step,
     }
-    # Under the campaign lock only a grant ending meanwhile (another process, on PostgreSQL)
-    # could differ from what was judged: such an item is left out and reported as ended.
+    # What was judged still holds on SQLite: the transaction has held the database's write
+    # lock since it began. On PostgreSQL, under the campaign lock, only a grant ending
+    # meanwhile (another process) could differ: such an item is left out, reported as ended.
     # (Looked up by the item's grant: an IN list of every live grant would be built per batch.)
     live = sa.exists().where(
         _GRANT.c.id == _ITEM.c.grant_id, _GRANT.c.state.in_(reviews.REVIEWED_STATES)
     )
+    still = [live] if session.get_bind().dialect.name == "postgresql" else []
     update = (
         sa.update(_ITEM)
-        .where(*chosen_items, _ITEM.c.reviewer_id == ident(actor), live)
+        .where(*chosen_items, _ITEM.c.reviewer_id == ident(actor), *still)
         .values(**values)
     )
     if known is None:
