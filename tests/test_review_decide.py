@@ -263,6 +263,46 @@ def test_only_the_assigned_reviewer_decides(setup: Setup) -> None:
         setup.decide("rita", REVOKE, setup.b)
 
 
+def test_only_a_reviewer_of_the_campaign_decides_even_an_item_assigned_by_sql(
+    setup: Setup,
+) -> None:
+    """ravi reviews acme but is not named in the campaign: an item reassigned to him on the
+    database stays undecidable; the fallback reviewer decides what start gave her."""
+    world = setup.world
+    with db.write_session(world.engine) as session:
+        session.execute(
+            sa.update(ReviewItem)
+            .where(col(ReviewItem.id) == setup.item(setup.b).id)
+            .values(reviewer_id=world.op("ravi").id)
+        )
+    before = snapshot(world.engine)
+    refused = "neither a listed reviewer nor the fallback"
+    with pytest.raises(PolicyError, match=refused):
+        setup.decide("ravi", REVOKE, items=(setup.item(setup.b).id,))
+    with pytest.raises(PolicyError, match=refused):
+        setup.decide("ravi", KEEP, all_mine=True, code=world.code("ravi"))
+    assert snapshot(world.engine) == before
+    Workspace(world.engine, "root").act(
+        reviews.start,
+        spec=reviews.CampaignSpec(
+            name="with fallback",
+            client="acme",
+            reviewers=("ann",),
+            fallback_reviewer="rita",
+            due_at=clock.now() + timedelta(days=14),
+            if_no_answer="keep",
+        ),
+    )
+    done = Workspace(world.engine, "rita").act(
+        review_decisions.decide,
+        campaign="with fallback",
+        selection=ItemSelection(grant_ids=[setup.b]),
+        decision=REVOKE,
+        reason="not on the project",
+    )
+    assert len(done.item_ids) == 1 and done.ended == []
+
+
 def test_a_conflicted_decision_is_refused_and_audited(setup: Setup, fake_clock: FakeClock) -> None:
     """ann was independent of grant a at start; then she asked for its extension. Deciding it
     now (any decision, alone or in a batch) is refused, and the refusal is an audit event."""

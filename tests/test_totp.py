@@ -53,6 +53,17 @@ def test_window_is_one_step_either_side() -> None:
     assert totp.matching_step(RFC_SECRET, "abcdef", at) is None
 
 
+def test_only_ascii_digits_make_a_code() -> None:
+    """Other scripts' digits pass str.isdigit (and int()); as a code they are a wrong one,
+    not a crash in compare_digest, even when they spell the right code."""
+    at = datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC)
+    right = totp.code_for_step(RFC_SECRET, totp.step_of(at))
+    # Arabic-Indic (U+0660) and fullwidth (U+FF10) digits spelling the right code.
+    spelled = [right.translate({48 + d: base + d for d in range(10)}) for base in (0x660, 0xFF10)]
+    for given in (*spelled, right[:5] + "\u0663", right[:5] + "\u00b2"):
+        assert given.isdigit() and totp.matching_step(RFC_SECRET, given, at) is None
+
+
 def test_new_secrets_have_160_bits() -> None:
     secret = totp.new_secret()
     assert len(secret) * 5 >= 160 and secret != totp.new_secret()

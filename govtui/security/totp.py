@@ -36,7 +36,9 @@ def code_for_step(secret: str, step: int) -> str:
 def matching_step(secret: str, code: str, at: datetime) -> int | None:
     """The step within the window whose code is `code` (newest first), or None."""
     code = code.strip()
-    if len(code) != 6 or not code.isdigit():
+    # ASCII only: str.isdigit accepts other scripts' digits ('٣'), which compare_digest
+    # cannot take; such a code is simply a wrong one (and counted as one).
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):
         return None
     current = step_of(at)
     for step in (current + WINDOW, current, current - WINDOW):

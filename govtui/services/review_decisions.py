@@ -3,28 +3,39 @@ and so need the reviewer's TOTP code (one per batch); revoke never waits for one
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import CursorResult
 from sqlmodel import Session
 
 from govtui import clock, db
 from govtui.db import ident
 from govtui.errors import ConflictError, InputError, NotFoundError, PolicyError
-from govtui.models import Client, DatasetScope, Grant, Operator, ReviewCampaign, ReviewItem
+from govtui.models import (
+    Client,
+    DatasetScope,
+    Grant,
+    Operator,
+    ReviewCampaign,
+    ReviewItem,
+    ReviewReviewer,
+)
 from govtui.services import audit, operators, reviews, second_factor, validation
 from govtui.vocabulary import CampaignState, ReviewDecision, Sensitivity
 
 _ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
 _GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
 _SCOPE: sa.Table = DatasetScope.__table__  # type: ignore[attr-defined]
+_REVIEWER: sa.Table = ReviewReviewer.__table__  # type: ignore[attr-defined]
 
 MAX_SHORTEN_DAYS = 3650
 RESTRICTED_WORDS = 3  # a decision on a restricted scope says why in at least this many words
-_CHUNK = 10_000  # ids per IN list: inside SQLite's and the drivers' parameter limits
 
 
 @dataclass(frozen=True)
@@ -65,16 +76,87 @@ def _named(ids: Sequence[int]) -> str:
     return shown + more
 
 
-def _chunks(ids: Sequence[int]) -> list[list[int]]:
-    ordered = sorted(set(ids))
-    return [ordered[start : start + _CHUNK] for start in range(0, len(ordered), _CHUNK)]
+def _among(
+    session: Session, column: sa.ColumnElement[int], ids: Sequence[int]
+) -> sa.ColumnElement[bool]:
+    """`column` is one of `ids`, as ONE bound parameter (a JSON array on SQLite, an array on
+    PostgreSQL): a 5,000-id IN list costs more to render and bind than the statement to run."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(ids), type_=ARRAY(sa.Integer())))
+    listed = sa.func.json_each(json.dumps(list(ids))).table_valued("value")
+    return column.in_(sa.select(listed.c.value))
+
+
+def _chosen(
+    session: Session, campaign: ReviewCampaign, actor: Operator, selection: ItemSelection
+) -> tuple[list[sa.ColumnElement[bool]], int | None]:
+    """The selected items of the campaign as conditions, and how many ids the selection
+    names (None: --all-mine, every item assigned to the actor)."""
+    campaign_id: sa.ColumnElement[int] = _ITEM.c.campaign_id
+    if selection.all_mine:
+        return [campaign_id == ident(campaign), _ITEM.c.reviewer_id == ident(actor)], None
+    if session.get_bind().dialect.name == "sqlite":
+        # The ids must drive the lookup: SQLite, without statistics, would rather walk the
+        # campaign's index (50,000 items) for each batch. `+ 0` keeps it off that index.
+        campaign_id = campaign_id + 0
+    column = _ITEM.c.id if selection.item_ids else _ITEM.c.grant_id
+    given = sorted(set(selection.item_ids or selection.grant_ids))
+    return [campaign_id == ident(campaign), _among(session, column, given)], len(given)
+
+
+def _all_pass(
+    session: Session,
+    campaign: ReviewCampaign,
+    actor: Operator,
+    selection: ItemSelection,
+    reason: str,
+) -> int | None:
+    """The common case judged in one aggregate read, no rows built: when every selected item
+    exists, is the actor's, is of a live grant, is independent of the actor and (given a
+    short reason) of no restricted scope, how many of them had a decision; else None, and
+    _judged names what is wrong. The same conditions as _judged's, as SQL."""
+    passes = [
+        _ITEM.c.reviewer_id == ident(actor),
+        _GRANT.c.state.in_(reviews.REVIEWED_STATES),
+        reviews.independent(ident(actor), _GRANT),
+    ]
+    joined = _ITEM.join(_GRANT, _GRANT.c.id == _ITEM.c.grant_id)
+    if len(reason.split()) < RESTRICTED_WORDS:
+        passes.append(_SCOPE.c.sensitivity != Sensitivity.RESTRICTED.value)
+        joined = joined.join(_SCOPE, _SCOPE.c.id == _GRANT.c.scope_id)
+    chosen, named = _chosen(session, campaign, actor, selection)
+    found, decided, failing = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count(_ITEM.c.decision),
+            # A NULL in any condition fails it: _judged then decides such a row exactly.
+            sa.func.count(sa.case((sa.and_(*passes), sa.null()), else_=sa.literal(1))),
+        )
+        .select_from(joined)
+        .where(*chosen)
+    ).one()
+    if failing or not found or (named is not None and found != named):
+        return None
+    return int(decided)
+
+
+def _of_campaign(session: Session, campaign: ReviewCampaign, actor: Operator) -> bool:
+    """Whether the actor is a listed reviewer or the fallback of the campaign: an item
+    assigned to anybody else (by SQL) is nobody's to decide."""
+    if campaign.fallback_reviewer_id == ident(actor):
+        return True
+    listed = session.execute(
+        sa.select(_REVIEWER.c.operator_id).where(
+            _REVIEWER.c.campaign_id == ident(campaign), _REVIEWER.c.operator_id == ident(actor)
+        )
+    ).first()
+    return listed is not None
 
 
 def _selected(
     session: Session, campaign: ReviewCampaign, actor: Operator, selection: ItemSelection
 ) -> list[_Row]:
-    """The selected items of the campaign with what decide checks, read in bulk (one query
-    per chunk of named ids; one for all of the actor's items)."""
+    """The selected items of the campaign with what decide checks, read in one query."""
     base = (
         sa.select(
             _ITEM.c.id.label("item_id"),
@@ -90,17 +172,9 @@ def _selected(
                 _SCOPE, _SCOPE.c.id == _GRANT.c.scope_id
             )
         )
-        .where(_ITEM.c.campaign_id == ident(campaign))
+        .where(*_chosen(session, campaign, actor, selection)[0])
     )
-    if selection.all_mine:
-        queries = [base.where(_ITEM.c.reviewer_id == ident(actor))]
-    elif selection.item_ids:
-        queries = [base.where(_ITEM.c.id.in_(chunk)) for chunk in _chunks(selection.item_ids)]
-    else:
-        queries = [
-            base.where(_ITEM.c.grant_id.in_(chunk)) for chunk in _chunks(selection.grant_ids)
-        ]
-    rows: list[_Row] = [row for query in queries for row in session.execute(query).all()]
+    rows: list[_Row] = list(session.execute(base))
     rows.sort(key=lambda row: row.item_id)
     given, found = (
         (set(selection.item_ids), {row.item_id for row in rows})
@@ -204,24 +278,25 @@ def decide(
             f"{actor.name!r} is not a reviewer for client {client.name!r}: only its "
             f"reviewers decide the items of campaign {row.name!r}"
         )
-    rows = _selected(session, row, actor, selection)
-    others = [r.item_id for r in rows if r.reviewer_id != ident(actor)]
-    if others:
+    changed = _all_pass(session, row, actor, selection, reason)
+    ended: list[int] = []
+    judged: list[int] | None = None
+    if changed is None:
+        judged, changed, ended = _judged(session, actor, row, chosen, selection, reason)
+    # Every item is the actor's now; start assigns items only to the campaign's reviewers.
+    if not _of_campaign(session, row, actor):
         raise PolicyError(
-            f"item(s) {_named(others)} of campaign {row.name!r} are assigned to another "
-            f"reviewer: only an item's assigned reviewer decides it, not {actor.name!r}"
+            f"{actor.name!r} is neither a listed reviewer nor the fallback reviewer of "
+            f"campaign {row.name!r}: an item assigned to them is nobody's to decide"
         )
-    ended = [r.item_id for r in rows if not r.live]
-    live = [r for r in rows if r.live]
-    if any(r.restricted for r in live) and len(reason.split()) < RESTRICTED_WORDS:
-        raise InputError(
-            f"a decision on a restricted scope needs a reason of at least {RESTRICTED_WORDS} "
-            "words (--reason)"
-        )
-    conflicted = [r for r in live if not r.independent]
-    if conflicted:
-        _refuse_conflicted(session, actor, row, chosen, conflicted)
-    if not live:
+    if judged is None:
+        # Nothing to refuse or skip: no rows read (a batch is thousands of items).
+        chosen_items = _chosen(session, row, actor, selection)[0]
+        known = sorted(set(selection.item_ids)) if selection.item_ids else None
+    elif judged:
+        chosen_items = _chosen(session, row, actor, ItemSelection(item_ids=judged))[0]
+        known = judged
+    else:
         return Decided(row.name, chosen, [], 0, ended)
     step = None
     if chosen != ReviewDecision.REVOKE:
@@ -232,7 +307,6 @@ def decide(
             session, actor, code, purpose=f"review {chosen} in campaign {row.name}"
         )
     now = clock.now()
-    item_ids = [r.item_id for r in live]
     values: dict[str, object] = {
         "decision": chosen.value,
         "shorten_days": days,
@@ -242,25 +316,30 @@ def decide(
         "decided_at": now,
         "totp_step": step,
     }
-    if selection.all_mine:
-        # One statement by condition rather than 100,000 ids sent back; under the campaign
-        # lock, only a grant ending meanwhile could differ, and such an item is left out.
-        live_grants = sa.select(_GRANT.c.id).where(_GRANT.c.state.in_(reviews.REVIEWED_STATES))
-        written = session.execute(
-            sa.update(_ITEM)
-            .where(
-                _ITEM.c.campaign_id == ident(row),
-                _ITEM.c.reviewer_id == ident(actor),
-                _ITEM.c.grant_id.in_(live_grants),
-            )
-            .values(**values)
-            .returning(_ITEM.c.id)
-        ).scalars()
-        item_ids = sorted(set(item_ids) & set(written))
+    # What was judged still holds on SQLite: the transaction has held the database's write
+    # lock since it began. On PostgreSQL, under the campaign lock, only a grant ending
+    # meanwhile (another process) could differ: such an item is left out, reported as ended.
+    # (Looked up by the item's grant: an IN list of every live grant would be built per batch.)
+    live = sa.exists().where(
+        _GRANT.c.id == _ITEM.c.grant_id, _GRANT.c.state.in_(reviews.REVIEWED_STATES)
+    )
+    still = [live] if session.get_bind().dialect.name == "postgresql" else []
+    update = (
+        sa.update(_ITEM)
+        .where(*chosen_items, _ITEM.c.reviewer_id == ident(actor), *still)
+        .values(**values)
+    )
+    if known is None:
+        item_ids = sorted(session.execute(update.returning(_ITEM.c.id)).scalars().all())
     else:
-        for chunk in _chunks(item_ids):
-            session.execute(sa.update(_ITEM).where(_ITEM.c.id.in_(chunk)).values(**values))
-    changed = sum(1 for r in live if r.decided)
+        # The ids are known: the count back says whether all were written (5,000 ids sent
+        # back by RETURNING cost more than the rest of the statement).
+        written: CursorResult[Any] = session.execute(update)  # type: ignore[assignment]
+        item_ids = known
+        if written.rowcount != len(known):
+            gone = set(session.execute(sa.select(_ITEM.c.id).where(*chosen_items, ~live)).scalars())
+            item_ids = [i for i in known if i not in gone]
+            ended = sorted({*ended, *gone})
     audit.append(
         session,
         actor=actor.name,
@@ -278,3 +357,33 @@ def decide(
         },
     )
     return Decided(row.name, chosen, item_ids, changed, ended)
+
+
+def _judged(
+    session: Session,
+    actor: Operator,
+    campaign: ReviewCampaign,
+    decision: ReviewDecision,
+    selection: ItemSelection,
+    reason: str,
+) -> tuple[list[int], int, list[int]]:
+    """Name what the fast check found wrong, refusing as the rules say (a conflict audited);
+    else the live item ids to decide, how many of them had a decision, the ended ones."""
+    rows = _selected(session, campaign, actor, selection)
+    others = [r.item_id for r in rows if r.reviewer_id != ident(actor)]
+    if others:
+        raise PolicyError(
+            f"item(s) {_named(others)} of campaign {campaign.name!r} are assigned to another "
+            f"reviewer: only an item's assigned reviewer decides it, not {actor.name!r}"
+        )
+    ended = [r.item_id for r in rows if not r.live]
+    live = [r for r in rows if r.live]
+    if any(r.restricted for r in live) and len(reason.split()) < RESTRICTED_WORDS:
+        raise InputError(
+            f"a decision on a restricted scope needs a reason of at least {RESTRICTED_WORDS} "
+            "words (--reason)"
+        )
+    conflicted = [r for r in live if not r.independent]
+    if conflicted:
+        _refuse_conflicted(session, actor, campaign, decision, conflicted)
+    return [r.item_id for r in live], sum(1 for r in live if r.decided), ended

@@ -290,6 +290,23 @@ def _unassignable(session: Session, spec: _Resolved) -> list[int]:
     return list(session.execute(query).scalars())
 
 
+def _insert_items(session: Session, resolved: _Resolved, campaign_id: int) -> None:
+    """Freeze the population: one INSERT ... SELECT, the reviewer chosen by the database (NULL,
+    refused by review_item's NOT NULL reviewer_id, where no candidate is independent)."""
+    session.execute(
+        sa.insert(_ITEM).from_select(
+            ["campaign_id", "grant_id", "reviewer_id"],
+            sa.select(
+                sa.literal(campaign_id, sa.Integer()),
+                _GRANT.c.id,
+                _assigned(resolved.candidates),
+            )
+            .select_from(_joined())
+            .where(*_population(resolved)),
+        )
+    )
+
+
 def _by_reviewer(spec: _Resolved, counts: dict[int, int]) -> dict[str, int]:
     """Items per candidate, in the order they are tried (those with none included)."""
     return {op.name: counts.get(ident(op), 0) for op in spec.candidates}
@@ -388,7 +405,6 @@ def start(
             "operation(s) for the grants in scope, so the directory has not confirmed what "
             "they grant; run `govtui sync` first, or start with --despite-drift REASON"
         )
-    _refuse_unassignable(_unassignable(session, resolved))
     now = clock.now()
     campaign = ReviewCampaign(
         name=resolved.name,
@@ -417,25 +433,27 @@ def start(
         ],
     )
     # The population, frozen: one INSERT ... SELECT, the reviewer chosen by the database.
-    session.execute(
-        sa.insert(_ITEM).from_select(
-            ["campaign_id", "grant_id", "reviewer_id"],
-            sa.select(
-                sa.literal(campaign_id, sa.Integer()),
-                _GRANT.c.id,
-                _assigned(resolved.candidates),
-            )
-            .select_from(_joined())
-            .where(*_population(resolved)),
-        )
-    )
+    # No separate scan for the unassignable: the INSERT's NOT NULL reviewer refuses them, and
+    # only then (in a savepoint, so PostgreSQL's transaction stays usable) are they named.
+    try:
+        with session.begin_nested():
+            _insert_items(session, resolved, campaign_id)
+    except sa.exc.IntegrityError:
+        _refuse_unassignable(_unassignable(session, resolved))
+        raise
+    if session.get_bind().dialect.name == "postgresql":
+        # Thousands of new rows at once: without fresh statistics the planner takes the items
+        # windows (review_views) for tiny and sorts them slowly. ANALYZE is transactional there.
+        session.execute(sa.text("ANALYZE review_item"))
     # What the items hold, read back: the digest and counts are of what was written.
     ids = list(
         session.execute(
             sa.select(_ITEM.c.grant_id)
             .where(_ITEM.c.campaign_id == campaign_id)
             .order_by(_ITEM.c.grant_id)
-        ).scalars()
+        )
+        .scalars()
+        .all()
     )
     if not ids:
         raise ConflictError(
