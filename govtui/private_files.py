@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from govtui.errors import InputError
 
@@ -48,6 +48,20 @@ def check_target(path: Path, what: str = "file") -> None:
 def private_output(path: Path, what: str = "file") -> Iterator[TextIO]:
     """A text stream whose content replaces `path` (mode 0600) when the block ends without an
     error; on an error the target is untouched and the temporary file is gone."""
+    with _private(path, what, binary=False) as out:
+        yield out  # type: ignore[misc]
+
+
+@contextmanager
+def private_binary_output(path: Path, what: str = "file") -> Iterator[BinaryIO]:
+    """As private_output, for bytes written as they come (an evidence pack's zip, streamed):
+    seekable, so a zip writer can fill in each entry's sizes after its data."""
+    with _private(path, what, binary=True) as out:
+        yield out  # type: ignore[misc]
+
+
+@contextmanager
+def _private(path: Path, what: str, *, binary: bool) -> Iterator[TextIO | BinaryIO]:
     check_target(path, what)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -55,7 +69,9 @@ def private_output(path: Path, what: str = "file") -> Iterator[TextIO]:
         raise InputError(f"cannot write the {what} {path}: {exc.strerror}") from None
     try:
         os.fchmod(fd, PRIVATE)  # mkstemp's 0600 is masked by the umask: say it outright
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out: TextIO | BinaryIO
+        out = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+        with out:
             yield out
             out.flush()
             os.fsync(out.fileno())

@@ -109,6 +109,14 @@ BASELINE: dict[tuple[str, ...], dict[str, str]] = {
     ("review", "close"): {"campaign": "q1"},
     ("review", "show"): {"campaign": "q1"},
     ("review", "items"): {"campaign": "q1"},
+    ("review", "schedule", "add"): {
+        "name": "monthly",
+        "client": "acme",
+        "reviewers": "rita",
+        "if_no_answer": "keep",
+        "due_in": "7",
+    },
+    ("review", "schedule", "remove"): {"name": "monthly"},
 }
 
 CONTROLS = [

@@ -64,13 +64,15 @@ def test_init_is_idempotent_and_records_the_version(db_url: str) -> None:
     assert migrations.current_version(engine) == 0
     with pytest.raises(ConfigurationError, match="govtui init"):
         migrations.require_current(engine)
-    assert [m.version for m in migrations.upgrade(engine)] == [1, 2, 3, 4]
+    assert [m.version for m in migrations.upgrade(engine)] == [
+        m.version for m in migrations.MIGRATIONS
+    ]
     assert migrations.upgrade(engine) == []
     assert migrations.current_version(engine) == migrations.LATEST
     migrations.require_current(engine)
     with db.read_session(engine) as session:
         versions = session.execute(sa.select(SchemaVersion.version)).scalars().all()  # type: ignore[call-overload]
-    assert versions == [1, 2, 3, 4]
+    assert versions == [m.version for m in migrations.MIGRATIONS]
     engine.dispose()
 
 

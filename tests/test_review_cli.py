@@ -8,9 +8,9 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -321,9 +321,11 @@ def test_list_and_show_json_shapes(world: World, capsys: pytest.CaptureFixture[s
         "despite_drift",
         "directory",
         "unconfirmed",
+        "population_intact",
         "in_words",
     }
     assert shown["population_sha256"] == audit.id_summary(sorted(ids.values()))["ids_sha256"]
+    assert shown["population_intact"] is True
     assert shown["directory"] is None and shown["unconfirmed"] == []
     assert run(world, "review", "show", "q1") == 0
     out = capsys.readouterr().out
@@ -490,7 +492,7 @@ def test_bad_input_exit_2_one_line_nothing_written(
 # --- a large campaign -------------------------------------------------------------------------
 
 
-def test_a_window_of_a_100000_item_campaign_is_quick(
+def test_a_window_of_a_100000_item_campaign_reads_a_window_in_a_few_statements(
     engine: Engine, memory_keyring: MemoryKeyring
 ) -> None:
     vendor = bulk_vendor(
@@ -516,6 +518,14 @@ def test_a_window_of_a_100000_item_campaign_is_quick(
         with engine.connect() as conn:
             conn.execute(sa.text("ANALYZE"))
             conn.commit()
+    # Speed is measured in scripts/bench_review, not here: what must hold at any size is that
+    # a window costs a few statements returning a few rows, never one per item.
+    statements: list[str] = []
+
+    def count(conn: object, cursor: Any, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
     with db.read_session(engine) as session:
         rita = operators.find(session, "rita")
         for mine, undecided, sort, offset in [
@@ -524,7 +534,7 @@ def test_a_window_of_a_100000_item_campaign_is_quick(
             (True, True, "days_left", 0),
             (False, True, "project", 90_000),
         ]:
-            started = time.perf_counter()
+            statements.clear()
             window = review_views.items(
                 session,
                 rita,
@@ -535,15 +545,15 @@ def test_a_window_of_a_100000_item_campaign_is_quick(
                 offset=offset,
                 limit=200,
             )
-            took = time.perf_counter() - started
             assert len(window.rows) == 200
             assert window.total == (50_000 if mine else 100_000)
             assert window.rows[0].peers == 4_999
-            assert took < 1.0, f"{mine=} {undecided=} {sort=}: {took:.2f} s"
-        started = time.perf_counter()
+            assert len(statements) <= 12, (mine, undecided, sort, statements)
+        statements.clear()
         summaries = review_views.campaigns(session)
-        assert time.perf_counter() - started < 2.0
         assert summaries[0].total == 100_000
+        assert len(statements) <= 6, statements
+    sa.event.remove(engine, "before_cursor_execute", count)
 
 
 # --- start, decide, close, due through the command line ---------------------------------------
@@ -774,9 +784,11 @@ def test_due_exit_codes_and_close_overdue(
     assert run(world, "review", "due", "--json") == 0  # due soon, nothing overdue yet
     lines = out_json(capsys)
     assert isinstance(lines, list)
+    # Within 7 days both are listed (issue 13: reminders a week ahead), neither overdue.
     assert [(d["campaign"], d["reviewer"], d["undecided"], d["overdue"]) for d in lines] == [
         ("soft", "req", 1, False),
         ("soft", "rita", 3, False),
+        ("hard", "rita", 4, False),
     ]
     assert lines[0]["due_at"] == "2026-03-04T09:00:00Z"
     fake_clock.advance(days=6)

@@ -27,6 +27,7 @@ from govtui.security import totp
 from govtui.security.secrets import SERVICE
 from govtui.services import (
     audit,
+    audit_state,
     catalog,
     grants,
     pause,
@@ -231,7 +232,7 @@ def test_close_ends_exactly_the_dry_runs_grants_and_groups(
     assert plan.no_answer == 1 and plan.no_answer_revoke == (if_no_answer == "revoke")
     assert plan.needs_confirm_count == (len(expected_revoke) > 6 * 0.25)
 
-    closed = do_close(world, confirm_count=len(plan.revoke) if plan.needs_confirm_count else None)
+    closed = do_close(world, confirm_count=plan.ends if plan.needs_confirm_count else None)
     assert closed.revoked == plan.revoke
     assert closed.shortened == [g for g, new in plan.shorten if new > clock.now()]
     assert closed.expired == plan.expire
@@ -262,7 +263,7 @@ def test_close_ends_exactly_the_dry_runs_grants_and_groups(
     assert row.close_started_at == clock.now()
     (event,) = events(world, "review.close")
     assert event["revoked"] == audit.id_summary(plan.revoke)
-    assert event["confirm_count"] == (len(plan.revoke) if plan.needs_confirm_count else None)
+    assert event["confirm_count"] == (plan.ends if plan.needs_confirm_count else None)
     assert event["kept"] == 1 and event["ended_before_decision"] == 2
     assert events(world, "review.closed") == []
     chain_verifies(world)
@@ -327,7 +328,9 @@ def test_shorten_takes_the_earlier_expiry_and_ends_one_already_past(
         (soon, soon_at + timedelta(days=1)),
     ]
     assert plan.expire == [soon] and plan.revoke == []
-    closed = do_close(world)
+    # Ending 1 of 3 (shortened into the past) is over a quarter: the count is typed back.
+    assert plan.ends == 1 and plan.needs_confirm_count
+    closed = do_close(world, confirm_count=1)
     assert (closed.shortened, closed.expired) == ([long, short], [soon])
     after = grant_rows(world)
     assert after[long] == ("active", decided_at + timedelta(days=5), None)
@@ -357,7 +360,7 @@ def test_a_close_over_a_quarter_needs_the_exact_count_and_a_refusal_writes_nothi
     before = snapshot(world.engine)
     with pytest.raises(
         PolicyError,
-        match=r"revokes 3 of its 4 grants \(3 of them because nobody answered\).*--confirm-count 3",
+        match=r"ends 3 of its 4 grants \(3 of them because nobody answered\).*--confirm-count 3",
     ):
         do_close(world)
     with pytest.raises(PolicyError, match="not 2"):
@@ -488,7 +491,7 @@ def test_close_follows_slapd_and_is_closed_only_after_read_back(
     plan = plan_of(world)
     assert [(g.group_dn, g.members) for g in plan.groups] == [(pairs, 2)]
 
-    closed = do_close(world, confirm_count=1)
+    closed = do_close(world, confirm_count=2)  # one revoked, one shortened into the past
     assert closed.directory_ops == 2 and campaign_row(world).state == "closing"
     with db.read_session(world.engine) as session:
         assert not review_close.directory_state(session, cid).complete
@@ -791,7 +794,7 @@ def test_close_runs_as_many_statements_for_600_grants_as_for_60(
         statements: list[str] = []
         sa.event.listen(world.engine, "before_cursor_execute", _counter(statements))
         try:
-            closed = do_close(world, name, confirm_count=len(plan.revoke))
+            closed = do_close(world, name, confirm_count=plan.ends)
         finally:
             sa.event.remove(world.engine, "before_cursor_execute", _counter(statements))
         assert closed.revoked == plan.revoke and len(closed.shortened) == len(ids[1::4])
@@ -809,3 +812,40 @@ def _counter(statements: list[str]) -> Any:
         statements.append(statement)
 
     return _COUNTERS.setdefault(id(statements), count)
+
+
+def test_a_population_or_keep_edited_by_sql_is_named_and_not_applied(
+    world: World, fake_clock: FakeClock
+) -> None:
+    """Rows only SQL could write: a keep without its reviewer's code counts as no answer
+    (the plan says so), an item deleted from the frozen population stops close and the
+    dry run, `review show` says the population changed, and audit state names both."""
+    ids = [grant(world, fake_clock, p) for p in ("E1", "E2", "E3")]
+    ids.append(grant(world, fake_clock, "E1", scope="acme/rlhf/notes"))
+    cid = start_review(world, if_no_answer="revoke")
+    decide(world, "q1", ids[:2], "keep")
+    with world.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE review_item SET totp_step = NULL WHERE grant_id = :g"), {"g": ids[0]}
+        )
+        conn.execute(
+            sa.text("UPDATE review_item SET decided_by = NULL WHERE grant_id = :g"), {"g": ids[1]}
+        )
+    plan = plan_of(world)
+    assert (plan.kept, plan.no_answer_revoke, plan.revoke) == (0, 4, ids)
+    with db.read_session(world.engine) as session:
+        problems = audit_state.check(session).problems
+        assert review_views.campaign(session, "q1").population_intact
+    assert sum("carries no TOTP step" in p for p in problems) == 2, problems
+    with world.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM review_item WHERE grant_id = :g"), {"g": ids[3]})
+    before = snapshot(world.engine)
+    with pytest.raises(ConflictError, match=r"population frozen at start.*audit verify"):
+        plan_of(world)
+    with pytest.raises(ConflictError, match="population frozen at start"):
+        do_close(world, confirm_count=3)
+    assert snapshot(world.engine) == before
+    with db.read_session(world.engine) as session:
+        assert not review_views.campaign(session, "q1").population_intact
+        assert any("population frozen" in p for p in audit_state.check(session).problems)
+    assert campaign_row(world).state == "open" and cid

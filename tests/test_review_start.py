@@ -304,6 +304,26 @@ def test_start_is_refused_naming_grants_nobody_may_review(
         start(world, spec("req", fallback_reviewer="ann"))
     assert snapshot(world.engine) == before
     assert plan(world, spec("req", "ann")).unassignable == [both]
+    # start finds the unassignable through the INSERT's failure: it rests on this constraint.
+    columns = {c["name"]: c for c in sa.inspect(world.engine).get_columns("review_item")}
+    assert columns["reviewer_id"]["nullable"] is False
+
+
+def test_start_analyzes_the_items_on_postgresql(world: World, fake_clock: FakeClock) -> None:
+    """The planner knows the frozen population's size at once (the items windows sort it)."""
+    if world.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    for person in ("E1", "E2", "E3"):
+        granted(world, fake_clock, person, by="root", approvers=("bob",))
+    start(world, spec("rita"))
+    with world.engine.connect() as connection:
+        tuples, rows = connection.execute(
+            sa.text(
+                "SELECT reltuples, (SELECT count(*) FROM review_item) FROM pg_class"
+                " WHERE relname = 'review_item'"
+            )
+        ).one()
+    assert rows >= 3 and tuples == rows  # never analyzed: -1
 
 
 def test_refusal_names_at_most_twenty(

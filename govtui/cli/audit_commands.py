@@ -1,4 +1,4 @@
-"""`govtui audit verify|export`."""
+"""`govtui audit verify|checkpoint|export`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import TextIO
 
 from govtui import private_files
 from govtui.cli.context import Context
+from govtui.errors import InputError
+from govtui.security import signed_note
 from govtui.services import act_signatures, audit, audit_state
 from govtui.text import one_line
 
@@ -24,7 +26,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="verify a database whose checkpoint is gone (a deleted tail then goes unseen) "
         "and, if it verifies, record a new checkpoint of its head",
     )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="a signed checkpoint handed out earlier (`audit checkpoint --out`): prove the "
+        "chain still extends it, so nothing up to it changed",
+    )
     p.set_defaults(handler=run_verify)
+    p = asub.add_parser(
+        "checkpoint",
+        help="write the chain head as a checkpoint signed by the evidence key, to hand out",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write")
+    p.set_defaults(handler=run_checkpoint)
     p = asub.add_parser("export", help="write the log as JSON Lines")
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.set_defaults(handler=run_export)
@@ -33,8 +48,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_verify(ctx: Context, args: argparse.Namespace) -> int:
     ws = ctx.workspace()
     accept = bool(args.accept_missing_checkpoint)
+    handed_out = _read_note(args.checkpoint) if args.checkpoint is not None else None
     result = ws.read(
-        lambda session: audit.verify(session, ws.engine, accept_missing_checkpoint=accept)
+        lambda session: audit.verify(
+            session, ws.engine, accept_missing_checkpoint=accept, handed_out=handed_out
+        )
     )
     if not result.ok:
         where = (
@@ -43,6 +61,10 @@ def run_verify(ctx: Context, args: argparse.Namespace) -> int:
         print(f"audit chain {where}: {one_line(result.problem or '', 1000)}")
         return 1
     print(f"audit chain intact: {result.checked} events verified")
+    if result.signature:
+        print(f"audit chain {result.signature}")
+    if result.extends:
+        print(one_line(result.extends, 1000))
     state = ws.read(audit_state.check)
     if not state.ok:
         for problem in state.problems:
@@ -66,6 +88,34 @@ def run_verify(ctx: Context, args: argparse.Namespace) -> int:
         if adopted is not None:
             path, seq = adopted
             print(f"recorded a new audit checkpoint at {path}: the chain up to event {seq}")
+    return 0
+
+
+def _read_note(path: Path) -> str:
+    with path.open("rb") as file:
+        data = file.read(signed_note.MAX_NOTE + 1)
+    if len(data) > signed_note.MAX_NOTE:
+        raise InputError(f"{path} is too large for a signed checkpoint")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a signed checkpoint (not UTF-8 text)") from None
+
+
+def run_checkpoint(ctx: Context, args: argparse.Namespace) -> int:
+    ws = ctx.workspace()
+    # Only a chain that verifies is vouched for: a signature over a broken one misleads.
+    result = ws.read(lambda session: audit.verify(session, ws.engine))
+    if not result.ok:
+        raise InputError(
+            f"the audit chain does not verify, nothing signed: {result.problem} "
+            "(see `govtui audit verify`)"
+        )
+    note = ws.read(audit.signed_head)
+    with private_files.private_output(args.out, "checkpoint file") as out:
+        out.write(note)
+    seq = note.split("\n", 2)[1]
+    print(f"wrote a signed checkpoint of event {seq} to {args.out}")
     return 0
 
 

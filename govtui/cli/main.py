@@ -50,6 +50,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "govtui.cli.review_commands": ("review",),
     "govtui.cli.directory_commands": ("directory", "sync", "reconcile"),
     "govtui.cli.audit_commands": ("audit",),
+    "govtui.cli.evidence_commands": ("evidence",),
 }
 _GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--as")
 

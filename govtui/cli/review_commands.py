@@ -13,7 +13,7 @@ from typing import IO, Any
 from sqlmodel import Session
 
 from govtui import clock
-from govtui.cli import arguments
+from govtui.cli import arguments, review_schedule_commands
 from govtui.cli.context import Context, json_text, print_json, print_progress, print_table
 from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
@@ -30,6 +30,7 @@ from govtui.vocabulary import CampaignState, ReviewDecision
 NOT_CONVERGED = 1
 OVERDUE = 1
 DECISIONS = tuple(d.value for d in ReviewDecision)
+URGENCY = {"overdue": "OVERDUE", "1d": "within 1 day", "7d": "within 7 days"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -130,11 +131,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = rsub.add_parser(
         "due",
-        help="reviewers with undecided items due within 3 days or overdue (for cron)",
+        help="reviewers with undecided items due within 7 days, 1 day, or overdue (for cron)",
         description=f"Exit status {OVERDUE} when anything is overdue (after --close-overdue: "
-        "when an overdue campaign is left open or its close is not confirmed).",
+        "when an overdue campaign is left open or its close is not confirmed), or when a "
+        "scheduled start was refused (--start-scheduled).",
     )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (urgency: overdue|1d|7d)")
+    p.add_argument(
+        "--start-scheduled",
+        action="store_true",
+        help="first start every scheduled campaign whose time has come (an admin, from cron)",
+    )
     p.add_argument(
         "--close-overdue",
         action="store_true",
@@ -142,6 +149,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--confirm-count: their exact command is printed)",
     )
     p.set_defaults(handler=run_due)
+    review_schedule_commands.register(rsub)
 
     p = rsub.add_parser("list", help="every campaign with its progress, newest first")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -384,8 +392,16 @@ def _print_state(detail: review_views.CampaignDetail, out: IO[str]) -> None:
     s = detail.summary
     words = _state_words(detail)
     print(escaped(f"campaign {s.name} is {words}"), file=out)
+    if not detail.population_intact:
+        print(f"  {_POPULATION_CHANGED}", file=out)
     for line in detail.unconfirmed:
         print(f"  unconfirmed: {one_line(line, 1000)}", file=out)
+
+
+_POPULATION_CHANGED = (
+    "POPULATION CHANGED: the items no longer match the count and sha256 frozen at start "
+    "(edited outside govtui; run `govtui audit verify`)"
+)
 
 
 def _state_words(detail: review_views.CampaignDetail) -> str:
@@ -449,6 +465,9 @@ def _progress() -> Progress | None:
 
 def run_due(ctx: Context, args: argparse.Namespace) -> int:
     ws = ctx.workspace()
+    refused = args.start_scheduled and review_schedule_commands.start_scheduled(
+        ws, json_out=args.json
+    )
     lines = ws.read(review_close.due)
     if args.json:
         print_json(lines)
@@ -461,14 +480,14 @@ def run_due(ctx: Context, args: argparse.Namespace) -> int:
                     d.reviewer,
                     d.undecided,
                     f"{d.due_at:%Y-%m-%d %H:%M}",
-                    "OVERDUE" if d.overdue else "",
+                    URGENCY[d.urgency],
                 ]
                 for d in lines
             ],
         )
     overdue = list(dict.fromkeys(d.campaign for d in lines if d.overdue))
     if not args.close_overdue:
-        return OVERDUE if overdue else 0
+        return OVERDUE if overdue or refused else 0
     out = sys.stderr if args.json else sys.stdout
     left = False
     for name in overdue:
@@ -496,7 +515,7 @@ def run_due(ctx: Context, args: argparse.Namespace) -> int:
         detail = ws.read(review_views.campaign, name)
         _print_state(detail, out)
         left = left or detail.summary.state != CampaignState.CLOSED
-    return OVERDUE if left else 0
+    return OVERDUE if left or refused else 0
 
 
 # --- list, show, items ---------------------------------------------------------------------
@@ -531,6 +550,7 @@ def _detail_json(detail: review_views.CampaignDetail) -> dict[str, Any]:
         "despite_drift": detail.despite_drift,
         "directory": _convergence_json(detail.directory),
         "unconfirmed": detail.unconfirmed,
+        "population_intact": detail.population_intact,
         "in_words": _state_words(detail),
     }
 
@@ -565,6 +585,8 @@ def run_show(ctx: Context, args: argparse.Namespace) -> int:
     )
     print(f"  {review_views.progress_in_words(s)}")
     print(f"  population sha256 {detail.population_sha256}")
+    if not detail.population_intact:
+        print(f"  {_POPULATION_CHANGED}")
     if detail.despite_drift:
         print(escaped(f"  started despite directory drift: {detail.despite_drift}"))
     for line in detail.unconfirmed:

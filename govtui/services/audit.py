@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -35,6 +36,7 @@ from govtui.services import audit_checkpoint
 
 _PENDING_HEAD = "govtui_audit_head"
 _CHECKPOINT_EFFECT = "govtui_audit_checkpoint"
+_SIGNER = "govtui_audit_signer"
 BATCH = 5_000
 VERIFY_HINT = "run `govtui audit verify`"
 
@@ -60,6 +62,22 @@ def id_summary(ids: Sequence[int]) -> dict[str, object]:
     ordered = sorted(ids)
     digest = hashlib.sha256(",".join(map(str, ordered)).encode()).hexdigest()
     return {"count": len(ordered), "ids_sha256": digest, "first_ids": ordered[:20]}
+
+
+def summary_of(
+    session: Session, column: sa.ColumnElement[int], *where: sa.ColumnElement[bool]
+) -> tuple[int, str]:
+    """id_summary's count and ids_sha256 of the ids `column` holds in the rows `where`
+    selects, recomputed from the database: read in id order in batches, so 100,000 ids are
+    never one list (how a frozen population is checked against the digest recorded at start)."""
+    digest, count = hashlib.sha256(), 0
+    # Rows in partitions, not .scalars() nor yield_per: both cost more than the fetch itself.
+    rows = session.execute(sa.select(column).where(*where).order_by(column))
+    for batch in rows.partitions(BATCH):
+        text = ",".join([str(row[0]) for row in batch])
+        digest.update((("," if count else "") + text).encode())
+        count += len(batch)
+    return count, digest.hexdigest()
 
 
 def event_hash(
@@ -131,6 +149,7 @@ def _guard_chain(session: Session, head: AuditHead) -> None:
         return
     if not db.after_commit_once(session, _CHECKPOINT_EFFECT, lambda: _record_head(session, path)):
         return
+    session.info[_SIGNER] = _note_maker(session)
     checkpoint = audit_checkpoint.prepare(path)
     if checkpoint is None and head.seq > 0:
         # Without a checkpoint a cut tail cannot be told from a short chain: deleting the
@@ -157,7 +176,7 @@ def adopt_head(session: Session, engine: Engine) -> tuple[Path, int] | None:
     head = session.get(AuditHead, 1)
     if path is None or head is None or head.seq == 0:
         return None
-    audit_checkpoint.write_checkpoint(path, head.seq, head.hash)
+    audit_checkpoint.write_checkpoint(path, head.seq, head.hash, _note_maker(session))
     return path, head.seq
 
 
@@ -182,7 +201,30 @@ def chain_problem(
 def _record_head(session: Session, path: Path) -> None:
     # The newest event appended in the committed transaction: one checkpoint write per commit.
     seq, digest = session.info.pop(_PENDING_HEAD)
-    audit_checkpoint.write_checkpoint(path, seq, digest)
+    audit_checkpoint.write_checkpoint(path, seq, digest, session.info.pop(_SIGNER, None))
+
+
+def _note_maker(session: Session) -> Callable[[int, str], str | None] | None:
+    """What signs a head once the transaction has ended: the current evidence key, looked
+    up now (inside it), read from this keyring only then; None when there is no key."""
+    # Imported when needed: evidence_keys appends events itself, and the keyring and
+    # cryptography are not loaded by every command that reads the database.
+    from govtui.security import secrets, signed_note
+    from govtui.services import evidence_keys
+
+    signer = evidence_keys.signer(session)
+    if signer is None:
+        return None
+    database_id = secrets.database_id(session)
+
+    def make(seq: int, digest: str) -> str | None:
+        private = signer.private()
+        if private is None:
+            return None  # not in this keyring: the head stays unsigned
+        text = audit_checkpoint.note_text(database_id, seq, digest)
+        return signed_note.sign(text, signer.name, private)
+
+    return make
 
 
 # --- verification and export -----------------------------------------------------------------
@@ -194,6 +236,11 @@ class VerifyResult:
     first_bad_seq: int | None = None
     problem: str | None = None
     warning: str | None = None
+    # Whether the head is signed, by which key, or why not (one line; None when not checked).
+    signature: str | None = None
+    head_signed: bool = False
+    # What a handed-out checkpoint (--checkpoint FILE) proved, when one was given.
+    extends: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -212,18 +259,28 @@ def _events(session: Session) -> Iterator[AuditEvent]:
 
 
 def verify(
-    session: Session, engine: Engine, *, accept_missing_checkpoint: bool = False
+    session: Session,
+    engine: Engine,
+    *,
+    accept_missing_checkpoint: bool = False,
+    handed_out: str | None = None,
 ) -> VerifyResult:
     """Recompute the chain from the first event and compare it with the recorded heads.
 
     A database with events (or with rows but no events) and no checkpoint is not verified:
-    a deleted tail could not be told apart, unless `accept_missing_checkpoint` says to."""
+    a deleted tail could not be told apart, unless `accept_missing_checkpoint` says to. A
+    signed checkpoint must verify against a listed evidence key; `handed_out` is the text of
+    a signed checkpoint given to someone else, which the chain must still extend."""
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     hashes_at: dict[int, str] = {}
     checkpoint_file = audit_checkpoint.checkpoint_path(
         engine.url.render_as_string(hide_password=False)
     )
     checkpoint = audit_checkpoint.read_checkpoint(checkpoint_file) if checkpoint_file else None
+    marks = _SignedMarks.of(checkpoint, handed_out)
+    if isinstance(marks, str):
+        return VerifyResult(0, problem=marks)
+    wanted = marks.seqs() | ({checkpoint.seq} if checkpoint is not None else set())
     for row in _events(session):
         if row.seq != expected_seq:
             return VerifyResult(
@@ -246,7 +303,7 @@ def verify(
             return VerifyResult(
                 checked, row.seq, f"event {row.seq} was altered (its hash does not match)"
             )
-        if checkpoint is not None and row.seq == checkpoint.seq:
+        if row.seq in wanted:
             hashes_at[row.seq] = row.hash
         prev_hash, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
     last_seq = expected_seq - 1
@@ -258,9 +315,20 @@ def verify(
             min(last_seq, recorded) + 1,
             f"the head row records event {recorded} but the chain ends at event {last_seq}",
         )
+    extends: str | None = None
+    if marks.handed_out is not None:
+        found = _check_signed(
+            session, marks.handed_out, hashes_at, last_seq, "the checkpoint given"
+        )
+        if found.problem is not None:
+            return VerifyResult(checked, found.bad_seq, found.problem)
+        extends = (
+            f"the chain extends the checkpoint given: event {marks.handed_out.body.size} "
+            f"signed by {found.fingerprint} (verified)"
+        )
     if checkpoint is None:
         if last_seq == 0 and not _has_rows(session):
-            return VerifyResult(checked)  # a new, empty database
+            return VerifyResult(checked, extends=extends)  # a new, empty database
         what = (
             f"no checkpoint at {checkpoint_file}"
             if last_seq
@@ -276,6 +344,8 @@ def verify(
             checked,
             warning=f"accepted (--accept-missing-checkpoint): {what}, so a deleted "
             "tail of the chain cannot be detected",
+            signature="head unsigned (no checkpoint)",
+            extends=extends,
         )
     if checkpoint.seq > last_seq:
         return VerifyResult(
@@ -288,7 +358,136 @@ def verify(
         return VerifyResult(
             checked, checkpoint.seq, f"event {checkpoint.seq} differs from the checkpoint"
         )
-    return VerifyResult(checked)
+    if marks.local is None:
+        problem, status = _unsigned_status(session)
+        if problem is not None:
+            return VerifyResult(checked, problem=problem)
+        return VerifyResult(checked, signature=status, extends=extends)
+    found = _check_signed(session, marks.local, hashes_at, last_seq, "the audit checkpoint")
+    if found.problem is not None:
+        return VerifyResult(checked, found.bad_seq, found.problem)
+    key = f"{found.fingerprint}{' (a retired key)' if found.retired else ''}"
+    if marks.local.body.size == last_seq:
+        status = f"head signed by {key} (verified)"
+    else:
+        status = (
+            f"head unsigned since event {marks.local.body.size}, signed up to there by "
+            f"{key} (verified): later writes came from a login without the evidence key"
+        )
+    return VerifyResult(
+        checked, signature=status, head_signed=marks.local.body.size == last_seq, extends=extends
+    )
+
+
+UNSIGNED = "head unsigned (older database or no evidence key in this keyring)"
+
+
+@dataclass(frozen=True)
+class _Signed:
+    note: Any  # signed_note.Note
+    body: Any  # signed_note.CheckpointBody
+
+
+@dataclass(frozen=True)
+class _SignedMarks:
+    """The signed checkpoints verify checks: the local file's, and one handed out."""
+
+    local: _Signed | None
+    handed_out: _Signed | None
+
+    @staticmethod
+    def of(
+        checkpoint: audit_checkpoint.Checkpoint | None, handed_out: str | None
+    ) -> _SignedMarks | str:
+        from govtui.security import signed_note
+
+        found: list[_Signed | None] = []
+        for what, text in (
+            ("the audit checkpoint's signed head", checkpoint.note if checkpoint else None),
+            ("the checkpoint given", handed_out),
+        ):
+            if text is None:
+                found.append(None)
+                continue
+            try:
+                note, body = audit_checkpoint.parse_note(text)
+            except signed_note.NoteError as exc:
+                return f"{what} is not a signed checkpoint: {exc}"
+            found.append(_Signed(note, body))
+        return _SignedMarks(found[0], found[1])
+
+    def seqs(self) -> set[int]:
+        return {m.body.size for m in (self.local, self.handed_out) if m is not None}
+
+
+@dataclass(frozen=True)
+class _Found:
+    fingerprint: str | None = None
+    retired: bool = False
+    problem: str | None = None
+    bad_seq: int | None = None
+
+
+def _check_signed(
+    session: Session, mark: _Signed, hashes_at: dict[int, str], last_seq: int, what: str
+) -> _Found:
+    """That a signed checkpoint is this database's, that the chain still holds its event with
+    its hash, and that a listed evidence key signed it."""
+    from govtui.security import secrets
+    from govtui.services import evidence_keys
+
+    expected = audit_checkpoint.origin(secrets.database_id(session))
+    if mark.body.origin != expected:
+        return _Found(problem=f"{what} is for another database ({mark.body.origin!r})")
+    check = evidence_keys.verify_note(session, mark.note)
+    if check.problem is not None:
+        return _Found(problem=f"{what} is not to be trusted: {check.problem}")
+    size, digest = mark.body.size, mark.body.root_hash.hex()
+    if size > last_seq:
+        return _Found(
+            problem=f"events {last_seq + 1}..{size} were deleted ({what} records event "
+            f"{size}, signed by {check.fingerprint}; the database ends at {last_seq})",
+            bad_seq=last_seq + 1,
+        )
+    if size > 0 and hashes_at.get(size) != digest:
+        return _Found(
+            problem=f"event {size} differs from {what} (signed by {check.fingerprint}): "
+            "the chain up to there was rewritten",
+            bad_seq=size,
+        )
+    return _Found(check.fingerprint, check.retired)
+
+
+def _unsigned_status(session: Session) -> tuple[str | None, str]:
+    """Why the head is unsigned; a problem when it cannot be innocent: this keyring holds
+    the current evidence key, so every head written here would carry its signature, and a
+    signed head is never replaced by an unsigned one without keeping it."""
+    from govtui.services import evidence_keys
+
+    signer = evidence_keys.signer(session)
+    if signer is None:
+        return None, UNSIGNED
+    if signer.private() is None:
+        return None, f"head unsigned: evidence key {signer.fingerprint} not available here"
+    return (
+        f"the audit checkpoint carries no signature, yet the evidence key "
+        f"{signer.fingerprint} is in this keyring and signs every head written here: the "
+        "checkpoint was replaced",
+        "",
+    )
+
+
+def signed_head(session: Session) -> str:
+    """The chain head as a signed checkpoint to hand to someone else (ConfigurationError
+    when this keyring lacks the evidence key)."""
+    from govtui.security import secrets
+    from govtui.services import evidence_keys
+
+    head = session.get(AuditHead, 1)
+    if head is None or head.seq == 0:
+        raise GovtuiError("the audit chain is empty: there is nothing to vouch for yet")
+    text = audit_checkpoint.note_text(secrets.database_id(session), head.seq, head.hash)
+    return evidence_keys.sign_note(session, text)
 
 
 def has_action(session: Session, action: str) -> bool:

@@ -5,6 +5,12 @@ the head row with them) is still caught by `audit.verify`.
 a chain shorter than it; the new head is written right after the commit, before the write
 returns (govtui.private_files: 0600, O_EXCL|O_NOFOLLOW temporary file, fsync, rename): a crash
 leaves the old head or the new one, and a planted symlink is never written through.
+
+When this process holds the evidence key (services.evidence_keys), the file is the head as a
+signed checkpoint in the C2SP formats (security.signed_note): origin `govtui audit <database
+id>`, the event count, the base64 head hash, a blank line and the signature line. Otherwise
+it is JSON `{"hash","seq"}`, carrying on the last signed checkpoint it replaced (`signed`), so
+an unsigned write never drops what an earlier signature vouched for.
 """
 
 from __future__ import annotations
@@ -15,20 +21,56 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from govtui import private_files
 from govtui.db import default_url, redacted, sqlite_path
 from govtui.errors import ConfigurationError, InputError
+from govtui.security import signed_note
 
 _PRIVATE = 0o600
+_MAX_FILE = 2 * signed_note.MAX_NOTE
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     seq: int
     hash: str
+    # The newest signed checkpoint (a C2SP signed note) at or below `seq`, if any was written.
+    note: str | None = None
+
+
+def origin(database_id: str) -> str:
+    """The origin line of this database's signed checkpoints."""
+    return f"govtui audit {database_id}"
+
+
+def note_text(database_id: str, seq: int, digest: str) -> str:
+    """What is signed for a head: the checkpoint text of (seq, hash)."""
+    return signed_note.checkpoint_text(origin(database_id), seq, bytes.fromhex(digest))
+
+
+def parse_note(text: str) -> tuple[signed_note.Note, signed_note.CheckpointBody]:
+    """A signed checkpoint's note and body (NoteError if it is not one)."""
+    note = signed_note.parse(text)
+    body = signed_note.parse_checkpoint(note.text)
+    if len(body.root_hash) != 32:
+        raise signed_note.NoteError("the checkpoint's root hash is not 32 bytes")
+    return note, body
+
+
+def parse_text(text: str) -> Checkpoint:
+    """A checkpoint file's content: a signed note, or the JSON of an unsigned head."""
+    if text.startswith("{"):
+        data = json.loads(text)
+        note = data.get("signed")
+        if note is not None and not isinstance(note, str):
+            raise ValueError("its signed checkpoint is not text")
+        return Checkpoint(seq=int(data["seq"]), hash=str(data["hash"]), note=note)
+    _note, body = parse_note(text)
+    return Checkpoint(seq=body.size, hash=body.root_hash.hex(), note=text)
 
 
 def checkpoint_path(url: str) -> Path | None:
@@ -74,10 +116,9 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
     except FileNotFoundError:
         return None
     try:
-        with os.fdopen(fd) as file:
-            data = json.loads(file.read(4096))
-        return Checkpoint(seq=int(data["seq"]), hash=str(data["hash"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        with os.fdopen(fd, encoding="utf-8") as file:
+            return parse_text(file.read(_MAX_FILE))
+    except (ValueError, KeyError, TypeError, signed_note.NoteError) as exc:
         raise ConfigurationError(f"the audit checkpoint {path} is unreadable: {exc}") from None
 
 
@@ -103,14 +144,24 @@ def prepare(path: Path) -> Checkpoint | None:
     return read_checkpoint(path)
 
 
-def write_checkpoint(path: Path, seq: int, digest: str) -> None:
-    """Record a head, never moving it backwards when several processes commit at once."""
+def write_checkpoint(
+    path: Path, seq: int, digest: str, sign: Callable[[int, str], str | None] | None = None
+) -> None:
+    """Record a head, never moving it backwards when several processes commit at once; as a
+    signed note when `sign` makes one (it returns None when this process cannot sign)."""
     with os.fdopen(_open_lock(path), "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         current = read_checkpoint(path)
         if current is not None and current.seq >= seq:
             return
-        text = json.dumps({"hash": digest, "seq": seq}, separators=(",", ":")) + "\n"
+        note = sign(seq, digest) if sign is not None else None
+        if note is not None:
+            text = note
+        else:
+            record: dict[str, object] = {"hash": digest, "seq": seq}
+            if current is not None and current.note is not None:
+                record["signed"] = current.note
+            text = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
         try:
             private_files.write_private(path, text, "audit checkpoint")
         except InputError as exc:

@@ -1,8 +1,9 @@
 """Is the state backed by the chain? Replays the audit events and names every row of the
 state that matters for access which no event made: an operator, a role, an approves or a
 reviews link, an active or suspended grant (its request and activating approval), a pause, a
-scope's sensitivity, a directory target. A row inserted or changed by SQL leaves the chain intact; this
-is what catches it.
+scope's sensitivity, a directory target, a review's frozen population and its keeps and
+shortens (each needs its reviewer's TOTP step). A row inserted or changed by SQL leaves the
+chain intact; this is what catches it.
 
 Memory stays bounded for 100k+ grants: events and rows are read in batches of columns, and
 what is kept per grant is an id with a small digest of what its request named.
@@ -31,9 +32,11 @@ from govtui.models import (
     OperatorReviewClient,
     OperatorRole,
     Project,
+    ReviewCampaign,
+    ReviewItem,
 )
-from govtui.services.audit import BATCH, format_time
-from govtui.vocabulary import GrantState
+from govtui.services.audit import BATCH, format_time, summary_of
+from govtui.vocabulary import GrantState, ReviewDecision
 
 MAX_NAMED = 50  # problems named one by one; the rest are counted
 # What of a directory target's row its `directory.add` event records, field for field.
@@ -287,6 +290,7 @@ def check(session: Session) -> StateResult:
     _check_pauses(session, seen, found)
     _check_scopes(session, seen, found)
     _check_targets(session, seen, found)
+    _check_reviews(session, found)
     return StateResult(found.named, found.more)
 
 
@@ -505,3 +509,39 @@ def _check_targets(session: Session, seen: _Replay, found: _Findings) -> None:
                 found.add(f"directory target {target.name!r}: {key} differs from its event")
         if (target.disabled_at is not None) != (target.name in seen.disabled_targets):
             found.add(f"directory target {target.name!r} was disabled or enabled by no event")
+
+
+def _check_reviews(session: Session, found: _Findings) -> None:
+    """A campaign whose items no longer hash to the population frozen at start, and a keep
+    or shorten decide could never have written: without the assigned reviewer's TOTP step
+    (a forged row WITH a plausible step needs signed evidence: issue 13)."""
+    campaigns = session.execute(
+        sa.select(
+            ReviewCampaign.id,  # type: ignore[call-overload]
+            ReviewCampaign.name,
+            ReviewCampaign.item_count,
+            ReviewCampaign.population_sha256,
+        ).order_by(ReviewCampaign.id)
+    ).all()
+    names = {int(row[0]): str(row[1]) for row in campaigns}
+    items = ReviewItem.__table__.c  # type: ignore[attr-defined]
+    for campaign_id, name, count, sha in campaigns:
+        if summary_of(session, items.grant_id, items.campaign_id == campaign_id) != (count, sha):
+            found.add(f"review {name!r}: its items do not match the population frozen at start")
+    unconfirmed = sa.and_(
+        items.decision.in_([ReviewDecision.KEEP, ReviewDecision.SHORTEN]),
+        sa.or_(
+            items.totp_step.is_(None),
+            items.decided_by.is_(None),
+            items.decided_by != items.reviewer_id,
+        ),
+    )
+    for campaign_id, grant_id, decision in session.execute(
+        sa.select(items.campaign_id, items.grant_id, items.decision)
+        .where(unconfirmed)
+        .order_by(items.campaign_id, items.grant_id)
+    ):
+        found.add(
+            f"review {names.get(campaign_id, campaign_id)!r}: grant {grant_id}'s {decision} "
+            "carries no TOTP step of its reviewer (no review.decide writes that)"
+        )

@@ -1,6 +1,7 @@
 """The overview the dashboard shows: per client, its size and its grants by state; and the
 directory outbox's open operations; and who is locked out of their TOTP codes; and the access
-reviews not closed yet, with their overdue items."""
+reviews not closed yet, with their overdue items and the reviewers to remind; and the audit
+chain's last verification (`chain_status`, run apart: it reads every event)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from govtui import clock
@@ -22,7 +24,7 @@ from govtui.models import (
     ReviewCampaign,
     ReviewItem,
 )
-from govtui.services import lockout
+from govtui.services import audit, lockout, review_close
 from govtui.services.lockout import LockedOperator
 from govtui.vocabulary import CampaignState
 
@@ -67,6 +69,8 @@ class Overview:
     # or the approvals and resumes that need them are stuck.
     locked_operators: list[LockedOperator] = field(default_factory=list)
     campaigns: list[CampaignLine] = field(default_factory=list)  # open and closing, by due
+    # Reviewers with undecided items due within 7 days, 1 day, or overdue (review due).
+    reminders: list[review_close.DueLine] = field(default_factory=list)
 
     @property
     def overdue_items(self) -> int:
@@ -142,6 +146,7 @@ def overview(session: Session) -> Overview:
         outbox_failed=outbox.get("failed", 0),
         locked_operators=lockout.locked_operators(session),
         campaigns=campaigns(session),
+        reminders=review_close.due(session),
     )
 
 
@@ -184,3 +189,52 @@ def campaigns(session: Session) -> list[CampaignLine]:
             )
         )
     return lines
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """What one `audit verify` of the chain found, and when."""
+
+    events: int
+    ok: bool
+    head_signed: bool
+    at: datetime
+    problem: str | None = None
+    signature: str | None = None  # the verify's line on the head's signature
+
+
+def chain_status(session: Session, engine: Engine) -> ChainStatus:
+    """Verify the whole chain now (seconds at a million events: run it in a worker)."""
+    result = audit.verify(session, engine)
+    return ChainStatus(
+        events=result.checked,
+        ok=result.ok,
+        head_signed=result.head_signed,
+        at=clock.now(),
+        problem=result.problem,
+        signature=result.signature,
+    )
+
+
+def ago(delta_seconds: float) -> str:
+    """'just now', '2 min ago', '3 h ago', '2 days ago'."""
+    seconds = max(0, int(delta_seconds))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    days = seconds // 86400
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def chain_line(status: ChainStatus | None, now: datetime | None = None) -> str:
+    """'audit chain: 12,345 events, head signed, verified 2 min ago' (or what went wrong)."""
+    if status is None:
+        return "audit chain: verifying…"
+    when = ago(((now or clock.now()) - status.at).total_seconds())
+    if not status.ok:
+        return f"audit chain: BROKEN ({status.problem}), checked {when}"
+    signed = "head signed" if status.head_signed else "head unsigned"
+    return f"audit chain: {status.events:,} events, {signed}, verified {when}"

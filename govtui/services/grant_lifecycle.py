@@ -203,8 +203,9 @@ def shorten(
     """Bring each selected grant's window forward: `until` selects (grant id, new end) rows,
     one per grant, and each active or suspended grant among them then ends at the earlier of
     its expiry and that time; those whose end is already past end now, expired, with their
-    removals queued (tagged with the access review whose close shortened them, if one did).
-    Two bulk UPDATEs and the end: no grant passes through Python."""
+    removals queued (tagged with the access review whose close shortened them, if one did);
+    their waiting extension requests are void. Bulk UPDATEs and the end: no grant passes
+    through Python."""
     source = until.subquery()
     grant_col, until_col = source.c[0], source.c[1]
     sooner = (grant_col == _GRANT.c.id, until_col < _GRANT.c.expires_at)
@@ -216,6 +217,16 @@ def shorten(
             .values(expires_at=earlier)
             .returning(_GRANT.c.id)
         ).scalars()
+    )
+    # The review decided when these grants end: an extension requested before it (and
+    # approved after it) must not undo that, as end voids them for a revoke. Anyone may ask
+    # for new time after the review.
+    void_extensions(
+        session,
+        sa.select(_GRANT.c.id).where(
+            _GRANT.c.id.in_(sa.select(grant_col)), _GRANT.c.state.in_(IN_DIRECTORY_STATES)
+        ),
+        now=now,
     )
     # A window now ending in the past ends at once, as expiry would end it at its next run,
     # so nobody keeps access in between (an already past one, unchanged, too).
@@ -337,9 +348,17 @@ def paused_ids(pause_id: int, prior_state: GrantState | None = None) -> sa.Selec
     return query
 
 
-def void_extensions(session: Session, grant_ids: Sequence[int], *, now: datetime) -> None:
-    """Close the extension requests still waiting on grants that have just ended."""
-    for among in ids_in(session, _EXTENSION.c.grant_id, grant_ids):
+def void_extensions(
+    session: Session, grant_ids: Sequence[int] | sa.Select[tuple[int]], *, now: datetime
+) -> None:
+    """Close the extension requests still waiting on grants that have just ended (or whose
+    end was just decided): ids, or a select of them (no ids pass through Python)."""
+    conditions = (
+        [_EXTENSION.c.grant_id.in_(grant_ids)]
+        if isinstance(grant_ids, sa.Select)
+        else ids_in(session, _EXTENSION.c.grant_id, grant_ids)
+    )
+    for among in conditions:
         session.execute(
             sa.update(_EXTENSION)
             .where(among, _EXTENSION.c.state == ExtensionState.REQUESTED)

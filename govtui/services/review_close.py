@@ -48,7 +48,9 @@ from govtui.vocabulary import (
 # exact count typed back (`--confirm-count N`).
 CONFIRM_SHARE = 0.25
 CONFIRM_ABOVE = 1_000
-DUE_SOON = timedelta(days=3)
+# `due` reminds reviewers a week ahead, again the day before, then every run once overdue.
+DUE_SOON = timedelta(days=7)
+DUE_TOMORROW = timedelta(days=1)
 
 _ITEM: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
 _GRANT: sa.Table = Grant.__table__  # type: ignore[attr-defined]
@@ -82,7 +84,9 @@ class ClosePlan:
 
     @property
     def ends(self) -> int:
-        return len(self.revoke)
+        """Every grant close would end: the revokes and the shortens already past (expired).
+        The --confirm-count rule counts this, whatever the decision that ends them."""
+        return len(self.revoke) + len(self.expire)
 
 
 @dataclass(frozen=True)
@@ -105,14 +109,34 @@ class DueLine:
     undecided: int
     due_at: datetime
     overdue: bool
+    urgency: str = "7d"  # overdue | 1d (due within a day) | 7d (within a week)
 
 
 def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> None:
-    if campaign.created_by == actor.id or Role.ADMIN in operators.roles_of(session, actor):
+    """The creator or an admin, standing re-checked now: a creator whose admin role was
+    taken away (or who was removed: roles_of is empty then) is no longer either. Only an
+    admin may start a campaign, so 'the creator' adds nobody beyond today's admins."""
+    if Role.ADMIN in operators.roles_of(session, actor):
         return
     raise PolicyError(
         f"{quoted(actor.name)} may not close review {quoted(campaign.name)}:"
-        " its creator or an admin may"
+        " its creator or an admin may (its creator only while still an admin)"
+    )
+
+
+def _confirmed() -> sa.ColumnElement[bool]:
+    """Whether an item's decision is one decide could have written: a keep or shorten only
+    with the assigned reviewer's TOTP step (revoke needs none: it only removes). A keep
+    written straight into the table without a code is no decision, so the campaign's
+    no-answer action applies to it. (A forged row WITH a plausible step needs signed
+    evidence to catch.)"""
+    return sa.or_(
+        _ITEM.c.decision == ReviewDecision.REVOKE,
+        sa.and_(
+            _ITEM.c.totp_step.is_not(None),
+            _ITEM.c.decided_by.is_not(None),
+            _ITEM.c.decided_by == _ITEM.c.reviewer_id,
+        ),
     )
 
 
@@ -128,7 +152,7 @@ def _outcome(campaign: ReviewCampaign, grant_state: sa.ColumnElement[str]) -> sa
     decision = _ITEM.c.decision
     return sa.case(
         (grant_state.not_in(IN_DIRECTORY_STATES), ItemOutcome.ENDED_BEFORE_DECISION.value),
-        (decision.is_(None), no_answer.value),
+        (sa.or_(decision.is_(None), sa.not_(_confirmed())), no_answer.value),
         (decision == ReviewDecision.KEEP, ItemOutcome.KEPT.value),
         (decision == ReviewDecision.REVOKE, ItemOutcome.REVOKED.value),
         else_=ItemOutcome.SHORTENED.value,
@@ -204,6 +228,7 @@ def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bo
         }
     )
     population = sum(counts.values())
+    expire = [grant_id for grant_id, new_end in shorten if new_end <= now]
     return ClosePlan(
         campaign=campaign.name,
         population=population,
@@ -213,16 +238,16 @@ def _plan(session: Session, campaign: ReviewCampaign, *, now: datetime, lock: bo
         no_answer=counts[ItemOutcome.NO_ANSWER_KEPT] + counts[ItemOutcome.NO_ANSWER_REVOKED],
         ended_before_decision=counts[ItemOutcome.ENDED_BEFORE_DECISION],
         groups=_groups(session, leaving),
-        needs_confirm_count=needs_confirm_count(len(revoke), population),
+        needs_confirm_count=needs_confirm_count(len(revoke) + len(expire), population),
         state=campaign.state,
         no_answer_revoke=counts[ItemOutcome.NO_ANSWER_REVOKED],
-        expire=[grant_id for grant_id, new_end in shorten if new_end <= now],
+        expire=expire,
     )
 
 
-def needs_confirm_count(revoke: int, population: int) -> bool:
-    """Whether ending `revoke` of `population` grants needs the count typed back."""
-    return revoke > CONFIRM_ABOVE or revoke > CONFIRM_SHARE * population
+def needs_confirm_count(ends: int, population: int) -> bool:
+    """Whether ending `ends` of `population` grants needs the count typed back."""
+    return ends > CONFIRM_ABOVE or ends > CONFIRM_SHARE * population
 
 
 def _groups(session: Session, leaving: Counter[tuple[int, str]]) -> list[GroupRemoval]:
@@ -237,10 +262,31 @@ def _groups(session: Session, leaving: Counter[tuple[int, str]]) -> list[GroupRe
     return [GroupRemoval(target, dn, n) for (target, dn), n in sorted(found.items())]
 
 
+def population_intact(session: Session, campaign: ReviewCampaign) -> bool:
+    """Whether the campaign's items are still the population frozen at start: their count
+    and the digest of their grant ids, recomputed, match item_count and population_sha256.
+    An item deleted, added or moved to another grant by SQL breaks it (one query)."""
+    found = audit.summary_of(session, _ITEM.c.grant_id, _ITEM.c.campaign_id == ident(campaign))
+    return found == (campaign.item_count, campaign.population_sha256)
+
+
+def _check_population(session: Session, campaign: ReviewCampaign) -> None:
+    """Refuse to close a population that changed since start: closing it would apply the
+    review to other grants than the ones frozen (a friend's item deleted keeps their grant)."""
+    if not population_intact(session, campaign):
+        raise ConflictError(
+            f"review {quoted(campaign.name)}: its items no longer match the population frozen "
+            f"at start ({campaign.item_count} grants and their sha256): they were edited "
+            "outside govtui; run `govtui audit verify`; nothing was closed"
+        )
+
+
 def close_plan(session: Session, actor: Operator, *, campaign: str) -> ClosePlan:
     """What close would end and shorten, without writing (the creator or an admin)."""
     found = reviews.find_campaign(session, campaign)
     _may_close(session, actor, found)
+    if found.state == CampaignState.OPEN:
+        _check_population(session, found)
     return _plan(session, found, now=clock.now(), lock=False)
 
 
@@ -258,6 +304,8 @@ def close(
     if locked.state == CampaignState.CLOSING:
         # Applied already: what is left is to follow the directory (the caller does).
         return Closed(locked.name, [], [], [], 0, CampaignState.CLOSING.value, True)
+    # Under the lock: no decision or close changes the items while they are counted.
+    _check_population(session, locked)
     now = clock.now()
     plan = _plan(session, locked, now=now, lock=True)
     _check_count(plan, confirm_count)
@@ -294,15 +342,20 @@ def close(
         now=now,
         review_campaign_id=campaign_id,
     )
-    shortened = grant_lifecycle.shorten(
-        session,
-        sa.select(_ITEM.c.grant_id, _ITEM.c.shorten_until).where(
-            _ITEM.c.campaign_id == campaign_id, _ITEM.c.outcome == ItemOutcome.SHORTENED
-        ),
-        ended_by=ended_by,
-        reason=f"shortened in access review {locked.name}",
-        now=now,
-        review_campaign_id=campaign_id,
+    # The plan read the same items under the same locks: nothing to shorten, no statements.
+    shortened = (
+        grant_lifecycle.shorten(
+            session,
+            sa.select(_ITEM.c.grant_id, _ITEM.c.shorten_until).where(
+                _ITEM.c.campaign_id == campaign_id, _ITEM.c.outcome == ItemOutcome.SHORTENED
+            ),
+            ended_by=ended_by,
+            reason=f"shortened in access review {locked.name}",
+            now=now,
+            review_campaign_id=campaign_id,
+        )
+        if plan.shorten
+        else grant_lifecycle.Capped([], grant_lifecycle.Ended([], 0))
     )
     revoked = sorted(decided.ids + unanswered.ids)
     if revoked != plan.revoke or shortened.ended.ids != plan.expire:
@@ -344,14 +397,19 @@ def close(
 
 def _check_count(plan: ClosePlan, confirm_count: int | None) -> None:
     """Refuse a large close without the exact count typed back, and any wrong count."""
-    n = len(plan.revoke)
+    n = plan.ends
     if confirm_count is None and not plan.needs_confirm_count:
         return
     if confirm_count == n:
         return
-    why = f"closing review {quoted(plan.campaign)} revokes {n} of its {plan.population} grants"
+    why = f"closing review {quoted(plan.campaign)} ends {n} of its {plan.population} grants"
+    because = []
     if plan.no_answer_revoke:
-        why += f" ({plan.no_answer_revoke} of them because nobody answered)"
+        because.append(f"{plan.no_answer_revoke} of them because nobody answered")
+    if plan.expire:
+        because.append(f"{len(plan.expire)} shortened into the past")
+    if because:
+        why += f" ({'; '.join(because)})"
     if confirm_count is None:
         raise PolicyError(
             f"{why}: more than {CONFIRM_SHARE:.0%} of the population or more than"
@@ -448,6 +506,12 @@ def due(session: Session, *, within: timedelta = DUE_SOON) -> list[DueLine]:
         .order_by(col(ReviewCampaign.due_at), col(ReviewCampaign.name), col(Operator.name))
     )
     return [
-        DueLine(campaign, reviewer, int(n), due_at, due_at <= now)
+        DueLine(campaign, reviewer, int(n), due_at, due_at <= now, _urgency(due_at, now))
         for campaign, reviewer, n, due_at in rows
     ]
+
+
+def _urgency(due_at: datetime, now: datetime) -> str:
+    if due_at <= now:
+        return "overdue"
+    return "1d" if due_at <= now + DUE_TOMORROW else "7d"

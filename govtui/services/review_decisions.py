@@ -7,10 +7,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import CursorResult
 from sqlmodel import Session
 
 from govtui import clock, db
@@ -35,7 +36,6 @@ _REVIEWER: sa.Table = ReviewReviewer.__table__  # type: ignore[attr-defined]
 
 MAX_SHORTEN_DAYS = 3650
 RESTRICTED_WORDS = 3  # a decision on a restricted scope says why in at least this many words
-_CHUNK = 10_000  # ids per IN list: inside SQLite's and the drivers' parameter limits
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,6 @@ def _named(ids: Sequence[int]) -> str:
     return shown + more
 
 
-def _chunks(ids: Sequence[int]) -> list[list[int]]:
-    ordered = sorted(set(ids))
-    return [ordered[start : start + _CHUNK] for start in range(0, len(ordered), _CHUNK)]
-
-
 def _among(
     session: Session, column: sa.ColumnElement[int], ids: Sequence[int]
 ) -> sa.ColumnElement[bool]:
@@ -93,17 +88,20 @@ def _among(
 
 
 def _chosen(
-    session: Session, actor: Operator, selection: ItemSelection
-) -> tuple[sa.ColumnElement[bool], int | None]:
-    """The selection as one condition on the items, and how many it names (None: --all-mine)."""
+    session: Session, campaign: ReviewCampaign, actor: Operator, selection: ItemSelection
+) -> tuple[list[sa.ColumnElement[bool]], int | None]:
+    """The selected items of the campaign as conditions, and how many ids the selection
+    names (None: --all-mine, every item assigned to the actor)."""
+    campaign_id: sa.ColumnElement[int] = _ITEM.c.campaign_id
     if selection.all_mine:
-        return _ITEM.c.reviewer_id == ident(actor), None
-    if selection.item_ids:
-        return _among(session, _ITEM.c.id, sorted(set(selection.item_ids))), len(
-            set(selection.item_ids)
-        )
-    given = sorted(set(selection.grant_ids))
-    return _among(session, _ITEM.c.grant_id, given), len(given)
+        return [campaign_id == ident(campaign), _ITEM.c.reviewer_id == ident(actor)], None
+    if session.get_bind().dialect.name == "sqlite":
+        # The ids must drive the lookup: SQLite, without statistics, would rather walk the
+        # campaign's index (50,000 items) for each batch. `+ 0` keeps it off that index.
+        campaign_id = campaign_id + 0
+    column = _ITEM.c.id if selection.item_ids else _ITEM.c.grant_id
+    given = sorted(set(selection.item_ids or selection.grant_ids))
+    return [campaign_id == ident(campaign), _among(session, column, given)], len(given)
 
 
 def _all_pass(
@@ -126,7 +124,7 @@ def _all_pass(
     if len(reason.split()) < RESTRICTED_WORDS:
         passes.append(_SCOPE.c.sensitivity != Sensitivity.RESTRICTED.value)
         joined = joined.join(_SCOPE, _SCOPE.c.id == _GRANT.c.scope_id)
-    chosen, named = _chosen(session, actor, selection)
+    chosen, named = _chosen(session, campaign, actor, selection)
     found, decided, failing = session.execute(
         sa.select(
             sa.func.count(),
@@ -135,7 +133,7 @@ def _all_pass(
             sa.func.count(sa.case((sa.and_(*passes), sa.null()), else_=sa.literal(1))),
         )
         .select_from(joined)
-        .where(_ITEM.c.campaign_id == ident(campaign), chosen)
+        .where(*chosen)
     ).one()
     if failing or not found or (named is not None and found != named):
         return None
@@ -158,8 +156,7 @@ def _of_campaign(session: Session, campaign: ReviewCampaign, actor: Operator) ->
 def _selected(
     session: Session, campaign: ReviewCampaign, actor: Operator, selection: ItemSelection
 ) -> list[_Row]:
-    """The selected items of the campaign with what decide checks, read in bulk (one query
-    per chunk of named ids; one for all of the actor's items)."""
+    """The selected items of the campaign with what decide checks, read in one query."""
     base = (
         sa.select(
             _ITEM.c.id.label("item_id"),
@@ -175,17 +172,9 @@ def _selected(
                 _SCOPE, _SCOPE.c.id == _GRANT.c.scope_id
             )
         )
-        .where(_ITEM.c.campaign_id == ident(campaign))
+        .where(*_chosen(session, campaign, actor, selection)[0])
     )
-    if selection.all_mine:
-        queries = [base.where(_ITEM.c.reviewer_id == ident(actor))]
-    elif selection.item_ids:
-        queries = [base.where(_ITEM.c.id.in_(chunk)) for chunk in _chunks(selection.item_ids)]
-    else:
-        queries = [
-            base.where(_ITEM.c.grant_id.in_(chunk)) for chunk in _chunks(selection.grant_ids)
-        ]
-    rows: list[_Row] = [row for query in queries for row in session.execute(query).all()]
+    rows: list[_Row] = list(session.execute(base))
     rows.sort(key=lambda row: row.item_id)
     given, found = (
         (set(selection.item_ids), {row.item_id for row in rows})
@@ -302,9 +291,11 @@ def decide(
         )
     if judged is None:
         # Nothing to refuse or skip: no rows read (a batch is thousands of items).
-        condition = _chosen(session, actor, selection)[0]
+        chosen_items = _chosen(session, row, actor, selection)[0]
+        known = sorted(set(selection.item_ids)) if selection.item_ids else None
     elif judged:
-        condition = _among(session, _ITEM.c.id, judged)
+        chosen_items = _chosen(session, row, actor, ItemSelection(item_ids=judged))[0]
+        known = judged
     else:
         return Decided(row.name, chosen, [], 0, ended)
     step = None
@@ -325,26 +316,30 @@ def decide(
         "decided_at": now,
         "totp_step": step,
     }
-    # Under the campaign lock only a grant ending meanwhile (another process, on PostgreSQL)
-    # could differ from what was judged: such an item is left out and reported as ended.
-    live_grants = sa.select(_GRANT.c.id).where(_GRANT.c.state.in_(reviews.REVIEWED_STATES))
-    item_ids = sorted(
-        session.execute(
-            sa.update(_ITEM)
-            .where(
-                _ITEM.c.campaign_id == ident(row),
-                _ITEM.c.reviewer_id == ident(actor),
-                _ITEM.c.grant_id.in_(live_grants),
-                condition,
-            )
-            .values(**values)
-            .returning(_ITEM.c.id)
-        )
-        .scalars()
-        .all()
+    # What was judged still holds on SQLite: the transaction has held the database's write
+    # lock since it began. On PostgreSQL, under the campaign lock, only a grant ending
+    # meanwhile (another process) could differ: such an item is left out, reported as ended.
+    # (Looked up by the item's grant: an IN list of every live grant would be built per batch.)
+    live = sa.exists().where(
+        _GRANT.c.id == _ITEM.c.grant_id, _GRANT.c.state.in_(reviews.REVIEWED_STATES)
     )
-    if judged is not None and len(item_ids) != len(judged):
-        ended = sorted({*ended, *(set(judged) - set(item_ids))})
+    still = [live] if session.get_bind().dialect.name == "postgresql" else []
+    update = (
+        sa.update(_ITEM)
+        .where(*chosen_items, _ITEM.c.reviewer_id == ident(actor), *still)
+        .values(**values)
+    )
+    if known is None:
+        item_ids = sorted(session.execute(update.returning(_ITEM.c.id)).scalars().all())
+    else:
+        # The ids are known: the count back says whether all were written (5,000 ids sent
+        # back by RETURNING cost more than the rest of the statement).
+        written: CursorResult[Any] = session.execute(update)  # type: ignore[assignment]
+        item_ids = known
+        if written.rowcount != len(known):
+            gone = set(session.execute(sa.select(_ITEM.c.id).where(*chosen_items, ~live)).scalars())
+            item_ids = [i for i in known if i not in gone]
+            ended = sorted({*ended, *gone})
     audit.append(
         session,
         actor=actor.name,

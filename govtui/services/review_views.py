@@ -85,6 +85,8 @@ class CampaignDetail:
     despite_drift: str | None
     directory: Convergence | None  # after close: what the directory has confirmed
     unconfirmed: list[str]  # why each still-unconfirmed removal is not confirmed
+    # The items still match item_count and population_sha256 (False: edited outside govtui).
+    population_intact: bool
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,7 @@ def campaign(session: Session, name: str) -> CampaignDetail:
         despite_drift=record.despite_drift,
         directory=directory,
         unconfirmed=unconfirmed,
+        population_intact=review_close.population_intact(session, record),
     )
 
 

@@ -508,3 +508,9 @@ def find_campaign(session: Session, name: str, *, lock: bool = False) -> ReviewC
     if found is None:
         raise NotFoundError(f"unknown review campaign {quoted(name)}")
     return found
+
+
+def validate(session: Session, actor: Operator, spec: CampaignSpec) -> _Resolved:
+    """Check a spec exactly as `start` does, writing nothing: review_schedules checks a
+    schedule's shape with it (client, project, sensitivity, reviewers, fallback)."""
+    return _resolve(session, actor, spec)

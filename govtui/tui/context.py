@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from govtui.services.dashboard import ChainStatus
 from govtui.services.reconcile import Drift
 from govtui.services.sync import SyncReport
 from govtui.services.workspace import Workspace
@@ -53,6 +54,7 @@ class TuiContext:
     syncing: bool = False  # a sync run (background or asked for) is going
     sync_progress: tuple[int, int] | None = None  # (handled, total) of the run going
     drift: dict[str, DriftCheck] = field(default_factory=dict)  # target name -> last check
+    chain: ChainStatus | None = None  # the last verify of the audit chain in this session
 
     @property
     def actor_name(self) -> str:

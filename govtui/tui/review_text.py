@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 from rich.text import Text
 
-from govtui.services.review_close import ClosePlan
+from govtui.services.review_close import ClosePlan, DueLine
 from govtui.services.review_views import CampaignSummary, ItemRow
 from govtui.tui.directory_text import ALERT_STYLE
 from govtui.tui.plain import line, plain
@@ -145,8 +145,9 @@ def plan_text(plan: ClosePlan) -> Text:
     """What close would do, for its confirmation: the counts, then the groups it empties."""
     text = Text.assemble(
         "Ends ",
-        (f"{len(plan.revoke):,} grants", ALERT_STYLE),
-        f" of {plan.population:,} (revoked, no-answer revocations included), shortens ",
+        (f"{plan.ends:,} grants", ALERT_STYLE),
+        f" of {plan.population:,} (revoked, no-answer revocations and shortens into the past"
+        f" included), shortens ",
         (f"{len(plan.shorten):,}", "bold yellow"),
         f", keeps {plan.kept:,}; {plan.no_answer:,} had no answer; "
         f"{plan.ended_before_decision:,} ended before any decision.\n"
@@ -165,4 +166,36 @@ def plan_text(plan: ClosePlan) -> Text:
             text.append(f"\n  … and {len(plan.groups) - GROUP_ROWS:,} more groups", style="dim")
     else:
         text.append("\n\nDirectory: no member removals to queue.", style="dim")
+    return text
+
+
+REMINDERS_NAMED = 4  # reviewers named on the reminders line; the counts cover them all
+URGENCY_WORDS = (
+    ("overdue", "overdue", ALERT_STYLE),
+    ("1d", "due within 1 day", "bold yellow"),
+    ("7d", "due within 7 days", ""),
+)
+
+
+def reminders_text(lines: Sequence[DueLine]) -> Text:
+    """'Reminders: 1 overdue (rita 3 in q1) · 2 due within 1 day (…) · …': who has undecided
+    items of open campaigns due within 7 days, 1 day, or past due (review_close.due)."""
+    if not lines:
+        return Text("Reminders: no undecided items due within 7 days", style="dim")
+    text = Text("Reminders:", style="bold")
+    for urgency, words, style in URGENCY_WORDS:
+        group = [d for d in lines if d.urgency == urgency]
+        if not group:
+            continue
+        text.append(f" {len(group)} {words}", style=style or None)
+        text.append(" (")
+        for index, d in enumerate(group[:REMINDERS_NAMED]):
+            if index:
+                text.append(", ")
+            text.append(line(d.reviewer))
+            text.append(f" {d.undecided:,} in ")
+            text.append(line(d.campaign))
+        if len(group) > REMINDERS_NAMED:
+            text.append(f", … {len(group) - REMINDERS_NAMED} more")
+        text.append(")")
     return text

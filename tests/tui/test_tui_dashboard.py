@@ -208,3 +208,15 @@ async def test_shared_logins_and_lock_outs_stand_out_in_red(world: World) -> Non
         await pilot.press("r")
         await settle(pilot)
         assert text_of(line) == "Operators: 6 · none shares a login or is locked out"
+
+
+async def test_dashboard_shows_the_audit_chain_line(demo_engine: Engine) -> None:
+    """Issue 13: 'audit chain: N events, head signed|unsigned, verified X ago', from a verify
+    run by the dashboard's own worker once per session (and again on r)."""
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        line = text_of(app.screen.query_one("#dashboard-chain", Static))
+        with db.read_session(demo_engine) as session:
+            events = session.execute(sa.text("SELECT count(*) FROM audit_event")).scalar_one()
+        assert line == f"audit chain: {events:,} events, head unsigned, verified just now"

@@ -166,6 +166,10 @@ async def test_reviews_screen_lists_campaigns_with_progress_overdue_in_red(
         assert "red" in str(late[0].style) and "red" in str(late[4].style)
         assert "red" not in str(table.get_row("q1")[0].style)
         assert "1 overdue" in text_of(screen.query_one("#campaign-status", Static))
+        # The reminders (issue 13): who has undecided items overdue, due within 1 or 7 days.
+        assert "Reminders: 1 overdue (rita 3 in late)" in text_of(
+            screen.query_one("#campaign-status", Static)
+        )
 
 
 async def test_help_and_palette_list_the_reviews_screen(rworld: World) -> None:
@@ -510,6 +514,7 @@ async def test_dashboard_shows_open_campaigns_and_overdue_items(
         line = text_of(app.screen.query_one("#dashboard-reviews", Static))
         assert line.startswith("Reviews: 2 open · 3 overdue items")
         assert "late 0/3" in line and "q1 0/3" in line
+        assert "Reminders: 1 overdue (rita 3 in late)" in line  # q1 is due in 8 days
 
 
 def test_dashboard_counts_campaigns_on_both_backends(

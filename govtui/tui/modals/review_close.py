@@ -46,7 +46,7 @@ class CloseConfirm(GovtuiModal[CloseAnswer | None]):
                 yield Static(
                     Text.assemble(
                         ("Type ", "bold"),
-                        (f"{len(plan.revoke)}", "bold red"),
+                        (f"{plan.ends}", "bold red"),
                         (" to close", "bold"),
                         ": it ends more than a quarter of the population or over 1,000 grants.",
                     ),
@@ -80,7 +80,7 @@ class CloseConfirm(GovtuiModal[CloseAnswer | None]):
             return CloseAnswer(None)
         typed = self._typed()
         # Only the exact count unlocks the button; the service checks it again.
-        return CloseAnswer(typed) if typed == len(self.plan.revoke) else None
+        return CloseAnswer(typed) if typed == self.plan.ends else None
 
     @on(Input.Changed, "#close-count")
     def count_changed(self) -> None:

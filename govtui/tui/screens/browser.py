@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -14,8 +16,11 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from govtui.services import catalog_views
+from govtui.errors import InputError
+from govtui.services import catalog_views, evidence_pack
 from govtui.services.catalog import ScopeView
+from govtui.services.evidence_pack import Progress, Written
+from govtui.tui.modals.evidence_export import EvidenceExport, default_pack_path
 from govtui.tui.plain import line, plain
 from govtui.tui.screens.base import GovtuiScreen
 
@@ -103,13 +108,14 @@ class BrowserScreen(GovtuiScreen):
     HELP = (
         "Clients, their projects and dataset scopes as a tree; a scope's details beside it. "
         "p pauses the selected client (after its blast radius and a reason), u resumes it "
-        "(an approver's TOTP code)."
+        "(an approver's TOTP code); E exports the client's signed evidence pack over a period."
     )
     SUB_TITLE = "Clients / projects / scopes"
     SHOWS_GRANTS = True  # a client's paused status changes with its grants
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "pause", "Pause client"),
         Binding("u", "resume", "Resume client"),
+        Binding("E", "export_evidence", "Evidence pack"),
     ]
 
     @dataclass
@@ -200,6 +206,29 @@ class BrowserScreen(GovtuiScreen):
         client = self._selected_client()
         if client is not None:
             self.post_message(self.ResumeRequested(client))
+
+    def action_export_evidence(self) -> None:
+        """Export the selected client's evidence pack over a period chosen in the dialog."""
+        client = self._selected_client()
+        if client is None:
+            return
+        self.app.push_screen(
+            EvidenceExport(
+                title=f"Evidence pack of client {client} over a period",
+                default_path=default_pack_path(client),
+                export=partial(self._export, client),
+                period=True,
+            )
+        )
+
+    def _export(
+        self, client: str, path: Path, first: str | None, last: str | None, progress: Progress
+    ) -> Written:
+        if first is None or last is None:
+            raise InputError("give the period: the first and the last day (YYYY-MM-DD)")
+        return evidence_pack.write(
+            self.workspace, path, client=client, first=first, last=last, progress=progress
+        )
 
     @on(Tree.NodeHighlighted, "#catalog")
     @on(Tree.NodeSelected, "#catalog")

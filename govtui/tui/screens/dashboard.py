@@ -20,10 +20,12 @@ from govtui.services.operator_views import OperatorFlags
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
 from govtui.tui.operator_text import operators_text
 from govtui.tui.plain import plain
+from govtui.tui.review_text import reminders_text
 from govtui.tui.screens.base import GovtuiScreen
 
 PAUSED_STYLE = "bold red"
-CAMPAIGNS_SHOWN = 3  # campaigns named on the reviews line; the counts cover them all
+CAMPAIGNS_SHOWN = 3
+CHAIN_RECHECK = 600  # seconds after which showing the dashboard verifies the chain again  # campaigns named on the reviews line; the counts cover them all
 
 
 def reviews_text(campaigns: list[dashboard.CampaignLine]) -> Text:
@@ -82,6 +84,7 @@ class DashboardScreen(GovtuiScreen):
         yield Static("Loading…", id="dashboard-totals")
         yield Static("", id="dashboard-operators")
         yield Static("", id="dashboard-reviews")
+        yield Static("", id="dashboard-chain")
         with Horizontal(id="dashboard-directory"):
             yield Static("", id="dashboard-outbox")
             yield Static("", id="dashboard-failed")
@@ -95,14 +98,45 @@ class DashboardScreen(GovtuiScreen):
         for key in ("projects", "scopes", "contractors", *GRANT_STATES):
             table.add_column(key.capitalize(), key=key)
 
+    _verify_asked = False
+
     def reload(self) -> None:
-        self.load_overview()
+        chain = self.context.chain
+        stale = chain is None or (clock.now() - chain.at).total_seconds() > CHAIN_RECHECK
+        self.load_overview(self._verify_asked or stale)
+        self._verify_asked = False
+        self._show_chain()
+
+    def action_reload(self) -> None:
+        self._verify_asked = True  # asked for: verify the chain again, however recent
+        super().action_reload()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
-    def load_overview(self) -> None:
-        overview = self.workspace.read(dashboard.overview)
-        operators = self.workspace.read(operator_views.roster)
+    def load_overview(self, verify_chain: bool = False) -> None:
+        workspace = self.workspace
+        overview = workspace.read(dashboard.overview)
+        operators = workspace.read(operator_views.roster)
         self.post_message(self.Loaded(overview, operators))
+        if verify_chain:
+            # After the overview is shown: it reads every event (seconds on a long chain).
+            status = workspace.read(dashboard.chain_status, workspace.engine)
+            self.post_message(self.ChainVerified(status))
+
+    @dataclass
+    class ChainVerified(Message):
+        status: dashboard.ChainStatus
+
+    @on(ChainVerified)
+    def remember_chain(self, message: ChainVerified) -> None:
+        self.context.chain = message.status
+        self._show_chain()
+
+    def _show_chain(self) -> None:
+        chain = self.context.chain
+        style = ALERT_STYLE if chain is not None and not chain.ok else "dim"
+        widget = self.query_one("#dashboard-chain", Static)
+        widget.update(Text(dashboard.chain_line(chain), style=style))
+        widget.set_class(chain is not None and not chain.ok, "alert")
 
     @on(Loaded)
     def show_overview(self, message: Loaded) -> None:
@@ -151,7 +185,9 @@ class DashboardScreen(GovtuiScreen):
         self.query_one("#dashboard-operators", Static).update(
             operators_text(message.operators, clock.now())
         )
-        self.query_one("#dashboard-reviews", Static).update(reviews_text(overview.campaigns))
+        self.query_one("#dashboard-reviews", Static).update(
+            Text("\n").join([reviews_text(overview.campaigns), reminders_text(overview.reminders)])
+        )
         self._show_directory(overview)
 
     def _show_directory(self, overview: dashboard.Overview) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -17,16 +18,18 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
 from govtui.errors import GovtuiError
-from govtui.services import review_close, review_views
-from govtui.services.review_close import Closed, ClosePlan
+from govtui.services import evidence_pack, review_close, review_views
+from govtui.services.evidence_pack import Written
+from govtui.services.review_close import Closed, ClosePlan, DueLine
 from govtui.services.review_views import CampaignDetail, CampaignSummary
 from govtui.services.sync import Progress
 from govtui.tui.context import TuiContext
 from govtui.tui.directory_text import ALERT_STYLE
+from govtui.tui.modals.evidence_export import EvidenceExport, default_pack_path
 from govtui.tui.modals.review_close import CloseAnswer, CloseConfirm
 from govtui.tui.modals.review_progress import CloseProgress
 from govtui.tui.plain import line, notify, plain
-from govtui.tui.review_text import due_text, progress_text, state_text
+from govtui.tui.review_text import due_text, progress_text, reminders_text, state_text
 from govtui.tui.screens.base import DirectoryChanged, GovtuiScreen, GrantsChanged
 from govtui.tui.screens.review_items import ReviewItemsScreen
 
@@ -56,7 +59,8 @@ class ReviewsScreen(GovtuiScreen):
 
     HELP = (
         "Access review campaigns with their progress (overdue in red) and state; Enter opens "
-        "a campaign's items to keep (k), revoke (x) or shorten (s) them; C closes a campaign."
+        "a campaign's items to keep (k), revoke (x) or shorten (s) them; C closes a campaign; "
+        "E exports its signed evidence pack (a zip) and shows the pack's SHA-256."
     )
     SUB_TITLE = "Reviews"
     AUTO_FOCUS = "#campaign-table"
@@ -65,11 +69,13 @@ class ReviewsScreen(GovtuiScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_items", "Items", show=False),
         Binding("C", "close_campaign", "Close campaign"),
+        Binding("E", "export_evidence", "Evidence pack"),
     ]
 
     @dataclass
     class Loaded(Message):
         campaigns: list[CampaignSummary]
+        reminders: list[DueLine]
 
     @dataclass
     class PlanLoaded(Message):
@@ -87,6 +93,7 @@ class ReviewsScreen(GovtuiScreen):
     def __init__(self, context: TuiContext) -> None:
         super().__init__(context)
         self.campaigns: dict[str, CampaignSummary] = {}
+        self.reminders: list[DueLine] = []
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -105,7 +112,11 @@ class ReviewsScreen(GovtuiScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="reviews")
     def load_campaigns(self) -> None:
-        self.post_message(self.Loaded(self.workspace.read(review_views.campaigns)))
+        self.post_message(
+            self.Loaded(
+                self.workspace.read(review_views.campaigns), self.workspace.read(review_close.due)
+            )
+        )
 
     @on(Loaded)
     def show_campaigns(self, message: Loaded) -> None:
@@ -113,6 +124,7 @@ class ReviewsScreen(GovtuiScreen):
         was_at = self._cursor_name()
         table.clear()
         self.campaigns = {}
+        self.reminders = message.reminders
         for summary in message.campaigns:
             self.campaigns[summary.name] = summary
             name_style = ALERT_STYLE if summary.overdue else "bold"
@@ -144,7 +156,9 @@ class ReviewsScreen(GovtuiScreen):
                 text.append(f" · {closing} closing", style="bold yellow")
             if overdue:
                 text.append(f" · {overdue} overdue", style=ALERT_STYLE)
-            text.append(" · Enter: items · C: close", style="dim")
+            text.append(" · Enter: items · C: close · E: evidence pack", style="dim")
+            text.append("\n")
+            text.append_text(reminders_text(self.reminders))
         self.query_one("#campaign-status", Static).update(text)
 
     def _cursor_name(self) -> str | None:
@@ -165,6 +179,26 @@ class ReviewsScreen(GovtuiScreen):
         self.app.push_screen(
             ReviewItemsScreen(self.context, self.campaigns[name], close=self.start_close)
         )
+
+    # -- evidence -----------------------------------------------------------------------------
+
+    def action_export_evidence(self) -> None:
+        """Export the selected campaign's evidence pack to a file chosen in the dialog."""
+        name = self._cursor_name()
+        if name is None:
+            return
+        self.app.push_screen(
+            EvidenceExport(
+                title=f"Evidence pack of access review {name}",
+                default_path=default_pack_path(name),
+                export=partial(self._export, name),
+            )
+        )
+
+    def _export(
+        self, name: str, path: Path, _first: str | None, _last: str | None, progress: Progress
+    ) -> Written:
+        return evidence_pack.write(self.workspace, path, campaign=name, progress=progress)
 
     # -- closing ----------------------------------------------------------------------------
 
