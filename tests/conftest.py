@@ -22,7 +22,7 @@ from govtui.models import Operator
 from govtui.services import operators
 
 from .directory_support import Directory, private_subtree
-from .factories import StandInEvidenceKey, World, bound, evidence_keys_are_stubs, small_vendor
+from .factories import World, bound, small_vendor
 from .factories import code as code  # re-exported: tests import them from here too
 from .factories import enroll as enroll
 from .memory_keyring import MemoryKeyring
@@ -128,19 +128,6 @@ def bootstrap_admin(engine: Engine, name: str = "root") -> Operator:
 def admin(engine: Engine) -> Operator:
     """The first operator, an admin, in `engine`."""
     return bootstrap_admin(engine)
-
-
-@pytest.fixture(autouse=True)
-def evidence_key_stand_in() -> Iterator[StandInEvidenceKey | None]:
-    """While services/evidence_keys.py is a contract only: a stand-in evidence key, so that
-    enrolments register their operators' signing keys (factories.StandInEvidenceKey)."""
-    if not evidence_keys_are_stubs():
-        yield None
-        return
-    stand_in = StandInEvidenceKey()
-    undo = stand_in.install()
-    yield stand_in
-    undo()
 
 
 @pytest.fixture

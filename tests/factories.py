@@ -12,7 +12,6 @@ the bulk builder, in the package the tests already import from."""
 
 from __future__ import annotations
 
-import inspect
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -24,12 +23,13 @@ from urllib.parse import parse_qs, urlparse
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from govtui import clock, db
-from govtui.models import Contractor, EvidenceKey, Grant, Operator
-from govtui.security import secrets, signing, totp
+from govtui.models import Contractor, Grant, Operator
+from govtui.security import secrets, totp
 from govtui.services import (
+    act_signatures,
     catalog,
     contractor_import,
     contractors,
@@ -47,65 +47,20 @@ ADMIN = "root"
 SECOND_ADMIN = "vera"
 
 
-# --- the evidence key, until services/evidence_keys.py has its bodies (helper "evkey") ---------
-
-
-def evidence_keys_are_stubs() -> bool:
-    """Whether evidence_keys still has only its contract (its functions raise)."""
-    return "NotImplementedError" in inspect.getsource(evidence_keys.sign)
-
-
-class StandInEvidenceKey:
-    """What evidence_keys.sign/available/verify do, for tests and benchmarks while that
-    module is a contract only: one key, listed in evidence_key (created by the first
-    operator), its private half in this object instead of an admin's keyring."""
-
-    def __init__(self) -> None:
-        self.pair = signing.generate()
-
-    def _row(self, session: Session) -> EvidenceKey:
-        row = session.exec(
-            select(EvidenceKey).where(EvidenceKey.fingerprint == self.pair.fingerprint)
-        ).first()
-        if row is None:
-            first = session.exec(select(Operator.id).order_by(col(Operator.id))).first()
-            assert first is not None, "an evidence key is made by an operator"
-            row = EvidenceKey(
-                fingerprint=self.pair.fingerprint,
-                public_key=self.pair.public_pem,
-                keyring_ref="stand-in",
-                created_by=first,
-                created_at=clock.now(),
-            )
-            session.add(row)
-            session.flush()
-        return row
-
-    def sign(self, session: Session, data: bytes) -> evidence_keys.Signed:
-        self._row(session)
-        signature = signing.sign(self.pair.private_b64, data)
-        return evidence_keys.Signed(signature, self.pair.fingerprint, self.pair.public_pem)
-
-    def available(self, session: Session) -> bool:
-        return session.exec(select(Operator.id)).first() is not None
-
-    def verify(self, session: Session, data: bytes, signature: bytes, fingerprint: str) -> bool:
-        row = session.exec(
-            select(EvidenceKey).where(EvidenceKey.fingerprint == fingerprint)
-        ).first()
-        return row is not None and signing.verify(row.public_key, data, signature)
-
-    def install(self) -> Callable[[], None]:
-        """Put this key in place of the stubs; the function that undoes it."""
-        saved = {name: getattr(evidence_keys, name) for name in ("sign", "available", "verify")}
-        for name in saved:
-            setattr(evidence_keys, name, getattr(self, name))
-
-        def undo() -> None:
-            for name, func in saved.items():
-                setattr(evidence_keys, name, func)
-
-        return undo
+def with_evidence_key(world: World, advance: Callable[[], object]) -> World:
+    """Give the world an evidence key (ADMIN, with a code) and register every operator key
+    made before it (ADMIN again, the next step): what signed acts need to verify. `advance`
+    moves the clock one TOTP step."""
+    with db.write_session(world.engine) as session:
+        evidence_keys.init_key(session, operators.find(session, ADMIN), code=world.code(ADMIN))
+    advance()
+    with db.write_session(world.engine) as session:
+        pending = [p.fingerprint for p in act_signatures.pending_registrations(session)]
+        act_signatures.register_pending(
+            session, operators.find(session, ADMIN), code=world.code(ADMIN), fingerprints=pending
+        )
+    advance()
+    return world
 
 
 def bound() -> dict[str, Any]:

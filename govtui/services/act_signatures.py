@@ -697,6 +697,7 @@ class _Key:
     registered_at: datetime
     retired_at: datetime | None
     problem: str | None  # why it is not trusted; None: its registration verifies
+    pending: bool = False  # not registered yet (an admin runs `operator key register`)
 
 
 def _keys(session: Session) -> dict[int, _Key]:
@@ -727,7 +728,13 @@ def _keys(session: Session) -> dict[int, _Key]:
             if not evidence_keys.verify(session, text, sig, listed.fingerprint):
                 problem = "its registration signature does not verify against the evidence key"
         found[ident(key)] = _Key(
-            key.operator_id, key.fingerprint, public, key.registered_at, key.retired_at, problem
+            key.operator_id,
+            key.fingerprint,
+            public,
+            key.registered_at,
+            key.retired_at,
+            problem,
+            pending=problem is not None and key.registration_sig is None,
         )
     return found
 
@@ -763,7 +770,10 @@ def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> tupl
     if key.operator_id != act.signer_id:
         return f"signed with another operator's key {key.fingerprint}", True
     if key.problem is not None:
-        return f"signed with key {key.fingerprint}, which is not trusted: {key.problem}", True
+        # A pending registration is named, not a failure: keys made before the evidence key
+        # wait for an admin to register them. Sync adds nothing on them either way.
+        why = f"signed with key {key.fingerprint}, which is not trusted: {key.problem}"
+        return why, not key.pending
     if act.stored != act.statement:
         return "its rows changed after signing (the signed statement differs)", True
     if key.retired_at is not None and act.signed_at is not None and act.signed_at > key.retired_at:
@@ -782,6 +792,7 @@ class ActReport:
     unsigned: int = 0  # acts of keyless operators: named, not fatal
     findings: list[str] = field(default_factory=list)  # the first MAX_NAMED, bad first
     more: int = 0
+    not_enforced: bool = False  # no evidence key yet: nothing checked
 
     @property
     def ok(self) -> bool:
@@ -789,16 +800,30 @@ class ActReport:
 
     def lines(self) -> list[str]:
         """What `audit verify` prints."""
+        if self.not_enforced:
+            return [
+                "act signatures: not checked yet: there is no evidence key (`govtui evidence "
+                "key init`, then `govtui operator key register`)"
+            ]
         out = list(self.findings)
         if self.more:
             out.append(f"act signatures: {self.more} more acts without a valid signature")
         summary = f"act signatures: {self.signed} of {self.checked} acts signed and verified"
         if self.unsigned:
-            summary += f", {self.unsigned} unsigned by operators without a key"
+            summary += f", {self.unsigned} not verified (unsigned, or a key not registered yet)"
         out.append(
             summary if self.ok else f"act signatures BROKEN: {self.bad} acts fail ({summary})"
         )
         return out
+
+
+def enforced(session: Session) -> bool:
+    """Whether signatures are checked: once the database has (or its chain says it had) an
+    evidence key. Before that no operator key can be registered, and an upgraded setup is
+    not locked out; deleting the evidence key rows by SQL does not switch it off again."""
+    if session.exec(select(EvidenceKey.id).limit(1)).first() is not None:
+        return True
+    return audit.has_action(session, "evidence.key_init")
 
 
 def _all_acts(session: Session) -> Iterator[_Act]:
@@ -811,9 +836,12 @@ def _all_acts(session: Session) -> Iterator[_Act]:
 def verify_all(session: Session) -> ActReport:
     """Check every approval, resume, privilege given and keep/shorten: its statement rebuilt
     from the current rows, signed by its operator's key, whose registration verifies."""
+    report = ActReport()
+    if not enforced(session):
+        report.not_enforced = True
+        return report
     keys = _keys(session)
     since = _keyed_since(keys)
-    report = ActReport()
     bad: list[str] = []
     unsigned: list[str] = []
     for act in _all_acts(session):
@@ -830,7 +858,7 @@ def verify_all(session: Session) -> ActReport:
         else:
             report.unsigned += 1
             if len(unsigned) < MAX_NAMED:
-                unsigned.append(f"act unsigned: {act.what}: {why}")
+                unsigned.append(f"act not verified: {act.what}: {why}")
     named = (bad + unsigned)[:MAX_NAMED]
     report.findings = named
     report.more = report.bad + report.unsigned - len(named)
@@ -845,7 +873,7 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
     grant's approvals do not all verify (or are too few), or the resume that queued it does
     not verify. Unsigned counts as not verified here. An add that names no grant (a
     reconcile fix) stands for the live grants of that member and group: one must verify."""
-    if not op_ids:
+    if not op_ids or not enforced(session):
         return {}
     ops: list[tuple[int, int | None, int | None, int, str | None, str]] = []
     for start in range(0, len(op_ids), _CHUNK):
