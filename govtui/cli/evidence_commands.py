@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from govtui.cli import key_commands
 from govtui.cli.context import Context, print_json
 from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
@@ -47,6 +48,7 @@ def register_key_commands(esub: argparse._SubParsersAction[argparse.ArgumentPars
     )
     p.add_argument("--totp", metavar="CODE", help="your current code (prompted for when omitted)")
     p.set_defaults(handler=run_key_rotate)
+    key_commands.register_key_register(ksub)  # operators' signing keys (act_signatures)
 
 
 def run_key_init(ctx: Context, args: argparse.Namespace) -> int:
