@@ -117,6 +117,20 @@ class Pack:
     rows: int
 
 
+class _Rows:
+    """Rows written so far; each step is reported to `progress` with the total expected."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.done = 0
+        self._progress = progress
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self._progress is not None:
+            self._progress(self.done, self.total)
+
+
 # --- the zip -------------------------------------------------------------------------------
 
 
@@ -140,6 +154,13 @@ class _Zip:
             yield sink
             sink.close()
         self.files.append(PackFile(name, sink.sha256, sink.size))
+
+    @contextmanager
+    def csv(self, name: str) -> Iterator[Sink]:
+        """A CSV entry, its header row (COLUMNS[name]) written."""
+        with self.entry(name) as sink:
+            sink.row(COLUMNS[name])
+            yield sink
 
     def text(self, name: str, text: str) -> PackFile:
         with self.entry(name) as sink:
@@ -454,10 +475,6 @@ def readme(kind: str, names: Sequence[str], fingerprint: str) -> str:
     )
 
 
-def _header(sink: Sink, name: str) -> None:
-    sink.row(COLUMNS[name])
-
-
 def _chain_head_line(sink: Sink, head: dict[str, Any]) -> None:
     sink.text(json_line({"chain_head": head}))
 
@@ -496,22 +513,12 @@ def export_campaign(
     zf = _Zip(out, _zip_time(head["at"]))
     campaign_id = ident(record)
     total = 2 * record.item_count + _remediation_count(session, record)
-    done = 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, total)
-
-    with zf.entry("population.csv") as sink:
-        _header(sink, "population.csv")
+    advance = _Rows(total, progress)
+    with zf.csv("population.csv") as sink:
         _population(session, record, client, sink, advance)
-    with zf.entry("decisions.csv") as sink:
-        _header(sink, "decisions.csv")
+    with zf.csv("decisions.csv") as sink:
         _decisions(session, record, sink, advance)
-    with zf.entry("remediation.csv") as sink:
-        _header(sink, "remediation.csv")
+    with zf.csv("remediation.csv") as sink:
         _remediation(session, record, sink, advance)
     zf.text("summary.txt", _campaign_summary(session, record, client, head))
     with zf.entry("audit.jsonl") as sink:
@@ -520,7 +527,14 @@ def export_campaign(
     subject = {"campaign": record.name, "campaign_id": campaign_id, "client": client.name}
     extra = {"population": {"item_count": record.item_count, "sha256": record.population_sha256}}
     return _finish(
-        session, zf, kind="campaign", subject=subject, head=head, key=key, extra=extra, rows=done
+        session,
+        zf,
+        kind="campaign",
+        subject=subject,
+        head=head,
+        key=key,
+        extra=extra,
+        rows=advance.done,
     )
 
 
@@ -1082,28 +1096,16 @@ def export_client(
         ).scalar_one()
     )
     total = 2 * n_grants + n_items
-    done = 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, total)
-
-    with zf.entry("grants.csv") as sink:
-        _header(sink, "grants.csv")
+    advance = _Rows(total, progress)
+    with zf.csv("grants.csv") as sink:
         _grants(session, found, span, sink, advance)
-    with zf.entry("grant-history.csv") as sink:
-        _header(sink, "grant-history.csv")
+    with zf.csv("grant-history.csv") as sink:
         _histories(session, found, span, sink, advance)
-    with zf.entry("pauses.csv") as sink:
-        _header(sink, "pauses.csv")
+    with zf.csv("pauses.csv") as sink:
         pauses = _pauses(session, found, span, sink)
-    with zf.entry("campaigns.csv") as sink:
-        _header(sink, "campaigns.csv")
+    with zf.csv("campaigns.csv") as sink:
         campaigns = _campaigns(session, found, span, sink)
-    with zf.entry("decisions.csv") as sink:
-        _header(sink, "decisions.csv")
+    with zf.csv("decisions.csv") as sink:
         in_period = col(ReviewItem.campaign_id).in_(
             sa.select(col(ReviewCampaign.id)).where(_client_campaigns(found, span))
         )
@@ -1125,7 +1127,7 @@ def export_client(
         head=head,
         key=key,
         extra={},
-        rows=done,
+        rows=advance.done,
     )
 
 
