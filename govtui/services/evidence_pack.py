@@ -55,6 +55,7 @@ from govtui.services import (
     evidence_keys,
     operators,
     review_close,
+    review_views,
     reviews,
     validation,
 )
@@ -694,7 +695,7 @@ def _decision_rows(
 
 def _write_decisions(session: Session, raw: Sequence[Any], sink: Sink) -> None:
     grant_ids = sorted({r[2] for r in raw})
-    approvals = _approvals(session, grant_ids)
+    approvals = review_views.approvals(session, grant_ids)
     confirmed = _confirmed(session, {(r[19], r[2]) for r in raw})
     previous = _previous(session, raw)
     for r in raw:
@@ -736,18 +737,6 @@ def _write_decisions(session: Session, raw: Sequence[Any], sink: Sink) -> None:
                 confirmed.get((campaign_id, grant_id)),
             ]
         )
-
-
-def _approvals(session: Session, grant_ids: Sequence[int]) -> dict[int, list[tuple[datetime, str]]]:
-    found: dict[int, list[tuple[datetime, str]]] = {}
-    for grant_id, at, name in session.execute(
-        sa.select(col(Approval.grant_id), col(Approval.decided_at), col(Operator.name))
-        .join(Operator, col(Operator.id) == col(Approval.approver_id))
-        .where(col(Approval.grant_id).in_(grant_ids), col(Approval.decision) == Decision.APPROVE)
-        .order_by(col(Approval.grant_id), col(Approval.decided_at), col(Approval.id))
-    ):
-        found.setdefault(grant_id, []).append((at, name))
-    return found
 
 
 def _confirmed(session: Session, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
@@ -793,20 +782,11 @@ def _previous(session: Session, raw: Sequence[Any]) -> dict[tuple[int, int], str
     for r in raw:
         by_campaign.setdefault((r[19], r[20], r[21]), []).append(r[2])
     for (campaign_id, client_id, created_at), grant_ids in by_campaign.items():
-        for grant_id, decision, outcome in session.execute(
-            sa.select(col(ReviewItem.grant_id), col(ReviewItem.decision), col(ReviewItem.outcome))
-            .join(ReviewCampaign, col(ReviewCampaign.id) == col(ReviewItem.campaign_id))
-            .where(
-                col(ReviewItem.grant_id).in_(grant_ids),
-                col(ReviewCampaign.client_id) == client_id,
-                col(ReviewCampaign.id) != campaign_id,
-                col(ReviewCampaign.created_at) <= created_at,
-            )
-            .order_by(col(ReviewCampaign.created_at).desc(), col(ReviewCampaign.id).desc())
-        ):
-            key = (campaign_id, grant_id)
-            if key not in found and (decision or outcome):
-                found[key] = decision or outcome
+        decisions = review_views.previous_decisions(
+            session, grant_ids, client_id=client_id, campaign_id=campaign_id, created_at=created_at
+        )
+        for grant_id, decision in decisions.items():
+            found[(campaign_id, grant_id)] = decision
     return found
 
 
