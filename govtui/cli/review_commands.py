@@ -17,7 +17,7 @@ from govtui.cli import arguments, review_schedule_commands
 from govtui.cli.context import Context, json_text, print_json, print_progress, print_table
 from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
-from govtui.models import NO_ANSWERS, SENSITIVITIES, Operator
+from govtui.models import Operator
 from govtui.services import review_close, review_decisions, review_views, reviews, validation
 from govtui.services.pause_views import Convergence
 from govtui.services.sync import Progress
@@ -46,30 +46,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "to the first --reviewer who neither requested nor approved it, else the fallback.",
     )
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--client", required=True)
-    p.add_argument("--project", help="only this project of the client")
-    p.add_argument("--scope", metavar="CLIENT/PROJECT/SCOPE", help="only this scope")
-    p.add_argument("--sensitivity", choices=SENSITIVITIES, help="only scopes of this level")
-    p.add_argument(
-        "--reviewer",
-        dest="reviewers",
-        action="append",
-        required=True,
-        metavar="OP",
-        help="a reviewer (repeat: items go to the first eligible one, in the order given)",
-    )
-    p.add_argument(
-        "--fallback-reviewer", metavar="OP", help="for items no listed reviewer may take"
-    )
+    review_schedule_commands.add_campaign_shape(p, scope=True)
     due = p.add_mutually_exclusive_group(required=True)
     due.add_argument("--due", metavar="YYYY-MM-DD", help="due at the end of this day (UTC)")
     due.add_argument("--due-in", type=arguments.DAYS, metavar="DAYS", help="due in DAYS days")
-    p.add_argument(
-        "--if-no-answer",
-        required=True,
-        choices=NO_ANSWERS,
-        help="what close does with items nobody decided",
-    )
     p.add_argument(
         "--dry-run", action="store_true", help="print what it would contain, write nothing"
     )

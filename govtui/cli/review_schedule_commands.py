@@ -30,27 +30,8 @@ def register(rsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "sensitive scope of the client (or the project).",
     )
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--client", required=True)
-    p.add_argument("--project", help="only this project of the client")
-    p.add_argument("--sensitivity", choices=SENSITIVITIES, help="only scopes of this level")
+    add_campaign_shape(p)
     p.add_argument("--every", type=arguments.DAYS, metavar="DAYS", help="days between starts")
-    p.add_argument(
-        "--reviewer",
-        dest="reviewers",
-        action="append",
-        required=True,
-        metavar="OP",
-        help="a reviewer (repeat: items go to the first eligible one, in the order given)",
-    )
-    p.add_argument(
-        "--fallback-reviewer", metavar="OP", help="for items no listed reviewer may take"
-    )
-    p.add_argument(
-        "--if-no-answer",
-        required=True,
-        choices=NO_ANSWERS,
-        help="what close does with items nobody decided",
-    )
     p.add_argument(
         "--due-in", required=True, type=arguments.DAYS, metavar="DAYS", help="days to answer"
     )
@@ -69,6 +50,33 @@ def register(rsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = ssub.add_parser("remove", help="stop a schedule (an admin); its campaigns and history stay")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(handler=run_remove)
+
+
+def add_campaign_shape(p: argparse.ArgumentParser, *, scope: bool = False) -> None:
+    """What a campaign reviews, by whom, and what close does with no answer: the options
+    `review start` and `review schedule add` share (--scope only where `scope`)."""
+    p.add_argument("--client", required=True)
+    p.add_argument("--project", help="only this project of the client")
+    if scope:
+        p.add_argument("--scope", metavar="CLIENT/PROJECT/SCOPE", help="only this scope")
+    p.add_argument("--sensitivity", choices=SENSITIVITIES, help="only scopes of this level")
+    p.add_argument(
+        "--reviewer",
+        dest="reviewers",
+        action="append",
+        required=True,
+        metavar="OP",
+        help="a reviewer (repeat: items go to the first eligible one, in the order given)",
+    )
+    p.add_argument(
+        "--fallback-reviewer", metavar="OP", help="for items no listed reviewer may take"
+    )
+    p.add_argument(
+        "--if-no-answer",
+        required=True,
+        choices=NO_ANSWERS,
+        help="what close does with items nobody decided",
+    )
 
 
 def run_add(ctx: Context, args: argparse.Namespace) -> int:

@@ -55,6 +55,7 @@ from govtui.services import (
     evidence_keys,
     operators,
     review_close,
+    review_views,
     reviews,
     validation,
 )
@@ -117,6 +118,20 @@ class Pack:
     rows: int
 
 
+class _Rows:
+    """Rows written so far; each step is reported to `progress` with the total expected."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.done = 0
+        self._progress = progress
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self._progress is not None:
+            self._progress(self.done, self.total)
+
+
 # --- the zip -------------------------------------------------------------------------------
 
 
@@ -140,6 +155,13 @@ class _Zip:
             yield sink
             sink.close()
         self.files.append(PackFile(name, sink.sha256, sink.size))
+
+    @contextmanager
+    def csv(self, name: str) -> Iterator[Sink]:
+        """A CSV entry, its header row (COLUMNS[name]) written."""
+        with self.entry(name) as sink:
+            sink.row(COLUMNS[name])
+            yield sink
 
     def text(self, name: str, text: str) -> PackFile:
         with self.entry(name) as sink:
@@ -454,10 +476,6 @@ def readme(kind: str, names: Sequence[str], fingerprint: str) -> str:
     )
 
 
-def _header(sink: Sink, name: str) -> None:
-    sink.row(COLUMNS[name])
-
-
 def _chain_head_line(sink: Sink, head: dict[str, Any]) -> None:
     sink.text(json_line({"chain_head": head}))
 
@@ -496,22 +514,12 @@ def export_campaign(
     zf = _Zip(out, _zip_time(head["at"]))
     campaign_id = ident(record)
     total = 2 * record.item_count + _remediation_count(session, record)
-    done = 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, total)
-
-    with zf.entry("population.csv") as sink:
-        _header(sink, "population.csv")
+    advance = _Rows(total, progress)
+    with zf.csv("population.csv") as sink:
         _population(session, record, client, sink, advance)
-    with zf.entry("decisions.csv") as sink:
-        _header(sink, "decisions.csv")
+    with zf.csv("decisions.csv") as sink:
         _decisions(session, record, sink, advance)
-    with zf.entry("remediation.csv") as sink:
-        _header(sink, "remediation.csv")
+    with zf.csv("remediation.csv") as sink:
         _remediation(session, record, sink, advance)
     zf.text("summary.txt", _campaign_summary(session, record, client, head))
     with zf.entry("audit.jsonl") as sink:
@@ -520,7 +528,14 @@ def export_campaign(
     subject = {"campaign": record.name, "campaign_id": campaign_id, "client": client.name}
     extra = {"population": {"item_count": record.item_count, "sha256": record.population_sha256}}
     return _finish(
-        session, zf, kind="campaign", subject=subject, head=head, key=key, extra=extra, rows=done
+        session,
+        zf,
+        kind="campaign",
+        subject=subject,
+        head=head,
+        key=key,
+        extra=extra,
+        rows=advance.done,
     )
 
 
@@ -680,7 +695,7 @@ def _decision_rows(
 
 def _write_decisions(session: Session, raw: Sequence[Any], sink: Sink) -> None:
     grant_ids = sorted({r[2] for r in raw})
-    approvals = _approvals(session, grant_ids)
+    approvals = review_views.approvals(session, grant_ids)
     confirmed = _confirmed(session, {(r[19], r[2]) for r in raw})
     previous = _previous(session, raw)
     for r in raw:
@@ -722,18 +737,6 @@ def _write_decisions(session: Session, raw: Sequence[Any], sink: Sink) -> None:
                 confirmed.get((campaign_id, grant_id)),
             ]
         )
-
-
-def _approvals(session: Session, grant_ids: Sequence[int]) -> dict[int, list[tuple[datetime, str]]]:
-    found: dict[int, list[tuple[datetime, str]]] = {}
-    for grant_id, at, name in session.execute(
-        sa.select(col(Approval.grant_id), col(Approval.decided_at), col(Operator.name))
-        .join(Operator, col(Operator.id) == col(Approval.approver_id))
-        .where(col(Approval.grant_id).in_(grant_ids), col(Approval.decision) == Decision.APPROVE)
-        .order_by(col(Approval.grant_id), col(Approval.decided_at), col(Approval.id))
-    ):
-        found.setdefault(grant_id, []).append((at, name))
-    return found
 
 
 def _confirmed(session: Session, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
@@ -779,20 +782,11 @@ def _previous(session: Session, raw: Sequence[Any]) -> dict[tuple[int, int], str
     for r in raw:
         by_campaign.setdefault((r[19], r[20], r[21]), []).append(r[2])
     for (campaign_id, client_id, created_at), grant_ids in by_campaign.items():
-        for grant_id, decision, outcome in session.execute(
-            sa.select(col(ReviewItem.grant_id), col(ReviewItem.decision), col(ReviewItem.outcome))
-            .join(ReviewCampaign, col(ReviewCampaign.id) == col(ReviewItem.campaign_id))
-            .where(
-                col(ReviewItem.grant_id).in_(grant_ids),
-                col(ReviewCampaign.client_id) == client_id,
-                col(ReviewCampaign.id) != campaign_id,
-                col(ReviewCampaign.created_at) <= created_at,
-            )
-            .order_by(col(ReviewCampaign.created_at).desc(), col(ReviewCampaign.id).desc())
-        ):
-            key = (campaign_id, grant_id)
-            if key not in found and (decision or outcome):
-                found[key] = decision or outcome
+        decisions = review_views.previous_decisions(
+            session, grant_ids, client_id=client_id, campaign_id=campaign_id, created_at=created_at
+        )
+        for grant_id, decision in decisions.items():
+            found[(campaign_id, grant_id)] = decision
     return found
 
 
@@ -1082,28 +1076,16 @@ def export_client(
         ).scalar_one()
     )
     total = 2 * n_grants + n_items
-    done = 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, total)
-
-    with zf.entry("grants.csv") as sink:
-        _header(sink, "grants.csv")
+    advance = _Rows(total, progress)
+    with zf.csv("grants.csv") as sink:
         _grants(session, found, span, sink, advance)
-    with zf.entry("grant-history.csv") as sink:
-        _header(sink, "grant-history.csv")
+    with zf.csv("grant-history.csv") as sink:
         _histories(session, found, span, sink, advance)
-    with zf.entry("pauses.csv") as sink:
-        _header(sink, "pauses.csv")
+    with zf.csv("pauses.csv") as sink:
         pauses = _pauses(session, found, span, sink)
-    with zf.entry("campaigns.csv") as sink:
-        _header(sink, "campaigns.csv")
+    with zf.csv("campaigns.csv") as sink:
         campaigns = _campaigns(session, found, span, sink)
-    with zf.entry("decisions.csv") as sink:
-        _header(sink, "decisions.csv")
+    with zf.csv("decisions.csv") as sink:
         in_period = col(ReviewItem.campaign_id).in_(
             sa.select(col(ReviewCampaign.id)).where(_client_campaigns(found, span))
         )
@@ -1125,7 +1107,7 @@ def export_client(
         head=head,
         key=key,
         extra={},
-        rows=done,
+        rows=advance.done,
     )
 
 

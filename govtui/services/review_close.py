@@ -324,23 +324,22 @@ def close(
         )
 
     ended_by = ident(actor)
-    decided = grant_lifecycle.end(
-        session,
-        col(Grant.id).in_(items(ItemOutcome.REVOKED)),
-        to=GrantState.REVOKED,
-        ended_by=ended_by,
-        reason=f"revoked in access review {locked.name}",
-        now=now,
-        review_campaign_id=campaign_id,
-    )
-    unanswered = grant_lifecycle.end(
-        session,
-        col(Grant.id).in_(items(ItemOutcome.NO_ANSWER_REVOKED)),
-        to=GrantState.REVOKED,
-        ended_by=ended_by,
-        reason=f"no answer in access review {locked.name} (if no answer: revoke)",
-        now=now,
-        review_campaign_id=campaign_id,
+
+    def revoke(outcome: ItemOutcome, reason: str) -> grant_lifecycle.Ended:
+        return grant_lifecycle.end(
+            session,
+            col(Grant.id).in_(items(outcome)),
+            to=GrantState.REVOKED,
+            ended_by=ended_by,
+            reason=reason,
+            now=now,
+            review_campaign_id=campaign_id,
+        )
+
+    decided = revoke(ItemOutcome.REVOKED, f"revoked in access review {locked.name}")
+    unanswered = revoke(
+        ItemOutcome.NO_ANSWER_REVOKED,
+        f"no answer in access review {locked.name} (if no answer: revoke)",
     )
     # The plan read the same items under the same locks: nothing to shorten, no statements.
     shortened = (

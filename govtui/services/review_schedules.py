@@ -289,6 +289,19 @@ def remove(session: Session, actor: Operator, *, name: str) -> None:
     )
 
 
+def _reviewer_names(session: Session, schedule: ReviewSchedule) -> tuple[str, ...]:
+    """A schedule's reviewers by name, in their order."""
+    return tuple(
+        str(n)
+        for n in session.execute(
+            sa.select(col(Operator.name))
+            .join(_SCHEDULE_REVIEWER, _SCHEDULE_REVIEWER.c.operator_id == col(Operator.id))
+            .where(_SCHEDULE_REVIEWER.c.schedule_id == ident(schedule))
+            .order_by(_SCHEDULE_REVIEWER.c.position)
+        ).scalars()
+    )
+
+
 def schedules(session: Session) -> list[ScheduleRow]:
     """The schedules not removed, soonest start first (there are few: one query each)."""
     rows = session.execute(
@@ -298,15 +311,7 @@ def schedules(session: Session) -> list[ScheduleRow]:
     ).scalars()
     out = []
     for s in list(rows):
-        reviewer_names = tuple(
-            str(n)
-            for n in session.execute(
-                sa.select(col(Operator.name))
-                .join(_SCHEDULE_REVIEWER, _SCHEDULE_REVIEWER.c.operator_id == col(Operator.id))
-                .where(_SCHEDULE_REVIEWER.c.schedule_id == ident(s))
-                .order_by(_SCHEDULE_REVIEWER.c.position)
-            ).scalars()
-        )
+        reviewer_names = _reviewer_names(session, s)
         client = session.get(Client, s.client_id)
         project = session.get(Project, s.project_id) if s.project_id is not None else None
         last = session.execute(
@@ -392,22 +397,14 @@ def _population(session: Session, schedule: ReviewSchedule) -> int:
 
 
 def _spec_of(session: Session, schedule: ReviewSchedule, now: datetime) -> reviews.CampaignSpec:
-    reviewer_names = [
-        str(n)
-        for n in session.execute(
-            sa.select(col(Operator.name))
-            .join(_SCHEDULE_REVIEWER, _SCHEDULE_REVIEWER.c.operator_id == col(Operator.id))
-            .where(_SCHEDULE_REVIEWER.c.schedule_id == ident(schedule))
-            .order_by(_SCHEDULE_REVIEWER.c.position)
-        ).scalars()
-    ]
+    reviewer_names = _reviewer_names(session, schedule)
     client = session.get(Client, schedule.client_id)
     project = session.get(Project, schedule.project_id) if schedule.project_id else None
     assert client is not None
     return reviews.CampaignSpec(
         name=campaign_name(schedule.name, schedule.next_start_at),
         client=client.name,
-        reviewers=tuple(reviewer_names),
+        reviewers=reviewer_names,
         due_at=now + timedelta(days=schedule.due_in_days),
         if_no_answer="revoke" if schedule.if_no_answer == "revoke" else "keep",
         project=project.name if project is not None else None,

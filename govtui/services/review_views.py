@@ -483,7 +483,13 @@ def _rows(session: Session, record: ReviewCampaign, ids: Sequence[int]) -> list[
     ).all()
     grant_ids = [r[1] for r in raw]
     approvers = _approvers(session, grant_ids)
-    previous = _previous(session, record, grant_ids)
+    previous = previous_decisions(
+        session,
+        grant_ids,
+        client_id=record.client_id,
+        campaign_id=ident(record),
+        created_at=record.created_at,
+    )
     peers = _peers(session, [(r[21], r[22], r[6]) for r in raw])
     now = clock.now()
     by_id = {}
@@ -526,33 +532,48 @@ def _days(delta: timedelta) -> int:
     return delta // timedelta(days=1)
 
 
-def _approvers(session: Session, grant_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-    """Who approved each grant, any round (the request or an extension), first one first."""
-    found: dict[int, list[str]] = {}
-    for grant_id, name in session.execute(
-        sa.select(col(Approval.grant_id), col(Operator.name))
+def approvals(session: Session, grant_ids: Sequence[int]) -> dict[int, list[tuple[datetime, str]]]:
+    """When and by whom each grant was approved, any round (the request or an extension),
+    first one first."""
+    found: dict[int, list[tuple[datetime, str]]] = {}
+    for grant_id, at, name in session.execute(
+        sa.select(col(Approval.grant_id), col(Approval.decided_at), col(Operator.name))
         .join(Operator, col(Operator.id) == col(Approval.approver_id))
         .where(col(Approval.grant_id).in_(grant_ids), col(Approval.decision) == Decision.APPROVE)
         .order_by(col(Approval.grant_id), col(Approval.decided_at), col(Approval.id))
     ):
-        names = found.setdefault(grant_id, [])
-        if name not in names:
-            names.append(name)
-    return {g: tuple(n) for g, n in found.items()}
+        found.setdefault(grant_id, []).append((at, name))
+    return found
 
 
-def _previous(session: Session, record: ReviewCampaign, grant_ids: Sequence[int]) -> dict[int, str]:
-    """Each grant's decision in the latest earlier campaign of the client that reviewed it
-    (its close's outcome, e.g. no_answer_kept, when nobody decided)."""
+def _approvers(session: Session, grant_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """Who approved each grant, any round, first one first (each name once)."""
+    return {
+        g: tuple(dict.fromkeys(name for _, name in found))
+        for g, found in approvals(session, grant_ids).items()
+    }
+
+
+def previous_decisions(
+    session: Session,
+    grant_ids: Sequence[int],
+    *,
+    client_id: int,
+    campaign_id: int,
+    created_at: datetime,
+) -> dict[int, str]:
+    """Each grant's decision in the latest campaign of the client, other than `campaign_id` and
+    created no later than `created_at`, that reviewed it (its close's outcome, e.g.
+    no_answer_kept, when nobody decided)."""
     found: dict[int, str] = {}
     for grant_id, decision, outcome in session.execute(
         sa.select(col(ReviewItem.grant_id), col(ReviewItem.decision), col(ReviewItem.outcome))
         .join(ReviewCampaign, col(ReviewCampaign.id) == col(ReviewItem.campaign_id))
         .where(
             col(ReviewItem.grant_id).in_(grant_ids),
-            col(ReviewCampaign.client_id) == record.client_id,
-            col(ReviewCampaign.id) != ident(record),
-            col(ReviewCampaign.created_at) <= record.created_at,
+            col(ReviewCampaign.client_id) == client_id,
+            col(ReviewCampaign.id) != campaign_id,
+            col(ReviewCampaign.created_at) <= created_at,
         )
         .order_by(col(ReviewCampaign.created_at).desc(), col(ReviewCampaign.id).desc())
     ):
