@@ -319,7 +319,9 @@ class DirectoryScreen(GovtuiScreen):
                 "No sync yet in this session: s syncs now; the app also syncs in the background.",
                 style="dim",
             )
-        self.query_one("#sync-status", Static).update(status)
+        label = next(iter(self.query("#sync-status").results(Static)), None)
+        if label is not None:  # removed meanwhile, as the bar may be, while the app closes
+            label.update(status)
 
     # -- drift ------------------------------------------------------------------------------
 
