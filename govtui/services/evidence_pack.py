@@ -643,17 +643,15 @@ def _decision_query(campaigns: sa.ColumnElement[bool]) -> sa.Select[Any]:
         col(ReviewCampaign.created_at),
     ]
     return (
-        sa.select(*columns)
-        .select_from(ReviewItem)
-        .join(ReviewCampaign, col(ReviewCampaign.id) == col(ReviewItem.campaign_id))
-        .join(Grant, col(Grant.id) == col(ReviewItem.grant_id))
-        .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
-        .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
-        .join(Project, col(Project.id) == col(DatasetScope.project_id))
-        .join(reviewer, col(reviewer.id) == col(ReviewItem.reviewer_id))
-        .join(requester, col(requester.id) == col(Grant.requested_by))
+        review_views.item_joins(
+            sa.select(*columns)
+            .select_from(ReviewItem)
+            .join(ReviewCampaign, col(ReviewCampaign.id) == col(ReviewItem.campaign_id)),
+            reviewer=reviewer,
+            requester=requester,
+            decider=decider,
+        )
         .outerjoin(original, col(original.id) == col(ReviewItem.original_reviewer_id))
-        .outerjoin(decider, col(decider.id) == col(ReviewItem.decided_by))
         .where(campaigns)
     )
 

@@ -436,6 +436,23 @@ def iter_items(
         offset += len(ids)
 
 
+def item_joins(
+    query: sa.Select[Any], *, reviewer: Any, requester: Any, decider: Any
+) -> sa.Select[Any]:
+    """Review items joined to their grant, its contractor, scope and project, the assigned
+    reviewer and the grant's requester (the Operator aliases given), and the decider if any:
+    what the items window and the evidence pack's decisions both read."""
+    return (
+        query.join(Grant, col(Grant.id) == col(ReviewItem.grant_id))
+        .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
+        .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
+        .join(Project, col(Project.id) == col(DatasetScope.project_id))
+        .join(reviewer, col(reviewer.id) == col(ReviewItem.reviewer_id))
+        .join(requester, col(requester.id) == col(Grant.requested_by))
+        .outerjoin(decider, col(decider.id) == col(ReviewItem.decided_by))
+    )
+
+
 def _rows(session: Session, record: ReviewCampaign, ids: Sequence[int]) -> list[ItemRow]:
     """The window's items with their helpers: a handful of queries over these ids only."""
     if not ids:
@@ -469,16 +486,13 @@ def _rows(session: Session, record: ReviewCampaign, ids: Sequence[int]) -> list[
         col(Grant.scope_id),
     ]
     raw = session.execute(
-        sa.select(*columns)
-        .select_from(ReviewItem)
-        .join(Grant, col(Grant.id) == col(ReviewItem.grant_id))
-        .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
-        .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
-        .join(Project, col(Project.id) == col(DatasetScope.project_id))
+        item_joins(
+            sa.select(*columns).select_from(ReviewItem),
+            reviewer=reviewer,
+            requester=requester,
+            decider=decider,
+        )
         .join(Client, col(Client.id) == col(Project.client_id))
-        .join(reviewer, col(reviewer.id) == col(ReviewItem.reviewer_id))
-        .join(requester, col(requester.id) == col(Grant.requested_by))
-        .outerjoin(decider, col(decider.id) == col(ReviewItem.decided_by))
         .where(col(ReviewItem.id).in_(ids))
     ).all()
     grant_ids = [r[1] for r in raw]
