@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session, col, select
 
 from govtui import clock, db
@@ -668,24 +668,36 @@ class _Cache:
         self.good: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self.hits = 0
 
-    def check(
-        self, signature: str, statement: str, fingerprint: str, public: Ed25519PublicKey
-    ) -> bool:
-        entry = (fingerprint, hashlib.sha256(statement.encode()).digest())
-        if self.good.get(signature) == entry:
-            self.good.move_to_end(signature)
-            self.hits += 1
-            return True
-        try:
-            raw = base64.b64decode(signature, validate=True)
-        except ValueError:
-            return False
-        if not signing.verify(public, statement.encode(), raw):
-            return False
-        self.good[signature] = entry
-        if len(self.good) > self.size:
-            self.good.popitem(last=False)
-        return True
+    def check_many(
+        self, items: Sequence[tuple[str, str, str, bytes]], verifier: signing.Verifier
+    ) -> list[bool]:
+        """Each (signature, statement, fingerprint, raw public key): whether it verifies.
+        Cache hits cost a hash; the misses are verified together (on every core when many)."""
+        out: list[bool] = [False] * len(items)
+        entries = []
+        misses: list[int] = []
+        work: list[tuple[bytes, bytes, bytes]] = []
+        for number, (signature, statement, fingerprint, public) in enumerate(items):
+            entry = (fingerprint, hashlib.sha256(statement.encode()).digest())
+            entries.append(entry)
+            if self.good.get(signature) == entry:
+                self.good.move_to_end(signature)
+                self.hits += 1
+                out[number] = True
+                continue
+            try:
+                raw = base64.b64decode(signature, validate=True)
+            except ValueError:
+                continue
+            misses.append(number)
+            work.append((public, statement.encode(), raw))
+        for number, ok in zip(misses, verifier.verify_many(work), strict=True):
+            if ok:
+                out[number] = True
+                self.good[items[number][0]] = entries[number]
+                if len(self.good) > self.size:
+                    self.good.popitem(last=False)
+        return out
 
 
 CACHE = _Cache(CACHE_SIZE)
@@ -695,7 +707,7 @@ CACHE = _Cache(CACHE_SIZE)
 class _Key:
     operator_id: int
     fingerprint: str
-    public: Ed25519PublicKey | None
+    public: bytes | None  # raw 32 bytes
     registered_at: datetime
     retired_at: datetime | None
     problem: str | None  # why it is not trusted; None: its registration verifies
@@ -739,7 +751,7 @@ def _keys(session: Session) -> dict[int, _Key]:
         found[ident(key)] = _Key(
             key.operator_id,
             key.fingerprint,
-            public,
+            signing.raw_public(public) if public is not None else None,
             key.registered_at,
             key.retired_at,
             problem,
@@ -787,9 +799,13 @@ def _keyed_since(session: Session, keys: dict[int, _Key]) -> dict[int, datetime]
     return since
 
 
-def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> tuple[str, bool] | None:
-    """None when the act's signature is valid; else (why, fatal). Unsigned acts of operators
-    who had no trusted key yet are not fatal (recorded unsigned by design), only named."""
+_Verdict = tuple[str, bool] | None  # None: valid; else (why, fatal)
+
+
+def _precheck(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> _Verdict | _Key:
+    """Everything but the signature arithmetic: a verdict, or the key to verify it with.
+    Unsigned acts of operators who had no trusted key yet are not fatal (recorded unsigned by
+    design), only named."""
     if act.signature is None or act.key_id is None or act.stored is None:
         keyed = since.get(act.signer_id) if act.signer_id is not None else None
         # Privilege rows are also written by seeding and at bootstrap, and every upgraded
@@ -816,10 +832,48 @@ def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> tupl
         return "its rows changed after signing (the signed statement differs)", True
     if key.retired_at is not None and act.signed_at is not None and act.signed_at > key.retired_at:
         return f"signed with key {key.fingerprint} after it was retired", True
-    assert key.public is not None
-    if not CACHE.check(act.signature, act.stored, key.fingerprint, key.public):
-        return f"its signature does not verify against key {key.fingerprint}", True
-    return None
+    return key
+
+
+_BATCH = 20_000  # acts judged together: their signatures are verified in one go
+
+
+def _judge_all(
+    acts: Iterable[_Act], keys: dict[int, _Key], since: dict[int, datetime]
+) -> Iterator[tuple[_Act, _Verdict]]:
+    """Each act with its verdict, in order; signatures verified a batch at a time."""
+    batch: list[_Act] = []
+    verifier = signing.Verifier()
+
+    def judged() -> Iterator[tuple[_Act, _Verdict]]:
+        checks = [_precheck(act, keys, since) for act in batch]
+        work = [
+            (act.signature or "", act.stored or "", check.fingerprint, check.public or b"")
+            for act, check in zip(batch, checks, strict=True)
+            if isinstance(check, _Key)
+        ]
+        valid = iter(CACHE.check_many(work, verifier))
+        for act, check in zip(batch, checks, strict=True):
+            if not isinstance(check, _Key):
+                yield act, check
+            elif next(valid):
+                yield act, None
+            else:
+                yield act, (f"its signature does not verify against key {check.fingerprint}", True)
+        batch.clear()
+
+    with verifier:
+        for act in acts:
+            batch.append(act)
+            if len(batch) >= _BATCH:
+                yield from judged()
+        if batch:
+            yield from judged()
+
+
+def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> _Verdict:
+    """None when the act's signature is valid; else (why, fatal)."""
+    return next(_judge_all([act], keys, since))[1]
 
 
 @dataclass
@@ -893,9 +947,8 @@ def verify_all(session: Session) -> ActReport:
     since = _keyed_since(session, keys)
     bad: list[str] = []
     unsigned: list[str] = []
-    for act in _all_acts(session):
+    for act, verdict in _judge_all(_all_acts(session), keys, since):
         report.checked += 1
-        verdict = _judge(act, keys, since)
         if verdict is None:
             report.signed += 1
             continue
@@ -1015,20 +1068,24 @@ def _unverified_grants(
     why: dict[int, str] = {}
     valid_first: dict[int, int] = {}
     restricted: dict[int, bool] = {}
-    for start in range(0, len(grant_ids), _CHUNK):
-        chunk = list(grant_ids[start : start + _CHUNK])
-        for act in _approval_rows(session, col(Approval.grant_id).in_(chunk)):
-            assert act.grant_id is not None
-            restricted[act.grant_id] = act.restricted
-            verdict = _judge(act, keys, since)
-            if verdict is not None:
-                why.setdefault(
-                    act.grant_id,
-                    f"approval of grant {act.grant_id} not signed by a registered key: "
-                    f"{act.what}: {verdict[0]}",
-                )
-            elif act.subject.endswith(":0"):
-                valid_first[act.grant_id] = valid_first.get(act.grant_id, 0) + 1
+    acts = (
+        act
+        for start in range(0, len(grant_ids), _CHUNK)
+        for act in _approval_rows(
+            session, col(Approval.grant_id).in_(list(grant_ids[start : start + _CHUNK]))
+        )
+    )
+    for act, verdict in _judge_all(acts, keys, since):
+        assert act.grant_id is not None
+        restricted[act.grant_id] = act.restricted
+        if verdict is not None:
+            why.setdefault(
+                act.grant_id,
+                f"approval of grant {act.grant_id} not signed by a registered key: "
+                f"{act.what}: {verdict[0]}",
+            )
+        elif act.subject.endswith(":0"):
+            valid_first[act.grant_id] = valid_first.get(act.grant_id, 0) + 1
     for grant_id in grant_ids:
         needed = 2 if restricted.get(grant_id) else 1
         count = valid_first.get(grant_id, 0)
