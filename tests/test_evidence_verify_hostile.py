@@ -12,6 +12,7 @@ import json
 import os
 import tracemalloc
 import zipfile
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,6 +200,19 @@ def test_one_huge_line_hashed_and_signed_is_a_finding_not_an_allocation(
     assert peak < 8 << 20, f"verify peaked at {peak >> 20} MiB"
 
 
+def test_a_line_of_max_line_bytes_is_read_and_one_more_is_a_finding(tmp_path: Path) -> None:
+    """At the boundary: the chunk holding the newline must count the bytes before it."""
+    for length, too_long in (
+        (evidence_verify.MAX_LINE, False),
+        (evidence_verify.MAX_LINE + 1, True),
+    ):
+        pack = Pack()
+        pack.data["audit.jsonl"] = b"1" * length + b"\n" + pack.data["audit.jsonl"]
+        problems = problems_of(pack.write(tmp_path / "edge.zip"))
+        assert ("audit.jsonl line 1 is longer than 1048576 bytes" in problems) is too_long
+        assert ("audit.jsonl line 1 is not JSON" in problems) is not too_long, problems
+
+
 def test_a_member_bigger_than_its_header_says_is_read_no_further(tmp_path: Path) -> None:
     """The central directory and the manifest both say 10 bytes; the deflate stream holds
     64 MiB: at most 11 bytes come out, and the member fails its size or hash."""
@@ -232,9 +246,9 @@ def test_a_member_bigger_than_its_header_says_is_read_no_further(tmp_path: Path)
 
 
 def test_a_long_population_streams_without_a_list_of_ids(tmp_path: Path) -> None:
-    """500,000 grants: the digest is computed as the rows stream (they come by grant id), so
-    memory does not grow with the population."""
-    ids = list(range(1, 500_001))
+    """200,000 grants: the digest is computed as the rows stream (they come by grant id), so
+    memory does not grow with the population (a list of their ids would take over 7 MiB)."""
+    ids = list(range(1, 200_001))
     pack = Pack(ids)
     path = pack.write(tmp_path / "big.zip")
     del ids
@@ -245,7 +259,7 @@ def test_a_long_population_streams_without_a_list_of_ids(tmp_path: Path) -> None
     finally:
         tracemalloc.stop()
     assert result.ok, result.problems
-    assert peak < 8 << 20, f"verify peaked at {peak >> 20} MiB on 500,000 grants"
+    assert peak < 4 << 20, f"verify peaked at {peak / (1 << 20):.1f} MiB on 200,000 grants"
 
 
 def test_a_population_out_of_grant_order_or_repeated_is_a_finding(tmp_path: Path) -> None:
@@ -550,3 +564,66 @@ def test_a_central_directory_name_unlike_its_local_header_is_a_finding(
     path.write_bytes(bytes(raw))
     out = not_verified(path, capsys)
     assert "summary.txt cannot be read from the zip" in out
+
+
+# --- whatever zipfile or zlib raises is one line ------------------------------------------------
+
+_RAISED = [
+    zipfile.BadZipFile("Bad magic number for file header"),
+    zlib.error("Error -3 while decompressing data: invalid block type"),
+    EOFError("Compressed file ended before the end-of-stream marker was reached"),
+    OSError(5, "Input/output error"),
+    UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+    RuntimeError("File is encrypted, password required for extraction"),
+    NotImplementedError("That compression method is not supported"),
+]
+
+
+@pytest.mark.parametrize("exc", _RAISED, ids=lambda e: type(e).__name__)
+def test_an_error_reading_a_member_is_a_finding(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    exc: Exception,
+) -> None:
+    path = Pack().write(tmp_path / "ok.zip")
+    real = zipfile.ZipExtFile.read
+
+    def read(self: zipfile.ZipExtFile, n: int = -1) -> bytes:
+        if self.name == "audit.jsonl":
+            raise exc
+        return real(self, n)
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", read)
+    out = not_verified(path, capsys)
+    assert "PROBLEM: audit.jsonl cannot be read from the zip: " in out
+
+
+@pytest.mark.parametrize("exc", _RAISED, ids=lambda e: type(e).__name__)
+def test_an_error_opening_the_zip_is_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    exc: Exception,
+) -> None:
+    path = Pack().write(tmp_path / "ok.zip")
+
+    def broken(self: zipfile.ZipFile, *args: Any, **kwargs: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", broken)
+    assert "is not a readable zip file" in refused(path, capsys)
+
+
+def test_a_name_flagged_utf8_that_is_not_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    members = Pack().members()
+    members["café.txt"] = b"x"
+    path = tmp_path / "utf8.zip"
+    write_zip(path, members)
+    raw = path.read_bytes()
+    central = raw.find(b"PK\x01\x02")
+    at = raw.find("café".encode(), central)
+    path.write_bytes(raw[:at] + b"caf\xff\xff" + raw[at + 5 :])
+    assert "is not a readable zip file" in refused(path, capsys)

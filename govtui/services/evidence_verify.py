@@ -423,26 +423,33 @@ class _LineTooLong(Exception):
 
 
 def _lines(archive: zipfile.ZipFile, name: str, limit: int) -> Iterator[str]:
-    """The member's lines (with their newline), each at most MAX_LINE bytes (a longer one
-    raises _LineTooLong: never held whole), in UTF-8 (UnicodeDecodeError otherwise)."""
+    """The member's lines (without their newline), each at most MAX_LINE bytes (a longer one
+    raises _LineTooLong: never held whole), in UTF-8 (UnicodeDecodeError after the lines
+    before the one that is not). The complete lines of a chunk are decoded and split at once."""
     pending = b""
     for chunk in _chunks(archive, name, limit):
-        start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                break
-            line = pending + chunk[start : end + 1]
-            pending = b""
-            if len(line) > MAX_LINE:
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            if len(pending) + len(chunk) > MAX_LINE:
                 raise _LineTooLong
-            yield line.decode("utf-8")
-            start = end + 1
-        if len(pending) + len(chunk) - start > MAX_LINE:
-            raise _LineTooLong
-        pending += chunk[start:]
+            pending += chunk
+            continue
+        if len(pending) + chunk.find(b"\n") > MAX_LINE:
+            raise _LineTooLong  # only the first line can be long: the others fit in a chunk
+        yield from _decoded(pending + chunk[:end])
+        pending = chunk[end + 1 :]
     if pending:
-        yield pending.decode("utf-8")
+        yield from _decoded(pending)
+
+
+def _decoded(lines: bytes) -> Iterator[str]:
+    try:
+        text = lines.decode("utf-8")
+    except UnicodeDecodeError:
+        for line in lines.split(b"\n"):
+            yield line.decode("utf-8")  # raises at the first line that is not UTF-8
+        return
+    yield from text.split("\n")
 
 
 def _check_audit(
@@ -546,6 +553,7 @@ def _check_population(
     the digest (audit.id_summary's: sorted ids, comma-joined) is computed as they stream: an
     id not above the one before is a finding, and no list of ids is held."""
     hasher, count, last = hashlib.sha256(), 0, 0
+    batch: list[str] = []  # ids not yet hashed (the digest is fed in batches)
     n = 0  # the last line read
     try:
         lines = _lines(archive, "population.csv", size)
@@ -555,7 +563,7 @@ def _check_population(
             return
         n = 1
         for n, line in enumerate(lines, start=2):
-            text = line.split(",", 1)[0].rstrip("\r\n")
+            text = line.split(",", 1)[0]
             if not _GRANT_ID.match(text):
                 problems.append(f"population.csv line {n}: a grant id that is not a number")
                 return
@@ -566,8 +574,11 @@ def _check_population(
                     "(govtui writes each grant once, by id)"
                 )
                 return
-            hasher.update((b"," if count else b"") + text.encode())
-            count, last = count + 1, grant
+            batch.append(text)
+            if len(batch) == 10_000:
+                hasher.update((b"," if count else b"") + ",".join(batch).encode())
+                count, batch = count + len(batch), []
+            last = grant
     except _LineTooLong:
         problems.append(f"population.csv line {n + 1} is longer than {MAX_LINE} bytes")
         return
@@ -577,6 +588,9 @@ def _check_population(
     except _Unreadable as exc:
         problems.append(str(exc))
         return
+    if batch:
+        hasher.update((b"," if count else b"") + ",".join(batch).encode())
+        count += len(batch)
     digest = hasher.hexdigest()
     stated = manifest.get("population")
     stated = stated if isinstance(stated, dict) else {}
