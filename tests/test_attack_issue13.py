@@ -47,11 +47,6 @@ def ldap(world: World, directory: Directory) -> Directory:
 # --- fail-closed sync ----------------------------------------------------------------------
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13 finding 1 (HIGH), open in issue 13: evidence keys are trusted as rows of the same database",
-)
 def test_a_rogue_retired_evidence_key_inserted_by_sql_registers_a_forged_approver_key(
     world: World, ldap: Directory, fake_clock: FakeClock
 ) -> None:
@@ -110,11 +105,6 @@ def test_a_rogue_retired_evidence_key_inserted_by_sql_registers_a_forged_approve
     assert not verify(world).ok
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13 finding 2 (HIGH), open in issue 13: refused_adds does not compare the op with its grant",
-)
 def test_a_signed_grants_add_op_cannot_be_redirected_to_another_member(
     world: World, ldap: Directory
 ) -> None:
@@ -135,11 +125,6 @@ def test_a_signed_grants_add_op_cannot_be_redirected_to_another_member(
     assert not member(ldap, "bo"), "sync added bo, who holds no grant, on ada's signed grant"
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13 finding 3, open in issue 13: _keyed_since reads rows, not the chain",
-)
 def test_deleting_an_operators_keys_and_signatures_makes_their_forged_approval_harmless_to_verify(
     world: World,
 ) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from govtui.errors import ConfigurationError, ConflictError, PolicyError
 from govtui.models import (
     ActSignature,
     Approval,
+    AuditEvent,
     Client,
     ClientPause,
     Contractor,
@@ -702,7 +704,9 @@ class _Key:
 
 def _keys(session: Session) -> dict[int, _Key]:
     names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
-    evidence = {ident(e): e for e in session.exec(select(EvidenceKey)).all()}
+    listed = {ident(e): e.fingerprint for e in session.exec(select(EvidenceKey)).all()}
+    # Only keys vouched for outside the database: a row inserted by SQL is listed, not trusted.
+    trusted = {k.fingerprint: k for k in evidence_keys.trusted_keys(session)}
     found = {}
     for key in session.exec(select(OperatorKey)).all():
         problem = None
@@ -713,19 +717,24 @@ def _keys(session: Session) -> dict[int, _Key]:
                 problem = "its fingerprint does not match its public key"
         except ConfigurationError as exc:
             problem = str(exc)
-        listed = evidence.get(key.evidence_key_id) if key.evidence_key_id else None
-        if problem is None and (key.registration_sig is None or listed is None):
+        by = listed.get(key.evidence_key_id) if key.evidence_key_id else None
+        if problem is None and (key.registration_sig is None or by is None):
             problem = (
                 "its registration is not signed by an evidence key (pending: an admin runs "
                 "`govtui evidence key register`)"
             )
-        elif problem is None and listed is not None and key.registration_sig is not None:
+        elif problem is None and by is not None and by not in trusted:
+            problem = (
+                f"its registration is signed by the evidence key {by}, which this login does "
+                f"not trust (`govtui evidence key trust {by}` once checked with its admin)"
+            )
+        elif problem is None and by is not None and key.registration_sig is not None:
             try:
                 sig = base64.b64decode(key.registration_sig, validate=True)
             except ValueError:
                 sig = b""
             text = registration_text(key, names.get(key.operator_id, f"#{key.operator_id}"))
-            if not evidence_keys.verify(session, text, sig, listed.fingerprint):
+            if not signing.verify(trusted[by].public_pem, text, sig):
                 problem = "its registration signature does not verify against the evidence key"
         found[ident(key)] = _Key(
             key.operator_id,
@@ -739,13 +748,42 @@ def _keys(session: Session) -> dict[int, _Key]:
     return found
 
 
-def _keyed_since(keys: dict[int, _Key]) -> dict[int, datetime]:
-    """Since when each operator has had a trusted key (an unsigned act after that is bad)."""
+_KEY_EVENTS = ("operator.key_create", "operator.key_register")
+
+
+def _keyed_since(session: Session, keys: dict[int, _Key]) -> dict[int, datetime]:
+    """Since when each operator has had a registered key (an unsigned act after that is
+    bad): from their trusted keys, and from the chain's key events, so that deleting an
+    operator's key rows by SQL does not make their unsigned acts look innocent."""
     since: dict[int, datetime] = {}
+
+    def note(operator_id: int, at: datetime) -> None:
+        earlier = since.get(operator_id)
+        since[operator_id] = at if earlier is None else min(earlier, at)
+
     for key in keys.values():
         if key.problem is None:
-            at = since.get(key.operator_id)
-            since[key.operator_id] = key.registered_at if at is None else min(at, key.registered_at)
+            note(key.operator_id, key.registered_at)
+    ids = {name: op_id for op_id, name in session.execute(
+        sa.select(col(Operator.id), col(Operator.name))
+    )}  # fmt: skip
+    events = session.execute(
+        sa.select(col(AuditEvent.at), col(AuditEvent.action), col(AuditEvent.object),
+                  col(AuditEvent.details))
+        .where(col(AuditEvent.action).in_(_KEY_EVENTS))
+    )  # fmt: skip
+    for at, action, obj, details in events:
+        operator_id = ids.get(str(obj).removeprefix("operator:"))
+        if operator_id is None:
+            continue
+        if action == "operator.key_create":
+            try:
+                registered = json.loads(details).get("registered") is True
+            except (ValueError, AttributeError):
+                registered = False
+            if not registered:
+                continue
+        note(operator_id, at)
     return since
 
 
@@ -793,10 +831,11 @@ class ActReport:
     findings: list[str] = field(default_factory=list)  # the first MAX_NAMED, bad first
     more: int = 0
     not_enforced: bool = False  # no evidence key yet: nothing checked
+    untrusted: str | None = None  # evidence keys exist, this login trusts none: the current one
 
     @property
     def ok(self) -> bool:
-        return self.bad == 0
+        return self.bad == 0 and self.untrusted is None
 
     def lines(self) -> list[str]:
         """What `audit verify` prints."""
@@ -804,6 +843,12 @@ class ActReport:
             return [
                 "act signatures: not checked yet: there is no evidence key (`govtui evidence "
                 "key init`, then `govtui operator key register`)"
+            ]
+        if self.untrusted is not None:
+            return [
+                f"act signatures NOT CHECKED: this login trusts no evidence key of this "
+                f"database: `govtui evidence key trust {self.untrusted}` once its fingerprint "
+                "is checked with the admin who made it (`govtui evidence key show`)"
             ]
         out = list(self.findings)
         if self.more:
@@ -840,8 +885,12 @@ def verify_all(session: Session) -> ActReport:
     if not enforced(session):
         report.not_enforced = True
         return report
+    listed = evidence_keys.keys(session)
+    if listed and not any(k.trusted for k in listed):
+        report.untrusted = next((k for k in listed if k.retired_at is None), listed[0]).fingerprint
+        return report
     keys = _keys(session)
-    since = _keyed_since(keys)
+    since = _keyed_since(session, keys)
     bad: list[str] = []
     unsigned: list[str] = []
     for act in _all_acts(session):
@@ -891,14 +940,12 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
                 ).where(col(OutboxOp.id).in_(chunk))
             )
         ]
-    behind = _grants_behind(session, [op for op in ops if op[1] is None])
+    # Every add is matched with the live grants of its member and group, also one that names
+    # its grant: an op redirected by SQL to another member or group must not ride on it.
+    behind = _grants_behind(session, ops)
     keys = _keys(session)
-    since = _keyed_since(keys)
-    named: set[int] = set()
-    for op in ops:
-        if op[1] is not None:
-            named.add(op[1])
-    grant_ids = sorted(named | {g for found in behind.values() for g in found})
+    since = _keyed_since(session, keys)
+    grant_ids = sorted({g for found in behind.values() for g in found})
     why_grant = _unverified_grants(session, grant_ids, keys, since)
     why_pause: dict[int, str] = {}
     for resumed in sorted({op[2] for op in ops if op[2] is not None}):
@@ -914,6 +961,11 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
                 refused[op_id] = f"add of {uid} to {group_dn}: no live grant stands behind it"
             elif all(g in why_grant for g in found):
                 refused[op_id] = why_grant[found[0]]
+        elif grant_id not in behind.get(op_id, []):
+            refused[op_id] = (
+                f"add of {uid} to {group_dn} does not match grant {grant_id}: not its "
+                "contractor and group, or the grant is not active"
+            )
         elif grant_id in why_grant:
             refused[op_id] = why_grant[grant_id]
         elif pause_id is not None and pause_id in why_pause:
@@ -924,23 +976,34 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
 def _grants_behind(
     session: Session, ops: list[tuple[int, int | None, int | None, int, str | None, str]]
 ) -> dict[int, list[int]]:
-    """The active grants each grant-less add stands for: same member, same group."""
+    """The active grants each add stands for: same member, same group (on its target)."""
     if not ops:
         return {}
     uids = sorted({op[5] for op in ops})
-    live = session.execute(
-        sa.select(
-            col(Grant.id), col(Grant.scope_id), col(Grant.access), col(Contractor.directory_uid)
-        )
-        .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
-        .where(col(Contractor.directory_uid).in_(uids), col(Grant.state) == "active")
-    ).all()
+    live: list[tuple[int, int, str, str]] = []
+    for start in range(0, len(uids), _CHUNK):
+        live += [
+            (grant_id, scope, access, uid)
+            for grant_id, scope, access, uid in session.execute(
+                sa.select(
+                    col(Grant.id), col(Grant.scope_id), col(Grant.access),
+                    col(Contractor.directory_uid),
+                )
+                .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
+                .where(
+                    col(Contractor.directory_uid).in_(uids[start : start + _CHUNK]),
+                    col(Grant.state) == "active",
+                )
+            )
+        ]  # fmt: skip
     refs = group_names.group_refs(session, {(scope, access) for _g, scope, access, _u in live})
+    groups: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    for (target, ref_scope, ref_access), ref in refs.items():
+        groups.setdefault((ref_scope, ref_access), []).append((target, ref.dn.lower()))
     by_member: dict[tuple[int, str, str], list[int]] = {}
     for grant_id, scope, access, uid in live:
-        for (target, ref_scope, ref_access), ref in refs.items():
-            if (ref_scope, ref_access) == (scope, access):
-                by_member.setdefault((target, ref.dn.lower(), uid), []).append(grant_id)
+        for target, dn in groups.get((scope, access), []):
+            by_member.setdefault((target, dn, uid), []).append(grant_id)
     return {op[0]: by_member.get((op[3], (op[4] or "").lower(), op[5]), []) for op in ops}
 
 
