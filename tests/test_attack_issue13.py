@@ -169,11 +169,7 @@ def _pack(path: Path, members: dict[str, bytes], declared: dict[str, int] | None
             z.writestr(name, data)
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13 finding 4, open in issue 13: evidence verify reads an oversized member",
-)
+# attack13 finding 4: fixed in issue 13 (services/evidence_verify.py).
 def test_verify_reads_a_huge_audit_member_into_memory_a_zip_bomb(tmp_path: Path) -> None:
     """Attack: replace audit.jsonl by a 64 MiB member of one line (it deflates to ~64 KB).
     _check_file stops at the manifest's size, but _check_audit runs anyway (even though the
@@ -201,8 +197,7 @@ def test_verify_reads_a_huge_audit_member_into_memory_a_zip_bomb(tmp_path: Path)
     assert peak < 16 << 20, f"verify peaked at {peak >> 20} MiB on a 64 MiB member"
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(strict=True, reason="attack13 finding 5, open in issue 13")
+# attack13 finding 5: fixed in issue 13 (services/evidence_verify.py).
 def test_verify_of_an_encrypted_member_is_one_line_not_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -223,8 +218,7 @@ def test_verify_of_an_encrypted_member_is_one_line_not_a_traceback(
     assert "Traceback" not in out.err + out.out
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(strict=True, reason="attack13 finding 6, open in issue 13")
+# attack13 finding 6: fixed in issue 13 (services/evidence_verify.py).
 def test_verify_refuses_an_unsupported_compression_method_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -205,11 +205,16 @@ def run_export(ctx: Context, args: argparse.Namespace) -> int:
 def run_verify(ctx: Context, args: argparse.Namespace) -> int:
     # No database is opened: an auditor checks a pack on a machine without one.
     result = evidence_verify.verify(args.file, expect_key=args.expect_key)
-    what = ", ".join(f"{k} {escaped(str(v))}" for k, v in result.subject.items())
-    head = result.chain_head.get("seq", "?")
+    # The kind, subject and head come from the pack, signed or not: escaped and cut, like
+    # every problem (a name holding ESC[2J or a megabyte is shown, not obeyed or repeated).
+    what = ", ".join(f"{one_line(k, 40)} {one_line(v, 120)}" for k, v in result.subject.items())
+    head = one_line(result.chain_head.get("seq", "?"), 40)
     print(
-        f"pack: {escaped(str(result.kind))} ({what}), {result.files} files, "
-        f"{result.events} audit events, chain head #{head}"
+        one_line(
+            f"pack: {result.kind} ({what}), {result.files} files, "
+            f"{result.events} audit events, chain head #{head}",
+            1000,
+        )
     )
     if result.fingerprint is not None:
         print(f"signed by: {result.fingerprint}")
