@@ -1,8 +1,7 @@
 """Red-team reproductions against the issue-13 evidence controls (signed acts, fail-closed
 sync, `evidence verify`). Each test pins what the issue (or DESIGN.md's threat model: someone
-who can write the SQLite file) says must hold, and today govtui lets the attack through: they
-are strict xfails until issue 13 fixes them, so each one fails the suite the day its attack
-stops working and the mark must come off."""
+who can write the SQLite file) says must hold. They were strict xfails when attack13 found
+them; all six are fixed now and stay as regression tests."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -53,6 +53,8 @@ def load_public(pem: str) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(pem.encode())
     except ValueError as exc:
         raise ConfigurationError("not a PEM public key") from exc
+    except UnsupportedAlgorithm as exc:  # not a ValueError: a row or file with another kind
+        raise ConfigurationError("not an Ed25519 public key") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise ConfigurationError("not an Ed25519 public key")
     return key
