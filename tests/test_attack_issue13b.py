@@ -71,7 +71,7 @@ def signing_private(world: World, name: str) -> tuple[int, str]:
 @pytest.mark.xfail(
     strict=True,
     reason="attack13b finding 1 (HIGH): a group_mapping row inserted by SQL redirects an "
-    "approved grant's add to another scope's (restricted) group",
+    "approved grant's add to another scope's (restricted) group; audit verify passes after",
 )
 def test_a_group_mapping_inserted_by_sql_carries_an_approval_into_a_restricted_group(
     world: World, ldap: Directory
@@ -114,7 +114,7 @@ def test_a_group_mapping_inserted_by_sql_carries_an_approval_into_a_restricted_g
 @pytest.mark.xfail(
     strict=True,
     reason="attack13b finding 2 (HIGH): contractor.directory_uid rewritten by SQL carries "
-    "ada's signed approval to another directory person",
+    "ada's signed approval to another directory person; audit verify passes after",
 )
 def test_a_contractors_directory_uid_rewritten_by_sql_carries_the_approval_to_someone_else(
     world: World, ldap: Directory
@@ -145,7 +145,7 @@ def test_a_contractors_directory_uid_rewritten_by_sql_carries_the_approval_to_so
 @pytest.mark.xfail(
     strict=True,
     reason="attack13b finding 3 (MEDIUM): a revoked grant set back to active by SQL is "
-    "added again on its old signed approval",
+    "added again on its old signed approval (audit state flags it only after the add)",
 )
 def test_a_revoked_grant_revived_by_sql_is_added_again_on_its_old_approval(
     world: World, ldap: Directory
@@ -198,7 +198,8 @@ def test_a_revoked_grant_revived_by_sql_is_added_again_on_its_old_approval(
 @pytest.mark.xfail(
     strict=True,
     reason="attack13b finding 4 (HIGH, insider operator): an approval row + signature by "
-    "the requester's own key passes: four eyes and approve rights are not verified",
+    "the requester's own key passes: four eyes and approve rights are not verified (audit "
+    "state flags the activation only after the add)",
 )
 def test_a_requester_with_their_own_key_approves_their_own_request_by_sql(
     world: World, ldap: Directory
@@ -250,7 +251,7 @@ def test_a_requester_with_their_own_key_approves_their_own_request_by_sql(
 @pytest.mark.xfail(
     strict=True,
     reason="attack13b finding 5 (MEDIUM): an unsigned approval by SQL dated before its "
-    "approver's first key event is only 'not verified': audit verify passes",
+    "approver's first key event is only 'not verified': `govtui audit verify` exits 0",
 )
 def test_a_forged_unsigned_approval_backdated_before_the_approvers_key_passes_verify(
     world: World,
@@ -273,13 +274,14 @@ def test_a_forged_unsigned_approval_backdated_before_the_approvers_key_passes_ve
             )
         )  # fmt: skip
     report = verify(world)
-    assert not report.ok, report.lines()
+    assert not report.ok and not audit_verify_passes(world), report.lines()
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="attack13b finding 6 (MEDIUM): renaming an operator by SQL detaches the chain's "
-    "key events (matched by name): their forged unsigned approval is not fatal",
+    reason="attack13b finding 6 (LOW): renaming an operator by SQL detaches the chain's "
+    "key events (matched by name): their forged unsigned approval is not fatal in the act "
+    "report (audit state catches the rename)",
 )
 def test_renaming_an_operator_by_sql_detaches_their_key_events(world: World) -> None:
     """Attack: insert an approval by bob dated now, delete bob's act_signature and
@@ -288,7 +290,9 @@ def test_renaming_an_operator_by_sql_detaches_their_key_events(world: World) -> 
     `operator:bob` events to operators by their *current* name, so bob's id is no longer
     keyed and the unsigned approval is 'not verified', not fatal: `audit verify` passes.
     Safe: key events name the operator id (or are matched on the id recorded in the chain
-    at enrolment), and an operator whose name differs from the chain's is itself a finding."""
+    at enrolment), and an operator whose name differs from the chain's is itself a finding.
+    (`govtui audit verify` as a whole fails: audit_state names the rename; the act report
+    alone passes, so any other caller of verify_all is misled.)"""
     gid = world.request()
     bob = world.op("bob").id
     with db.write_session(world.engine) as session:
@@ -358,7 +362,8 @@ def drop_fingerprint_unique(engine: Engine) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="attack13b finding 7 (HIGH): a second evidence_key row under the trusted key's "
-    "fingerprint (unique dropped) is trusted by fingerprint and its PEM signs registrations",
+    "fingerprint (unique dropped) is trusted by fingerprint and its PEM signs registrations "
+    "(audit state flags the activation only after the add)",
 )
 def test_a_second_row_under_the_trusted_fingerprint_registers_a_forged_approver_key(
     world: World, ldap: Directory
