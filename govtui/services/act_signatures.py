@@ -140,6 +140,7 @@ def create_key(session: Session, operator: Operator) -> OperatorKey:
         obj=f"operator:{operator.name}",
         details={
             "fingerprint": key.fingerprint,
+            "operator_id": ident(operator),  # a rename by SQL does not detach it
             "registered": registered,
             "retired": old.fingerprint if old is not None else None,
         },
@@ -213,7 +214,7 @@ def register_pending(
             actor=actor.name,
             action="operator.key_register",
             obj=f"operator:{item.operator}",
-            details={"fingerprint": item.fingerprint},
+            details={"fingerprint": item.fingerprint, "operator_id": key.operator_id},
         )
     second_factor.verify(session, actor, code, purpose="registering operator signing keys")
     return pending
@@ -235,7 +236,11 @@ def approval_statement(
     days: int,
     step: int | None,
     approver: str,
+    *,
+    uid: str,
 ) -> str:
+    """What an approver confirms: the contractor by id and by directory uid (who the
+    directory will add: a uid rewritten after approval no longer matches)."""
     return _text(
         {
             "act": ActKind.APPROVE.value,
@@ -244,6 +249,7 @@ def approval_statement(
             "scope": scope,
             "access": access,
             "contractor": contractor,
+            "uid": uid,
             "days": days,
             "step": step,
             "approver": approver,
@@ -424,6 +430,8 @@ class _Act:
     signed_at: datetime | None
     grant_id: int | None = None
     restricted: bool = False
+    requester_id: int | None = None  # an approval's: of the request, or of its extension
+    client_id: int | None = None
 
 
 def _sig_join(kind: ActKind, subject: Any, signer: Any) -> Any:
@@ -455,11 +463,15 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             col(Grant.requested_days),
             col(ext.days),
             col(Contractor.external_id),
+            col(Contractor.directory_uid),
             col(Client.name),
             col(Project.name),
             col(DatasetScope.name),
             col(DatasetScope.sensitivity),
             *_SIG_COLS,
+            col(Grant.requested_by),
+            col(ext.requested_by),
+            col(Client.id),
         )
         .select_from(Approval)
         .join(Grant, col(Grant.id) == col(Approval.grant_id))
@@ -482,7 +494,8 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
         (grant, round_, approver, step, at, name, access, requested, ext_days, contractor) = row[
             :10
         ]
-        client, project, scope, sensitivity, key_id, stored, signature, signed_at = row[10:]
+        uid, client, project, scope, sensitivity, key_id, stored, signature, signed_at = row[10:19]
+        requester, ext_requester, client_id = row[19:]
         days = requested if round_ == 0 else ext_days
         path = f"{client}/{project}/{scope}"
         yield _Act(
@@ -491,13 +504,15 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             f"approval of grant {grant} (round {round_}) by {name}",
             approver,
             at,
-            approval_statement(grant, round_, path, access, contractor, days, step, name),
+            approval_statement(grant, round_, path, access, contractor, days, step, name, uid=uid),
             key_id,
             stored,
             signature,
             signed_at,
             grant_id=grant,
             restricted=sensitivity == Sensitivity.RESTRICTED.value,
+            requester_id=requester if round_ == 0 else ext_requester,
+            client_id=client_id,
         )
 
 
@@ -716,9 +731,13 @@ class _Key:
 
 def _keys(session: Session) -> dict[int, _Key]:
     names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
-    listed = {ident(e): e.fingerprint for e in session.exec(select(EvidenceKey)).all()}
-    # Only keys vouched for outside the database: a row inserted by SQL is listed, not trusted.
-    trusted = {k.fingerprint: k for k in evidence_keys.trusted_keys(session)}
+    rows = session.exec(select(EvidenceKey)).all()
+    listed = {ident(e): e.fingerprint for e in rows}
+    # Only keys vouched for outside the database: a row inserted by SQL is listed, not
+    # trusted. Each registration is checked with its own row's public key, and that row
+    # must itself be trusted (a twin row under a trusted fingerprint is not).
+    trusted_pems = {k.public_pem for k in evidence_keys.trusted_keys(session)}
+    own_pem = {ident(e): e.public_key for e in rows if e.public_key in trusted_pems}
     found = {}
     for key in session.exec(select(OperatorKey)).all():
         problem = None
@@ -730,12 +749,13 @@ def _keys(session: Session) -> dict[int, _Key]:
         except ConfigurationError as exc:
             problem = str(exc)
         by = listed.get(key.evidence_key_id) if key.evidence_key_id else None
+        pem = own_pem.get(key.evidence_key_id) if key.evidence_key_id else None
         if problem is None and (key.registration_sig is None or by is None):
             problem = (
                 "its registration is not signed by an evidence key (pending: an admin runs "
                 "`govtui evidence key register`)"
             )
-        elif problem is None and by is not None and by not in trusted:
+        elif problem is None and by is not None and pem is None:
             problem = (
                 f"its registration is signed by the evidence key {by}, which this login does "
                 f"not trust (`govtui evidence key trust {by}` once checked with its admin)"
@@ -746,7 +766,7 @@ def _keys(session: Session) -> dict[int, _Key]:
             except ValueError:
                 sig = b""
             text = registration_text(key, names.get(key.operator_id, f"#{key.operator_id}"))
-            if not signing.verify(trusted[by].public_pem, text, sig):
+            if pem is None or not signing.verify(pem, text, sig):
                 problem = "its registration signature does not verify against the evidence key"
         found[ident(key)] = _Key(
             key.operator_id,
@@ -784,17 +804,20 @@ def _keyed_since(session: Session, keys: dict[int, _Key]) -> dict[int, datetime]
                   col(AuditEvent.details))
         .where(col(AuditEvent.action).in_(_KEY_EVENTS))
     )  # fmt: skip
-    for at, action, obj, details in events:
-        operator_id = ids.get(str(obj).removeprefix("operator:"))
+    for at, action, obj, text in events:
+        try:
+            details = json.loads(text)
+        except ValueError:
+            details = {}
+        if not isinstance(details, dict):
+            details = {}
+        operator_id = details.get("operator_id")
+        if not isinstance(operator_id, int):  # events from before the id was recorded
+            operator_id = ids.get(str(obj).removeprefix("operator:"))
         if operator_id is None:
             continue
-        if action == "operator.key_create":
-            try:
-                registered = json.loads(details).get("registered") is True
-            except (ValueError, AttributeError):
-                registered = False
-            if not registered:
-                continue
+        if action == "operator.key_create" and details.get("registered") is not True:
+            continue
         note(operator_id, at)
     return since
 
@@ -1066,8 +1089,21 @@ def _unverified_grants(
     """Why each of these grants may not be added: an approval without a valid signature, or
     fewer verified approvals of its request than it needs."""
     why: dict[int, str] = {}
-    valid_first: dict[int, int] = {}
+    approvers: dict[int, set[int]] = {}  # distinct verified approvers of each request
     restricted: dict[int, bool] = {}
+    # The service's own rules again, since a row and a signature can be written by an
+    # operator with their own key: not the requester, an approver of that client.
+    may_approve = set(
+        session.execute(
+            sa.select(col(OperatorClient.operator_id), col(OperatorClient.client_id)).join(
+                OperatorRole,
+                sa.and_(
+                    col(OperatorRole.operator_id) == col(OperatorClient.operator_id),
+                    col(OperatorRole.role) == Role.APPROVER.value,
+                ),
+            )
+        ).tuples()
+    )
     acts = (
         act
         for start in range(0, len(grant_ids), _CHUNK)
@@ -1084,11 +1120,17 @@ def _unverified_grants(
                 f"approval of grant {act.grant_id} not signed by a registered key: "
                 f"{act.what}: {verdict[0]}",
             )
-        elif act.subject.endswith(":0"):
-            valid_first[act.grant_id] = valid_first.get(act.grant_id, 0) + 1
+        elif act.signer_id is not None and act.signer_id == act.requester_id:
+            why.setdefault(act.grant_id, f"{act.what}: its approver is its requester")
+        elif (act.signer_id, act.client_id) not in may_approve:
+            why.setdefault(
+                act.grant_id, f"{act.what}: its approver is not an approver of that client"
+            )
+        elif act.subject.endswith(":0") and act.signer_id is not None:
+            approvers.setdefault(act.grant_id, set()).add(act.signer_id)
     for grant_id in grant_ids:
         needed = 2 if restricted.get(grant_id) else 1
-        count = valid_first.get(grant_id, 0)
+        count = len(approvers.get(grant_id, ()))
         if grant_id not in why and count < needed:
             why[grant_id] = (
                 f"approval of grant {grant_id} not signed by a registered key: it has "

@@ -188,9 +188,11 @@ def keys(session: Session) -> list[KeyView]:
         for row, name in session.execute(query)
     ]
     trusted = _trusted_fingerprints(session, listed)
+    # Per row: a second row under a trusted fingerprint holding another public key (the
+    # unique index dropped by whoever can write the database) is not trusted.
     return [
         KeyView(k.fingerprint, k.public_pem, k.created_by, k.created_at, k.retired_at, True)
-        if k.fingerprint in trusted
+        if k.fingerprint in trusted and _self_consistent(k)
         else k
         for k in listed
     ]
