@@ -59,10 +59,11 @@ from govtui.services import (
     reviews,
     validation,
 )
-from govtui.services.evidence_csv import COLUMNS, Sink, json_line
+from govtui.services.evidence_csv import COLUMNS, Sink, Times, json_line, utc_text
 from govtui.services.grant_lifecycle import paused_ids
 from govtui.services.pause_views import Convergence, convergence_of
 from govtui.services.workspace import Workspace
+from govtui.sqltypes import UTCDateTime
 from govtui.text import quoted
 from govtui.vocabulary import (
     Decision,
@@ -299,6 +300,40 @@ def _consistent(session: Session) -> None:
     # One snapshot for the whole export on PostgreSQL (SQLite's read transaction is one).
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _stream(session: Session, query: sa.Select[Any]) -> Iterator[Sequence[Any]]:
+    """The rows of one query, a window at a time: one statement read as it goes (a
+    server-side cursor on PostgreSQL), not a query per window, so each row is read once."""
+    result = session.connection().execute(query, execution_options={"yield_per": WINDOW})
+    try:
+        yield from result.partitions()
+    finally:
+        result.close()
+
+
+def _raw_times(query: Any) -> tuple[sa.Select[Any], tuple[int, ...]]:
+    """The query with its time columns read as stored (no conversion per value: Sink's
+    Times formats each distinct one once), and their positions."""
+    columns: list[Any] = []
+    times: list[int] = []
+    for i, column in enumerate(query.selected_columns):
+        if isinstance(column.type, UTCDateTime):
+            columns.append(sa.type_coerce(column, sa.String()).label(f"raw_time_{i}"))
+            times.append(i)
+        else:
+            columns.append(column)
+    return query.with_only_columns(*columns, maintain_column_froms=True), tuple(times)
+
+
+def _plain(
+    session: Session, query: sa.Select[Any], sink: Sink, advance: Callable[[int], None]
+) -> None:
+    """A query's rows as they come (str, int, None and times only) into a CSV entry."""
+    raw, times = _raw_times(query)
+    for rows in _stream(session, raw):
+        sink.plain_rows(rows, times)
+        advance(len(rows))
 
 
 def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
@@ -589,23 +624,9 @@ def _population(
             == sa.func.coalesce(col(ReviewItem.original_reviewer_id), col(ReviewItem.reviewer_id)),
         )
         .where(col(ReviewItem.campaign_id) == ident(record))
+        .order_by(col(ReviewItem.grant_id))
     )
-    last = 0
-    while True:
-        rows = (
-            session.connection()
-            .execute(
-                query.where(col(ReviewItem.grant_id) > last)
-                .order_by(col(ReviewItem.grant_id))
-                .limit(WINDOW)
-            )
-            .all()
-        )
-        sink.rows_of(rows)
-        advance(len(rows))
-        if len(rows) < WINDOW:
-            return
-        last = rows[-1][0]
+    _plain(session, query, sink, advance)
 
 
 @dataclass
@@ -673,47 +694,42 @@ def _decision_rows(
     sink: Sink,
     advance: Callable[[int], None],
 ) -> None:
-    query = _decision_query(campaigns)
-    last = 0
-    while True:
-        raw = (
-            session.connection()
-            .execute(
-                query.where(col(ReviewItem.id) > last).order_by(col(ReviewItem.id)).limit(WINDOW)
-            )
-            .all()
-        )
-        if raw:
-            _write_decisions(session, raw, sink)
+    query, _ = _raw_times(_decision_query(campaigns).order_by(col(ReviewItem.id)))
+    for raw in _stream(session, query):
+        _write_decisions(session, raw, sink)
         advance(len(raw))
-        if len(raw) < WINDOW:
-            return
-        last = raw[-1][1]
 
 
 def _write_decisions(session: Session, raw: Sequence[Any], sink: Sink) -> None:
+    """A window of _decision_query's rows (times raw) with their helpers: three queries over
+    the window's grants, then each row's cells as text."""
+    times = sink.times
     grant_ids = sorted({r[2] for r in raw})
     approvals = review_views.approvals(session, grant_ids)
     confirmed = _confirmed(session, {(r[19], r[2]) for r in raw})
-    previous = _previous(session, raw)
+    previous = _previous(session, raw, times)
+    day = timedelta(days=1)
+    out: list[list[Any]] = []
     for r in raw:
         (campaign, item_id, grant_id, contractor, project, scope, access, reviewer) = r[:8]
-        original, decision, days, reason, decider, decided_at, outcome = r[8:15]
-        requester, starts_at, contract_end, close_at, campaign_id = r[15:20]
-        decided = decided_at is not None
-        shown = [a for when, a in approvals.get(grant_id, []) if decided and when <= decided_at]
-        helpers = (
-            [
+        original, decision, days, reason, decider, decided_raw, outcome = r[8:15]
+        requester, starts_raw, contract_end, close_raw, campaign_id = r[15:20]
+        if decided_raw is not None:
+            decided_at = times.at(decided_raw)
+            assert decided_at is not None
+            shown = [a for when, a in approvals.get(grant_id, ()) if when <= decided_at]
+            starts_at = times.at(starts_raw)
+            helpers = [
                 requester,
                 ";".join(dict.fromkeys(shown)),
-                (decided_at - starts_at) // timedelta(days=1) if starts_at is not None else None,
-                contract_end,
+                (decided_at - starts_at) // day if starts_at is not None else None,
+                contract_end.isoformat() if contract_end is not None else None,
                 previous.get((campaign_id, grant_id)),
             ]
-            if decided
-            else [None] * 5
-        )
-        sink.row(
+        else:
+            helpers = [None] * 5
+        done = confirmed.get((campaign_id, grant_id))
+        out.append(
             [
                 campaign,
                 item_id,
@@ -728,13 +744,14 @@ def _write_decisions(session: Session, raw: Sequence[Any], sink: Sink) -> None:
                 days,
                 reason,
                 decider,
-                decided_at,
+                times.text(decided_raw),
                 outcome,
                 *helpers,
-                close_at if outcome in _APPLIED else None,
-                confirmed.get((campaign_id, grant_id)),
+                times.text(close_raw) if outcome in _APPLIED else None,
+                utc_text(done) if done is not None else None,
             ]
         )
+    sink.plain_rows(out)
 
 
 def _confirmed(session: Session, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
@@ -772,16 +789,18 @@ def _aware(value: Any) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _previous(session: Session, raw: Sequence[Any]) -> dict[tuple[int, int], str]:
+def _previous(session: Session, raw: Sequence[Any], times: Times) -> dict[tuple[int, int], str]:
     """Each item's grant's decision (or close outcome) in the latest earlier campaign of the
     same client: the 'previous decision' helper, as the reviewer saw it."""
     found: dict[tuple[int, int], str] = {}
-    by_campaign: dict[tuple[int, int, datetime], list[int]] = {}
+    by_campaign: dict[tuple[int, int, Any], list[int]] = {}
     for r in raw:
         by_campaign.setdefault((r[19], r[20], r[21]), []).append(r[2])
     for (campaign_id, client_id, created_at), grant_ids in by_campaign.items():
+        at = times.at(created_at)
+        assert at is not None
         decisions = review_views.previous_decisions(
-            session, grant_ids, client_id=client_id, campaign_id=campaign_id, created_at=created_at
+            session, grant_ids, client_id=client_id, campaign_id=campaign_id, created_at=at
         )
         for grant_id, decision in decisions.items():
             found[(campaign_id, grant_id)] = decision
@@ -838,14 +857,10 @@ def _remediation(
         .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
         .join(Project, col(Project.id) == col(DatasetScope.project_id))
         .where(_remediated(record))
+        .order_by(col(Grant.id))
     )
-    last = 0
-    while True:
-        rows: Sequence[Any] = (
-            session.connection()
-            .execute(query.where(col(Grant.id) > last).order_by(col(Grant.id)).limit(WINDOW))
-            .all()
-        )
+    raw, times = _raw_times(query)  # ended_at
+    for rows in _stream(session, raw):
         ops: dict[int, list[Any]] = {}
         if rows:
             for op in session.execute(
@@ -871,13 +886,12 @@ def _remediation(
                 )
             ):
                 ops.setdefault(op[0], []).append(op[1:])
-        for r in rows:
-            for target, group_dn, state, done_at, error in ops.get(r[0], [(None,) * 5]):
-                sink.row([*r, target, group_dn, state, done_at, error])
+        none = [(None,) * 5]
+        sink.plain_rows(
+            [(*r, *op) for r in rows for op in ops.get(r[0], none)],
+            (*times, 13),  # and done_at
+        )
         advance(len(rows))
-        if len(rows) < WINDOW:
-            return
-        last = rows[-1][0]
 
 
 def _campaign_summary(
@@ -1145,26 +1159,13 @@ def _grant_query(client: Client, span: Period) -> sa.Select[Any]:
 
 def _windows(session: Session, query: Any) -> Iterator[Sequence[Any]]:
     """The rows of a query whose first column is the grant id, by id, a window at a time."""
-    last = 0
-    while True:
-        rows = (
-            session.connection()
-            .execute(query.where(col(Grant.id) > last).order_by(col(Grant.id)).limit(WINDOW))
-            .all()
-        )
-        if rows:
-            yield rows
-        if len(rows) < WINDOW:
-            return
-        last = rows[-1][0]
+    return _stream(session, query.order_by(col(Grant.id)))
 
 
 def _grants(
     session: Session, client: Client, span: Period, sink: Sink, advance: Callable[[int], None]
 ) -> None:
-    for rows in _windows(session, _grant_query(client, span)):
-        sink.rows_of(rows)
-        advance(len(rows))
+    _plain(session, _grant_query(client, span).order_by(col(Grant.id)), sink, advance)
 
 
 _EVENT_ORDER = {
