@@ -105,8 +105,15 @@ def build(work: Path, contractors: int, scopes: int, grants: int, seed: int) -> 
 PLAIN = {
     "population.csv": """
         SELECT i.grant_id, i.id, c.external_id, c.name, c.directory_uid, cl.name, p.name,
-               s.name, s.sensitivity, g.access, 'active', r.name
-        FROM review_item i JOIN access_grant g ON g.id = i.grant_id
+               s.name, s.sensitivity, g.access,
+               CASE WHEN EXISTS (SELECT 1 FROM paused_grant pg
+                   JOIN client_pause cp ON cp.id = pg.pause_id
+                   WHERE pg.grant_id = g.id AND cp.paused_at <= k.created_at
+                   AND (cp.resumed_at IS NULL OR cp.resumed_at > k.created_at))
+               THEN 'suspended' ELSE 'active' END,
+               r.name
+        FROM review_item i JOIN review_campaign k ON k.id = i.campaign_id
+        JOIN access_grant g ON g.id = i.grant_id
         JOIN contractor c ON c.id = g.contractor_id JOIN dataset_scope s ON s.id = g.scope_id
         JOIN project p ON p.id = s.project_id JOIN client cl ON cl.id = p.client_id
         JOIN operator r ON r.id = coalesce(i.original_reviewer_id, i.reviewer_id)

@@ -281,12 +281,14 @@ class Sink:
         for a query's rows (no per-value call but for the times, each distinct one
         formatted once)."""
         if times:
-            text = self.times.text
+            cached, text = self.times._text, self.times.text
             out = []
             for values in rows:
                 row = list(values)
                 for i in times:
-                    row[i] = text(row[i])
+                    raw = row[i]
+                    if raw is not None:
+                        row[i] = cached.get(raw) or text(raw)
                 out.append(row)
             self._csv.writerows(out)
         else:

@@ -698,11 +698,13 @@ def _decision_rows(
 ) -> None:
     query, _ = _raw_times(_decision_query(campaigns).order_by(col(ReviewItem.id)))
     for raw in _stream(session, query):
-        # The window's items, by the id range it spans (it is ordered by item id): what the
-        # helpers' queries read, rather than a bound value per grant id.
+        # The window's grants, by the item id range it spans (it is ordered by item id): what
+        # the helpers' queries read, rather than a bound value per grant id. Items of other
+        # campaigns in the range only add grants no row looks up; no campaign condition, so
+        # SQLite reads the range by rowid rather than the campaign's whole index.
         window = (
             sa.select(col(ReviewItem.grant_id))
-            .where(campaigns, col(ReviewItem.id).between(raw[0][1], raw[-1][1]))
+            .where(col(ReviewItem.id).between(raw[0][1], raw[-1][1]))
             .correlate(None)  # its own review_item, also inside previous_decisions' query
         )
         _write_decisions(session, raw, sink, window)
@@ -720,10 +722,30 @@ def _write_decisions(
     previous = _previous(session, raw, times, window)
     day = timedelta(days=1)
     out: list[list[Any]] = []
-    for r in raw:
-        (campaign, item_id, grant_id, contractor, project, scope, access, reviewer) = r[:8]
-        original, decision, days, reason, decider, decided_raw, outcome = r[8:15]
-        requester, starts_raw, contract_end, close_raw, campaign_id = r[15:20]
+    for (
+        campaign,
+        item_id,
+        grant_id,
+        contractor,
+        project,
+        scope,
+        access,
+        reviewer,
+        original,
+        decision,
+        days,
+        reason,
+        decider,
+        decided_raw,
+        outcome,
+        requester,
+        starts_raw,
+        contract_end,
+        close_raw,
+        campaign_id,
+        _client_id,
+        _created_at,
+    ) in raw:
         if decided_raw is not None:
             decided_at = times.at(decided_raw)
             assert decided_at is not None
@@ -812,7 +834,7 @@ def _previous(
         assert at is not None
         decisions = review_views.previous_decisions(
             session,
-            window.where(col(ReviewItem.campaign_id) == campaign_id),
+            window,
             client_id=client_id,
             campaign_id=campaign_id,
             created_at=at,
