@@ -7,8 +7,11 @@ Deterministic: the same data gives the same bytes. The files come in a fixed ord
 zip metadata (the time of the chain head's event, 0644, one compression level), every value
 has one text form (evidence_csv), and nothing says when the export ran.
 
-Streamed: rows go into their zip entry a window at a time, hashed on the way, so a campaign of
-100,000 items takes the memory of one window. Verification (`verify`) needs no database."""
+Streamed: each CSV is one query read a window at a time (a server-side cursor on
+PostgreSQL), its rows written by csv.writer into their zip entry and hashed on the way, so a
+campaign of 100,000 items takes the memory of one window. Rows stay plain values: times are
+read as stored and each distinct one formatted once (evidence_csv.Times); a window's helper
+lookups are one query each over the window's id range. Verification needs no database."""
 
 from __future__ import annotations
 
