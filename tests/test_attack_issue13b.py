@@ -111,11 +111,6 @@ def test_a_group_mapping_inserted_by_sql_carries_an_approval_into_a_restricted_g
 # --- the person an approved add goes to ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13b finding 2 (HIGH): contractor.directory_uid rewritten by SQL carries "
-    "ada's signed approval to another directory person; audit verify passes after",
-)
 def test_a_contractors_directory_uid_rewritten_by_sql_carries_the_approval_to_someone_else(
     world: World, ldap: Directory
 ) -> None:
@@ -142,11 +137,6 @@ def test_a_contractors_directory_uid_rewritten_by_sql_carries_the_approval_to_so
 # --- a grant that ended ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13b finding 3 (MEDIUM): a revoked grant set back to active by SQL is "
-    "added again on its old signed approval (audit state flags it only after the add)",
-)
 def test_a_revoked_grant_revived_by_sql_is_added_again_on_its_old_approval(
     world: World, ldap: Directory
 ) -> None:
@@ -195,12 +185,6 @@ def test_a_revoked_grant_revived_by_sql_is_added_again_on_its_old_approval(
 # --- an insider who holds their own key -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13b finding 4 (HIGH, insider operator): an approval row + signature by "
-    "the requester's own key passes: four eyes and approve rights are not verified (audit "
-    "state flags the activation only after the add)",
-)
 def test_a_requester_with_their_own_key_approves_their_own_request_by_sql(
     world: World, ldap: Directory
 ) -> None:
@@ -248,11 +232,6 @@ def test_a_requester_with_their_own_key_approves_their_own_request_by_sql(
 # --- keyed since -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13b finding 5 (MEDIUM): an unsigned approval by SQL dated before its "
-    "approver's first key event is only 'not verified': `govtui audit verify` exits 0",
-)
 def test_a_forged_unsigned_approval_backdated_before_the_approvers_key_passes_verify(
     world: World,
 ) -> None:
@@ -277,12 +256,6 @@ def test_a_forged_unsigned_approval_backdated_before_the_approvers_key_passes_ve
     assert not report.ok and not audit_verify_passes(world), report.lines()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13b finding 6 (LOW): renaming an operator by SQL detaches the chain's "
-    "key events (matched by name): their forged unsigned approval is not fatal in the act "
-    "report (audit state catches the rename)",
-)
 def test_renaming_an_operator_by_sql_detaches_their_key_events(world: World) -> None:
     """Attack: insert an approval by bob dated now, delete bob's act_signature and
     operator_key rows (attack13 finding 3, now closed by reading the chain's key events),
@@ -359,12 +332,6 @@ def drop_fingerprint_unique(engine: Engine) -> None:
         raw.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13b finding 7 (HIGH): a second evidence_key row under the trusted key's "
-    "fingerprint (unique dropped) is trusted by fingerprint and its PEM signs registrations "
-    "(audit state flags the activation only after the add)",
-)
 def test_a_second_row_under_the_trusted_fingerprint_registers_a_forged_approver_key(
     world: World, ldap: Directory
 ) -> None:

@@ -26,7 +26,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -432,6 +432,8 @@ class _Act:
     restricted: bool = False
     requester_id: int | None = None  # an approval's: of the request, or of its extension
     client_id: int | None = None
+    days: int | None = None  # an approval's days (of the request or its extension)
+    expires_at: datetime | None = None  # an approval's grant's, now
 
 
 def _sig_join(kind: ActKind, subject: Any, signer: Any) -> Any:
@@ -472,6 +474,7 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             col(Grant.requested_by),
             col(ext.requested_by),
             col(Client.id),
+            col(Grant.expires_at),
         )
         .select_from(Approval)
         .join(Grant, col(Grant.id) == col(Approval.grant_id))
@@ -495,7 +498,7 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             :10
         ]
         uid, client, project, scope, sensitivity, key_id, stored, signature, signed_at = row[10:19]
-        requester, ext_requester, client_id = row[19:]
+        requester, ext_requester, client_id, expires_at = row[19:]
         days = requested if round_ == 0 else ext_days
         path = f"{client}/{project}/{scope}"
         yield _Act(
@@ -513,6 +516,8 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             restricted=sensitivity == Sensitivity.RESTRICTED.value,
             requester_id=requester if round_ == 0 else ext_requester,
             client_id=client_id,
+            days=days,
+            expires_at=expires_at,
         )
 
 
@@ -796,15 +801,22 @@ def _keyed_since(session: Session, keys: dict[int, _Key]) -> dict[int, datetime]
     for key in keys.values():
         if key.problem is None:
             note(key.operator_id, key.registered_at)
+    for operator_id, at, _seq in _key_events(session):
+        note(operator_id, at)
+    return since
+
+
+def _key_events(session: Session) -> Iterator[tuple[int, datetime, int]]:
+    """(operator id, time, seq) of each chain event that gave an operator a registered key."""
     ids = {name: op_id for op_id, name in session.execute(
         sa.select(col(Operator.id), col(Operator.name))
     )}  # fmt: skip
     events = session.execute(
         sa.select(col(AuditEvent.at), col(AuditEvent.action), col(AuditEvent.object),
-                  col(AuditEvent.details))
+                  col(AuditEvent.details), col(AuditEvent.seq))
         .where(col(AuditEvent.action).in_(_KEY_EVENTS))
     )  # fmt: skip
-    for at, action, obj, text in events:
+    for at, action, obj, text, seq in events:
         try:
             details = json.loads(text)
         except ValueError:
@@ -818,8 +830,40 @@ def _keyed_since(session: Session, keys: dict[int, _Key]) -> dict[int, datetime]
             continue
         if action == "operator.key_create" and details.get("registered") is not True:
             continue
-        note(operator_id, at)
-    return since
+        yield operator_id, at, seq
+
+
+_APPROVE_EVENTS = ("grant.approve", "grant.extension_approve")
+
+
+def _without_early_event(session: Session, acts: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Of these unsigned approvals (grant, approver id) by operators who have
+    a key now, those whose own approval event does not come before the approver's first key
+    event in the chain: a row dated back by SQL has no such event (the seq order, unlike a
+    time, cannot be written back)."""
+    first: dict[int, int] = {}
+    for operator_id, _at, seq in _key_events(session):
+        first[operator_id] = min(seq, first.get(operator_id, seq))
+    early: set[tuple[int, int]] = set()
+    names: dict[str, int] = {
+        name: op_id
+        for op_id, name in session.execute(sa.select(col(Operator.id), col(Operator.name)))
+    }
+    objects = sorted({f"grant:{g}" for g, _o in acts})
+    for start in range(0, len(objects), _CHUNK):
+        rows = session.execute(
+            sa.select(col(AuditEvent.object), col(AuditEvent.actor), sa.func.min(AuditEvent.seq))
+            .where(
+                col(AuditEvent.action).in_(_APPROVE_EVENTS),
+                col(AuditEvent.object).in_(objects[start : start + _CHUNK]),
+            )
+            .group_by(col(AuditEvent.object), col(AuditEvent.actor))
+        )
+        for obj, actor, seq in rows:
+            found = names.get(actor)
+            if found is not None and seq < first.get(found, seq + 1):
+                early.add((int(str(obj).removeprefix("grant:")), found))
+    return set(acts) - early
 
 
 _Verdict = tuple[str, bool] | None  # None: valid; else (why, fatal)
@@ -829,6 +873,10 @@ def _precheck(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> _
     """Everything but the signature arithmetic: a verdict, or the key to verify it with.
     Unsigned acts of operators who had no trusted key yet are not fatal (recorded unsigned by
     design), only named."""
+    if act.requester_id is not None and act.signer_id == act.requester_id:
+        # Signed or not: the service never lets a requester approve their own request, so
+        # such a row was written outside it (with the requester's own key, perhaps).
+        return "its approver is its requester (four eyes)", True
     if act.signature is None or act.key_id is None or act.stored is None:
         keyed = since.get(act.signer_id) if act.signer_id is not None else None
         # Privilege rows are also written by seeding and at bootstrap, and every upgraded
@@ -970,20 +1018,42 @@ def verify_all(session: Session) -> ActReport:
     since = _keyed_since(session, keys)
     bad: list[str] = []
     unsigned: list[str] = []
+
+    def count(what: str, why: str, fatal: bool) -> None:
+        if fatal:
+            report.bad += 1
+            if len(bad) < MAX_NAMED:
+                bad.append(f"act signature BAD: {what}: {why}")
+        else:
+            report.unsigned += 1
+            if len(unsigned) < MAX_NAMED:
+                unsigned.append(f"act not verified: {what}: {why}")
+
+    # Unsigned approvals dated before their (now keyed) approver's key: innocent only if the
+    # chain holds their event from before that key; judged together once the pass is done.
+    early: list[tuple[int, int, str, str]] = []
     for act, verdict in _judge_all(_all_acts(session), keys, since):
         report.checked += 1
         if verdict is None:
             report.signed += 1
             continue
         why, fatal = verdict
-        if fatal:
-            report.bad += 1
-            if len(bad) < MAX_NAMED:
-                bad.append(f"act signature BAD: {act.what}: {why}")
-        else:
-            report.unsigned += 1
-            if len(unsigned) < MAX_NAMED:
-                unsigned.append(f"act not verified: {act.what}: {why}")
+        if (
+            not fatal
+            and act.kind == ActKind.APPROVE
+            and act.signature is None
+            and act.signer_id in since
+            and act.grant_id is not None
+        ):
+            early.append((act.grant_id, act.signer_id, act.what, why))
+            continue
+        count(act.what, why, fatal)
+    if early:
+        late = _without_early_event(session, [(g, o) for g, o, _w, _y in early])
+        for grant_id, operator_id, what, why in early:
+            if (grant_id, operator_id) in late:
+                why = "unsigned, dated before its operator's key, but the chain records no such approval then"
+            count(what, why, (grant_id, operator_id) in late)
     named = (bad + unsigned)[:MAX_NAMED]
     report.findings = named
     report.more = report.bad + report.unsigned - len(named)
@@ -1083,6 +1153,27 @@ def _grants_behind(
     return {op[0]: by_member.get((op[3], (op[4] or "").lower(), op[5]), []) for op in ops}
 
 
+_SLACK = timedelta(minutes=5)  # clock steps between an approval and the grant's activation
+_END_EVENTS = ("grant.revoke", "grant.deny")
+
+
+def _ended_by_chain(session: Session, grant_ids: Sequence[int]) -> set[int]:
+    """Of these grants, those the chain records as revoked or denied one by one (a grant set
+    back to active by SQL keeps its past). Bulk ends (expiry, offboarding, a review's close)
+    name their grants by digest only and are left to `audit verify`'s replay."""
+    ended: set[int] = set()
+    objects = [f"grant:{g}" for g in grant_ids]
+    for start in range(0, len(objects), _CHUNK):
+        rows = session.execute(
+            sa.select(col(AuditEvent.object)).where(
+                col(AuditEvent.action).in_(_END_EVENTS),
+                col(AuditEvent.object).in_(objects[start : start + _CHUNK]),
+            )
+        ).scalars()
+        ended |= {int(str(obj).removeprefix("grant:")) for obj in rows}
+    return ended
+
+
 def _unverified_grants(
     session: Session, grant_ids: Sequence[int], keys: dict[int, _Key], since: dict[int, datetime]
 ) -> dict[int, str]:
@@ -1111,23 +1202,40 @@ def _unverified_grants(
             session, col(Approval.grant_id).in_(list(grant_ids[start : start + _CHUNK]))
         )
     )
+    # How long the verified approvals let each grant last: the grant ends at most `days`
+    # after the approval that made or extended it (grants.expiry caps it lower, never higher).
+    allowed: dict[int, datetime] = {}
+    expires: dict[int, datetime | None] = {}
     for act, verdict in _judge_all(acts, keys, since):
         assert act.grant_id is not None
         restricted[act.grant_id] = act.restricted
+        expires[act.grant_id] = act.expires_at
+        if verdict is None and act.at is not None and act.days is not None:
+            until = act.at + timedelta(days=act.days)
+            allowed[act.grant_id] = max(until, allowed.get(act.grant_id, until))
         if verdict is not None:
             why.setdefault(
                 act.grant_id,
                 f"approval of grant {act.grant_id} not signed by a registered key: "
                 f"{act.what}: {verdict[0]}",
             )
-        elif act.signer_id is not None and act.signer_id == act.requester_id:
-            why.setdefault(act.grant_id, f"{act.what}: its approver is its requester")
         elif (act.signer_id, act.client_id) not in may_approve:
             why.setdefault(
                 act.grant_id, f"{act.what}: its approver is not an approver of that client"
             )
         elif act.subject.endswith(":0") and act.signer_id is not None:
             approvers.setdefault(act.grant_id, set()).add(act.signer_id)
+    for grant_id, ends in expires.items():
+        bound = allowed.get(grant_id)
+        if grant_id not in why and bound is not None and (ends is None or ends > bound + _SLACK):
+            why[grant_id] = (
+                f"grant {grant_id} lasts longer than its verified approvals allow "
+                f"(until {audit.format_time(bound)}): its expiry was changed outside govtui"
+            )
+    for grant_id in _ended_by_chain(session, [g for g in grant_ids if g not in why]):
+        why[grant_id] = (
+            f"grant {grant_id} was revoked or denied (the chain records it): not re-added"
+        )
     for grant_id in grant_ids:
         needed = 2 if restricted.get(grant_id) else 1
         count = len(approvers.get(grant_id, ()))
