@@ -159,7 +159,9 @@ def test_a_forged_signature(world: World, ldap: Directory) -> None:
         ).scalar_one()
         forged = signing.sign(forger.private_b64, row.statement.encode())
     sql(
-        world.engine, "UPDATE act_signature SET signature = :s", s=base64.b64encode(forged).decode()
+        world.engine,
+        "UPDATE act_signature SET signature = :s WHERE kind = 'approve'",
+        s=base64.b64encode(forged).decode(),
     )
     report = verify(world)
     assert bad_named(report, f"approval of grant {gid}") and "does not verify" in report.findings[0]

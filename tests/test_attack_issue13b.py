@@ -3,6 +3,7 @@ commit 0f83329 and after (which evidence keys a login trusts, adds matched with 
 grants, keyed-since from the chain). The attacker of DESIGN.md: writes the database by SQL,
 does not hold the admin's or the victim operators' keyrings. Each open finding is a strict
 xfail: it fails the suite the day its attack stops working, and the mark must come off.
+All seven are fixed now and stay as regression tests.
 Plain tests are controls that held and stay as regression tests."""
 
 from __future__ import annotations
@@ -68,11 +69,6 @@ def signing_private(world: World, name: str) -> tuple[int, str]:
 # --- the group an approved add goes to ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13b finding 1 (HIGH): a group_mapping row inserted by SQL redirects an "
-    "approved grant's add to another scope's (restricted) group; audit verify passes after",
-)
 def test_a_group_mapping_inserted_by_sql_carries_an_approval_into_a_restricted_group(
     world: World, ldap: Directory
 ) -> None:

@@ -21,6 +21,7 @@ from govtui.cli.context import (
     print_table,
     to_jsonable,
 )
+from govtui.cli.grant_commands import read_code
 from govtui.errors import GovtuiError, InputError
 from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS, DirectoryTarget
 from govtui.services import directory_targets, directory_views, reconcile, sync
@@ -96,6 +97,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("name")
     p.set_defaults(handler=run_enable)
+    p = dsub.add_parser(
+        "confirm",
+        help="sign a target's group routing as it now is (an admin, with a code)",
+        description="Sync adds members only through a target whose group routing (users "
+        "base, groups base, group template, scope mappings) an admin signed as it now is; "
+        "adding a target and mapping a scope sign it. Confirm it after an upgrade, or when "
+        "sync says the routing is not signed.",
+    )
+    p.add_argument("name")
+    p.add_argument("--totp", metavar="CODE", help="your current code (prompted for when omitted)")
+    p.set_defaults(handler=run_confirm)
 
     p = sub.add_parser("sync", help="push pending directory operations (or: sync status)")
     p.add_argument("what", nargs="?", choices=["status"], help="status: counts per target")
@@ -281,6 +293,13 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
 def run_disable(ctx: Context, args: argparse.Namespace) -> int:
     cancelled = ctx.workspace().act(directory_targets.disable, name=args.name, reason=args.reason)
     print(f"directory target {args.name} disabled{_cancelled_words(cancelled)}")
+    return 0
+
+
+def run_confirm(ctx: Context, args: argparse.Namespace) -> int:
+    code = read_code(args.totp)
+    signature = ctx.workspace().act(directory_targets.confirm_routing, name=args.name, code=code)
+    print(f"the group routing of directory {args.name} is signed ({signature})")
     return 0
 
 

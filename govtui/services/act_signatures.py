@@ -45,9 +45,11 @@ from govtui.models import (
     ClientPause,
     Contractor,
     DatasetScope,
+    DirectoryTarget,
     EvidenceKey,
     Grant,
     GrantExtension,
+    GroupMapping,
     Operator,
     OperatorClient,
     OperatorKey,
@@ -257,6 +259,23 @@ def approval_statement(
     )
 
 
+def routing_statement(
+    target: str, users_base: str, groups_base: str, template: str, mappings: list[list[Any]]
+) -> str:
+    """Where a target's adds go: who a uid is looked up under, each (scope, access) group's
+    template and base, and every explicit mapping [scope id, access, group DN], sorted."""
+    return _text(
+        {
+            "act": "routing",
+            "target": target,
+            "users_base": users_base,
+            "groups_base": groups_base,
+            "template": template,
+            "mappings": sorted(mappings),
+        }
+    )
+
+
 def resume_statement(client: str, pause: int, by: str, at: datetime) -> str:
     return _text(
         {
@@ -394,6 +413,18 @@ def sign_privilege(session: Session, actor: Operator, *, operator_id: int) -> st
     return _sign_many(session, actor, ActKind.PRIVILEGE, [(r.subject, r.statement) for r in rows])
 
 
+def sign_routing(session: Session, actor: Operator, *, target_id: int) -> str:
+    """Sign a target's group routing as it now is (an admin adding the target, mapping a
+    scope, or confirming it): any earlier signature of it, by anyone, is dropped first, so
+    an old routing cannot be brought back with its old signature."""
+    session.flush()
+    act = next(_routing_rows(session, target_id=target_id))
+    session.execute(
+        sa.delete(_SIG).where(_SIG.c.kind == ActKind.PRIVILEGE.value, _SIG.c.subject == act.subject)
+    )
+    return _sign_many(session, actor, ActKind.PRIVILEGE, [(act.subject, act.statement)])
+
+
 def sign_review(session: Session, actor: Operator, *, item_ids: Sequence[int]) -> str:
     """Sign the actor's keep or shorten of each item (after the items were updated)."""
     found: dict[ActKind, list[tuple[str, str]]] = {}
@@ -434,6 +465,7 @@ class _Act:
     client_id: int | None = None
     days: int | None = None  # an approval's days (of the request or its extension)
     expires_at: datetime | None = None  # an approval's grant's, now
+    target_id: int | None = None  # a routing's
 
 
 def _sig_join(kind: ActKind, subject: Any, signer: Any) -> Any:
@@ -624,6 +656,47 @@ def _privilege_rows(session: Session, *, operator_id: int | None = None) -> Iter
             stored.statement if stored else None,
             stored.signature if stored else None,
             stored.signed_at if stored else None,
+        )
+
+
+def _routing_rows(session: Session, *, target_id: int | None = None) -> Iterator[_Act]:
+    """Each target's group routing, signed by the admin who last set it. Few rows."""
+    query = select(DirectoryTarget).order_by(col(DirectoryTarget.id))
+    if target_id is not None:
+        query = query.where(DirectoryTarget.id == target_id)
+    targets = session.exec(query).all()
+    mappings: dict[int, list[list[Any]]] = {}
+    for m in session.exec(select(GroupMapping)):
+        mappings.setdefault(m.target_id, []).append([m.scope_id, m.access, m.group_dn])
+    newest: dict[str, ActSignature] = {}
+    for row in session.exec(
+        select(ActSignature)
+        .where(ActSignature.kind == ActKind.PRIVILEGE.value)
+        .where(col(ActSignature.subject).startswith("routing:"))
+        .order_by(col(ActSignature.signed_at), col(ActSignature.id))
+    ):
+        newest[row.subject] = row
+    for target in targets:
+        subject = f"routing:{ident(target)}"
+        stored = newest.get(subject)
+        yield _Act(
+            ActKind.PRIVILEGE,
+            subject,
+            f"the group routing of directory {target.name}",
+            stored.operator_id if stored else None,
+            None,
+            routing_statement(
+                target.name,
+                target.users_base,
+                target.groups_base,
+                target.group_template,
+                mappings.get(ident(target), []),
+            ),
+            stored.operator_key_id if stored else None,
+            stored.statement if stored else None,
+            stored.signature if stored else None,
+            stored.signed_at if stored else None,
+            target_id=ident(target),
         )
 
 
@@ -1000,6 +1073,7 @@ def _all_acts(session: Session) -> Iterator[_Act]:
     yield from _approval_rows(session)
     yield from _resume_rows(session)
     yield from _privilege_rows(session)
+    yield from _routing_rows(session)
     yield from _review_rows(session)
 
 
@@ -1093,6 +1167,7 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
     since = _keyed_since(session, keys)
     grant_ids = sorted({g for found in behind.values() for g in found})
     why_grant = _unverified_grants(session, grant_ids, keys, since)
+    why_target = _unverified_routing(session, {op[3] for op in ops}, keys, since)
     why_pause: dict[int, str] = {}
     for resumed in sorted({op[2] for op in ops if op[2] is not None}):
         for act in _resume_rows(session, ClientPause.id == resumed):
@@ -1100,8 +1175,10 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
             if verdict is not None:
                 why_pause[resumed] = f"{act.what} not signed by a registered key: {verdict[0]}"
     refused = {}
-    for op_id, grant_id, pause_id, _target, group_dn, uid in ops:
-        if grant_id is None:
+    for op_id, grant_id, pause_id, target_id, group_dn, uid in ops:
+        if target_id in why_target:
+            refused[op_id] = why_target[target_id]
+        elif grant_id is None:
             found = behind.get(op_id, [])
             if not found:
                 refused[op_id] = f"add of {uid} to {group_dn}: no live grant stands behind it"
@@ -1151,6 +1228,35 @@ def _grants_behind(
         for target, dn in groups.get((scope, access), []):
             by_member.setdefault((target, dn, uid), []).append(grant_id)
     return {op[0]: by_member.get((op[3], (op[4] or "").lower(), op[5]), []) for op in ops}
+
+
+def _unverified_routing(
+    session: Session, target_ids: set[int], keys: dict[int, _Key], since: dict[int, datetime]
+) -> dict[int, str]:
+    """Why adds to each of these targets must wait: its group routing (the groups its adds
+    go to, and where a uid is looked up) is not signed by an admin as it now is."""
+    if not target_ids:
+        return {}
+    admins = set(
+        session.execute(
+            sa.select(col(OperatorRole.operator_id)).where(
+                col(OperatorRole.role) == Role.ADMIN.value
+            )
+        ).scalars()
+    )
+    why: dict[int, str] = {}
+    for target_id in target_ids:
+        for act in _routing_rows(session, target_id=target_id):
+            verdict = _judge(act, keys, since)
+            if verdict is None and act.signer_id not in admins:
+                verdict = ("signed by an operator who is not an admin", True)
+            if verdict is not None:
+                name = act.what.removeprefix("the group routing of directory ")
+                why[target_id] = (
+                    f"{act.what} is not signed by an admin as it now is: {verdict[0]} "
+                    f"(an admin runs `govtui directory confirm {name}`)"
+                )
+    return why
 
 
 _SLACK = timedelta(minutes=5)  # clock steps between an approval and the grant's activation

@@ -36,6 +36,7 @@ from govtui.errors import (
     GovtuiError,
     InputError,
     NotFoundError,
+    PolicyError,
 )
 from govtui.models import (
     ACCESS_LEVELS,
@@ -48,7 +49,7 @@ from govtui.models import (
     Project,
 )
 from govtui.security import secrets
-from govtui.services import audit, catalog, operators, validation
+from govtui.services import act_signatures, audit, catalog, operators, second_factor, validation
 from govtui.vocabulary import OutboxState
 
 _CHUNK = 20_000
@@ -355,12 +356,14 @@ def add(
     session.flush()
     # Under this target's template two scopes may join to one group name: refused (rolls back).
     group_names.check_distinct(session, target_id=ident(target))
+    routing = act_signatures.sign_routing(session, actor, target_id=ident(target))
     audit.append(
         session,
         actor=actor.name,
         action="directory.add",
         obj=f"directory:{spec.name}",
         details={
+            "routing_signature": routing,
             "url": spec.url,
             "bind_dn": spec.bind_dn,
             "flavour": spec.flavour,
@@ -606,11 +609,38 @@ def map_scope(
     session.add(mapping)
     session.flush()
     group_names.check_distinct(session, mapping=key)
+    routing = act_signatures.sign_routing(session, actor, target_id=key[0])
     audit.append(
         session,
         actor=actor.name,
         action="scope.map",
         obj=f"scope:{scope_path}",
-        details={"access": access, "group_dn": group_dn, "target": targets[0].name},
+        details={
+            "access": access,
+            "group_dn": group_dn,
+            "target": targets[0].name,
+            "routing_signature": routing,
+        },
     )
     return mapping
+
+
+def confirm_routing(session: Session, actor: Operator, *, name: str, code: str) -> str:
+    """`govtui directory confirm NAME`: an admin signs the target's group routing as it now
+    is (after an upgrade, or once its admin has a key), with their code; the fingerprint."""
+    operators.require_role(session, actor, "admin")
+    target = find(session, name)
+    if act_signatures.current_key(session, actor) is None:
+        raise PolicyError(f"{actor.name!r} has no signing key: `govtui operator key create` first")
+    second_factor.verify(session, actor, code, purpose="confirming a directory's group routing")
+    signature = act_signatures.sign_routing(session, actor, target_id=ident(target))
+    if signature == act_signatures.UNSIGNED:
+        raise PolicyError(f"{actor.name!r}'s signing key is not in this keyring: sign where it is")
+    audit.append(
+        session,
+        actor=actor.name,
+        action="directory.routing_confirm",
+        obj=f"directory:{target.name}",
+        details={"routing_signature": signature},
+    )
+    return signature
