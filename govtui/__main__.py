@@ -4,4 +4,6 @@ import sys
 
 from govtui.cli import main
 
-sys.exit(main())
+# Guarded: worker processes (security.signing.verify_many) import this module again.
+if __name__ == "__main__":
+    sys.exit(main())

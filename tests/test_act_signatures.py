@@ -173,7 +173,7 @@ def test_an_operator_key_registered_by_sql(world: World, ldap: Directory) -> Non
     sql_approval(world, gid, "bob", step=7)
     pair = signing.generate()
     statement = act_signatures.approval_statement(
-        gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob"
+        gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada"
     )
     with db.write_session(world.engine) as session:
         evidence = session.execute(sa.select(EvidenceKey)).scalars().first()
@@ -241,14 +241,21 @@ def test_removals_never_wait(world: World, ldap: Directory) -> None:
 
 
 def test_an_operator_without_a_key_acts_unsigned_and_sync_refuses(
-    world: World, ldap: Directory, fake_clock: FakeClock
+    engine: Engine, memory_keyring: MemoryKeyring, fake_clock: FakeClock, directory: Directory
 ) -> None:
-    """Mid-upgrade: ann enrolled before schema version 6 has no key. Her approval goes
-    through, recorded unsigned (named, not a failure), and sync does not add on it; once she
-    makes a key (`operator key create`) her approvals are signed and sync."""
+    """Mid-upgrade: ann enrolled before schema version 6 has no key (her key was never
+    registered: the chain records none). Her approval goes through, recorded unsigned
+    (named, not a failure), and sync does not add on it; once she makes a key (`operator key
+    create`) her approvals are signed and sync."""
+    world = small_vendor(engine)
     ann = world.op("ann").id
     sql(world.engine, "DELETE FROM act_signature WHERE operator_id = :a", a=ann)
     sql(world.engine, "DELETE FROM operator_key WHERE operator_id = :a", a=ann)
+    with_evidence_key(world, lambda: fake_clock.advance(seconds=31))
+    directory.add_person("ada")
+    directory.add_person("bo")
+    add_target(world.engine, directory)
+    ldap = directory
     gid = world.request()
     world.approve(gid)
     report = verify(world)

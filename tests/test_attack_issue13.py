@@ -1,8 +1,7 @@
 """Red-team reproductions against the issue-13 evidence controls (signed acts, fail-closed
 sync, `evidence verify`). Each test pins what the issue (or DESIGN.md's threat model: someone
-who can write the SQLite file) says must hold, and today govtui lets the attack through: they
-are strict xfails until issue 13 fixes them, so each one fails the suite the day its attack
-stops working and the mark must come off."""
+who can write the SQLite file) says must hold. They were strict xfails when attack13 found
+them; all six are fixed now and stay as regression tests."""
 
 from __future__ import annotations
 
@@ -47,11 +46,6 @@ def ldap(world: World, directory: Directory) -> Directory:
 # --- fail-closed sync ----------------------------------------------------------------------
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13 finding 1 (HIGH), open in issue 13: evidence keys are trusted as rows of the same database",
-)
 def test_a_rogue_retired_evidence_key_inserted_by_sql_registers_a_forged_approver_key(
     world: World, ldap: Directory, fake_clock: FakeClock
 ) -> None:
@@ -93,7 +87,7 @@ def test_a_rogue_retired_evidence_key_inserted_by_sql_registers_a_forged_approve
         text = act_signatures.registration_text(key, "bob")
         key.registration_sig = base64.b64encode(signing.sign(rogue.private_b64, text)).decode()
         statement = act_signatures.approval_statement(
-            gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob"
+            gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada"
         )
         session.add(
             ActSignature(
@@ -110,11 +104,6 @@ def test_a_rogue_retired_evidence_key_inserted_by_sql_registers_a_forged_approve
     assert not verify(world).ok
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13 finding 2 (HIGH), open in issue 13: refused_adds does not compare the op with its grant",
-)
 def test_a_signed_grants_add_op_cannot_be_redirected_to_another_member(
     world: World, ldap: Directory
 ) -> None:
@@ -135,11 +124,6 @@ def test_a_signed_grants_add_op_cannot_be_redirected_to_another_member(
     assert not member(ldap, "bo"), "sync added bo, who holds no grant, on ada's signed grant"
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13 finding 3, open in issue 13: _keyed_since reads rows, not the chain",
-)
 def test_deleting_an_operators_keys_and_signatures_makes_their_forged_approval_harmless_to_verify(
     world: World,
 ) -> None:
@@ -184,11 +168,7 @@ def _pack(path: Path, members: dict[str, bytes], declared: dict[str, int] | None
             z.writestr(name, data)
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13 finding 4, open in issue 13: evidence verify reads an oversized member",
-)
+# attack13 finding 4: fixed in issue 13 (services/evidence_verify.py).
 def test_verify_reads_a_huge_audit_member_into_memory_a_zip_bomb(tmp_path: Path) -> None:
     """Attack: replace audit.jsonl by a 64 MiB member of one line (it deflates to ~64 KB).
     _check_file stops at the manifest's size, but _check_audit runs anyway (even though the
@@ -216,8 +196,7 @@ def test_verify_reads_a_huge_audit_member_into_memory_a_zip_bomb(tmp_path: Path)
     assert peak < 16 << 20, f"verify peaked at {peak >> 20} MiB on a 64 MiB member"
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(strict=True, reason="attack13 finding 5, open in issue 13")
+# attack13 finding 5: fixed in issue 13 (services/evidence_verify.py).
 def test_verify_of_an_encrypted_member_is_one_line_not_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -238,8 +217,7 @@ def test_verify_of_an_encrypted_member_is_one_line_not_a_traceback(
     assert "Traceback" not in out.err + out.out
 
 
-# strict: the day the finding is fixed, this fails until the mark is removed.
-@pytest.mark.xfail(strict=True, reason="attack13 finding 6, open in issue 13")
+# attack13 finding 6: fixed in issue 13 (services/evidence_verify.py).
 def test_verify_refuses_an_unsupported_compression_method_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

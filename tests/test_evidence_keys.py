@@ -4,6 +4,7 @@ what they signed still verifies."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -138,10 +139,16 @@ def test_rotation_keeps_the_old_key_listed_and_its_signatures_valid(
             sa.select(AuditEvent).where(AuditEvent.action == "evidence.key_rotate")
         ).scalar_one(),
     )
-    assert json.loads(event.details) == {
+    details = json.loads(event.details)
+    assert {k: details[k] for k in ("fingerprint", "previous")} == {
         "fingerprint": new.fingerprint,
         "previous": old.fingerprint,
     }
+    # The retiring key signed its successor: logins that trusted it trust the new one.
+    endorsement = base64.b64decode(details["endorsement"])
+    assert signing.verify(
+        old.public_pem, evidence_keys.rotation_text(old.fingerprint, new.fingerprint), endorsement
+    )
 
 
 def test_rotate_without_a_key_and_by_a_non_admin_is_refused(world: World) -> None:

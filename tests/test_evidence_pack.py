@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import zipfile
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from govtui.errors import ConfigurationError, PolicyError
 from govtui.models import OutboxOp, ReviewItem
 from govtui.security import signing
 from govtui.services import (
+    audit,
+    evidence_csv,
     evidence_keys,
     evidence_pack,
     evidence_verify,
@@ -683,3 +685,58 @@ def test_cli_export_writes_a_private_pack_and_its_hash(
 def evidence_pack_id(world: World) -> int:
     with db.read_session(world.engine) as session:
         return db.ident(reviews.find_campaign(session, "q1"))
+
+
+# --- the fast path writes what the reference path writes -------------------------------------
+
+
+def test_the_fast_path_writes_the_bytes_of_one_cell_per_value(
+    closed: Campaign, tmp_path: Path, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows read with raw times and written by csv.writer (evidence_csv.Sink.plain_rows, each
+    distinct time formatted once) give the bytes of the reference: every column converted by
+    SQLAlchemy and every value through evidence_csv.cell. Campaign and client packs."""
+    world = closed.world
+    Workspace(world.engine, "root").act(pause.pause, client="acme", reason="incident 42")
+    step(fake_clock)
+    today = clock.now().date()
+    period = {"client": "acme", "first": (today - timedelta(days=30)).isoformat()}
+    period["last"] = today.isoformat()
+    fast_campaign, fast_client = tmp_path / "fast-c.zip", tmp_path / "fast-p.zip"
+    export(world, fast_campaign)
+    export(world, fast_client, **period)
+    monkeypatch.setattr(evidence_pack, "_raw_times", lambda query: (query, ()))
+    monkeypatch.setattr(
+        evidence_csv.Sink, "plain_rows", lambda self, rows, times=(): self.rows_of(rows)
+    )
+    slow_campaign, slow_client = tmp_path / "slow-c.zip", tmp_path / "slow-p.zip"
+    export(world, slow_campaign)
+    export(world, slow_client, **period)
+    assert members(fast_campaign) == members(slow_campaign)
+    assert members(fast_client) == members(slow_client)
+    assert fast_campaign.read_bytes() == slow_campaign.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2026-03-01 12:34:56.000001",
+        "2026-03-01 12:34:56",  # no fraction: SQLite text written by hand
+        datetime(2026, 3, 1, 14, 34, 56, 5, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 3, 1, 12, 34, 56, 5, tzinfo=UTC),
+    ],
+)
+def test_a_raw_time_is_written_as_its_aware_value(raw: Any) -> None:
+    times = evidence_csv.Times()
+    at = raw if isinstance(raw, datetime) else datetime.fromisoformat(raw).replace(tzinfo=UTC)
+    assert times.text(raw) == audit.format_time(at) == evidence_csv.cell(at)
+    assert times.text(raw) == audit.format_time(at)  # cached: the same
+    assert times.at(raw) == at and times.text(None) is None
+
+
+def test_the_time_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evidence_csv.Times, "LIMIT", 10)
+    times = evidence_csv.Times()
+    for n in range(100):
+        assert times.text(f"2026-03-01 00:00:{n % 60:02d}.{n:06d}").endswith(f".{n:06d}Z")
+    assert len(times._text) <= 10

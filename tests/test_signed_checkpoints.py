@@ -315,7 +315,9 @@ def test_a_rewrite_with_the_attackers_own_listed_key_is_caught_by_the_handed_out
     world: World, memory_keyring: MemoryKeyring, fake_clock: FakeClock
 ) -> None:
     """Someone who can write the database lists a key of their own and signs the rewritten
-    head with it: locally that looks signed; the checkpoint the client lab holds catches it."""
+    head with it: the key is listed but not trusted (not pinned or held by this login, not
+    signed by a trusted key at rotation), so the local view is not fooled either; and the
+    checkpoint the client lab holds catches it."""
     _init(world)
     _changes(world, fake_clock, 3)
     handed = _handed_out(world)
@@ -336,7 +338,8 @@ def test_a_rewrite_with_the_attackers_own_listed_key_is_caught_by_the_handed_out
     _path(world.engine).write_text(
         signed_note.sign(text, evidence_keys.key_name(mallory.fingerprint), mallory.private_b64)
     )
-    assert _verify(world.engine).ok  # the local view alone is fooled (the key was listed)
+    local = _verify(world.engine)
+    assert not local.ok and "which this login does not trust" in (local.problem or "")
     result = _verify(world.engine, handed_out=handed)
     assert not result.ok and "differs from the checkpoint given" in (result.problem or "")
 

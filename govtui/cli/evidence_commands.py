@@ -8,6 +8,7 @@ The key commands are registered by `register_key_commands`, the pack commands by
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from govtui.errors import InputError
 from govtui.services import evidence_keys, evidence_pack, evidence_verify
 from govtui.services.audit import format_time
 from govtui.text import escaped, one_line
+
+FINGERPRINT = re.compile(r"SHA256:[0-9a-fA-F]{64}", re.IGNORECASE)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,6 +51,18 @@ def register_key_commands(esub: argparse._SubParsersAction[argparse.ArgumentPars
     )
     p.add_argument("--totp", metavar="CODE", help="your current code (prompted for when omitted)")
     p.set_defaults(handler=run_key_rotate)
+    p = ksub.add_parser(
+        "trust",
+        help="trust a listed evidence key in this login (check its fingerprint with its admin)",
+        description="Signatures are verified only against evidence keys vouched for outside "
+        "the database: held or pinned in this login's keyring, or signed at rotation by a key "
+        "it trusts. A login that did not make the key (e.g. the one `govtui sync` runs under) "
+        "pins it here, once the fingerprint is checked with the admin who made it.",
+    )
+    p.add_argument(
+        "fingerprint", metavar="FINGERPRINT", help="SHA256:… as `evidence key show` prints"
+    )
+    p.set_defaults(handler=run_key_trust)
     key_commands.register_key_register(ksub)  # operators' signing keys (act_signatures)
 
 
@@ -67,6 +82,19 @@ def run_key_rotate(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_key_trust(ctx: Context, args: argparse.Namespace) -> int:
+    fingerprint = str(args.fingerprint).strip()
+    if not FINGERPRINT.fullmatch(fingerprint):
+        raise InputError(
+            "a fingerprint is SHA256: and 64 hex digits, as `evidence key show` prints"
+        )
+    key = ctx.workspace().read(
+        evidence_keys.trust, fingerprint.lower().replace("sha256:", "SHA256:")
+    )
+    print(f"evidence key {key.fingerprint} is trusted in this login from now on")
+    return 0
+
+
 def run_key_show(ctx: Context, args: argparse.Namespace) -> int:
     keys = ctx.workspace().read(evidence_keys.keys)
     if args.json:
@@ -75,6 +103,7 @@ def run_key_show(ctx: Context, args: argparse.Namespace) -> int:
                 {
                     "fingerprint": k.fingerprint,
                     "current": k.retired_at is None,
+                    "trusted_here": k.trusted,
                     "created_by": k.created_by,
                     "created_at": format_time(k.created_at),
                     "retired_at": format_time(k.retired_at) if k.retired_at else None,
@@ -91,7 +120,9 @@ def run_key_show(ctx: Context, args: argparse.Namespace) -> int:
         if number:
             print()
         state = "current" if k.retired_at is None else f"retired {format_time(k.retired_at)}"
-        print(f"{k.fingerprint} ({state}; made by {k.created_by} {format_time(k.created_at)})")
+        trusted = "trusted here" if k.trusted else "NOT trusted in this login"
+        made = f"made by {k.created_by} {format_time(k.created_at)}"
+        print(f"{k.fingerprint} ({state}; {made}; {trusted})")
         print(k.public_pem.rstrip("\n"))
     return 0
 
@@ -174,11 +205,16 @@ def run_export(ctx: Context, args: argparse.Namespace) -> int:
 def run_verify(ctx: Context, args: argparse.Namespace) -> int:
     # No database is opened: an auditor checks a pack on a machine without one.
     result = evidence_verify.verify(args.file, expect_key=args.expect_key)
-    what = ", ".join(f"{k} {escaped(str(v))}" for k, v in result.subject.items())
-    head = result.chain_head.get("seq", "?")
+    # The kind, subject and head come from the pack, signed or not: escaped and cut, like
+    # every problem (a name holding ESC[2J or a megabyte is shown, not obeyed or repeated).
+    what = ", ".join(f"{one_line(k, 40)} {one_line(v, 120)}" for k, v in result.subject.items())
+    head = one_line(result.chain_head.get("seq", "?"), 40)
     print(
-        f"pack: {escaped(str(result.kind))} ({what}), {result.files} files, "
-        f"{result.events} audit events, chain head #{head}"
+        one_line(
+            f"pack: {result.kind} ({what}), {result.files} files, "
+            f"{result.events} audit events, chain head #{head}",
+            1000,
+        )
     )
     if result.fingerprint is not None:
         print(f"signed by: {result.fingerprint}")

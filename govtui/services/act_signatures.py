@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session, col, select
 
 from govtui import clock, db
@@ -39,6 +40,7 @@ from govtui.errors import ConfigurationError, ConflictError, PolicyError
 from govtui.models import (
     ActSignature,
     Approval,
+    AuditEvent,
     Client,
     ClientPause,
     Contractor,
@@ -138,6 +140,7 @@ def create_key(session: Session, operator: Operator) -> OperatorKey:
         obj=f"operator:{operator.name}",
         details={
             "fingerprint": key.fingerprint,
+            "operator_id": ident(operator),  # a rename by SQL does not detach it
             "registered": registered,
             "retired": old.fingerprint if old is not None else None,
         },
@@ -211,7 +214,7 @@ def register_pending(
             actor=actor.name,
             action="operator.key_register",
             obj=f"operator:{item.operator}",
-            details={"fingerprint": item.fingerprint},
+            details={"fingerprint": item.fingerprint, "operator_id": key.operator_id},
         )
     second_factor.verify(session, actor, code, purpose="registering operator signing keys")
     return pending
@@ -233,7 +236,11 @@ def approval_statement(
     days: int,
     step: int | None,
     approver: str,
+    *,
+    uid: str,
 ) -> str:
+    """What an approver confirms: the contractor by id and by directory uid (who the
+    directory will add: a uid rewritten after approval no longer matches)."""
     return _text(
         {
             "act": ActKind.APPROVE.value,
@@ -242,6 +249,7 @@ def approval_statement(
             "scope": scope,
             "access": access,
             "contractor": contractor,
+            "uid": uid,
             "days": days,
             "step": step,
             "approver": approver,
@@ -422,6 +430,8 @@ class _Act:
     signed_at: datetime | None
     grant_id: int | None = None
     restricted: bool = False
+    requester_id: int | None = None  # an approval's: of the request, or of its extension
+    client_id: int | None = None
 
 
 def _sig_join(kind: ActKind, subject: Any, signer: Any) -> Any:
@@ -453,11 +463,15 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             col(Grant.requested_days),
             col(ext.days),
             col(Contractor.external_id),
+            col(Contractor.directory_uid),
             col(Client.name),
             col(Project.name),
             col(DatasetScope.name),
             col(DatasetScope.sensitivity),
             *_SIG_COLS,
+            col(Grant.requested_by),
+            col(ext.requested_by),
+            col(Client.id),
         )
         .select_from(Approval)
         .join(Grant, col(Grant.id) == col(Approval.grant_id))
@@ -480,7 +494,8 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
         (grant, round_, approver, step, at, name, access, requested, ext_days, contractor) = row[
             :10
         ]
-        client, project, scope, sensitivity, key_id, stored, signature, signed_at = row[10:]
+        uid, client, project, scope, sensitivity, key_id, stored, signature, signed_at = row[10:19]
+        requester, ext_requester, client_id = row[19:]
         days = requested if round_ == 0 else ext_days
         path = f"{client}/{project}/{scope}"
         yield _Act(
@@ -489,13 +504,15 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             f"approval of grant {grant} (round {round_}) by {name}",
             approver,
             at,
-            approval_statement(grant, round_, path, access, contractor, days, step, name),
+            approval_statement(grant, round_, path, access, contractor, days, step, name, uid=uid),
             key_id,
             stored,
             signature,
             signed_at,
             grant_id=grant,
             restricted=sensitivity == Sensitivity.RESTRICTED.value,
+            requester_id=requester if round_ == 0 else ext_requester,
+            client_id=client_id,
         )
 
 
@@ -666,24 +683,36 @@ class _Cache:
         self.good: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self.hits = 0
 
-    def check(
-        self, signature: str, statement: str, fingerprint: str, public: Ed25519PublicKey
-    ) -> bool:
-        entry = (fingerprint, hashlib.sha256(statement.encode()).digest())
-        if self.good.get(signature) == entry:
-            self.good.move_to_end(signature)
-            self.hits += 1
-            return True
-        try:
-            raw = base64.b64decode(signature, validate=True)
-        except ValueError:
-            return False
-        if not signing.verify(public, statement.encode(), raw):
-            return False
-        self.good[signature] = entry
-        if len(self.good) > self.size:
-            self.good.popitem(last=False)
-        return True
+    def check_many(
+        self, items: Sequence[tuple[str, str, str, bytes]], verifier: signing.Verifier
+    ) -> list[bool]:
+        """Each (signature, statement, fingerprint, raw public key): whether it verifies.
+        Cache hits cost a hash; the misses are verified together (on every core when many)."""
+        out: list[bool] = [False] * len(items)
+        entries = []
+        misses: list[int] = []
+        work: list[tuple[bytes, bytes, bytes]] = []
+        for number, (signature, statement, fingerprint, public) in enumerate(items):
+            entry = (fingerprint, hashlib.sha256(statement.encode()).digest())
+            entries.append(entry)
+            if self.good.get(signature) == entry:
+                self.good.move_to_end(signature)
+                self.hits += 1
+                out[number] = True
+                continue
+            try:
+                raw = base64.b64decode(signature, validate=True)
+            except ValueError:
+                continue
+            misses.append(number)
+            work.append((public, statement.encode(), raw))
+        for number, ok in zip(misses, verifier.verify_many(work), strict=True):
+            if ok:
+                out[number] = True
+                self.good[items[number][0]] = entries[number]
+                if len(self.good) > self.size:
+                    self.good.popitem(last=False)
+        return out
 
 
 CACHE = _Cache(CACHE_SIZE)
@@ -693,7 +722,7 @@ CACHE = _Cache(CACHE_SIZE)
 class _Key:
     operator_id: int
     fingerprint: str
-    public: Ed25519PublicKey | None
+    public: bytes | None  # raw 32 bytes
     registered_at: datetime
     retired_at: datetime | None
     problem: str | None  # why it is not trusted; None: its registration verifies
@@ -702,7 +731,13 @@ class _Key:
 
 def _keys(session: Session) -> dict[int, _Key]:
     names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
-    evidence = {ident(e): e for e in session.exec(select(EvidenceKey)).all()}
+    rows = session.exec(select(EvidenceKey)).all()
+    listed = {ident(e): e.fingerprint for e in rows}
+    # Only keys vouched for outside the database: a row inserted by SQL is listed, not
+    # trusted. Each registration is checked with its own row's public key, and that row
+    # must itself be trusted (a twin row under a trusted fingerprint is not).
+    trusted_pems = {k.public_pem for k in evidence_keys.trusted_keys(session)}
+    own_pem = {ident(e): e.public_key for e in rows if e.public_key in trusted_pems}
     found = {}
     for key in session.exec(select(OperatorKey)).all():
         problem = None
@@ -713,24 +748,30 @@ def _keys(session: Session) -> dict[int, _Key]:
                 problem = "its fingerprint does not match its public key"
         except ConfigurationError as exc:
             problem = str(exc)
-        listed = evidence.get(key.evidence_key_id) if key.evidence_key_id else None
-        if problem is None and (key.registration_sig is None or listed is None):
+        by = listed.get(key.evidence_key_id) if key.evidence_key_id else None
+        pem = own_pem.get(key.evidence_key_id) if key.evidence_key_id else None
+        if problem is None and (key.registration_sig is None or by is None):
             problem = (
                 "its registration is not signed by an evidence key (pending: an admin runs "
                 "`govtui evidence key register`)"
             )
-        elif problem is None and listed is not None and key.registration_sig is not None:
+        elif problem is None and by is not None and pem is None:
+            problem = (
+                f"its registration is signed by the evidence key {by}, which this login does "
+                f"not trust (`govtui evidence key trust {by}` once checked with its admin)"
+            )
+        elif problem is None and by is not None and key.registration_sig is not None:
             try:
                 sig = base64.b64decode(key.registration_sig, validate=True)
             except ValueError:
                 sig = b""
             text = registration_text(key, names.get(key.operator_id, f"#{key.operator_id}"))
-            if not evidence_keys.verify(session, text, sig, listed.fingerprint):
+            if pem is None or not signing.verify(pem, text, sig):
                 problem = "its registration signature does not verify against the evidence key"
         found[ident(key)] = _Key(
             key.operator_id,
             key.fingerprint,
-            public,
+            signing.raw_public(public) if public is not None else None,
             key.registered_at,
             key.retired_at,
             problem,
@@ -739,19 +780,55 @@ def _keys(session: Session) -> dict[int, _Key]:
     return found
 
 
-def _keyed_since(keys: dict[int, _Key]) -> dict[int, datetime]:
-    """Since when each operator has had a trusted key (an unsigned act after that is bad)."""
+_KEY_EVENTS = ("operator.key_create", "operator.key_register")
+
+
+def _keyed_since(session: Session, keys: dict[int, _Key]) -> dict[int, datetime]:
+    """Since when each operator has had a registered key (an unsigned act after that is
+    bad): from their trusted keys, and from the chain's key events, so that deleting an
+    operator's key rows by SQL does not make their unsigned acts look innocent."""
     since: dict[int, datetime] = {}
+
+    def note(operator_id: int, at: datetime) -> None:
+        earlier = since.get(operator_id)
+        since[operator_id] = at if earlier is None else min(earlier, at)
+
     for key in keys.values():
         if key.problem is None:
-            at = since.get(key.operator_id)
-            since[key.operator_id] = key.registered_at if at is None else min(at, key.registered_at)
+            note(key.operator_id, key.registered_at)
+    ids = {name: op_id for op_id, name in session.execute(
+        sa.select(col(Operator.id), col(Operator.name))
+    )}  # fmt: skip
+    events = session.execute(
+        sa.select(col(AuditEvent.at), col(AuditEvent.action), col(AuditEvent.object),
+                  col(AuditEvent.details))
+        .where(col(AuditEvent.action).in_(_KEY_EVENTS))
+    )  # fmt: skip
+    for at, action, obj, text in events:
+        try:
+            details = json.loads(text)
+        except ValueError:
+            details = {}
+        if not isinstance(details, dict):
+            details = {}
+        operator_id = details.get("operator_id")
+        if not isinstance(operator_id, int):  # events from before the id was recorded
+            operator_id = ids.get(str(obj).removeprefix("operator:"))
+        if operator_id is None:
+            continue
+        if action == "operator.key_create" and details.get("registered") is not True:
+            continue
+        note(operator_id, at)
     return since
 
 
-def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> tuple[str, bool] | None:
-    """None when the act's signature is valid; else (why, fatal). Unsigned acts of operators
-    who had no trusted key yet are not fatal (recorded unsigned by design), only named."""
+_Verdict = tuple[str, bool] | None  # None: valid; else (why, fatal)
+
+
+def _precheck(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> _Verdict | _Key:
+    """Everything but the signature arithmetic: a verdict, or the key to verify it with.
+    Unsigned acts of operators who had no trusted key yet are not fatal (recorded unsigned by
+    design), only named."""
     if act.signature is None or act.key_id is None or act.stored is None:
         keyed = since.get(act.signer_id) if act.signer_id is not None else None
         # Privilege rows are also written by seeding and at bootstrap, and every upgraded
@@ -778,10 +855,48 @@ def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> tupl
         return "its rows changed after signing (the signed statement differs)", True
     if key.retired_at is not None and act.signed_at is not None and act.signed_at > key.retired_at:
         return f"signed with key {key.fingerprint} after it was retired", True
-    assert key.public is not None
-    if not CACHE.check(act.signature, act.stored, key.fingerprint, key.public):
-        return f"its signature does not verify against key {key.fingerprint}", True
-    return None
+    return key
+
+
+_BATCH = 20_000  # acts judged together: their signatures are verified in one go
+
+
+def _judge_all(
+    acts: Iterable[_Act], keys: dict[int, _Key], since: dict[int, datetime]
+) -> Iterator[tuple[_Act, _Verdict]]:
+    """Each act with its verdict, in order; signatures verified a batch at a time."""
+    batch: list[_Act] = []
+    verifier = signing.Verifier()
+
+    def judged() -> Iterator[tuple[_Act, _Verdict]]:
+        checks = [_precheck(act, keys, since) for act in batch]
+        work = [
+            (act.signature or "", act.stored or "", check.fingerprint, check.public or b"")
+            for act, check in zip(batch, checks, strict=True)
+            if isinstance(check, _Key)
+        ]
+        valid = iter(CACHE.check_many(work, verifier))
+        for act, check in zip(batch, checks, strict=True):
+            if not isinstance(check, _Key):
+                yield act, check
+            elif next(valid):
+                yield act, None
+            else:
+                yield act, (f"its signature does not verify against key {check.fingerprint}", True)
+        batch.clear()
+
+    with verifier:
+        for act in acts:
+            batch.append(act)
+            if len(batch) >= _BATCH:
+                yield from judged()
+        if batch:
+            yield from judged()
+
+
+def _judge(act: _Act, keys: dict[int, _Key], since: dict[int, datetime]) -> _Verdict:
+    """None when the act's signature is valid; else (why, fatal)."""
+    return next(_judge_all([act], keys, since))[1]
 
 
 @dataclass
@@ -793,10 +908,11 @@ class ActReport:
     findings: list[str] = field(default_factory=list)  # the first MAX_NAMED, bad first
     more: int = 0
     not_enforced: bool = False  # no evidence key yet: nothing checked
+    untrusted: str | None = None  # evidence keys exist, this login trusts none: the current one
 
     @property
     def ok(self) -> bool:
-        return self.bad == 0
+        return self.bad == 0 and self.untrusted is None
 
     def lines(self) -> list[str]:
         """What `audit verify` prints."""
@@ -804,6 +920,12 @@ class ActReport:
             return [
                 "act signatures: not checked yet: there is no evidence key (`govtui evidence "
                 "key init`, then `govtui operator key register`)"
+            ]
+        if self.untrusted is not None:
+            return [
+                f"act signatures NOT CHECKED: this login trusts no evidence key of this "
+                f"database: `govtui evidence key trust {self.untrusted}` once its fingerprint "
+                "is checked with the admin who made it (`govtui evidence key show`)"
             ]
         out = list(self.findings)
         if self.more:
@@ -840,13 +962,16 @@ def verify_all(session: Session) -> ActReport:
     if not enforced(session):
         report.not_enforced = True
         return report
+    listed = evidence_keys.keys(session)
+    if listed and not any(k.trusted for k in listed):
+        report.untrusted = next((k for k in listed if k.retired_at is None), listed[0]).fingerprint
+        return report
     keys = _keys(session)
-    since = _keyed_since(keys)
+    since = _keyed_since(session, keys)
     bad: list[str] = []
     unsigned: list[str] = []
-    for act in _all_acts(session):
+    for act, verdict in _judge_all(_all_acts(session), keys, since):
         report.checked += 1
-        verdict = _judge(act, keys, since)
         if verdict is None:
             report.signed += 1
             continue
@@ -891,14 +1016,12 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
                 ).where(col(OutboxOp.id).in_(chunk))
             )
         ]
-    behind = _grants_behind(session, [op for op in ops if op[1] is None])
+    # Every add is matched with the live grants of its member and group, also one that names
+    # its grant: an op redirected by SQL to another member or group must not ride on it.
+    behind = _grants_behind(session, ops)
     keys = _keys(session)
-    since = _keyed_since(keys)
-    named: set[int] = set()
-    for op in ops:
-        if op[1] is not None:
-            named.add(op[1])
-    grant_ids = sorted(named | {g for found in behind.values() for g in found})
+    since = _keyed_since(session, keys)
+    grant_ids = sorted({g for found in behind.values() for g in found})
     why_grant = _unverified_grants(session, grant_ids, keys, since)
     why_pause: dict[int, str] = {}
     for resumed in sorted({op[2] for op in ops if op[2] is not None}):
@@ -914,6 +1037,11 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
                 refused[op_id] = f"add of {uid} to {group_dn}: no live grant stands behind it"
             elif all(g in why_grant for g in found):
                 refused[op_id] = why_grant[found[0]]
+        elif grant_id not in behind.get(op_id, []):
+            refused[op_id] = (
+                f"add of {uid} to {group_dn} does not match grant {grant_id}: not its "
+                "contractor and group, or the grant is not active"
+            )
         elif grant_id in why_grant:
             refused[op_id] = why_grant[grant_id]
         elif pause_id is not None and pause_id in why_pause:
@@ -924,23 +1052,34 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
 def _grants_behind(
     session: Session, ops: list[tuple[int, int | None, int | None, int, str | None, str]]
 ) -> dict[int, list[int]]:
-    """The active grants each grant-less add stands for: same member, same group."""
+    """The active grants each add stands for: same member, same group (on its target)."""
     if not ops:
         return {}
     uids = sorted({op[5] for op in ops})
-    live = session.execute(
-        sa.select(
-            col(Grant.id), col(Grant.scope_id), col(Grant.access), col(Contractor.directory_uid)
-        )
-        .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
-        .where(col(Contractor.directory_uid).in_(uids), col(Grant.state) == "active")
-    ).all()
+    live: list[tuple[int, int, str, str]] = []
+    for start in range(0, len(uids), _CHUNK):
+        live += [
+            (grant_id, scope, access, uid)
+            for grant_id, scope, access, uid in session.execute(
+                sa.select(
+                    col(Grant.id), col(Grant.scope_id), col(Grant.access),
+                    col(Contractor.directory_uid),
+                )
+                .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
+                .where(
+                    col(Contractor.directory_uid).in_(uids[start : start + _CHUNK]),
+                    col(Grant.state) == "active",
+                )
+            )
+        ]  # fmt: skip
     refs = group_names.group_refs(session, {(scope, access) for _g, scope, access, _u in live})
+    groups: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    for (target, ref_scope, ref_access), ref in refs.items():
+        groups.setdefault((ref_scope, ref_access), []).append((target, ref.dn.lower()))
     by_member: dict[tuple[int, str, str], list[int]] = {}
     for grant_id, scope, access, uid in live:
-        for (target, ref_scope, ref_access), ref in refs.items():
-            if (ref_scope, ref_access) == (scope, access):
-                by_member.setdefault((target, ref.dn.lower(), uid), []).append(grant_id)
+        for target, dn in groups.get((scope, access), []):
+            by_member.setdefault((target, dn, uid), []).append(grant_id)
     return {op[0]: by_member.get((op[3], (op[4] or "").lower(), op[5]), []) for op in ops}
 
 
@@ -950,25 +1089,48 @@ def _unverified_grants(
     """Why each of these grants may not be added: an approval without a valid signature, or
     fewer verified approvals of its request than it needs."""
     why: dict[int, str] = {}
-    valid_first: dict[int, int] = {}
+    approvers: dict[int, set[int]] = {}  # distinct verified approvers of each request
     restricted: dict[int, bool] = {}
-    for start in range(0, len(grant_ids), _CHUNK):
-        chunk = list(grant_ids[start : start + _CHUNK])
-        for act in _approval_rows(session, col(Approval.grant_id).in_(chunk)):
-            assert act.grant_id is not None
-            restricted[act.grant_id] = act.restricted
-            verdict = _judge(act, keys, since)
-            if verdict is not None:
-                why.setdefault(
-                    act.grant_id,
-                    f"approval of grant {act.grant_id} not signed by a registered key: "
-                    f"{act.what}: {verdict[0]}",
-                )
-            elif act.subject.endswith(":0"):
-                valid_first[act.grant_id] = valid_first.get(act.grant_id, 0) + 1
+    # The service's own rules again, since a row and a signature can be written by an
+    # operator with their own key: not the requester, an approver of that client.
+    may_approve = set(
+        session.execute(
+            sa.select(col(OperatorClient.operator_id), col(OperatorClient.client_id)).join(
+                OperatorRole,
+                sa.and_(
+                    col(OperatorRole.operator_id) == col(OperatorClient.operator_id),
+                    col(OperatorRole.role) == Role.APPROVER.value,
+                ),
+            )
+        ).tuples()
+    )
+    acts = (
+        act
+        for start in range(0, len(grant_ids), _CHUNK)
+        for act in _approval_rows(
+            session, col(Approval.grant_id).in_(list(grant_ids[start : start + _CHUNK]))
+        )
+    )
+    for act, verdict in _judge_all(acts, keys, since):
+        assert act.grant_id is not None
+        restricted[act.grant_id] = act.restricted
+        if verdict is not None:
+            why.setdefault(
+                act.grant_id,
+                f"approval of grant {act.grant_id} not signed by a registered key: "
+                f"{act.what}: {verdict[0]}",
+            )
+        elif act.signer_id is not None and act.signer_id == act.requester_id:
+            why.setdefault(act.grant_id, f"{act.what}: its approver is its requester")
+        elif (act.signer_id, act.client_id) not in may_approve:
+            why.setdefault(
+                act.grant_id, f"{act.what}: its approver is not an approver of that client"
+            )
+        elif act.subject.endswith(":0") and act.signer_id is not None:
+            approvers.setdefault(act.grant_id, set()).add(act.signer_id)
     for grant_id in grant_ids:
         needed = 2 if restricted.get(grant_id) else 1
-        count = valid_first.get(grant_id, 0)
+        count = len(approvers.get(grant_id, ()))
         if grant_id not in why and count < needed:
             why[grant_id] = (
                 f"approval of grant {grant_id} not signed by a registered key: it has "

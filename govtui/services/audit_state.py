@@ -2,7 +2,8 @@
 state that matters for access which no event made: an operator, a role, an approves or a
 reviews link, an active or suspended grant (its request and activating approval), a pause, a
 scope's sensitivity, a directory target, a review's frozen population and its keeps and
-shortens (each needs its reviewer's TOTP step). A row inserted or changed by SQL leaves the
+shortens (each needs its reviewer's TOTP step); and issue 13's evidence keys, operator signing
+keys and review schedules (audit_state_evidence). A row inserted or changed by SQL leaves the
 chain intact; this is what catches it.
 
 Memory stays bounded for 100k+ grants: events and rows are read in batches of columns, and
@@ -35,6 +36,7 @@ from govtui.models import (
     ReviewCampaign,
     ReviewItem,
 )
+from govtui.services import audit_state_evidence
 from govtui.services.audit import BATCH, format_time, summary_of
 from govtui.vocabulary import GrantState, ReviewDecision
 
@@ -98,6 +100,10 @@ class _Replay:
     disabled_targets: set[str] = field(default_factory=set)
     # Grant id ranges `govtui demo` inserted in bulk, with one demo.grants event for them all.
     demo_grants: list[tuple[int, int]] = field(default_factory=list)
+    # Issue 13's rows: evidence keys, operator signing keys, review schedules.
+    evidence: audit_state_evidence.EvidenceReplay = field(
+        default_factory=audit_state_evidence.EvidenceReplay
+    )
 
 
 @dataclass
@@ -160,7 +166,11 @@ def _grant_id(obj: str) -> int | None:
 def replay(session: Session) -> _Replay:
     """Fold every event, oldest first, into the state it says exists."""
     seen = _Replay()
+    evidence_actions = audit_state_evidence.ACTIONS
     for action, actor, obj, details in _events(session):
+        if action in evidence_actions:
+            seen.evidence.fold(action, actor, obj, details)
+            continue
         family = action.split(".", 1)[0]
         if family == "operator":
             _replay_operator(seen, action, actor, obj, details)
@@ -291,6 +301,7 @@ def check(session: Session) -> StateResult:
     _check_scopes(session, seen, found)
     _check_targets(session, seen, found)
     _check_reviews(session, found)
+    audit_state_evidence.check(session, seen.evidence, found.add)
     return StateResult(found.named, found.more)
 
 

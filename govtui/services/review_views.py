@@ -552,9 +552,11 @@ def _days(delta: timedelta) -> int:
     return delta // timedelta(days=1)
 
 
-def approvals(session: Session, grant_ids: Sequence[int]) -> dict[int, list[tuple[datetime, str]]]:
+def approvals(
+    session: Session, grant_ids: Sequence[int] | sa.Select[Any]
+) -> dict[int, list[tuple[datetime, str]]]:
     """When and by whom each grant was approved, any round (the request or an extension),
-    first one first."""
+    first one first. The grants as ids, or a query of them (no bound value per id)."""
     found: dict[int, list[tuple[datetime, str]]] = {}
     for grant_id, at, name in session.execute(
         sa.select(col(Approval.grant_id), col(Approval.decided_at), col(Operator.name))
@@ -576,7 +578,7 @@ def _approvers(session: Session, grant_ids: Sequence[int]) -> dict[int, tuple[st
 
 def previous_decisions(
     session: Session,
-    grant_ids: Sequence[int],
+    grant_ids: Sequence[int] | sa.Select[Any],
     *,
     client_id: int,
     campaign_id: int,
