@@ -107,6 +107,12 @@ BASELINE: dict[tuple[str, ...], dict[str, str]] = {
     ("review", "start"): {"name": "q2", "client": "acme", "reviewers": "rita", "due_in": "7"},
     ("review", "decide"): {"campaign": "q1", "words": "revoke", "reason": "left"},
     ("review", "close"): {"campaign": "q1"},
+    ("review", "reassign"): {
+        "campaign": "q1",
+        "from_reviewer": "rita",
+        "to_reviewer": "ann",
+        "reason": "on leave",
+    },
     ("review", "show"): {"campaign": "q1"},
     ("review", "items"): {"campaign": "q1"},
     ("review", "schedule", "add"): {

@@ -322,6 +322,7 @@ def test_list_and_show_json_shapes(world: World, capsys: pytest.CaptureFixture[s
         "directory",
         "unconfirmed",
         "population_intact",
+        "cannot_decide",
         "in_words",
     }
     assert shown["population_sha256"] == audit.id_summary(sorted(ids.values()))["ids_sha256"]

@@ -1,5 +1,5 @@
-"""`govtui review start|decide|close|due|list|show|items`: access review campaigns, from the
-frozen population to the directory confirming every removal."""
+"""`govtui review start|decide|reassign|close|due|list|show|items`: access review campaigns,
+from the frozen population to the directory confirming every removal."""
 
 from __future__ import annotations
 
@@ -18,7 +18,14 @@ from govtui.cli.context import Context, json_text, print_json, print_progress, p
 from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
 from govtui.models import Operator
-from govtui.services import review_close, review_decisions, review_views, reviews, validation
+from govtui.services import (
+    review_close,
+    review_decisions,
+    review_reassign,
+    review_views,
+    reviews,
+    validation,
+)
 from govtui.services.pause_views import Convergence
 from govtui.services.sync import Progress
 from govtui.services.workspace import Workspace
@@ -86,6 +93,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--totp", metavar="CODE", help="your current code for keep/shorten (prompted when omitted)"
     )
     p.set_defaults(handler=run_decide)
+
+    p = rsub.add_parser(
+        "reassign",
+        usage="govtui review reassign CAMPAIGN --from OPERATOR --to OPERATOR [--item ID ...] "
+        "--reason TEXT [--totp CODE] [--dry-run]",
+        help="move a reviewer's undecided items to another reviewer (an admin, with your code)",
+        description="Moves the undecided items of an open campaign (or only those given with "
+        "--item) from one reviewer to another, also when --from lost the reviewer role or the "
+        "client link. The target must review the client and be independent of every item "
+        "moved, else nothing moves. Decided items stay. Your TOTP code confirms it.",
+    )
+    p.add_argument("campaign", metavar="CAMPAIGN")
+    p.add_argument("--from", dest="from_reviewer", required=True, metavar="OPERATOR")
+    p.add_argument("--to", dest="to_reviewer", required=True, metavar="OPERATOR")
+    p.add_argument(
+        "--item",
+        dest="items",
+        type=arguments.IDS,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="ID",
+        help="only these item ids (each must be --from's)",
+    )
+    p.add_argument("--reason", required=True, help="why the items move (audited)")
+    p.add_argument("--totp", metavar="CODE", help="your current code (prompted when omitted)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="check and print what would move, write nothing"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_reassign)
 
     p = rsub.add_parser(
         "close",
@@ -309,6 +347,50 @@ def run_decide(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- reassign ------------------------------------------------------------------------------
+
+
+def run_reassign(ctx: Context, args: argparse.Namespace) -> int:
+    ws = ctx.workspace()
+    given = {
+        "campaign": args.campaign,
+        "from_reviewer": args.from_reviewer,
+        "to_reviewer": args.to_reviewer,
+        "reason": args.reason,
+        "item_ids": args.items,
+    }
+    if args.dry_run:
+        # The same function, in a read-only transaction: checks everything, writes nothing.
+        done = ws.read_as(review_reassign.reassign, dry_run=True, **given)
+    else:
+        code = read_code(args.totp, "Your own TOTP code: ")
+        done = ws.act(review_reassign.reassign, code=code, **given)
+    if args.json:
+        print_json(done)
+        return 0
+    verb = "would move" if done.dry_run else "moved"
+    print(
+        escaped(
+            f"campaign {done.campaign}: {verb} {done.count} undecided items from "
+            f"{done.from_reviewer} to {done.to_reviewer}"
+        )
+    )
+    print(f"  item ids sha256 {done.ids_sha256}")
+    if done.decided:
+        print(
+            escaped(
+                f"  {len(done.decided)} decided items stay with {done.from_reviewer} (not "
+                f"moved): items {_ids(done.decided)}"
+            )
+        )
+    if done.added_reviewer:
+        added = "would become" if done.dry_run else "is now"
+        print(escaped(f"  {done.to_reviewer} {added} one of the campaign's reviewers"))
+    if done.from_cannot_decide:
+        print(escaped(f"  {done.from_cannot_decide}: they can no longer decide this campaign"))
+    return 0
+
+
 # --- close ---------------------------------------------------------------------------------
 
 
@@ -460,7 +542,8 @@ def run_due(ctx: Context, args: argparse.Namespace) -> int:
                     d.reviewer,
                     d.undecided,
                     f"{d.due_at:%Y-%m-%d %H:%M}",
-                    URGENCY[d.urgency],
+                    URGENCY[d.urgency]
+                    + ("; REVIEWER CANNOT DECIDE: reassign" if d.cannot_decide else ""),
                 ]
                 for d in lines
             ],
@@ -531,6 +614,9 @@ def _detail_json(detail: review_views.CampaignDetail) -> dict[str, Any]:
         "directory": _convergence_json(detail.directory),
         "unconfirmed": detail.unconfirmed,
         "population_intact": detail.population_intact,
+        "cannot_decide": {
+            name: {"undecided": n, "why": why} for name, (n, why) in detail.cannot_decide.items()
+        },
         "in_words": _state_words(detail),
     }
 
@@ -571,6 +657,13 @@ def run_show(ctx: Context, args: argparse.Namespace) -> int:
         print(escaped(f"  started despite directory drift: {detail.despite_drift}"))
     for line in detail.unconfirmed:
         print(f"  unconfirmed: {one_line(line, 1000)}")
+    for name, (n, why) in detail.cannot_decide.items():
+        print(
+            escaped(
+                f"  CANNOT DECIDE: {n} undecided items of {name} ({why}); move them with "
+                f"`govtui review reassign {s.name} --from {name} --to OPERATOR`"
+            )
+        )
     print()
     print_table(
         ["REVIEWER", "DECIDED", "ENDED", "UNDECIDED", "TOTAL"],

@@ -27,6 +27,7 @@ from govtui.services import (
     directory_targets,
     grant_lifecycle,
     operators,
+    review_reassign,
     reviews,
     sync,
 )
@@ -110,6 +111,8 @@ class DueLine:
     due_at: datetime
     overdue: bool
     urgency: str = "7d"  # overdue | 1d (due within a day) | 7d (within a week)
+    # Why the reviewer can no longer decide these items ('' when they can): reassign them.
+    cannot_decide: str = ""
 
 
 def _may_close(session: Session, actor: Operator, campaign: ReviewCampaign) -> None:
@@ -504,9 +507,23 @@ def due(session: Session, *, within: timedelta = DUE_SOON) -> list[DueLine]:
         .group_by(col(ReviewCampaign.name), col(Operator.name), col(ReviewCampaign.due_at))
         .order_by(col(ReviewCampaign.due_at), col(ReviewCampaign.name), col(Operator.name))
     )
+    listed = rows.all()
+    # Who can no longer decide: one grouped query per campaign listed (a handful).
+    stuck = {
+        name: review_reassign.stranded(session, reviews.find_campaign(session, name))
+        for name in dict.fromkeys(row[0] for row in listed)
+    }
     return [
-        DueLine(campaign, reviewer, int(n), due_at, due_at <= now, _urgency(due_at, now))
-        for campaign, reviewer, n, due_at in rows
+        DueLine(
+            campaign,
+            reviewer,
+            int(n),
+            due_at,
+            due_at <= now,
+            _urgency(due_at, now),
+            stuck[campaign].get(reviewer, (0, ""))[1],
+        )
+        for campaign, reviewer, n, due_at in listed
     ]
 
 

@@ -76,7 +76,7 @@ def _named(ids: Sequence[int]) -> str:
     return shown + more
 
 
-def _among(
+def among(
     session: Session, column: sa.ColumnElement[int], ids: Sequence[int]
 ) -> sa.ColumnElement[bool]:
     """`column` is one of `ids`, as ONE bound parameter (a JSON array on SQLite, an array on
@@ -101,7 +101,7 @@ def _chosen(
         campaign_id = campaign_id + 0
     column = _ITEM.c.id if selection.item_ids else _ITEM.c.grant_id
     given = sorted(set(selection.item_ids or selection.grant_ids))
-    return [campaign_id == ident(campaign), _among(session, column, given)], len(given)
+    return [campaign_id == ident(campaign), among(session, column, given)], len(given)
 
 
 def _all_pass(

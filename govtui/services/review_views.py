@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ from govtui.models import (
     ReviewCampaign,
     ReviewItem,
 )
-from govtui.services import directory_targets, review_close, reviews
+from govtui.services import directory_targets, review_close, review_reassign, reviews
 from govtui.services.pause_views import Convergence
 from govtui.vocabulary import (
     IN_DIRECTORY_STATES,
@@ -87,6 +87,9 @@ class CampaignDetail:
     unconfirmed: list[str]  # why each still-unconfirmed removal is not confirmed
     # The items still match item_count and population_sha256 (False: edited outside govtui).
     population_intact: bool
+    # Open campaign: reviewers holding undecided items they can no longer decide (lost the
+    # role or the client link, removed): name -> (items, why). `review reassign` moves them.
+    cannot_decide: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,9 @@ def campaign(session: Session, name: str) -> CampaignDetail:
         directory=directory,
         unconfirmed=unconfirmed,
         population_intact=review_close.population_intact(session, record),
+        cannot_decide=(
+            review_reassign.stranded(session, record) if record.state == CampaignState.OPEN else {}
+        ),
     )
 
 

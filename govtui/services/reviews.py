@@ -182,8 +182,9 @@ def _population(spec: _Resolved) -> list[sa.ColumnElement[bool]]:
 # --- validation ---------------------------------------------------------------------------
 
 
-def _reviewer(session: Session, name: str, client: Client, what: str) -> tuple[Operator, str]:
-    """The operator, and why they may not review the client ('' when they may)."""
+def standing(session: Session, name: str, client: Client, what: str) -> tuple[Operator, str]:
+    """The operator, and why they may not review the client ('' when they may): the one
+    eligibility rule of start, of a reassignment's target and of who can still decide."""
     operator = operators.find(session, name)
     if operator.disabled_at is not None:
         return operator, f"{what} {operator.name!r} was removed"
@@ -232,10 +233,10 @@ def _resolve(session: Session, actor: Operator, spec: CampaignSpec) -> _Resolved
         raise InputError("name at least one reviewer (--reviewer)")
     if len(set(spec.reviewers)) != len(spec.reviewers):
         raise InputError("each reviewer may be named once (--reviewer)")
-    checked = [_reviewer(session, r, client, "reviewer") for r in spec.reviewers]
+    checked = [standing(session, r, client, "reviewer") for r in spec.reviewers]
     fallback = None
     if spec.fallback_reviewer is not None:
-        found = _reviewer(session, spec.fallback_reviewer, client, "fallback reviewer")
+        found = standing(session, spec.fallback_reviewer, client, "fallback reviewer")
         checked.append(found)
         fallback = found[0]
     problems = [why for _op, why in checked if why]

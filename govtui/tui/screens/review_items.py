@@ -2,7 +2,8 @@
 the end (never the whole population), the decision helpers as columns, filters (my undecided
 / mine / all) and sorts (item, days left, project). Space marks, ctrl+a marks every item of
 the filter; k keeps, x revokes, s shortens the marked batch after a reason (keep and shorten
-with the reviewer's TOTP code; revoke never asks for one); C closes the campaign."""
+with the reviewer's TOTP code; revoke never asks for one); R moves the marked items of one
+reviewer to another (an admin, with their code); C closes the campaign."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from govtui.errors import GovtuiError
-from govtui.services import operator_views, review_decisions, review_views
+from govtui.services import operator_views, review_decisions, review_reassign, review_views
 from govtui.services.review_decisions import Decided, ItemSelection
 from govtui.services.review_views import CampaignSummary, ItemRow, ItemSort, ItemWindow
 from govtui.services.second_factor import CodeRejected
 from govtui.tui.context import TuiContext
+from govtui.tui.modals.reason_prompt import ReasonPrompt
 from govtui.tui.modals.review_decision import DecisionInput, DecisionPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt
 from govtui.tui.plain import line, notify
@@ -76,7 +78,8 @@ class ReviewItemsScreen(WindowedScreen):
     HELP = (
         "A campaign's items with the decision helpers: f cycles my undecided / mine / all, o "
         "the sort (item, days left, project); space marks, ctrl+a marks every item of the "
-        "filter; k keeps and s shortens (your TOTP code), x revokes (no code); C closes."
+        "filter; k keeps and s shortens (your TOTP code), x revokes (no code); R reassigns the "
+        "marked items to another reviewer (an admin, your code); C closes."
     )
     TABLE_ID = "item-table"
     AUTO_FOCUS = f"#{TABLE_ID}"
@@ -88,6 +91,7 @@ class ReviewItemsScreen(WindowedScreen):
         Binding("k", "decide('keep')", "Keep"),
         Binding("x", "decide('revoke')", "Revoke"),
         Binding("s", "decide('shorten')", "Shorten"),
+        Binding("R", "reassign", "Reassign"),
         Binding("f", "next_filter", "Filter"),
         Binding("o", "next_sort", "Sort"),
         Binding("C", "close_campaign", "Close campaign"),
@@ -438,6 +442,83 @@ class ReviewItemsScreen(WindowedScreen):
         notify(self, text, title=f"Review {result.campaign}")
         self._clear_marks()
         self.post_message(GrantsChanged())
+
+    # -- reassigning (an admin) -------------------------------------------------------------
+
+    def action_reassign(self) -> None:
+        batch = self._batch()
+        if batch is None or batch.count == 0 or batch.item_ids is None:
+            notify(self, "Mark the items to reassign (or put the cursor on one): not a filter.")
+            return
+        sources = {row.reviewer for row in batch.rows}
+        if len(sources) != 1:
+            notify(self, "Reassign the items of one reviewer at a time.")
+            return
+        (source,) = sources
+        prompt = ReasonPrompt(
+            title=f"Reassign {batch.count:,} item(s) of {source} to whom?",
+            details=batch_text(batch.rows, batch.count),
+            action_label="Next",
+            placeholder="Operator name (a reviewer of this client, independent of each item)",
+        )
+        self.app.push_screen(prompt, partial(self._reassign_to, batch, source))
+
+    def _reassign_to(self, batch: Batch, source: str, target: str | None) -> None:
+        if target is None:
+            return
+        prompt = ReasonPrompt(
+            title=f"Reassign {batch.count:,} item(s) from {source} to {target}: why?",
+            details=batch_text(batch.rows, batch.count),
+            action_label="Next",
+        )
+        self.app.push_screen(prompt, partial(self._reassign_why, batch, source, target))
+
+    def _reassign_why(self, batch: Batch, source: str, target: str, reason: str | None) -> None:
+        if reason is None:
+            return
+        prompt: TotpPrompt[review_reassign.Reassigned | Refusal] = TotpPrompt(
+            title=f"Reassign {batch.count:,} item(s) from {source} to {target} as "
+            f"{self.actor_name}",
+            summary=batch_text(batch.rows, batch.count),
+            attempt=partial(self._reassign, batch, source, target, reason),
+            lockout=partial(self.workspace.read_as, operator_views.lockout),
+            action_label="Reassign",
+        )
+        self.app.push_screen(prompt, self._reassigned)
+
+    def _reassign(
+        self, batch: Batch, source: str, target: str, reason: str, code: str
+    ) -> review_reassign.Reassigned | Refusal:
+        """Move the items (in the prompt's worker); a refusal other than the code's comes
+        back as one line, a rejected code raises for the prompt to ask again."""
+        try:
+            return self.workspace.act(
+                review_reassign.reassign,
+                campaign=self.campaign,
+                from_reviewer=source,
+                to_reviewer=target,
+                reason=reason,
+                item_ids=list(batch.item_ids or ()),
+                code=code,
+            )
+        except CodeRejected:
+            raise
+        except GovtuiError as exc:
+            return Refusal(str(exc))
+
+    def _reassigned(self, result: review_reassign.Reassigned | Refusal | None) -> None:
+        if result is None:
+            self.refresh_data()
+            return
+        if isinstance(result, Refusal):
+            notify(self, result.message, title="Refused", severity="error", timeout=12)
+            return
+        text = f"{result.count:,} item(s) moved from {result.from_reviewer} to {result.to_reviewer}"
+        if result.decided:
+            text += f"; {len(result.decided):,} decided already stay"
+        notify(self, text, title=f"Review {result.campaign}")
+        self._clear_marks()
+        self.reload()
 
     # -- leaving ----------------------------------------------------------------------------
 
