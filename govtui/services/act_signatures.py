@@ -1290,8 +1290,9 @@ def _unverified_grants(
     restricted: dict[int, bool] = {}
     # The service's own rules again, since a row and a signature can be written by an
     # operator with their own key: not the requester, an approver of that client.
-    may_approve = set(
-        session.execute(
+    may_approve: set[tuple[int, int]] = {
+        (operator_id, client_id)
+        for operator_id, client_id in session.execute(
             sa.select(col(OperatorClient.operator_id), col(OperatorClient.client_id)).join(
                 OperatorRole,
                 sa.and_(
@@ -1299,15 +1300,16 @@ def _unverified_grants(
                     col(OperatorRole.role) == Role.APPROVER.value,
                 ),
             )
-        ).tuples()
-    )
-    acts = (
-        act
-        for start in range(0, len(grant_ids), _CHUNK)
-        for act in _approval_rows(
-            session, col(Approval.grant_id).in_(list(grant_ids[start : start + _CHUNK]))
         )
-    )
+    }
+    acts: Iterable[_Act]
+    if len(grant_ids) > _CHUNK:
+        # Many grants (a resume, a first sync): one streamed pass over every approval costs
+        # less than IN lists of thousands of ids, each compiled and planned anew.
+        wanted = set(grant_ids)
+        acts = (act for act in _approval_rows(session) if act.grant_id in wanted)
+    else:
+        acts = _approval_rows(session, col(Approval.grant_id).in_(list(grant_ids)))
     # How long the verified approvals let each grant last: the grant ends at most `days`
     # after the approval that made or extended it (grants.expiry caps it lower, never higher).
     allowed: dict[int, datetime] = {}
