@@ -162,7 +162,7 @@ def test_an_operator_key_registered_by_sql(world: World, ldap: Directory) -> Non
     sql_approval(world, gid, "bob", step=7)
     pair = signing.generate()
     statement = act_signatures.approval_statement(
-        gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada"
+        gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada", sensitivity="confidential"
     )
     with db.write_session(world.engine) as session:
         evidence = session.execute(sa.select(EvidenceKey)).scalars().first()

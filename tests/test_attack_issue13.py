@@ -72,7 +72,16 @@ def test_a_rogue_retired_evidence_key_inserted_by_sql_registers_a_forged_approve
         text = act_signatures.registration_text(key, "bob")
         key.registration_sig = base64.b64encode(signing.sign(rogue.private_b64, text)).decode()
         statement = act_signatures.approval_statement(
-            gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada"
+            gid,
+            0,
+            "acme/rlhf/pairs",
+            "read",
+            "E1",
+            10,
+            7,
+            "bob",
+            uid="ada",
+            sensitivity="confidential",
         )
         session.add(
             ActSignature(

@@ -192,7 +192,16 @@ def test_a_requester_with_their_own_key_approves_their_own_request_by_sql(
             )
         )  # fmt: skip
         statement = act_signatures.approval_statement(
-            gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 5, "ann", uid="ada"
+            gid,
+            0,
+            "acme/rlhf/pairs",
+            "read",
+            "E1",
+            10,
+            5,
+            "ann",
+            uid="ada",
+            sensitivity="confidential",
         )
         session.add(
             ActSignature(
@@ -364,7 +373,16 @@ def test_a_second_row_under_the_trusted_fingerprint_registers_a_forged_approver_
         text = act_signatures.registration_text(key, "bob")
         key.registration_sig = base64.b64encode(signing.sign(rogue.private_b64, text)).decode()
         statement = act_signatures.approval_statement(
-            gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada"
+            gid,
+            0,
+            "acme/rlhf/pairs",
+            "read",
+            "E1",
+            10,
+            7,
+            "bob",
+            uid="ada",
+            sensitivity="confidential",
         )
         session.add(
             ActSignature(

@@ -131,11 +131,6 @@ def test_an_offboarded_grant_revived_by_sql_is_added_again(
     assert not member(ldap, "ada"), "sync re-added ada on her offboarded grant revived by SQL"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13c finding 1 (CRITICAL): an expired grant revived by SQL is re-added by "
-    "sync (its expiry is in the past), and `audit verify` passes",
-)
 def test_an_expired_grant_revived_by_sql_is_added_again(
     world: World, ldap: Directory, fake_clock: FakeClock
 ) -> None:
@@ -169,11 +164,6 @@ def test_an_expired_grant_revived_by_sql_is_added_again(
 # --- finding 2: the approver and admin rules read unsigned rows -----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13c finding 2 (HIGH): an approves link inserted by SQL satisfies sync's "
-    "approver-of-the-client check",
-)
 def test_an_approves_link_inserted_by_sql_lets_another_clients_approver_approve(
     world: World, ldap: Directory
 ) -> None:
@@ -208,11 +198,6 @@ def test_an_approves_link_inserted_by_sql_lets_another_clients_approver_approve(
     assert not member(ldap, "ada"), "sync added ada on an approval by olga, not acme's approver"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13c finding 2 (HIGH): an admin role inserted by SQL makes an insider's own "
-    "signature of a forged group routing pass sync",
-)
 def test_an_admin_role_inserted_by_sql_signs_a_routing_into_the_restricted_group(
     world: World, ldap: Directory
 ) -> None:
@@ -260,11 +245,6 @@ def test_an_admin_role_inserted_by_sql_signs_a_routing_into_the_restricted_group
 # --- finding 3: the restricted rule reads the scope's sensitivity as it now is -------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13c finding 3 (HIGH): a restricted scope downgraded by SQL is added on one "
-    "approval",
-)
 def test_a_restricted_scope_downgraded_by_sql_is_added_on_one_approval(
     world: World, ldap: Directory
 ) -> None:
@@ -296,11 +276,6 @@ def test_a_restricted_scope_downgraded_by_sql_is_added_on_one_approval(
 # --- finding 4 (honest flow refused): an approver who stops approving -----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13c finding 4 (MEDIUM, denial of service): after the approver's approves "
-    "link is removed, the resume of a paused client re-adds none of the grants they approved",
-)
 def test_a_resume_re_adds_grants_whose_approver_no_longer_approves(
     world: World, ldap: Directory
 ) -> None:
