@@ -83,11 +83,6 @@ def ids(world: World, statement: str) -> int:
 # --- finding 1: a grant ended in bulk is revived -------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13c finding 1 (CRITICAL): a grant ended in bulk (offboarding) revived by SQL "
-    "is re-added by sync, and `audit verify` passes",
-)
 def test_an_offboarded_grant_revived_by_sql_is_added_again(
     world: World, ldap: Directory, fake_clock: FakeClock
 ) -> None:
@@ -344,11 +339,6 @@ def test_a_target_added_after_grants_exist_gets_their_members(
     assert reconcile.compare(world.engine, "second") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack13c finding 1 (CRITICAL, audit side): `audit verify` passes over a revoked "
-    "grant set active again by SQL",
-)
 def test_a_revoked_grant_revived_by_sql_stays_out_and_audit_verify_names_it(
     world: World, ldap: Directory
 ) -> None:

@@ -1365,23 +1365,29 @@ def _approver_then(
 
 
 _SLACK = timedelta(minutes=5)  # clock steps between an approval and the grant's activation
-_END_EVENTS = ("grant.revoke", "grant.deny")
 
 
 def _ended_by_chain(session: Session, grant_ids: Sequence[int]) -> set[int]:
-    """Of these grants, those the chain records as revoked or denied one by one (a grant set
-    back to active by SQL keeps its past). Bulk ends (expiry, offboarding, a review's close)
-    name their grants by digest only and are left to `audit verify`'s replay."""
+    """Of these grants, those the chain records as ended one by one (revoked, denied, or in
+    a bulk end that lists its grants: a grant set back to active by SQL keeps its past).
+    A bulk end of more than 20 grants names them by digest only: `audit verify` then."""
+    wanted = set(grant_ids)
     ended: set[int] = set()
-    objects = [f"grant:{g}" for g in grant_ids]
-    for start in range(0, len(objects), _CHUNK):
-        rows = session.execute(
-            sa.select(col(AuditEvent.object)).where(
-                col(AuditEvent.action).in_(_END_EVENTS),
-                col(AuditEvent.object).in_(objects[start : start + _CHUNK]),
-            )
-        ).scalars()
-        ended |= {int(str(obj).removeprefix("grant:")) for obj in rows}
+    rows = session.execute(
+        sa.select(col(AuditEvent.action), col(AuditEvent.object), col(AuditEvent.details)).where(
+            col(AuditEvent.action).in_(list(audit.END_EVENTS))
+        )
+    )
+    for action, obj, text in rows:
+        if action in ("grant.revoke", "grant.deny"):
+            named = audit.ended_ids(action, str(obj), {})
+        else:
+            try:
+                details = json.loads(text)
+            except ValueError:
+                continue
+            named = audit.ended_ids(action, str(obj), details if isinstance(details, dict) else {})
+        ended.update(g for g in named if g in wanted)
     return ended
 
 
