@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -906,12 +905,7 @@ def _key_events(session: Session) -> Iterator[tuple[int, datetime, int]]:
         .where(col(AuditEvent.action).in_(_KEY_EVENTS))
     )  # fmt: skip
     for at, action, obj, text, seq in events:
-        try:
-            details = json.loads(text)
-        except ValueError:
-            details = {}
-        if not isinstance(details, dict):
-            details = {}
+        details = audit.details_of(text)
         operator_id = details.get("operator_id")
         if not isinstance(operator_id, int):  # events from before the id was recorded
             operator_id = ids.get(str(obj).removeprefix("operator:"))
@@ -1300,12 +1294,7 @@ def _privilege_history(session: Session) -> _History:
     )  # fmt: skip
     for at, action, obj, text in session.execute(query):
         name = str(obj).removeprefix("operator:")
-        try:
-            details = json.loads(text)
-        except ValueError:
-            continue
-        if not isinstance(details, dict):
-            continue
+        details = audit.details_of(text)
         changes: list[tuple[str, str, bool]] = []
         if action == "operator.add":
             changes += [("role", str(r), True) for r in details.get("roles") or []]
@@ -1342,11 +1331,7 @@ def _restricted_by_chain(session: Session) -> set[str]:
         )
     )
     for obj, text in rows:
-        try:
-            details = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(details, dict) and details.get("sensitivity") == Sensitivity.RESTRICTED:
+        if audit.details_of(text).get("sensitivity") == Sensitivity.RESTRICTED:
             found.add(str(obj).removeprefix("scope:"))
     return found
 
@@ -1379,14 +1364,7 @@ def _ended_by_chain(session: Session, grant_ids: Sequence[int]) -> set[int]:
         )
     )
     for action, obj, text in rows:
-        if action in ("grant.revoke", "grant.deny"):
-            named = audit.ended_ids(action, str(obj), {})
-        else:
-            try:
-                details = json.loads(text)
-            except ValueError:
-                continue
-            named = audit.ended_ids(action, str(obj), details if isinstance(details, dict) else {})
+        named = audit.ended_ids(action, str(obj), audit.details_of(text))
         ended.update(g for g in named if g in wanted)
     return ended
 

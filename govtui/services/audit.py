@@ -64,6 +64,15 @@ def id_summary(ids: Sequence[int]) -> dict[str, object]:
     return {"count": len(ordered), "ids_sha256": digest, "first_ids": ordered[:20]}
 
 
+def details_of(text: str) -> dict[str, Any]:
+    """An event's stored details as a dict ({} when they are not a JSON object)."""
+    try:
+        details = json.loads(text)
+    except ValueError:
+        return {}
+    return details if isinstance(details, dict) else {}
+
+
 # The events that end grants, and where their details list them (None: the event itself).
 END_EVENTS: dict[str, tuple[str, ...]] = {
     "grant.revoke": (),

@@ -12,7 +12,6 @@ what is kept per grant is an id with a small digest of what its request named.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,14 @@ from govtui.models import (
     ReviewItem,
 )
 from govtui.services import audit_state_evidence
-from govtui.services.audit import BATCH, END_EVENTS, ended_ids, format_time, summary_of
+from govtui.services.audit import (
+    BATCH,
+    END_EVENTS,
+    details_of,
+    ended_ids,
+    format_time,
+    summary_of,
+)
 from govtui.vocabulary import GrantState, ReviewDecision
 
 MAX_NAMED = 50  # problems named one by one; the rest are counted
@@ -146,11 +152,7 @@ def _events(session: Session) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
         if not rows:
             return
         for _seq, action, actor, obj, details in rows:
-            try:
-                parsed = json.loads(details)
-            except ValueError:
-                parsed = {}
-            yield action, actor, obj, parsed if isinstance(parsed, dict) else {}
+            yield action, actor, obj, details_of(details)
         last = rows[-1][0]
 
 
