@@ -1176,8 +1176,10 @@ def refused_adds(session: Session, op_ids: Sequence[int]) -> dict[int, str]:
     keys = _keys(session)
     since = _keyed_since(session, keys)
     grant_ids = sorted({g for found in behind.values() for g in found})
-    why_grant = _unverified_grants(session, grant_ids, keys, since)
-    why_target = _unverified_routing(session, {op[3] for op in ops}, keys, since)
+    # Who held which role and link when, by the chain: read once for both checks.
+    history = _privilege_history(session)
+    why_grant = _unverified_grants(session, grant_ids, keys, since, history)
+    why_target = _unverified_routing(session, {op[3] for op in ops}, keys, since, history)
     why_pause: dict[int, str] = {}
     for resumed in sorted({op[2] for op in ops if op[2] is not None}):
         for act in _resume_rows(session, ClientPause.id == resumed):
@@ -1241,13 +1243,16 @@ def _grants_behind(
 
 
 def _unverified_routing(
-    session: Session, target_ids: set[int], keys: dict[int, _Key], since: dict[int, datetime]
+    session: Session,
+    target_ids: set[int],
+    keys: dict[int, _Key],
+    since: dict[int, datetime],
+    history: _History,
 ) -> dict[int, str]:
     """Why adds to each of these targets must wait: its group routing (the groups its adds
     go to, and where a uid is looked up) is not signed by an admin as it now is."""
     if not target_ids:
         return {}
-    history = _privilege_history(session)
     names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
     why: dict[int, str] = {}
     for target_id in target_ids:
@@ -1370,7 +1375,11 @@ def _ended_by_chain(session: Session, grant_ids: Sequence[int]) -> set[int]:
 
 
 def _unverified_grants(
-    session: Session, grant_ids: Sequence[int], keys: dict[int, _Key], since: dict[int, datetime]
+    session: Session,
+    grant_ids: Sequence[int],
+    keys: dict[int, _Key],
+    since: dict[int, datetime],
+    history: _History,
 ) -> dict[int, str]:
     """Why each of these grants may not be added: an approval without a valid signature, or
     fewer verified approvals of its request than it needs."""
@@ -1380,7 +1389,6 @@ def _unverified_grants(
     # The service's own rules again, since a row and a signature can be written by an
     # operator with their own key: an approver of that client when they approved, by the
     # chain (whose past a signed checkpoint protects), not by today's rows.
-    history = _privilege_history(session)
     names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
     clients = dict(session.execute(sa.select(col(Client.id), col(Client.name))).all())
     now = clock.now()
