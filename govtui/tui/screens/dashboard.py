@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import ColumnKey
 
 from govtui import clock
 from govtui.models import GRANT_STATES
@@ -171,6 +172,13 @@ class DashboardScreen(GovtuiScreen):
             *(_count(totals[state], "bold") for state in GRANT_STATES),
             key="__total__",
         )
+        # Sized with the rows, not at the table's next idle: a CI run once showed the names cut
+        # to the header's width ("helios") for 20 s.
+        names = table.columns[ColumnKey("client")]
+        names.content_width = max(
+            names.content_width, *(_cell(client.name).cell_len for client in overview.clients), 5
+        )
+        table.refresh()
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
         paused_count = sum(client.status == "paused" for client in overview.clients)
