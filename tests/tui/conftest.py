@@ -23,8 +23,9 @@ from tests.tui.tui_support import (
 
 
 @pytest.fixture
-def demo_engine(sqlite_engine: Engine) -> Engine:
-    """A SQLite database holding the demo data with DEMO_CONTRACTORS contractors."""
+def demo_engine(sqlite_engine: Engine, memory_keyring: MemoryKeyring) -> Engine:
+    """A SQLite database holding the demo data with DEMO_CONTRACTORS contractors (its
+    operators' secrets and keys in an in-memory keyring)."""
     with db.write_session(sqlite_engine) as session:
         demo.load(session, contractors=DEMO_CONTRACTORS)
     return sqlite_engine
