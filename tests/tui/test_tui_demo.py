@@ -7,12 +7,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col
+from textual.message import Message
+from textual.notifications import Notify
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from govtui import db
 from govtui.models import Grant
 from govtui.security import totp
-from govtui.services import grant_views, operators
+from govtui.services import grant_views, operators, pause
 from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.act_as import ActAsPrompt
@@ -248,3 +250,33 @@ async def test_a_terminal_too_small_for_the_qr_code_is_told_to_grow(demo_engine:
         await settle(pilot)
         assert screen.query_one("#enrol-qr").display
         assert not screen.query_one("#enrol-too-small").display
+
+
+async def test_resume_asks_for_no_code_before_its_checks_pass(demo_engine: Engine) -> None:
+    """Issue 14: `u` checked the code first; now a client that is not paused, or an operator
+    who does not approve for it, gets the refusal and no code prompt."""
+    messages: list[Message] = []
+    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        browser = await open_client(app, pilot, "orbital-research")
+        await pilot.press("u")
+        await settle(pilot)
+        assert app.screen is browser  # no TOTP prompt
+        assert any("'orbital-research' is not paused" in n for n in _notes(messages))
+    Workspace(demo_engine, "alex").act(pause.pause, client="northwind-ai", reason="breach")
+    messages.clear()
+    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        browser = await open_client(app, pilot, "northwind-ai")
+        await pilot.press("u")
+        await settle(pilot)
+        assert app.screen is browser
+        assert any(
+            "'alex' is not an approver for client 'northwind-ai'" in n for n in _notes(messages)
+        )
+
+
+def _notes(messages: list[Message]) -> list[str]:
+    return [m.notification.message for m in messages if isinstance(m, Notify)]
