@@ -40,25 +40,12 @@ from .conftest import FakeClock
 from .directory_support import Directory, add_target, norm
 from .factories import World, small_vendor, with_evidence_key
 from .memory_keyring import MemoryKeyring
+from .signed_support import signed_ldap, signed_world  # noqa: F401 (fixtures)
 from .test_review_decide import KEEP, SHORTEN, Setup, setup
 
 __all__ = ["setup"]  # the review fixture, used by name
 
 PAIRS_READ = "acme-rlhf-pairs-read"
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring, fake_clock: FakeClock) -> World:
-    """The small vendor with an evidence key, every operator key registered."""
-    return with_evidence_key(small_vendor(engine), lambda: fake_clock.advance(seconds=31))
-
-
-@pytest.fixture
-def ldap(world: World, directory: Directory) -> Directory:
-    directory.add_person("ada")
-    directory.add_person("bo")
-    add_target(world.engine, directory)
-    return directory
 
 
 def sql(engine: Engine, statement: str, **params: object) -> None:
@@ -175,7 +162,7 @@ def test_an_operator_key_registered_by_sql(world: World, ldap: Directory) -> Non
     sql_approval(world, gid, "bob", step=7)
     pair = signing.generate()
     statement = act_signatures.approval_statement(
-        gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada"
+        gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada", sensitivity="confidential"
     )
     with db.write_session(world.engine) as session:
         evidence = session.execute(sa.select(EvidenceKey)).scalars().first()

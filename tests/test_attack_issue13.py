@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from govtui import clock, db
 from govtui.cli.main import main
@@ -24,24 +23,10 @@ from govtui.security import signing
 from govtui.services import act_signatures, evidence_verify, grant_lifecycle, sync
 
 from .conftest import FakeClock
-from .directory_support import Directory, add_target
-from .factories import World, small_vendor, with_evidence_key
-from .memory_keyring import MemoryKeyring
+from .directory_support import Directory
+from .factories import World
+from .signed_support import signed_ldap, signed_world  # noqa: F401 (fixtures)
 from .test_act_signatures import member, sql, verify
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring, fake_clock: FakeClock) -> World:
-    return with_evidence_key(small_vendor(engine), lambda: fake_clock.advance(seconds=31))
-
-
-@pytest.fixture
-def ldap(world: World, directory: Directory) -> Directory:
-    directory.add_person("ada")
-    directory.add_person("bo")
-    add_target(world.engine, directory)
-    return directory
-
 
 # --- fail-closed sync ----------------------------------------------------------------------
 
@@ -87,7 +72,16 @@ def test_a_rogue_retired_evidence_key_inserted_by_sql_registers_a_forged_approve
         text = act_signatures.registration_text(key, "bob")
         key.registration_sig = base64.b64encode(signing.sign(rogue.private_b64, text)).decode()
         statement = act_signatures.approval_statement(
-            gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada"
+            gid,
+            0,
+            "acme/rlhf/pairs",
+            "read",
+            "E1",
+            10,
+            7,
+            "bob",
+            uid="ada",
+            sensitivity="confidential",
         )
         session.add(
             ActSignature(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -21,27 +20,13 @@ from govtui.models import ActSignature, Approval, EvidenceKey, Grant, OperatorKe
 from govtui.security import secrets, signing
 from govtui.services import act_signatures, evidence_keys, grant_lifecycle, grants, operators, sync
 
-from .conftest import FakeClock
-from .directory_support import Directory, add_target, norm
-from .factories import ADMIN, World, small_vendor, with_evidence_key
+from .directory_support import Directory, norm
+from .factories import ADMIN, World
 from .memory_keyring import MemoryKeyring
+from .signed_support import signed_ldap, signed_world  # noqa: F401 (fixtures)
 from .test_act_signatures import member, sql, verify
 
 REDTEAM_READ = "acme-rlhf-redteam-read"
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring, fake_clock: FakeClock) -> World:
-    return with_evidence_key(small_vendor(engine), lambda: fake_clock.advance(seconds=31))
-
-
-@pytest.fixture
-def ldap(world: World, directory: Directory) -> Directory:
-    directory.add_person("ada")
-    directory.add_person("bo")
-    directory.add_person("mallory")
-    add_target(world.engine, directory)
-    return directory
 
 
 def in_group(ldap: Directory, group: str, uid: str) -> bool:
@@ -207,7 +192,16 @@ def test_a_requester_with_their_own_key_approves_their_own_request_by_sql(
             )
         )  # fmt: skip
         statement = act_signatures.approval_statement(
-            gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 5, "ann", uid="ada"
+            gid,
+            0,
+            "acme/rlhf/pairs",
+            "read",
+            "E1",
+            10,
+            5,
+            "ann",
+            uid="ada",
+            sensitivity="confidential",
         )
         session.add(
             ActSignature(
@@ -379,7 +373,16 @@ def test_a_second_row_under_the_trusted_fingerprint_registers_a_forged_approver_
         text = act_signatures.registration_text(key, "bob")
         key.registration_sig = base64.b64encode(signing.sign(rogue.private_b64, text)).decode()
         statement = act_signatures.approval_statement(
-            gid, 0, "acme/rlhf/pairs", "read", "E1", 10, 7, "bob", uid="ada"
+            gid,
+            0,
+            "acme/rlhf/pairs",
+            "read",
+            "E1",
+            10,
+            7,
+            "bob",
+            uid="ada",
+            sensitivity="confidential",
         )
         session.add(
             ActSignature(

@@ -10,7 +10,6 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from govtui import db
 from govtui.cli.main import main
@@ -19,22 +18,11 @@ from govtui.security import signing
 from govtui.services import evidence_keys, operators, sync
 
 from .conftest import FakeClock
-from .directory_support import Directory, add_target
-from .factories import ADMIN, World, small_vendor, with_evidence_key
+from .directory_support import Directory
+from .factories import ADMIN, World
 from .memory_keyring import MemoryKeyring
+from .signed_support import signed_ldap, signed_world  # noqa: F401 (fixtures)
 from .test_act_signatures import member, sql, verify
-
-
-@pytest.fixture
-def world(engine: Engine, memory_keyring: MemoryKeyring, fake_clock: FakeClock) -> World:
-    return with_evidence_key(small_vendor(engine), lambda: fake_clock.advance(seconds=31))
-
-
-@pytest.fixture
-def ldap(world: World, directory: Directory) -> Directory:
-    directory.add_person("ada")
-    add_target(world.engine, directory)
-    return directory
 
 
 def another_login(keyring: MemoryKeyring) -> None:

@@ -5,9 +5,11 @@ used to reach SQLite and come back as a traceback)."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from typing import NoReturn
 
+from govtui.errors import InputError
 from govtui.services.validation import MAX_DAYS
 from govtui.text import cut_quoted, one_line, quoted
 
@@ -61,3 +63,12 @@ class Parser(argparse.ArgumentParser):
         line = one_line(f"{self.prog}: error: {message} (see {self.prog} --help)", MAX_ERROR)
         print(line, file=sys.stderr)
         self.exit(2)
+
+
+def read_code(given: str | None, prompt: str = "TOTP code: ") -> str:
+    """The code from --totp, else asked for without echo (never left in shell history)."""
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        raise InputError("no TOTP code: pass --totp CODE or run in a terminal to be asked")
+    return getpass.getpass(prompt)

@@ -21,7 +21,6 @@ from govtui.cli.context import (
     print_table,
     to_jsonable,
 )
-from govtui.cli.grant_commands import read_code
 from govtui.errors import GovtuiError, InputError
 from govtui.models import ACCESS_LEVELS, DIRECTORY_FLAVOURS, DirectoryTarget
 from govtui.services import directory_targets, directory_views, reconcile, sync
@@ -297,7 +296,7 @@ def run_disable(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_confirm(ctx: Context, args: argparse.Namespace) -> int:
-    code = read_code(args.totp)
+    code = arguments.read_code(args.totp)
     signature = ctx.workspace().act(directory_targets.confirm_routing, name=args.name, code=code)
     print(f"the group routing of directory {args.name} is signed ({signature})")
     return 0

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from govtui.cli import key_commands
+from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, print_json
-from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
 from govtui.services import evidence_keys, evidence_pack, evidence_verify
 from govtui.services.audit import format_time

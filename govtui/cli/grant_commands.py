@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 
 from govtui.cli import arguments
+from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, print_json, print_table
-from govtui.errors import InputError
 from govtui.models import ACCESS_LEVELS, GRANT_STATES
 from govtui.services import grant_views, grants
 from govtui.text import escaped
@@ -58,15 +56,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run_show)
     p = sub.add_parser("expire", help="end every grant past its expiry (safe to run from cron)")
     p.set_defaults(handler=run_expire)
-
-
-def read_code(given: str | None, prompt: str = "TOTP code: ") -> str:
-    """The code from --totp, else asked for without echo (never left in shell history)."""
-    if given is not None:
-        return given
-    if not sys.stdin.isatty():
-        raise InputError("no TOTP code: pass --totp CODE or run in a terminal to be asked")
-    return getpass.getpass(prompt)
 
 
 def run_request(ctx: Context, args: argparse.Namespace) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from govtui.cli.arguments import read_code
 from govtui.cli.context import Context
-from govtui.cli.grant_commands import read_code
 from govtui.services import act_signatures
 from govtui.text import one_line
 

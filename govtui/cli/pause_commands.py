@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, print_json, print_progress, print_table, to_jsonable
-from govtui.cli.grant_commands import read_code
 from govtui.errors import ConflictError
 from govtui.services import convergence, offboarding, pause, pause_reach, pause_views
 from govtui.services.sync import Progress

@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlmodel import Session
 
 from govtui.cli import arguments, key_commands, pause_commands
+from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, print_json, print_table
-from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
 from govtui.models import ROLES
 from govtui.security import qr

@@ -14,8 +14,8 @@ from sqlmodel import Session
 
 from govtui import clock
 from govtui.cli import arguments, review_schedule_commands
+from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, json_text, print_json, print_progress, print_table
-from govtui.cli.grant_commands import read_code
 from govtui.errors import InputError
 from govtui.models import Operator
 from govtui.services import (

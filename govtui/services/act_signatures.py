@@ -240,15 +240,18 @@ def approval_statement(
     approver: str,
     *,
     uid: str,
+    sensitivity: str,
 ) -> str:
     """What an approver confirms: the contractor by id and by directory uid (who the
-    directory will add: a uid rewritten after approval no longer matches)."""
+    directory will add: a uid rewritten after approval no longer matches), and the scope's
+    sensitivity (how many approvers it needs: a scope downgraded by SQL no longer matches)."""
     return _text(
         {
             "act": ActKind.APPROVE.value,
             "grant": grant,
             "round": round_,
             "scope": scope,
+            "sensitivity": sensitivity,
             "access": access,
             "contractor": contractor,
             "uid": uid,
@@ -479,6 +482,7 @@ class _Act:
     days: int | None = None  # an approval's days (of the request or its extension)
     expires_at: datetime | None = None  # an approval's grant's, now
     target_id: int | None = None  # a routing's
+    path: str | None = None  # an approval's scope, client/project/scope
 
 
 def _sig_join(kind: ActKind, subject: Any, signer: Any) -> Any:
@@ -552,7 +556,18 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             f"approval of grant {grant} (round {round_}) by {name}",
             approver,
             at,
-            approval_statement(grant, round_, path, access, contractor, days, step, name, uid=uid),
+            approval_statement(
+                grant,
+                round_,
+                path,
+                access,
+                contractor,
+                days,
+                step,
+                name,
+                uid=uid,
+                sensitivity=sensitivity,
+            ),
             key_id,
             stored,
             signature,
@@ -563,6 +578,7 @@ def _approval_rows(session: Session, *where: Any) -> Iterator[_Act]:
             client_id=client_id,
             days=days,
             expires_at=expires_at,
+            path=path,
         )
 
 
@@ -1250,18 +1266,17 @@ def _unverified_routing(
     go to, and where a uid is looked up) is not signed by an admin as it now is."""
     if not target_ids:
         return {}
-    admins = set(
-        session.execute(
-            sa.select(col(OperatorRole.operator_id)).where(
-                col(OperatorRole.role) == Role.ADMIN.value
-            )
-        ).scalars()
-    )
+    history = _privilege_history(session)
+    names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
     why: dict[int, str] = {}
     for target_id in target_ids:
         for act in _routing_rows(session, target_id=target_id):
             verdict = _judge(act, keys, since)
-            if verdict is None and act.signer_id not in admins:
+            signer = names.get(act.signer_id) if act.signer_id is not None else None
+            if verdict is None and not (
+                signer is not None
+                and _held(history, (signer, "role", Role.ADMIN.value), act.signed_at)
+            ):
                 verdict = ("signed by an operator who is not an admin", True)
             if verdict is not None:
                 name = act.what.removeprefix("the group routing of directory ")
@@ -1272,24 +1287,120 @@ def _unverified_routing(
     return why
 
 
+_HISTORY = (
+    "operator.add",
+    "operator.role_add",
+    "operator.role_remove",
+    "operator.approves_add",
+    "operator.approves_remove",
+    "operator.remove",
+)
+_History = dict[tuple[str, str, str], list[tuple[datetime, bool]]]
+
+
+def _privilege_history(session: Session) -> _History:
+    """When each operator held each role and approves link, by the chain (not the rows,
+    which whoever writes the database can change): (name, "role"|"approves", what) ->
+    [(time, held from then on)], in chain order."""
+    history: _History = {}
+    query = (
+        sa.select(
+            col(AuditEvent.at), col(AuditEvent.action), col(AuditEvent.object),
+            col(AuditEvent.details),
+        )
+        .where(col(AuditEvent.action).in_(_HISTORY))
+        .order_by(col(AuditEvent.seq))
+    )  # fmt: skip
+    for at, action, obj, text in session.execute(query):
+        name = str(obj).removeprefix("operator:")
+        try:
+            details = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(details, dict):
+            continue
+        changes: list[tuple[str, str, bool]] = []
+        if action == "operator.add":
+            changes += [("role", str(r), True) for r in details.get("roles") or []]
+            changes += [("approves", str(c), True) for c in details.get("approves") or []]
+        elif action in ("operator.role_add", "operator.role_remove"):
+            changes.append(("role", str(details.get("role")), action.endswith("_add")))
+        elif action in ("operator.approves_add", "operator.approves_remove"):
+            changes.append(("approves", str(details.get("client")), action.endswith("_add")))
+        else:  # operator.remove: nothing held from then on
+            changes += [(k[1], k[2], False) for k in history if k[0] == name]
+        for kind, what, held in changes:
+            history.setdefault((name, kind, what), []).append((at, held))
+    return history
+
+
+def _held(history: _History, key: tuple[str, str, str], at: datetime | None) -> bool:
+    """Whether it was held at `at`: given at or before then, not taken away before then (a
+    removal in the same instant as the act came after it)."""
+    held = False
+    for when, state in history.get(key, ()):
+        if at is None or when > at or (when == at and not state):
+            break
+        held = state
+    return held
+
+
+def _restricted_by_chain(session: Session) -> set[str]:
+    """The scope paths the chain made restricted (`scope.add`): a scope downgraded by SQL
+    still needs two approvers."""
+    found: set[str] = set()
+    rows = session.execute(
+        sa.select(col(AuditEvent.object), col(AuditEvent.details)).where(
+            col(AuditEvent.action) == "scope.add"
+        )
+    )
+    for obj, text in rows:
+        try:
+            details = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(details, dict) and details.get("sensitivity") == Sensitivity.RESTRICTED:
+            found.add(str(obj).removeprefix("scope:"))
+    return found
+
+
+def _approver_then(
+    history: _History, names: dict[int, str], clients: dict[int, str], act: _Act
+) -> bool:
+    """Whether the chain records the act's approver as an approver of its client then."""
+    name = names.get(act.signer_id) if act.signer_id is not None else None
+    client = clients.get(act.client_id) if act.client_id is not None else None
+    if name is None or client is None:
+        return False
+    return _held(history, (name, "role", Role.APPROVER.value), act.at) and _held(
+        history, (name, "approves", client), act.at
+    )
+
+
 _SLACK = timedelta(minutes=5)  # clock steps between an approval and the grant's activation
-_END_EVENTS = ("grant.revoke", "grant.deny")
 
 
 def _ended_by_chain(session: Session, grant_ids: Sequence[int]) -> set[int]:
-    """Of these grants, those the chain records as revoked or denied one by one (a grant set
-    back to active by SQL keeps its past). Bulk ends (expiry, offboarding, a review's close)
-    name their grants by digest only and are left to `audit verify`'s replay."""
+    """Of these grants, those the chain records as ended one by one (revoked, denied, or in
+    a bulk end that lists its grants: a grant set back to active by SQL keeps its past).
+    A bulk end of more than 20 grants names them by digest only: `audit verify` then."""
+    wanted = set(grant_ids)
     ended: set[int] = set()
-    objects = [f"grant:{g}" for g in grant_ids]
-    for start in range(0, len(objects), _CHUNK):
-        rows = session.execute(
-            sa.select(col(AuditEvent.object)).where(
-                col(AuditEvent.action).in_(_END_EVENTS),
-                col(AuditEvent.object).in_(objects[start : start + _CHUNK]),
-            )
-        ).scalars()
-        ended |= {int(str(obj).removeprefix("grant:")) for obj in rows}
+    rows = session.execute(
+        sa.select(col(AuditEvent.action), col(AuditEvent.object), col(AuditEvent.details)).where(
+            col(AuditEvent.action).in_(list(audit.END_EVENTS))
+        )
+    )
+    for action, obj, text in rows:
+        if action in ("grant.revoke", "grant.deny"):
+            named = audit.ended_ids(action, str(obj), {})
+        else:
+            try:
+                details = json.loads(text)
+            except ValueError:
+                continue
+            named = audit.ended_ids(action, str(obj), details if isinstance(details, dict) else {})
+        ended.update(g for g in named if g in wanted)
     return ended
 
 
@@ -1302,32 +1413,28 @@ def _unverified_grants(
     approvers: dict[int, set[int]] = {}  # distinct verified approvers of each request
     restricted: dict[int, bool] = {}
     # The service's own rules again, since a row and a signature can be written by an
-    # operator with their own key: not the requester, an approver of that client.
-    may_approve = set(
-        session.execute(
-            sa.select(col(OperatorClient.operator_id), col(OperatorClient.client_id)).join(
-                OperatorRole,
-                sa.and_(
-                    col(OperatorRole.operator_id) == col(OperatorClient.operator_id),
-                    col(OperatorRole.role) == Role.APPROVER.value,
-                ),
-            )
-        ).tuples()
-    )
-    acts = (
-        act
-        for start in range(0, len(grant_ids), _CHUNK)
-        for act in _approval_rows(
-            session, col(Approval.grant_id).in_(list(grant_ids[start : start + _CHUNK]))
-        )
-    )
+    # operator with their own key: an approver of that client when they approved, by the
+    # chain (whose past a signed checkpoint protects), not by today's rows.
+    history = _privilege_history(session)
+    names = dict(session.execute(sa.select(col(Operator.id), col(Operator.name))).all())
+    clients = dict(session.execute(sa.select(col(Client.id), col(Client.name))).all())
+    now = clock.now()
+    acts: Iterable[_Act]
+    if len(grant_ids) > _CHUNK:
+        # Many grants (a resume, a first sync): one streamed pass over every approval costs
+        # less than IN lists of thousands of ids, each compiled and planned anew.
+        wanted = set(grant_ids)
+        acts = (act for act in _approval_rows(session) if act.grant_id in wanted)
+    else:
+        acts = _approval_rows(session, col(Approval.grant_id).in_(list(grant_ids)))
     # How long the verified approvals let each grant last: the grant ends at most `days`
     # after the approval that made or extended it (grants.expiry caps it lower, never higher).
     allowed: dict[int, datetime] = {}
     expires: dict[int, datetime | None] = {}
+    chain_restricted = _restricted_by_chain(session)
     for act, verdict in _judge_all(acts, keys, since):
         assert act.grant_id is not None
-        restricted[act.grant_id] = act.restricted
+        restricted[act.grant_id] = act.restricted or act.path in chain_restricted
         expires[act.grant_id] = act.expires_at
         if verdict is None and act.at is not None and act.days is not None:
             until = act.at + timedelta(days=act.days)
@@ -1338,13 +1445,17 @@ def _unverified_grants(
                 f"approval of grant {act.grant_id} not signed by a registered key: "
                 f"{act.what}: {verdict[0]}",
             )
-        elif (act.signer_id, act.client_id) not in may_approve:
+        elif not _approver_then(history, names, clients, act):
             why.setdefault(
-                act.grant_id, f"{act.what}: its approver is not an approver of that client"
+                act.grant_id,
+                f"{act.what}: the chain does not record its approver as an approver of that "
+                "client when they approved",
             )
         elif act.subject.endswith(":0") and act.signer_id is not None:
             approvers.setdefault(act.grant_id, set()).add(act.signer_id)
     for grant_id, ends in expires.items():
+        if grant_id not in why and (ends is None or ends <= now):
+            why[grant_id] = f"grant {grant_id} has expired (its expiry was changed outside govtui)"
         bound = allowed.get(grant_id)
         if grant_id not in why and bound is not None and (ends is None or ends > bound + _SLACK):
             why[grant_id] = (

@@ -64,6 +64,36 @@ def id_summary(ids: Sequence[int]) -> dict[str, object]:
     return {"count": len(ordered), "ids_sha256": digest, "first_ids": ordered[:20]}
 
 
+# The events that end grants, and where their details list them (None: the event itself).
+END_EVENTS: dict[str, tuple[str, ...]] = {
+    "grant.revoke": (),
+    "grant.deny": (),
+    "grant.expire": ("",),
+    "contractor.offboard": ("",),
+    "review.close": ("revoked", "expired"),
+}
+
+
+def ended_ids(action: str, obj: str, details: dict[str, Any]) -> list[int]:
+    """The grants an end event names one by one: its own grant, or a bulk event's ids when
+    its summary lists them all (at most 20: beyond that only the digest says which)."""
+    keys = END_EVENTS.get(action)
+    if keys is None:
+        return []
+    if not keys:
+        text = obj.removeprefix("grant:")
+        return [int(text)] if text.isdigit() else []
+    found: list[int] = []
+    for key in keys:
+        summary = details.get(key) if key else details
+        if not isinstance(summary, dict):
+            continue
+        ids, count = summary.get("first_ids"), summary.get("count")
+        if isinstance(ids, list) and isinstance(count, int) and count <= len(ids):
+            found += [i for i in ids if isinstance(i, int)]
+    return found
+
+
 def summary_of(
     session: Session, column: sa.ColumnElement[int], *where: sa.ColumnElement[bool]
 ) -> tuple[int, str]:

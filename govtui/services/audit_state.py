@@ -37,7 +37,7 @@ from govtui.models import (
     ReviewItem,
 )
 from govtui.services import audit_state_evidence
-from govtui.services.audit import BATCH, format_time, summary_of
+from govtui.services.audit import BATCH, END_EVENTS, ended_ids, format_time, summary_of
 from govtui.vocabulary import GrantState, ReviewDecision
 
 MAX_NAMED = 50  # problems named one by one; the rest are counted
@@ -98,6 +98,7 @@ class _Replay:
     scopes: dict[str, tuple[str, int]] = field(default_factory=dict)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     disabled_targets: set[str] = field(default_factory=set)
+    ended: set[int] = field(default_factory=set)  # grants an end event named one by one
     # Issue 13's rows: evidence keys, operator signing keys, review schedules.
     evidence: audit_state_evidence.EvidenceReplay = field(
         default_factory=audit_state_evidence.EvidenceReplay
@@ -166,6 +167,8 @@ def replay(session: Session) -> _Replay:
     seen = _Replay()
     evidence_actions = audit_state_evidence.ACTIONS
     for action, actor, obj, details in _events(session):
+        if action in END_EVENTS:
+            seen.ended.update(ended_ids(action, obj, details))
         if action in evidence_actions:
             seen.evidence.fold(action, actor, obj, details)
             continue
@@ -451,6 +454,8 @@ def _check_grant(
         return
     if key != _request_key(contractor, scope, access):
         found.add(f"grant {grant_id} ({contractor}, {scope}, {access}) differs from its request")
+    if grant_id in seen.ended:
+        found.add(f"grant {grant_id} is {state} again after an event ended it (changed by SQL?)")
     expiry = seen.expires.get(grant_id)
     if expiry is None:
         if state == GrantState.ACTIVE.value:

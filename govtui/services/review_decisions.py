@@ -140,7 +140,7 @@ def _all_pass(
     return int(decided)
 
 
-def _of_campaign(session: Session, campaign: ReviewCampaign, actor: Operator) -> bool:
+def of_campaign(session: Session, campaign: ReviewCampaign, actor: Operator) -> bool:
     """Whether the actor is a listed reviewer or the fallback of the campaign: an item
     assigned to anybody else (by SQL) is nobody's to decide."""
     if campaign.fallback_reviewer_id == ident(actor):
@@ -284,7 +284,7 @@ def decide(
     if changed is None:
         judged, changed, ended = _judged(session, actor, row, chosen, selection, reason)
     # Every item is the actor's now; start assigns items only to the campaign's reviewers.
-    if not _of_campaign(session, row, actor):
+    if not of_campaign(session, row, actor):
         raise PolicyError(
             f"{actor.name!r} is neither a listed reviewer nor the fallback reviewer of "
             f"campaign {row.name!r}: an item assigned to them is nobody's to decide"

@@ -51,25 +51,13 @@ def _ids(session: Session, query: sa.Select[Any]) -> list[int]:
     return [int(i) for i in session.execute(query).scalars()]
 
 
-def _listed(session: Session, campaign: ReviewCampaign, operator: Operator) -> bool:
-    """Whether the operator is a listed reviewer or the fallback (decide's own test)."""
-    if campaign.fallback_reviewer_id == ident(operator):
-        return True
-    found = session.execute(
-        sa.select(_REVIEWER.c.operator_id).where(
-            _REVIEWER.c.campaign_id == ident(campaign), _REVIEWER.c.operator_id == ident(operator)
-        )
-    ).first()
-    return found is not None
-
-
 def cannot_decide(session: Session, campaign: ReviewCampaign, operator: Operator) -> str:
     """Why the operator may not decide the campaign's items any more ('' when they may):
     removed, lost the reviewer role or the client link, or not one of its reviewers."""
     client = session.get(Client, campaign.client_id)
     assert client is not None
     _op, why = reviews.standing(session, operator.name, client, "reviewer")
-    if not why and not _listed(session, campaign, operator):
+    if not why and not review_decisions.of_campaign(session, campaign, operator):
         why = f"reviewer {operator.name!r} is not one of the campaign's reviewers"
     return why
 
@@ -200,7 +188,7 @@ def reassign(
             "of it; nothing was reassigned"
         )
     summary = audit.id_summary(moving)
-    added = not _listed(session, record, target)
+    added = not review_decisions.of_campaign(session, record, target)
     result = Reassigned(
         campaign=record.name,
         from_reviewer=source.name,
