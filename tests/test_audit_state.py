@@ -15,6 +15,7 @@ from govtui.cli import main
 from govtui.services import audit_state, pause
 
 from .factories import UNREACHABLE_TARGET, World, small_vendor
+from .memory_keyring import MemoryKeyring
 
 
 def _sql(engine: Engine, statement: str, **params: Any) -> None:
@@ -176,9 +177,10 @@ def test_state_check_reads_in_batches_across_their_boundaries(
     assert len(_check(lived_in.engine).problems) == 1
 
 
-def test_demo_grants_are_backed_by_their_bulk_event_and_a_later_sql_grant_is_not(
-    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+def test_demo_grants_are_backed_by_their_events_and_a_later_sql_grant_is_not(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], memory_keyring: MemoryKeyring
 ) -> None:
+    """The demo makes its grants through the services (no bulk exemption any more)."""
     assert main(["--db", sqlite_url, "init"]) == 0
     assert main(["--db", sqlite_url, "demo", "--contractors", "20"]) == 0
     engine = db.make_engine(sqlite_url)

@@ -184,7 +184,9 @@ def _refused_word(words: Sequence[str]) -> str | None:
 
 
 def _run_tui(ctx: Context) -> int:
+    from govtui.services import demo
     from govtui.tui.app import GovtuiApp  # Textual loads only when the TUI is wanted
 
-    GovtuiApp(ctx.workspace()).run()
+    workspace = ctx.workspace()
+    GovtuiApp(workspace, demo=workspace.read(demo.is_demo)).run()
     return 0

@@ -8,6 +8,7 @@ import sys
 from govtui import db, migrations
 from govtui.cli import arguments
 from govtui.cli.context import Context
+from govtui.errors import InputError
 from govtui.services import demo, identity, keyring_migration, privilege
 
 
@@ -20,6 +21,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=arguments.bounded_int(0, 100_000),
         default=400,
         help="how many (default 400)",
+    )
+    # A directory to register before any grant (scripts/run --demo starts a private slapd),
+    # so that every demo change queues its directory operations.
+    p.add_argument("--directory-url", metavar="URL", help="register this directory target")
+    p.add_argument("--bind-dn", metavar="DN", help="with --directory-url: its bind DN")
+    p.add_argument("--users-base", metavar="DN", help="with --directory-url: where users are")
+    p.add_argument("--groups-base", metavar="DN", help="with --directory-url: where groups go")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="with --directory-url: read its bind password from stdin",
     )
     p.set_defaults(handler=run_demo)
 
@@ -49,7 +61,34 @@ def run_init(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_directory(args: argparse.Namespace) -> demo.DemoDirectory | None:
+    given = {
+        "--bind-dn": args.bind_dn,
+        "--users-base": args.users_base,
+        "--groups-base": args.groups_base,
+    }
+    if args.directory_url is None:
+        extra = [flag for flag, value in given.items() if value is not None]
+        if extra or args.password_stdin:
+            raise InputError(f"{(extra or ['--password-stdin'])[0]} needs --directory-url")
+        return None
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing or not args.password_stdin:
+        raise InputError(f"--directory-url needs {(missing or ['--password-stdin'])[0]}")
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise InputError("--password-stdin read an empty bind password")
+    return demo.DemoDirectory(
+        url=args.directory_url,
+        bind_dn=args.bind_dn,
+        users_base=args.users_base,
+        groups_base=args.groups_base,
+        password=password,
+    )
+
+
 def run_demo(ctx: Context, args: argparse.Namespace) -> int:
-    admin = ctx.workspace().act_system(demo.load, contractors=args.contractors)
+    directory = _demo_directory(args)
+    admin = ctx.workspace().act_system(demo.load, contractors=args.contractors, directory=directory)
     print(f"demo data loaded; act as the demo admin with --as {admin} or GOVTUI_OPERATOR={admin}")
     return 0

@@ -337,10 +337,23 @@ def _signer(session: Session, actor: Operator) -> tuple[OperatorKey, str] | None
     key = current_key(session, actor)
     if key is None:
         return None
-    private = secrets.load(_entry(session, key.keyring_ref))
+    entry = _entry(session, key.keyring_ref)
+    # Read from the keyring once per transaction: a batch approval signs one act per grant,
+    # and each keyring read is a D-Bus round trip with a key exchange (about 45 ms).
+    loaded: dict[str, str | None] | None = session.info.get(_LOADED)
+    if loaded is None:
+        loaded = session.info[_LOADED] = {}
+        db.after_commit(session, lambda: session.info.pop(_LOADED, None))
+        db.on_rollback(session, lambda: session.info.pop(_LOADED, None))
+    if entry not in loaded:
+        loaded[entry] = secrets.load(entry)
+    private = loaded[entry]
     if private is None:
         return None
     return key, private
+
+
+_LOADED = "govtui.act_signatures.loaded"  # session.info: keyring entry -> private half
 
 
 def _sign_many(

@@ -199,6 +199,14 @@ def _guard_chain(session: Session, head: AuditHead) -> None:
         raise AuditChainError(f"{problem}; {VERIFY_HINT}")
 
 
+def evidence_key_changed(session: Session) -> None:
+    """The evidence key changed in this transaction after its first event (the demo makes it
+    in the transaction that made the first admin): the head this transaction commits is
+    signed by the key as it is now, not left unsigned by the lookup made before it existed."""
+    if _SIGNER in session.info:
+        session.info[_SIGNER] = _note_maker(session)
+
+
 def missing_checkpoint_message(path: Path) -> str:
     """Why a database with events but no checkpoint is not written to, and the way out."""
     return (

@@ -104,8 +104,6 @@ class _Replay:
     scopes: dict[str, tuple[str, int]] = field(default_factory=dict)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     disabled_targets: set[str] = field(default_factory=set)
-    # Grant id ranges `govtui demo` inserted in bulk, with one demo.grants event for them all.
-    demo_grants: list[tuple[int, int]] = field(default_factory=list)
     ended: set[int] = field(default_factory=set)  # grants an end event named one by one
     # Issue 13's rows: evidence keys, operator signing keys, review schedules.
     evidence: audit_state_evidence.EvidenceReplay = field(
@@ -192,10 +190,6 @@ def replay(session: Session) -> _Replay:
                 str(details.get("sensitivity")),
                 int(details.get("max_grant_days", 0)),
             )
-        elif action == "demo.grants":
-            first, last = details.get("first_id"), details.get("last_id")
-            if isinstance(first, int) and isinstance(last, int):
-                seen.demo_grants.append((first, last))
         elif family == "directory" and (name := _after(obj, "directory")) is not None:
             _replay_directory(seen, action, name, details)
     return seen
@@ -457,8 +451,6 @@ def _check_grant(
     scope: str,
 ) -> None:
     key = seen.requested.get(grant_id)
-    if key is None and any(first <= grant_id <= last for first, last in seen.demo_grants):
-        return  # demo data, made in bulk by `govtui demo`
     if key is None:
         found.add(f"grant {grant_id} is {state} but has no grant.request event (inserted by SQL?)")
         return

@@ -136,6 +136,7 @@ def _make(
         obj=f"evidence_key:{pair.fingerprint}",
         details=details,
     )
+    audit.evidence_key_changed(session)
     database = secrets.database_id(session)
     db.after_commit(session, lambda: pin(database, pair.fingerprint))
     return KeyView(pair.fingerprint, pair.public_pem, actor.name, now, None, trusted=True)

@@ -208,18 +208,30 @@ def _queue_hand_added(session: Session, pause_id: int, hand_added: Sequence[Hand
     return len(values)
 
 
+def _require_may_resume(session: Session, actor: Operator, client: Client) -> ClientPause:
+    """The client's current pause, if it is paused and the actor approves for it."""
+    record = current_pause(session, client)
+    if client.status != ClientStatus.PAUSED or record is None:
+        raise ConflictError(f"client {client.name!r} is not paused")
+    if not operators.is_approver_for(session, actor, client):
+        raise PolicyError(
+            f"{actor.name!r} is not an approver for client {client.name!r}: only one may resume it"
+        )
+    return record
+
+
+def check_resume(session: Session, actor: Operator, *, client: str) -> None:
+    """What `resume` would refuse before it asks for a code (paused? an approver of it?), so
+    that a front end asks for no code that cannot help. `resume` checks again, under lock."""
+    _require_may_resume(session, actor, catalog.find_client(session, client))
+
+
 def resume(session: Session, actor: Operator, *, client: str, code: str) -> ResumeResult:
     """Restore exactly what the pause suspended and is neither ended nor past its expiry, with
     the original expiry; requests go back to awaiting approval. Needs an approver's code."""
     found = catalog.find_client(session, client)
     locked = catalog.lock_client(session, found.id)
-    record = current_pause(session, locked)
-    if locked.status != ClientStatus.PAUSED or record is None:
-        raise ConflictError(f"client {locked.name!r} is not paused")
-    if not operators.is_approver_for(session, actor, locked):
-        raise PolicyError(
-            f"{actor.name!r} is not an approver for client {locked.name!r}: only one may resume it"
-        )
+    record = _require_may_resume(session, actor, locked)
     step = second_factor.verify(session, actor, code, purpose=f"resume of client {locked.name}")
     # Whatever ran out while paused ends now, so it cannot be restored by mistake.
     grants.expire_due(session, actor_name=actor.name)

@@ -16,11 +16,12 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from govtui import clock
-from govtui.services import catalog_views, convergence, grants
+from govtui.services import catalog_views, convergence, grants, identity, operators
 from govtui.services.workspace import Workspace
 from govtui.tui.context import SyncSummary, TargetHealth, TuiContext
 from govtui.tui.directory_text import first_error, report_text
 from govtui.tui.error_text import describe_error
+from govtui.tui.modals.act_as import ActAsPrompt
 from govtui.tui.pause_flow import PauseFlow
 from govtui.tui.plain import for_markup, line, notify
 from govtui.tui.screens.approvals import ApprovalsScreen
@@ -94,17 +95,35 @@ class GovtuiApp(App[None]):
             return isinstance(message, GovtuiApp.SyncProgressed)
 
     @dataclass
+    class RosterLoaded(Message):
+        """The operators one may act as (the demo only)."""
+
+        roster: list[operators.OperatorView]
+
+    @dataclass
+    class ActorChecked(Message):
+        """`name` may act here (bound to this login): the app now acts as them."""
+
+        name: str
+
+    @dataclass
     class ClientsLoaded(Message):
         """Every client's name and status, for the command palette."""
 
         clients: list[tuple[str, str]]
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, *, demo: bool = False) -> None:
+        """`demo`: the database is a demo's (services.demo.is_demo), whose operators all share
+        the login running it; only then may the acting operator be switched (key w). Outside
+        the demo the operator is the one govtui was started as, for the whole session."""
         super().__init__()
         self.workspace = workspace
         self.actor_name = workspace.actor_name
         self.context = TuiContext(workspace)
-        self.title = f"govtui — acting as {line(workspace.actor_name)}"
+        self.demo = demo
+        if demo:
+            self.bind("w", "act_as", description="Act as… (demo)")
+        self._set_title()
         # The palette lists a command per client; it may not query on the UI thread, so it
         # reads this list, which a worker refreshes on mount and after grants or pauses change.
         self.clients: list[tuple[str, str]] = []
@@ -114,6 +133,10 @@ class GovtuiApp(App[None]):
         for mode, (screen_class, _title) in SCREEN_MODES.items():
             self.add_mode(mode, partial(screen_class, self.context))
         self.pause_flow = PauseFlow(self, self.context, changed=self._pause_changed)
+
+    def _set_title(self) -> None:
+        demo = " (demo: w switches)" if self.demo else ""
+        self.title = f"govtui — acting as {line(self.actor_name)}{demo}"
 
     def on_mount(self) -> None:
         self.load_clients()
@@ -147,10 +170,62 @@ class GovtuiApp(App[None]):
         if not isinstance(self.screen, EnrolScreen):
             self.push_screen(EnrolScreen(self.context))
 
+    # -- the demo's acting operator ----------------------------------------------------------
+
+    def action_act_as(self) -> None:
+        """The demo only: choose another of its operators to act as."""
+        if self.demo and not isinstance(self.screen, ActAsPrompt):
+            self.load_roster()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="roster")
+    def load_roster(self) -> None:
+        self.post_message(self.RosterLoaded(self.workspace.read(operators.list_all)))
+
+    @on(RosterLoaded)
+    def roster_loaded(self, message: RosterLoaded) -> None:
+        if isinstance(self.screen, HelpScreen | EnrolScreen):
+            self.pop_screen()
+        self.push_screen(ActAsPrompt(message.roster, self.actor_name), self._act_as_chosen)
+
+    def _act_as_chosen(self, name: str | None) -> None:
+        if name is not None and name != self.actor_name:
+            self.check_actor(name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="roster")
+    def check_actor(self, name: str) -> None:
+        # The same check every action makes: the operator is bound to this login.
+        Workspace(self.workspace.engine, name).read_as(identity.require_bound)
+        self.post_message(self.ActorChecked(name))
+
+    @on(ActorChecked)
+    async def actor_checked(self, message: ActorChecked) -> None:
+        if not self.demo:  # never outside the demo, whatever posted this
+            return
+        self.workspace = Workspace(self.workspace.engine, message.name)
+        self.actor_name = message.name
+        self.context.workspace = self.workspace
+        self._set_title()
+        # Every screen is made afresh for the new operator (their queue, their enrolment).
+        current = self.current_mode
+        other = next(mode for mode in SCREEN_MODES if mode != current)
+        await self.switch_mode(other)
+        for mode, (screen_class, _title) in SCREEN_MODES.items():
+            if mode != other:
+                await self.remove_mode(mode)
+                self.add_mode(mode, partial(screen_class, self.context))
+        await self.switch_mode(current)
+        await self.remove_mode(other)
+        self.add_mode(other, partial(SCREEN_MODES[other][0], self.context))
+        self.notify(f"Now acting as {line(message.name)}.", title="Demo")
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for mode, (screen_class, title) in SCREEN_MODES.items():
             yield SystemCommand(title, screen_class.HELP or "", partial(self.action_show, mode))
         yield SystemCommand(ENROL_TITLE, EnrolScreen.HELP, self.action_enrol)
+        if self.demo:
+            yield SystemCommand(
+                "Act as… (demo)", "Choose which demo operator acts next", self.action_act_as
+            )
         for client, status in self.clients:
             if status == "paused":
                 yield SystemCommand(

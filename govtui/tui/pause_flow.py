@@ -104,7 +104,22 @@ class PauseFlow:
         self._follow(result.client, headline)
 
     def resume(self, client: str) -> None:
-        """Ask the acting approver for a TOTP code, then resume `client`."""
+        """Check that `client` is paused and the acting operator approves for it, then ask for
+        their TOTP code and resume it. A refusal is shown as an error, and no code is asked."""
+        self.app.run_worker(
+            partial(self._check_resume, client),
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+            group="pause",
+            name="resume check",
+        )
+
+    def _check_resume(self, client: str) -> None:
+        self.context.workspace.read_as(pause.check_resume, client=client)
+        self.app.call_from_thread(self._ask_resume_code, client)
+
+    def _ask_resume_code(self, client: str) -> None:
         workspace = self.context.workspace
         self.app.push_screen(
             TotpPrompt[ResumeResult](

@@ -99,6 +99,20 @@ ensure_debs() {
 # ---------------------------------------------------------------------------------------------
 # The project's virtualenv.
 
+# _venv_stamp LOCKFILE: what .venv/.govtui-lock says once LOCKFILE is installed. pyproject.toml
+# is part of it: a new console script or package needs the editable install redone even when
+# no pin changed.
+_venv_stamp() {
+    printf '%s %s pyproject %s' "$(basename "$1")" "$(sha256sum <"$1" | cut -d' ' -f1)" \
+        "$(sha256sum <"$GOVTUI_ROOT/pyproject.toml" | cut -d' ' -f1)"
+}
+
+# venv_holds LOCKFILE: whether .venv holds exactly LOCKFILE's packages (and this pyproject).
+venv_holds() {
+    local stamp="$GOVTUI_ROOT/.venv/.govtui-lock"
+    [[ -x $GOVTUI_ROOT/.venv/bin/python && -f $stamp && $(<"$stamp") == "$(_venv_stamp "$1")" ]]
+}
+
 # ensure_venv LOCKFILE: makes $GOVTUI_ROOT/.venv hold exactly LOCKFILE's packages plus govtui
 # itself (editable). Reinstalls only when LOCKFILE or pyproject.toml changed since the last
 # successful install, so a second run costs nothing.
@@ -118,12 +132,9 @@ ensure_venv() {
         fi
     fi
 
-    # pyproject.toml is part of the stamp: a new console script or package needs the
-    # editable install redone even when no pin changed.
-    want="$(basename "$lock") $(sha256sum <"$lock" | cut -d' ' -f1)"
-    want+=" pyproject $(sha256sum <"$GOVTUI_ROOT/pyproject.toml" | cut -d' ' -f1)"
+    want=$(_venv_stamp "$lock")
     stamp="$venv/.govtui-lock"
-    if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
+    if venv_holds "$lock"; then
         return 0
     fi
 

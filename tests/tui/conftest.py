@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import keyring
 import pytest
 from sqlalchemy.engine import Engine
 
@@ -22,12 +24,51 @@ from tests.tui.tui_support import (
 )
 
 
+@dataclass(frozen=True)
+class _DemoTemplate:
+    files: dict[str, bytes]  # suffix ("", "-wal", ".audit-head") -> contents
+    keyring: dict[tuple[str, str], str]
+
+
+@pytest.fixture(scope="session")
+def _demo_template(tmp_path_factory: pytest.TempPathFactory) -> _DemoTemplate:
+    """The demo data, made once (through the services it takes seconds) on the tests' fixed
+    clock, with its operators' secrets in an in-memory keyring; each test gets a copy."""
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    migrations.upgrade(engine)
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    clock.set_source(lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    try:
+        with db.write_session(engine) as session:
+            demo.load(session, contractors=DEMO_CONTRACTORS)
+    finally:
+        clock.set_source(None)
+        keyring.set_keyring(previous)
+        engine.dispose()
+    files = {
+        suffix: Path(f"{path}{suffix}").read_bytes()
+        for suffix in ("", "-wal", ".audit-head")
+        if Path(f"{path}{suffix}").exists()
+    }
+    return _DemoTemplate(files, dict(backend.entries))
+
+
 @pytest.fixture
-def demo_engine(sqlite_engine: Engine) -> Engine:
-    """A SQLite database holding the demo data with DEMO_CONTRACTORS contractors."""
-    with db.write_session(sqlite_engine) as session:
-        demo.load(session, contractors=DEMO_CONTRACTORS)
-    return sqlite_engine
+def demo_engine(
+    sqlite_url: str, memory_keyring: MemoryKeyring, _demo_template: _DemoTemplate
+) -> Iterator[Engine]:
+    """A SQLite database holding the demo data with DEMO_CONTRACTORS contractors (its
+    operators' secrets and keys in an in-memory keyring)."""
+    path = sqlite_url.removeprefix("sqlite:///")
+    for suffix, contents in _demo_template.files.items():
+        Path(f"{path}{suffix}").write_bytes(contents)
+    memory_keyring.entries.update(_demo_template.keyring)
+    engine = db.make_engine(sqlite_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

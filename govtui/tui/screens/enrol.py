@@ -1,18 +1,22 @@
 """Enrol the acting operator's authenticator: a QR code of a fresh secret (kept in the OS
-keyring), confirmed with one code from it. The QR code (the secret) leaves the screen, its
-widget removed, the moment the enrolment is confirmed, fails (three wrong codes, or a
-lock-out) or the screen is closed. Re-enrolling needs the current code."""
+keyring), with the secret as text beside it for an app that cannot scan, confirmed with one
+code from it. The QR code and the secret leave the screen, their widgets removed, the moment
+the enrolment is confirmed, fails (three wrong codes, or a lock-out) or the screen is closed.
+Re-enrolling needs the current code. The QR code fits 80x24; a smaller terminal is told to
+grow (the secret as text still works)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
+from urllib.parse import parse_qs, urlparse
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Resize
 from textual.message import Message
 from textual.widgets import Button, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
@@ -25,6 +29,14 @@ from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import when
 from govtui.tui.plain import line
 from govtui.tui.screens.base import GovtuiScreen
+
+
+def secret_of(uri: str) -> str:
+    """The base32 secret of an otpauth URI, in groups of four (as apps ask to type it), four
+    groups a line (so it fits beside the QR code at 80 columns)."""
+    secret = parse_qs(urlparse(uri).query).get("secret", [""])[0]
+    groups = [secret[i : i + 4] for i in range(0, len(secret), 4)]
+    return "\n".join(" ".join(groups[i : i + 4]) for i in range(0, len(groups), 4))
 
 
 def _code_input(placeholder: str, widget_id: str) -> Input:
@@ -48,6 +60,7 @@ class EnrolScreen(GovtuiScreen):
         super().__init__(context)
         self._state_shown = False
         self._wrong_codes = 0
+        self._qr_size: tuple[int, int] | None = None  # (columns, rows) of the QR code shown
 
     @dataclass
     class StateLoaded(Message):
@@ -74,12 +87,16 @@ class EnrolScreen(GovtuiScreen):
                 yield _code_input("your current code (only to re-enrol)", "enrol-current")
                 yield Button("Show a new QR code", variant="primary", id="enrol-start")
             yield Static("", id="enrol-error")
-            # The QR code's Static is mounted here only while a code is shown (_show_qr).
-            yield Static(
-                "Scan this with your authenticator app, then type the code it shows:",
-                id="enrol-hint",
-            )
-            yield _code_input("6-digit code from the new entry in your app", "enrol-code")
+            # The QR code's and the secret's Statics are mounted only while a code is shown
+            # (_show_qr): the QR code first in this row, the secret atop the side.
+            with Horizontal(id="enrol-qr-row"), Vertical(id="enrol-side"):
+                yield Static(
+                    "Scan the QR code with your authenticator app (or type the secret "
+                    "into it), then type the code it shows:",
+                    id="enrol-hint",
+                )
+                yield _code_input("6-digit code from the new entry", "enrol-code")
+                yield Static("", id="enrol-too-small")
             yield Static("", id="enrol-done")
         yield Footer()
 
@@ -145,7 +162,7 @@ class EnrolScreen(GovtuiScreen):
         self.query_one("#enrol-start", Button).disabled = False
         self.query_one("#enrol-done", Static).update("")
         self._wrong_codes = 0
-        self._show_qr(qr_text(message.uri))
+        self._show_qr(qr_text(message.uri), secret_of(message.uri))
         self.set_focus(self.query_one("#enrol-code", Input))
 
     @on(Input.Submitted, "#enrol-code")
@@ -180,6 +197,10 @@ class EnrolScreen(GovtuiScreen):
         )
         self.notify("Authenticator enrolled", title="Enrolment")
         self.load_state()
+        # The screen below (approvals: "press e to enrol") shows the enrolment as it now is.
+        for below in self.app.screen_stack:
+            if isinstance(below, GovtuiScreen) and below is not self:
+                below.refresh_data()
 
     @on(Refused)
     def refused(self, message: Refused) -> None:
@@ -217,18 +238,57 @@ class EnrolScreen(GovtuiScreen):
         error.update(Text(line(text), style="bold red"))
         error.display = bool(text)
 
-    def _show_qr(self, qr: str | None) -> None:
-        """Show a QR code with its code box, or take both off the screen: the QR code's
-        widget is removed, so no copy of the secret stays behind in the screen's tree."""
+    def _show_qr(self, qr: str | None, secret: str | None = None) -> None:
+        """Show a QR code and the secret as text with the code box, or take them off the
+        screen: their widgets are removed, so no copy of the secret stays behind in the
+        screen's tree. While they show, the rows above them step aside so 80x24 holds them."""
         self._remove_qr()
+        shown = qr is not None
         if qr is not None:
-            self.query_one("#enrol", VerticalScroll).mount(
-                Static(Text(qr, no_wrap=True), id="enrol-qr"),
-                before=self.query_one("#enrol-hint"),
+            self.query_one("#enrol-qr-row", Horizontal).mount(
+                Static(Text(qr, no_wrap=True), id="enrol-qr"), before=0
             )
-        for selector in ("#enrol-hint", "#enrol-code"):
-            self.query_one(selector).display = qr is not None
+            lines = qr.split("\n")
+            self._qr_size = (len(lines[0]), len(lines))
+            self.query_one("#enrol-side", Vertical).mount(
+                Static(
+                    Text.assemble(("Secret", "bold"), f" (for typing in):\n{secret or ''}"),
+                    id="enrol-secret",
+                ),
+                before=0,
+            )
+        for selector in ("#enrol-status", "#enrol-start-row"):
+            self.query_one(selector).display = not shown
+        self.query_one("#enrol-qr-row").display = shown
+        self._fit_qr()
+
+    def on_resize(self, event: Resize) -> None:
+        self._fit_qr()
+
+    def _fit_qr(self) -> None:
+        """Hide the QR code and say how big the terminal must be when it cannot show it
+        whole (a cut QR code does not scan); the secret as text stays."""
+        note = self.query_one("#enrol-too-small", Static)
+        if self._qr_size is None or not self.query("#enrol-qr"):
+            note.display = False
+            return
+        columns, rows = self._qr_size
+        # The header and footer take a row each; the side needs room for the secret.
+        need_width, need_height = columns + 2 + 30, rows + 2
+        size = self.app.size
+        fits = size.width >= need_width and size.height >= need_height
+        self.query_one("#enrol-qr").display = fits
+        note.display = not fits
+        note.update(
+            Text(
+                f"The QR code needs a terminal of at least {need_width}x{need_height} "
+                f"(this one is {size.width}x{size.height}): enlarge it to scan, or type the "
+                "secret above into your app.",
+                style="bold yellow",
+            )
+        )
 
     def _remove_qr(self) -> None:
-        for old in self.query("#enrol-qr"):
+        for old in self.query("#enrol-qr, #enrol-secret"):
             old.remove()
+        self._qr_size = None
