@@ -22,8 +22,9 @@ from textual.worker import Worker, get_current_worker
 from govtui import clock
 from govtui.errors import GovtuiError
 from govtui.models import GRANT_STATES
-from govtui.services import catalog, catalog_views, grant_views, grants
+from govtui.services import catalog, catalog_views, contractors, grant_views, grants
 from govtui.services.catalog import ScopeView
+from govtui.services.contractors import ContractorRow
 from govtui.services.grant_views import (
     GrantCounts,
     GrantDetail,
@@ -586,8 +587,13 @@ class GrantsScreen(WindowedScreen):
             scopes=message.scopes,
             submit=self._submit_request,
             actor_name=self.actor_name,
+            find_contractors=self._find_contractors,
         )
         self.app.push_screen(form, self._form_closed)
+
+    def _find_contractors(self, search: str) -> list[ContractorRow]:
+        """The contractors screen's search, for the form's contractor field (in its worker)."""
+        return self.workspace.read(contractors.window, search=search, limit=RequestForm.MATCHES)
 
     def _submit_request(self, form: RequestInput) -> int:
         """Request the grant the form describes (in the form's worker); its id."""
