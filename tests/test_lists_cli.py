@@ -203,3 +203,26 @@ def test_stream_pages_by_keyset_in_every_sort(world: World) -> None:
 
 def _paths() -> list[str]:
     return ["acme/rlhf/pairs", "acme/rlhf/notes", "other/p/s", "acme/rlhf/redteam"]
+
+
+@pytest.mark.parametrize(
+    ("command", "key", "expected"),
+    [
+        (("client", "list"), "name", ["acme", "other"]),
+        (("scope", "list", "--client", "acme"), "path", ["acme/rlhf/notes", "acme/rlhf/pairs"]),
+        (("operator", "list"), "name", ["ann", "bob", "olga", "req", "root", "vera"]),
+    ],
+)
+def test_the_short_lists_take_json_and_jsonl_too(
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+    command: tuple[str, ...],
+    key: str,
+    expected: list[str],
+) -> None:
+    assert run(world.engine, *command, "--jsonl") == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert run(world.engine, *command, "--json") == 0
+    assert json.loads(capsys.readouterr().out) == lines
+    assert sorted(r[key] for r in lines)[: len(expected)] == expected
+    assert run(world.engine, *command, "--json", "--jsonl") == 2  # one or the other

@@ -85,3 +85,13 @@ def note_limit(args: argparse.Namespace, shown: int, total: Callable[[], int], n
         return
     sys.stdout.flush()
     print(f"{shown:,} of {total():,} {noun} (--limit)", file=sys.stderr)
+
+
+def json_rows(args: argparse.Namespace, rows: Iterable[Any]) -> bool:
+    """Write `rows` as --json (one array) or --jsonl asked; whether either was (else the
+    caller writes its table). For the short lists (clients, scopes, operators, targets,
+    campaigns, schedules), whose rows are as many as the catalogue's."""
+    if not (args.json or getattr(args, "jsonl", False)):
+        return False
+    emit(args, rows, headers=(), cells=lambda row: ())
+    return True

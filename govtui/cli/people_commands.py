@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _code_arguments(p)
     p.set_defaults(handler=run_operator_add)
     p = osub.add_parser("list", help="list operators")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p, limit=False)
     p.set_defaults(handler=run_operator_list)
     p = osub.add_parser("remove", help="remove (disable) an operator; their history stays")
     p.add_argument("name")
@@ -392,8 +392,7 @@ RED, RESET = "\033[31m", "\033[0m"
 
 def run_operator_list(ctx: Context, args: argparse.Namespace) -> int:
     views = ctx.workspace().read(operators.list_all)
-    if args.json:
-        print_json(views)
+    if listing.json_rows(args, views):
         return 0
     print_table(
         ["NAME", "ROLES", "APPROVES FOR", "REVIEWS", "TOTP", "STATUS", "LOGIN"],
