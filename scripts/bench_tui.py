@@ -32,6 +32,7 @@ from textual.widgets import DataTable
 
 from govtui import db, migrations
 from govtui.services import contractors
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.screens.contractors import ContractorsScreen
 from tests import factories
@@ -78,7 +79,7 @@ async def _until(condition: Callable[[], bool], what: str) -> float:
 
 async def app_round(engine: Engine, actor: str, needles: int) -> dict[str, float]:
     """One run of the app: open the screen, then search; seconds of each, and the stall."""
-    app = GovtuiApp(engine=engine, actor_name=actor)
+    app = GovtuiApp(Workspace(engine, actor))
     loop = asyncio.get_running_loop()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from govtui.cli import arguments, directory_commands, pause_commands
-from govtui.cli.context import Context, print_json, print_table
+from govtui.cli import arguments, directory_commands, listing, pause_commands
+from govtui.cli.context import Context, print_table
 from govtui.models import SENSITIVITIES
 from govtui.services import catalog
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.set_defaults(handler=run_client_add)
     p = csub.add_parser("list", help="list clients")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p, limit=False)
     p.set_defaults(handler=run_client_list)
     pause_commands.register_client(csub)
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run_project_add)
     p = psub.add_parser("list", help="list projects")
     p.add_argument("--client")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p, limit=False)
     p.set_defaults(handler=run_project_list)
 
     scope = sub.add_parser("scope", help="dataset scopes inside projects")
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = ssub.add_parser("list", help="list dataset scopes")
     p.add_argument("--client")
     p.add_argument("--project", metavar="CLIENT/PROJECT")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p, limit=False)
     p.set_defaults(handler=run_scope_list)
     directory_commands.register_scope_map(ssub)
 
@@ -57,9 +57,7 @@ def run_client_add(ctx: Context, args: argparse.Namespace) -> int:
 def run_client_list(ctx: Context, args: argparse.Namespace) -> int:
     clients = ctx.workspace().read(catalog.list_clients)
     rows = [{"name": c.name, "status": c.status, "created_at": c.created_at} for c in clients]
-    if args.json:
-        print_json(rows)
-    else:
+    if not listing.json_rows(args, rows):
         print_table(["NAME", "STATUS"], [[r["name"], r["status"]] for r in rows])
     return 0
 
@@ -73,9 +71,7 @@ def run_project_add(ctx: Context, args: argparse.Namespace) -> int:
 def run_project_list(ctx: Context, args: argparse.Namespace) -> int:
     projects = ctx.workspace().read(catalog.list_projects, args.client)
     rows = [{"client": c, "name": p.name, "path": f"{c}/{p.name}"} for c, p in projects]
-    if args.json:
-        print_json(rows)
-    else:
+    if not listing.json_rows(args, rows):
         print_table(["PROJECT"], [[r["path"]] for r in rows])
     return 0
 
@@ -92,9 +88,7 @@ def run_scope_add(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_scope_list(ctx: Context, args: argparse.Namespace) -> int:
     scopes = ctx.workspace().read(catalog.list_scopes, client=args.client, project=args.project)
-    if args.json:
-        print_json(scopes)
-    else:
+    if not listing.json_rows(args, scopes):
         print_table(
             ["SCOPE", "SENSITIVITY", "MAX DAYS"],
             [[s.path, s.sensitivity, s.max_grant_days] for s in scopes],

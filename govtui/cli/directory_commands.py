@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from govtui import clock
-from govtui.cli import arguments
+from govtui.cli import arguments, listing
 from govtui.cli.context import (
     Context,
     Styled,
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(handler=run_add)
     p = dsub.add_parser("list", help="list targets")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p, limit=False)
     p.set_defaults(handler=run_list)
     p = dsub.add_parser(
         "test", help="connect, TLS, bind, users base, groups base: each step ok or why not"
@@ -230,26 +230,25 @@ def _tls_text(target: DirectoryTarget) -> str:
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
     targets = ctx.workspace().read(directory_targets.all_targets)
-    if args.json:
-        print_json(
-            [
-                {
-                    "name": t.name,
-                    "url": t.url,
-                    "bind_dn": t.bind_dn,
-                    "users_base": t.users_base,
-                    "groups_base": t.groups_base,
-                    "flavour": t.flavour,
-                    "starttls": t.starttls,
-                    "ca_file": t.ca_file,
-                    "tls_name": t.tls_name,
-                    "insecure_plaintext": t.insecure_plaintext,
-                    "create_groups": t.create_groups,
-                }
-                for t in targets
-            ]
-        )
-    else:
+    if not listing.json_rows(
+        args,
+        [
+            {
+                "name": t.name,
+                "url": t.url,
+                "bind_dn": t.bind_dn,
+                "users_base": t.users_base,
+                "groups_base": t.groups_base,
+                "flavour": t.flavour,
+                "starttls": t.starttls,
+                "ca_file": t.ca_file,
+                "tls_name": t.tls_name,
+                "insecure_plaintext": t.insecure_plaintext,
+                "create_groups": t.create_groups,
+            }
+            for t in targets
+        ],
+    ):
         # TLS last: a red cell's colour codes must not upset the column widths.
         print_table(
             ["NAME", "URL", "FLAVOUR", "TLS"],

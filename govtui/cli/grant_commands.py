@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from govtui.cli import arguments
+from sqlmodel import Session
+
+from govtui.cli import arguments, listing
 from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, print_json, print_table
 from govtui.models import ACCESS_LEVELS, GRANT_STATES
@@ -41,14 +43,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--days", required=True, type=arguments.DAYS)
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=run_extend)
-    p = gsub.add_parser("list", help="list grants, newest first")
+    p = gsub.add_parser("list", help="list every grant (streamed), newest first")
     p.add_argument("--state", choices=GRANT_STATES)
     p.add_argument("--client")
     p.add_argument("--contractor", metavar="EXTERNAL_ID")
+    p.add_argument(
+        "--search", metavar="TEXT", help="contractors whose name, email, external id or uid hold it"
+    )
     p.add_argument("--expiring-within", type=arguments.HORIZON_DAYS, metavar="DAYS")
+    p.add_argument("--sort", choices=grant_views.GRANT_SORTS, default="newest")
     p.add_argument("--pending", action="store_true", help="only what you (--as) may approve now")
-    p.add_argument("--limit", type=arguments.LIMIT, default=grant_views.PAGE)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p)
     p.set_defaults(handler=run_list)
     p = gsub.add_parser("show", help="one grant with its whole history")
     p.add_argument("id", type=arguments.IDS, metavar="ID")
@@ -113,35 +118,41 @@ def run_list(ctx: Context, args: argparse.Namespace) -> int:
     ws = ctx.workspace()
     if args.pending:
         rows = ws.read_as(grant_views.pending_for)
-    else:
-        rows = ws.read(
-            grant_views.list_grants,
-            state=args.state,
-            client=args.client,
-            contractor=args.contractor,
-            expiring_within=args.expiring_within,
-            limit=max(1, args.limit),
-        )
-    if args.json:
-        print_json(rows)
+        shown = listing.emit(args, rows[: args.limit], headers=_HEADERS, cells=_cells)
+        listing.note_limit(args, shown, lambda: len(rows), "requests")
         return 0
-    print_table(
-        ["ID", "CONTRACTOR", "SCOPE", "ACCESS", "STATE", "EXPIRES", "APPROVED BY"],
-        [
-            [
-                r.id,
-                r.contractor,
-                r.scope,
-                r.access,
-                r.state
-                + (f" (+{r.pending_extension_days}d asked)" if r.pending_extension_days else ""),
-                f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "-",
-                ",".join(r.approvals) or "-",
-            ]
-            for r in rows
-        ],
+    query = grant_views.GrantQuery(
+        state=args.state,
+        client=args.client,
+        contractor=args.contractor,
+        contractor_search=args.search,
+        expiring_within=args.expiring_within,
     )
+    ws.read(_stream, args=args, query=query)
     return 0
+
+
+def _stream(session: Session, *, args: argparse.Namespace, query: grant_views.GrantQuery) -> None:
+    """Every grant of the filter (or the first --limit), written as it is read, in one read
+    transaction: what is written is one snapshot, and the count said beside it is its own."""
+    rows = grant_views.stream(session, query, sort=args.sort, limit=args.limit)
+    shown = listing.emit(args, rows, headers=_HEADERS, cells=_cells)
+    listing.note_limit(args, shown, lambda: grant_views.counts(session, query).total, "grants")
+
+
+_HEADERS = ["ID", "CONTRACTOR", "SCOPE", "ACCESS", "STATE", "EXPIRES", "APPROVED BY"]
+
+
+def _cells(r: grant_views.GrantRow) -> list[object]:
+    return [
+        r.id,
+        r.contractor,
+        r.scope,
+        r.access,
+        r.state + (f" (+{r.pending_extension_days}d asked)" if r.pending_extension_days else ""),
+        f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "-",
+        ",".join(r.approvals) or "-",
+    ]
 
 
 def run_show(ctx: Context, args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from govtui.cli import arguments, key_commands, pause_commands
+from govtui.cli import arguments, key_commands, listing, pause_commands
 from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, print_json, print_table
 from govtui.errors import InputError
@@ -38,10 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run_contractor_add)
     p = csub.add_parser("list", help="list contractors, by name")
     p.add_argument("--search", help="part of a name, email, external id or uid")
-    p.add_argument(
-        "--limit", type=arguments.LIMIT, default=contractors.PAGE, help="rows (default %(default)s)"
-    )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p)
     p.set_defaults(handler=run_contractor_list)
     p = csub.add_parser("show", help="show one contractor")
     p.add_argument("external_id", metavar="EXTERNAL_ID")
@@ -71,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _code_arguments(p)
     p.set_defaults(handler=run_operator_add)
     p = osub.add_parser("list", help="list operators")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p, limit=False)
     p.set_defaults(handler=run_operator_list)
     p = osub.add_parser("remove", help="remove (disable) an operator; their history stays")
     p.add_argument("name")
@@ -155,18 +152,24 @@ def run_contractor_add(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_contractor_list(ctx: Context, args: argparse.Namespace) -> int:
-    rows = ctx.workspace().read(contractors.window, search=args.search, limit=max(1, args.limit))
-    if args.json:
-        print_json(rows)
-    else:
-        print_table(
-            ["EXTERNAL ID", "NAME", "EMAIL", "UID", "CONTRACT END", "STATUS"],
-            [
-                [r.external_id, r.name, r.email, r.directory_uid, r.contract_end, r.status]
-                for r in rows
-            ],
-        )
+    ctx.workspace().read(_stream_contractors, args=args)
     return 0
+
+
+def _stream_contractors(session: Session, *, args: argparse.Namespace) -> None:
+    """Every contractor the search finds (or the first --limit), by name, written a keyset
+    window at a time as it is read."""
+    search = args.search or None
+    rows = contractors.stream(session, search=search, limit=args.limit)
+    shown = listing.emit(
+        args,
+        rows,
+        headers=["EXTERNAL ID", "NAME", "EMAIL", "UID", "CONTRACT END", "STATUS"],
+        cells=lambda r: [r.external_id, r.name, r.email, r.directory_uid, r.contract_end, r.status],
+    )
+    listing.note_limit(
+        args, shown, lambda: contractors.count(session, search=search), "contractors"
+    )
 
 
 def run_contractor_show(ctx: Context, args: argparse.Namespace) -> int:
@@ -389,8 +392,7 @@ RED, RESET = "\033[31m", "\033[0m"
 
 def run_operator_list(ctx: Context, args: argparse.Namespace) -> int:
     views = ctx.workspace().read(operators.list_all)
-    if args.json:
-        print_json(views)
+    if listing.json_rows(args, views):
         return 0
     print_table(
         ["NAME", "ROLES", "APPROVES FOR", "REVIEWS", "TOTP", "STATUS", "LOGIN"],

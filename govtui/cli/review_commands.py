@@ -13,7 +13,7 @@ from typing import IO, Any
 from sqlmodel import Session
 
 from govtui import clock
-from govtui.cli import arguments, review_schedule_commands
+from govtui.cli import arguments, listing, review_schedule_commands
 from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, json_text, print_json, print_progress, print_table
 from govtui.errors import InputError
@@ -170,7 +170,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     review_schedule_commands.register(rsub)
 
     p = rsub.add_parser("list", help="every campaign with its progress, newest first")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p, limit=False)
     p.set_defaults(handler=run_list)
 
     p = rsub.add_parser("show", help="one campaign: progress per reviewer, what close waits for")
@@ -586,8 +586,7 @@ def run_due(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
     rows = ctx.workspace().read(review_views.campaigns)
-    if args.json:
-        print_json(rows)
+    if listing.json_rows(args, rows):
         return 0
     print_table(
         ["NAME", "CLIENT", "STATE", "DUE (UTC)", "PROGRESS", "NO ANSWER"],

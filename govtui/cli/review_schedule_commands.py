@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from govtui.cli import arguments
+from govtui.cli import arguments, listing
 from govtui.cli.context import Context, print_json, print_table
 from govtui.models import NO_ANSWERS, SENSITIVITIES
 from govtui.services import review_schedules, validation
@@ -44,7 +44,7 @@ def register(rsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run_add)
 
     p = ssub.add_parser("list", help="the schedules, soonest start first")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_output_arguments(p, limit=False)
     p.set_defaults(handler=run_list)
 
     p = ssub.add_parser("remove", help="stop a schedule (an admin); its campaigns and history stay")
@@ -109,8 +109,7 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
     rows = ctx.workspace().read(review_schedules.schedules)
-    if args.json:
-        print_json(rows)
+    if listing.json_rows(args, rows):
         return 0
     print_table(
         [

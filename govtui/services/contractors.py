@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -140,3 +141,27 @@ def count(session: Session, *, search: str | None = None) -> int:
     """How many contractors match the search."""
     subquery = _filtered(search).subquery()
     return int(session.execute(sa.select(func.count()).select_from(subquery)).scalar_one())
+
+
+def search_ids(search: str) -> sa.Select[tuple[int | None]]:
+    """The ids of the contractors `window` finds for `search` (the contractors screen's
+    search), as a subquery other lists filter by."""
+    return _filtered(search).with_only_columns(col(Contractor.id))
+
+
+def stream(
+    session: Session, *, search: str | None = None, limit: int | None = None, size: int = 1_000
+) -> Iterator[ContractorRow]:
+    """Every contractor `window` finds (or the first `limit`), by name, a keyset window of
+    `size` at a time: memory stays bounded whatever their number."""
+    after: tuple[str, int] | None = None
+    left = limit
+    while left is None or left > 0:
+        want = size if left is None else min(size, left)
+        rows = window(session, search=search, after=after, limit=want)
+        yield from rows
+        if len(rows) < want:
+            return
+        after = rows[-1].key
+        if left is not None:
+            left -= len(rows)

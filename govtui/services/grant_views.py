@@ -1,11 +1,13 @@
-"""Reading grants: filtered windows for lists, one grant's whole history, and the queue of
-requests an approver may decide."""
+"""Reading grants: filtered windows for lists (keyset-paged in any of the sort orders, from
+the start or from the end), counts over the whole filter, every row streamed, one grant's
+whole history, and the queue of requests an approver may decide."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -28,6 +30,20 @@ from govtui.models import (
 from govtui.services import catalog, contractors, operator_views
 
 PAGE = 200
+STREAM_WINDOW = 1_000  # rows per query while streaming every row
+SOON = timedelta(days=7)  # "N expire within 7 days": live grants ending this soon
+_SEP = "\x1f"  # between approvers' names (names never hold control characters)
+
+GrantSort = Literal["expires", "newest", "contractor", "state", "scope"]
+GRANT_SORTS: tuple[GrantSort, ...] = get_args(GrantSort)
+DEFAULT_SORT: GrantSort = "expires"
+SORT_WORDS: dict[GrantSort, str] = {
+    "expires": "expiry, soonest first",
+    "newest": "newest first",
+    "contractor": "contractor",
+    "state": "state",
+    "scope": "scope",
+}
 
 
 @dataclass(frozen=True)
@@ -67,13 +83,80 @@ class GrantDetail:
     history: list[HistoryEntry]
 
 
+@dataclass(frozen=True)
+class GrantQuery:
+    """Which grants a list holds; each field set narrows it, in SQL."""
+
+    state: str | None = None
+    client: str | None = None
+    contractor: str | None = None  # one contractor, by exact external id
+    # Contractors found by the contractors screen's search (name, email, external id, uid).
+    contractor_search: str | None = None
+    expiring_within: int | None = None  # days: active grants ending within them
+
+    def describe(self) -> str:
+        parts = []
+        if self.state:
+            parts.append(self.state)
+        if self.client:
+            parts.append(f"client {self.client}")
+        if self.contractor:
+            parts.append(f"contractor {self.contractor}")
+        if self.contractor_search:
+            parts.append(f"contractors matching “{self.contractor_search}”")
+        if self.expiring_within is not None:
+            parts.append(f"expiring within {self.expiring_within}d")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class GrantCounts:
+    """Counted over the whole filter, not a window: how many grants, and how many of them
+    are live (active or suspended) and end within SOON."""
+
+    total: int
+    expiring_soon: int
+
+
+def _scope_path() -> Any:
+    return col(Client.name) + "/" + col(Project.name) + "/" + col(DatasetScope.name)
+
+
+def _approvers() -> Any:
+    """The names of the grant's approvers in the order they approved, as one string (a
+    correlated subquery: read with the row, never an IN list of the window's ids)."""
+    ordered = (
+        sa.select(col(Operator.name).label("name"))
+        .select_from(Approval)
+        .join(Operator, col(Operator.id) == col(Approval.approver_id))
+        .where(col(Approval.grant_id) == col(Grant.id), col(Approval.decision) == "approve")
+        .order_by(col(Approval.decided_at), col(Approval.id))
+        .correlate(Grant)
+        .subquery()
+    )
+    return sa.select(sa.func.aggregate_strings(ordered.c.name, _SEP)).scalar_subquery()
+
+
+def _pending_extension() -> Any:
+    return (
+        sa.select(col(GrantExtension.days))
+        .where(
+            col(GrantExtension.grant_id) == col(Grant.id), col(GrantExtension.state) == "requested"
+        )
+        .order_by(col(GrantExtension.round).desc())
+        .limit(1)
+        .correlate(Grant)
+        .scalar_subquery()
+    )
+
+
 def _base() -> sa.Select[Any]:
     requester = aliased(Operator)
     columns: list[Any] = [
         col(Grant.id),
         col(Contractor.external_id),
         col(Contractor.name),
-        (col(Client.name) + "/" + col(Project.name) + "/" + col(DatasetScope.name)),
+        _scope_path(),
         col(Client.name),
         col(Client.status),
         col(DatasetScope.sensitivity),
@@ -87,9 +170,12 @@ def _base() -> sa.Select[Any]:
         col(Grant.expires_at),
         col(Grant.ended_at),
         col(Grant.end_reason),
+        _approvers(),
+        _pending_extension(),
     ]
     return (
         sa.select(*columns)
+        .select_from(Grant)
         .join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
         .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
         .join(Project, col(Project.id) == col(DatasetScope.project_id))
@@ -99,29 +185,184 @@ def _base() -> sa.Select[Any]:
 
 
 def _rows(session: Session, query: sa.Select[Any]) -> list[GrantRow]:
-    raw = session.execute(query).all()
-    ids = [r[0] for r in raw]
-    approvals: dict[int, list[str]] = {}
-    extensions: dict[int, int] = {}
-    if ids:
-        for grant_id, name in session.execute(
-            sa.select(col(Approval.grant_id), col(Operator.name))
-            .join(Operator, col(Operator.id) == col(Approval.approver_id))
-            .where(col(Approval.grant_id).in_(ids), col(Approval.decision) == "approve")
-            .order_by(col(Approval.decided_at))
-        ):
-            approvals.setdefault(grant_id, []).append(name)
-        for grant_id, days in session.execute(
-            sa.select(col(GrantExtension.grant_id), col(GrantExtension.days)).where(
-                col(GrantExtension.grant_id).in_(ids), col(GrantExtension.state) == "requested"
-            )
-        ):
-            extensions[grant_id] = days
-    make: Any = GrantRow  # the row's 17 columns are GrantRow's fields, in order
+    make: Any = GrantRow  # the row's first 17 columns are GrantRow's fields, in order
     return [
-        make(*r, approvals=approvals.get(r[0], []), pending_extension_days=extensions.get(r[0]))
-        for r in raw
+        make(
+            *r[:17],
+            approvals=r[17].split(_SEP) if r[17] else [],
+            pending_extension_days=r[18],
+        )
+        for r in session.execute(query)
     ]
+
+
+def _where(session: Session, query: GrantQuery) -> list[Any]:
+    """The filter as conditions on the grant table alone (so a count needs no join)."""
+    where: list[Any] = []
+    if query.state is not None:
+        where.append(col(Grant.state) == query.state)
+    if query.client is not None:
+        client_id = ident(catalog.find_client(session, query.client))
+        scopes = (
+            sa.select(col(DatasetScope.id))
+            .join(Project, col(Project.id) == col(DatasetScope.project_id))
+            .where(col(Project.client_id) == client_id)
+        )
+        where.append(col(Grant.scope_id).in_(scopes))
+    if query.contractor is not None:
+        where.append(col(Grant.contractor_id) == ident(contractors.find(session, query.contractor)))
+    if query.contractor_search:
+        where.append(col(Grant.contractor_id).in_(contractors.search_ids(query.contractor_search)))
+    if query.expiring_within is not None:
+        horizon = clock.now() + timedelta(days=query.expiring_within)
+        where += [col(Grant.state) == "active", col(Grant.expires_at) <= horizon]
+    return where
+
+
+# -- sort orders and keyset paging ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One column of a sort order: NULLs (no expiry yet) come last."""
+
+    expr: Any
+    descending: bool = False
+    nullable: bool = False
+
+
+_ID = _Key(col(Grant.id))
+_SORT_KEYS: dict[GrantSort, tuple[_Key, ...]] = {
+    "expires": (_Key(col(Grant.expires_at), nullable=True), _ID),
+    "newest": (_Key(col(Grant.id), descending=True),),
+    "contractor": (_Key(col(Contractor.external_id)), _ID),
+    "state": (_Key(col(Grant.state)), _ID),
+    "scope": (_Key(_scope_path()), _ID),
+}
+
+SortKey = tuple[Any, ...]
+
+
+def sort_key(sort: GrantSort, row: GrantRow) -> SortKey:
+    """Where `row` stands in `sort`: the keyset cursor to page on from it."""
+    if sort == "newest":
+        return (row.id,)
+    value = {
+        "expires": row.expires_at,
+        "contractor": row.contractor,
+        "state": row.state,
+        "scope": row.scope,
+    }[sort]
+    return (value, row.id)
+
+
+def _beyond(keys: Sequence[_Key], values: SortKey, *, reverse: bool) -> Any:
+    """Rows strictly after `values` in the order of `keys` (or, reversed, strictly before)."""
+    clauses: list[Any] = []
+    same: list[Any] = []
+    for key, value in zip(keys, values, strict=True):
+        descending = key.descending != reverse
+        nulls_last = not reverse
+        if value is None:
+            past = key.expr.is_not(None) if not nulls_last else sa.false()
+            equal = key.expr.is_(None)
+        else:
+            past = key.expr < value if descending else key.expr > value
+            if key.nullable and nulls_last:
+                past = sa.or_(past, key.expr.is_(None))
+            equal = key.expr == value
+        clauses.append(sa.and_(*same, past))
+        same.append(equal)
+    return sa.or_(*clauses)
+
+
+def _order(keys: Sequence[_Key], *, reverse: bool) -> list[Any]:
+    order = []
+    for key in keys:
+        term = key.expr.desc() if key.descending != reverse else key.expr.asc()
+        if key.nullable:
+            term = term.nulls_first() if reverse else term.nulls_last()
+        order.append(term)
+    return order
+
+
+def _window(
+    session: Session,
+    where: list[Any],
+    sort: GrantSort,
+    *,
+    after: SortKey | None,
+    before: SortKey | None,
+    from_end: bool,
+    limit: int,
+) -> list[GrantRow]:
+    keys = _SORT_KEYS[sort]
+    reverse = before is not None or from_end
+    query = _base().where(*where)
+    if after is not None:
+        query = query.where(_beyond(keys, after, reverse=False))
+    if before is not None:
+        query = query.where(_beyond(keys, before, reverse=True))
+    rows = _rows(session, query.order_by(*_order(keys, reverse=reverse)).limit(limit))
+    return rows[::-1] if reverse else rows
+
+
+def window(
+    session: Session,
+    query: GrantQuery | None = None,
+    *,
+    sort: GrantSort = DEFAULT_SORT,
+    after: SortKey | None = None,
+    before: SortKey | None = None,
+    from_end: bool = False,
+    limit: int = PAGE,
+) -> list[GrantRow]:
+    """One window of the grants `query` holds, in `sort` order: the first (or, `from_end`,
+    the last) `limit` rows, or those just after `after` or just before `before` (keyset
+    cursors from `sort_key`). Rows always come in `sort` order."""
+    where = _where(session, query or GrantQuery())
+    return _window(session, where, sort, after=after, before=before, from_end=from_end, limit=limit)
+
+
+def counts(session: Session, query: GrantQuery | None = None) -> GrantCounts:
+    """How many grants the filter holds, and how many of those end within SOON (two counts
+    on the grant table's indexes, whatever the window shown)."""
+    where = _where(session, query or GrantQuery())
+    total = session.execute(sa.select(sa.func.count()).select_from(Grant).where(*where))
+    soon = session.execute(
+        sa.select(sa.func.count())
+        .select_from(Grant)
+        .where(
+            *where,
+            col(Grant.state).in_(("active", "suspended")),
+            col(Grant.expires_at) <= clock.now() + SOON,
+        )
+    )
+    return GrantCounts(total=int(total.scalar_one()), expiring_soon=int(soon.scalar_one()))
+
+
+def stream(
+    session: Session,
+    query: GrantQuery | None = None,
+    *,
+    sort: GrantSort = "newest",
+    limit: int | None = None,
+    window_size: int = STREAM_WINDOW,
+) -> Iterator[GrantRow]:
+    """Every grant the filter holds (or the first `limit`), a keyset window at a time:
+    memory stays bounded by one window however many there are."""
+    where = _where(session, query or GrantQuery())
+    after: SortKey | None = None
+    left = limit
+    while left is None or left > 0:
+        size = window_size if left is None else min(window_size, left)
+        rows = _window(session, where, sort, after=after, before=None, from_end=False, limit=size)
+        yield from rows
+        if len(rows) < size:
+            return
+        after = sort_key(sort, rows[-1])
+        if left is not None:
+            left -= len(rows)
 
 
 def list_grants(
@@ -135,19 +376,11 @@ def list_grants(
     limit: int = PAGE,
 ) -> list[GrantRow]:
     """A window of grants, newest first, filtered in SQL; `after_id` continues a window."""
-    query = _base()
-    if state is not None:
-        query = query.where(col(Grant.state) == state)
-    if client is not None:
-        query = query.where(col(Client.id) == ident(catalog.find_client(session, client)))
-    if contractor is not None:
-        query = query.where(col(Contractor.id) == ident(contractors.find(session, contractor)))
-    if expiring_within is not None:
-        horizon = clock.now() + timedelta(days=expiring_within)
-        query = query.where(col(Grant.state) == "active", col(Grant.expires_at) <= horizon)
-    if after_id is not None:
-        query = query.where(col(Grant.id) < after_id)
-    return _rows(session, query.order_by(col(Grant.id).desc()).limit(limit))
+    query = GrantQuery(
+        state=state, client=client, contractor=contractor, expiring_within=expiring_within
+    )
+    after = None if after_id is None else (after_id,)
+    return window(session, query, sort="newest", after=after, limit=limit)
 
 
 def show(session: Session, grant_id: int) -> GrantDetail:

@@ -29,6 +29,7 @@ from tests.factories import World
 from tests.tui.tui_support import SIZE, choose, settle, table_rows, text_of, wait_until
 
 STATE, EXPIRES, SCOPE = 5, 6, 3  # columns of the grants table
+DASH = "\N{EN DASH}"  # showing 1-200
 
 
 class Grants:
@@ -56,8 +57,10 @@ def _ids(screen: GrantsScreen) -> list[int]:
 
 
 def _expected(world: World, **filters: Any) -> list[int]:
+    """The grants the filter holds, in the screen's default order (soonest expiry first)."""
     with db.read_session(world.engine) as session:
-        return [row.id for row in grant_views.list_grants(session, **filters)]
+        query = grant_views.GrantQuery(**filters)
+        return [row.id for row in grant_views.window(session, query, limit=10_000)]
 
 
 def _row(screen: GrantsScreen, grant_id: int) -> list[object]:
@@ -91,9 +94,12 @@ async def test_filters_narrow_the_list_like_the_service_does(world: World) -> No
         screen = await _open_grants(app, pilot)
         everything = _expected(world)
         assert len(everything) == 5
-        assert _ids(screen) == everything  # newest first
+        assert _ids(screen) == everything  # soonest expiry first, requests last
+        assert everything[0] == grants.soon and everything[-2:] == [grants.asked, grants.paused]
         status = screen.query_one("#grant-status", Static)
-        assert text_of(status) == "5 grants shown · 1 expire within 7 days"
+        assert text_of(status) == (
+            f"5 grants · showing 1{DASH}5 · by expiry, soonest first · 1 expire within 7 days"
+        )
 
         # Soon-ending grants stand out; paused clients' rows are marked.
         soon = _row(screen, grants.soon)
@@ -108,7 +114,7 @@ async def test_filters_narrow_the_list_like_the_service_does(world: World) -> No
         await choose(pilot, screen.query_one("#filter-state", Select), "active")
         await settle(pilot)
         assert _ids(screen) == _expected(world, state="active") == [grants.soon, grants.long]
-        assert text_of(status).startswith("2 grants shown (active)")
+        assert text_of(status).startswith(f"2 grants (active) · showing 1{DASH}2")
 
         # Expiring within 7 days (typed: the query waits for a pause in the typing).
         screen.query_one("#filter-expiring", Input).focus()
@@ -116,7 +122,9 @@ async def test_filters_narrow_the_list_like_the_service_does(world: World) -> No
         await wait_until(pilot, lambda: _ids(screen) == [grants.soon], what="expiring")
         await settle(pilot)
         assert _ids(screen) == _expected(world, state="active", expiring_within=7)
-        assert text_of(status).startswith("1 grant shown (active, expiring within 7d)")
+        assert text_of(status).startswith(
+            f"1 grant (active, expiring within 7d) · showing 1{DASH}1"
+        )
 
         # Clear both; then a client, then a contractor.
         screen.query_one("#filter-state", Select).clear()
@@ -128,13 +136,19 @@ async def test_filters_narrow_the_list_like_the_service_does(world: World) -> No
         screen.query_one("#filter-client", Select).clear()
         screen.query_one("#filter-contractor", Input).value = "E2"
         await wait_until(pilot, lambda: len(_ids(screen)) == 2, what="contractor E2")
-        assert _ids(screen) == _expected(world, contractor="E2") == [grants.gone, grants.soon]
+        assert _ids(screen) == _expected(world, contractor="E2") == [grants.soon, grants.gone]
 
-        # An unknown contractor: the service's answer on the status line, no rows.
-        screen.query_one("#filter-contractor", Input).value = "E9"
-        await wait_until(pilot, lambda: screen.refused is not None, what="the refusal")
-        assert _ids(screen) == []
-        assert text_of(status) == "unknown contractor 'E9'"
+        # The contractors screen's search: part of a name finds them (Bo is E2), and a
+        # contractor nobody matches is no grants, not an error on every keystroke.
+        screen.query_one("#filter-contractor", Input).value = "bo"
+        await settle(pilot)
+        assert _ids(screen) == [grants.soon, grants.gone]
+        assert "contractors matching “bo”" in text_of(status)
+        screen.query_one("#filter-contractor", Input).value = "Gita"
+        await wait_until(pilot, lambda: _ids(screen) == [], what="no match")
+        await settle(pilot)
+        assert screen.refused is None
+        assert text_of(status).startswith("0 grants (contractors matching “Gita”) · showing none")
 
 
 async def test_windows_are_fetched_near_the_end_and_a_refresh_keeps_them(
@@ -150,21 +164,112 @@ async def test_windows_are_fetched_near_the_end_and_a_refresh_keeps_them(
         everything = _expected(world)
         assert _ids(screen) == everything[:2]  # one window, not the table
         status = screen.query_one("#grant-status", Static)
-        assert text_of(status) == "2 grants shown · more below"
-        await pilot.press("ctrl+end")
+        # The count is of the whole list, not of the window.
+        assert text_of(status).startswith(f"5 grants · showing 1{DASH}2 ·")
+        await pilot.press("j")  # like down: onto the last row loaded, which fetches more
         await settle(pilot)
         assert _ids(screen) == everything[:4]
-        await pilot.press("ctrl+end")
+        await pilot.press("down", "down")
         await settle(pilot)
         assert _ids(screen) == everything  # in order, none twice; the last window was short
-        assert "more below" not in text_of(status)
+        assert text_of(status).startswith(f"5 grants · showing 1{DASH}5 ·")
         # A refresh asks for as many rows as are shown, and keeps the cursor's grant.
-        await pilot.press("ctrl+end")  # the last row; nothing more to fetch
+        await pilot.press("G")  # the last row; nothing more to fetch
         await pilot.press("r")
         await settle(pilot)
         assert _ids(screen) == everything
         table = screen.query_one("#grant-table", DataTable)
         assert table.cursor_row == 4
+
+
+@pytest.mark.parametrize("key", ["end", "ctrl+end", "G"])
+async def test_end_goes_to_the_real_last_row_and_home_back(
+    world: World, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """On a list bigger than a window, End (ctrl+End, G) shows the list's last rows, read
+    from the end; k/up at their top reads the rows before; g (Home) goes back to the first."""
+    Grants(world)
+    monkeypatch.setattr(GrantsScreen, "PAGE", 2)
+    monkeypatch.setattr(GrantsScreen, "LOOKAHEAD", 1)
+
+    app = GovtuiApp(Workspace(world.engine, "req"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open_grants(app, pilot)
+        everything = _expected(world)
+        table = screen.query_one("#grant-table", DataTable)
+        status = screen.query_one("#grant-status", Static)
+        await pilot.press(key)
+        await settle(pilot)
+        # The last window of the list (not of the rows loaded), the cursor on the last row.
+        assert _ids(screen) == everything[-2:]
+        assert screen._cursor_id() == everything[-1]
+        assert text_of(status).startswith(f"5 grants · showing 4{DASH}5 ·")
+        # Up to the top of it: the rows before are read, the cursor stays on its grant.
+        await pilot.press("k")
+        await settle(pilot)
+        assert _ids(screen) == everything[-4:]
+        assert screen._cursor_id() == everything[-2]
+        assert text_of(status).startswith(f"5 grants · showing 2{DASH}5 ·")
+        await pilot.press("g")
+        await settle(pilot)
+        assert _ids(screen) == everything[:2]
+        assert table.cursor_row == 0
+        assert text_of(status).startswith(f"5 grants · showing 1{DASH}2 ·")
+        await pilot.press("home")  # at the first row already: it stays
+        await settle(pilot)
+        assert table.cursor_row == 0 and _ids(screen) == everything[:2]
+
+
+async def test_sorting_by_key_and_by_header_keeps_paging_by_keyset(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grants = Grants(world)
+    monkeypatch.setattr(GrantsScreen, "PAGE", 2)
+    monkeypatch.setattr(GrantsScreen, "LOOKAHEAD", 1)
+
+    app = GovtuiApp(Workspace(world.engine, "req"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open_grants(app, pilot)
+        status = screen.query_one("#grant-status", Static)
+        assert screen.sort == "expires"
+        assert _ids(screen)[0] == grants.soon
+        await pilot.press("o")  # the next order: newest first
+        await settle(pilot)
+        assert screen.sort == "newest"
+        assert "by newest first" in text_of(status)
+        with db.read_session(world.engine) as session:
+            newest = [r.id for r in grant_views.window(session, sort="newest", limit=99)]
+        assert _ids(screen) == newest[:2]
+        await pilot.press("G")
+        await settle(pilot)
+        assert _ids(screen) == newest[-2:]
+        # A header click: by state (then id); the header says which column sorts.
+        await pilot.click("#grant-table", offset=(_header_x(screen, "State"), 0))
+        await settle(pilot)
+        assert screen.sort == "state"
+        with db.read_session(world.engine) as session:
+            by_state = [r.id for r in grant_views.window(session, sort="state", limit=99)]
+        assert _ids(screen) == by_state[:2]
+        await pilot.press("down", "down", "down")
+        await settle(pilot)
+        assert _ids(screen) == by_state
+        table = screen.query_one("#grant-table", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert "State ▲" in labels and "Expires (UTC)" in labels
+        # A column that does not sort says so.
+        await pilot.click("#grant-table", offset=(_header_x(screen, "Access"), 0))
+        await settle(pilot)
+        assert screen.sort == "state"
+
+
+def _header_x(screen: GrantsScreen, name: str) -> int:
+    table = screen.query_one("#grant-table", DataTable)
+    x = 0
+    for key, column in table.columns.items():
+        if key.value == name:
+            return x + 1
+        x += column.get_render_width(table)
+    raise AssertionError(name)
 
 
 async def test_revoke_shows_what_ends_cancel_keeps_it_confirm_ends_it(world: World) -> None:

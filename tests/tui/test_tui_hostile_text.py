@@ -253,8 +253,9 @@ async def test_contractors_grants_and_their_dialogs_show_hostile_text(
         assert_shown(app, "approver")
         table = app.screen.query_one("#grant-table", DataTable)
         table.focus()
-        # The revoked grant (newest first): its detail shows the end reason and the history.
-        table.move_cursor(row=0)
+        # The revoked grant: its detail shows the end reason and the history.
+        states = [str(table.get_row_at(i)[5]) for i in range(table.row_count)]
+        table.move_cursor(row=states.index("revoked"))
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, GrantDetailModal)
@@ -262,7 +263,7 @@ async def test_contractors_grants_and_their_dialogs_show_hostile_text(
         await pilot.press("escape")
         await settle(pilot)
 
-        table.move_cursor(row=1)  # the active grant: revoke it
+        table.move_cursor(row=states.index("active"))  # the active grant: revoke it
         await pilot.press("x")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmRevoke)

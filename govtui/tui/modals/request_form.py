@@ -1,4 +1,5 @@
-"""Request a grant: contractor, scope, access level, days and reason, sent as the acting
+"""Request a grant: contractor (found as you type by the contractors screen's search: name,
+email, external id or uid), scope, access level, days and reason, sent as the acting
 operator. The new grant's id, or the service's refusal, is shown in the form itself; the form
 stays open for the next request and returns the ids it created when closed."""
 
@@ -6,20 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Select, Static
-from textual.worker import Worker, WorkerState
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from govtui.errors import GovtuiError
 from govtui.models import ACCESS_LEVELS
 from govtui.services.catalog import TIER_CAP_DAYS, ScopeView
+from govtui.services.contractors import ContractorRow
 from govtui.tui.modals.base import GovtuiModal
-from govtui.tui.plain import line
+from govtui.tui.plain import line, plain
 
 
 def scope_label(scope: ScopeView) -> Text:
@@ -43,8 +48,28 @@ class RequestInput:
     reason: str
 
 
+FindContractors = Callable[[str], list[ContractorRow]]
+
+
+def match_label(row: ContractorRow) -> Text:
+    """One contractor in the list of matches (data as text, never markup)."""
+    label = plain(row.external_id, "bold")
+    label.append("  ")
+    label.append_text(plain(row.name))
+    label.append_text(plain(f"  {row.email}", "dim"))
+    if row.status != "active":
+        label.append_text(plain(f"  ({row.status})", "dim"))
+    return label
+
+
 class RequestForm(GovtuiModal[list[int]]):
     """Returns the ids of the grants requested while it was open."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down", "to_matches", "Matching contractors", show=False),
+    ]
+    MATCHES = 8  # contractors listed under the field
+    DEBOUNCE = 0.15  # as the contractors screen's search
 
     @dataclass
     class Requested(Message):
@@ -55,10 +80,22 @@ class RequestForm(GovtuiModal[list[int]]):
     class Refused(Message):
         message: str
 
+    @dataclass
+    class Matches(Message):
+        search: str
+        rows: list[ContractorRow]
+
     def __init__(
-        self, *, scopes: list[ScopeView], submit: Callable[[RequestInput], int], actor_name: str
+        self,
+        *,
+        scopes: list[ScopeView],
+        submit: Callable[[RequestInput], int],
+        actor_name: str,
+        find_contractors: FindContractors,
     ) -> None:
         super().__init__()
+        self.find_contractors = find_contractors
+        self.matches: list[ContractorRow] = []
         self.scopes = {scope.path: scope for scope in scopes}
         self.submit_request = submit
         self.actor_name = actor_name
@@ -74,8 +111,9 @@ class RequestForm(GovtuiModal[list[int]]):
                 Text(f"Request a grant (as {line(self.actor_name)})", style="bold"),
                 classes="dialog-title",
             )
-            yield Label("Contractor external id")
-            yield Input(placeholder="e.g. E1001", id="request-contractor")
+            yield Label("Contractor (name, email, external id or uid; ↓ to pick)")
+            yield Input(placeholder="e.g. Gita or E1001", id="request-contractor")
+            yield OptionList(id="request-matches")
             yield Label("Dataset scope")
             yield Select(
                 [(scope_label(s), path) for path, s in self.scopes.items()],
@@ -99,7 +137,53 @@ class RequestForm(GovtuiModal[list[int]]):
                 yield Button("Close", id="request-close")
 
     def on_mount(self) -> None:
+        self.query_one("#request-matches", OptionList).display = False
         self.set_focus(self.query_one("#request-contractor", Input))
+
+    # -- the contractor, found by the contractors screen's search ---------------------------
+
+    @on(Input.Changed, "#request-contractor")
+    def contractor_typed(self, event: Input.Changed) -> None:
+        text = event.value.strip()
+        if any(row.external_id == text for row in self.matches):
+            return  # a match just picked
+        self.search(text)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="request-search")
+    def search(self, text: str) -> None:
+        worker = get_current_worker()
+        if worker.cancelled_event.wait(self.DEBOUNCE):
+            return  # a newer keystroke
+        rows = self.find_contractors(text) if text else []
+        if not worker.is_cancelled:
+            self.post_message(self.Matches(text, rows))
+
+    @on(Matches)
+    def show_matches(self, message: Matches) -> None:
+        if message.search != self.query_one("#request-contractor", Input).value.strip():
+            return  # typed on since
+        self.matches = message.rows
+        matches = self.query_one("#request-matches", OptionList)
+        matches.clear_options()
+        matches.add_options(Option(match_label(row), id=row.external_id) for row in message.rows)
+        exact = [r for r in message.rows if r.external_id == message.search]
+        matches.display = bool(message.rows) and not (len(message.rows) == 1 and exact)
+
+    def action_to_matches(self) -> None:
+        matches = self.query_one("#request-matches", OptionList)
+        if self.focused is self.query_one("#request-contractor", Input) and matches.display:
+            matches.highlighted = 0
+            self.set_focus(matches)
+
+    @on(OptionList.OptionSelected, "#request-matches")
+    def match_chosen(self, event: OptionList.OptionSelected) -> None:
+        self._pick(str(event.option.id))
+
+    def _pick(self, external_id: str) -> None:
+        contractor = self.query_one("#request-contractor", Input)
+        contractor.value = external_id
+        self.query_one("#request-matches", OptionList).display = False
+        self.set_focus(self.query_one("#request-scope", Select))
 
     @on(Select.Changed, "#request-scope")
     def scope_changed(self, event: Select.Changed) -> None:
@@ -107,7 +191,17 @@ class RequestForm(GovtuiModal[list[int]]):
         label = "Days" if scope is None else f"Days (at most {_max_days(scope)} for this scope)"
         self.query_one("#request-days-label", Label).update(Text(label))
 
-    @on(Input.Submitted, "#request-contractor, #request-days")
+    @on(Input.Submitted, "#request-contractor")
+    def contractor_submitted(self, event: Input.Submitted) -> None:
+        # Enter on a search that found one contractor picks them.
+        text = event.value.strip()
+        if len(self.matches) == 1 and self.matches[0].external_id != text:
+            self._pick(self.matches[0].external_id)
+        else:
+            self.query_one("#request-matches", OptionList).display = False
+            self.set_focus(self.query_one("#request-scope", Select))
+
+    @on(Input.Submitted, "#request-days")
     def next_field(self) -> None:
         self.focus_next()
 
@@ -133,7 +227,7 @@ class RequestForm(GovtuiModal[list[int]]):
         days = self.query_one("#request-days", Input).value.strip()
         reason = self.query_one("#request-reason", Input).value.strip()
         if not contractor:
-            return "Give the contractor's external id."
+            return "Give the contractor (type a name, email, external id or uid)."
         if not isinstance(scope, str):
             return "Choose a dataset scope."
         if not days or int(days) < 1:

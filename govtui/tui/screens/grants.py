@@ -16,14 +16,23 @@ from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, get_current_worker
 
 from govtui import clock
 from govtui.errors import GovtuiError
 from govtui.models import GRANT_STATES
-from govtui.services import catalog, catalog_views, grant_views, grants
+from govtui.services import catalog, catalog_views, contractors, grant_views, grants
 from govtui.services.catalog import ScopeView
-from govtui.services.grant_views import GrantDetail, GrantRow
+from govtui.services.contractors import ContractorRow
+from govtui.services.grant_views import (
+    GrantCounts,
+    GrantDetail,
+    GrantQuery,
+    GrantRow,
+    GrantSort,
+    SortKey,
+)
 from govtui.tui.context import TuiContext
 from govtui.tui.grant_text import (
     LIVE_STATES,
@@ -35,29 +44,9 @@ from govtui.tui.grant_text import (
 from govtui.tui.modals.confirm_revoke import ConfirmRevoke
 from govtui.tui.modals.grant_detail import GrantDetailModal
 from govtui.tui.modals.request_form import RequestForm, RequestInput
+from govtui.tui.paging import PagedTable
 from govtui.tui.plain import line, notify, plain
 from govtui.tui.screens.base import GrantsChanged, WindowedScreen
-
-
-@dataclass(frozen=True)
-class GrantFilter:
-    state: str | None = None
-    client: str | None = None
-    contractor: str | None = None
-    expiring_within: int | None = None
-
-    def describe(self) -> str:
-        parts = []
-        if self.state:
-            parts.append(self.state)
-        if self.client:
-            parts.append(f"client {self.client}")
-        if self.contractor:
-            parts.append(f"contractor {self.contractor}")
-        if self.expiring_within is not None:
-            parts.append(f"expiring within {self.expiring_within}d")
-        return ", ".join(parts)
-
 
 COLUMNS = (
     "Id",
@@ -70,6 +59,15 @@ COLUMNS = (
     "Requested by",
     "Approved by",
 )
+# The columns a header click (or `o`, in this order) sorts by.
+COLUMN_SORTS: dict[str, GrantSort] = {
+    "Expires (UTC)": "expires",
+    "Id": "newest",
+    "Contractor": "contractor",
+    "State": "state",
+    "Scope": "scope",
+}
+SORT_CYCLE: tuple[GrantSort, ...] = tuple(COLUMN_SORTS.values())
 
 
 def _cells(row: GrantRow) -> tuple[Text, ...]:
@@ -88,12 +86,24 @@ def _cells(row: GrantRow) -> tuple[Text, ...]:
     )
 
 
+@dataclass(frozen=True)
+class Fetch:
+    """Which window to read: the first, the last, or the one after or before a row."""
+
+    after: SortKey | None = None
+    before: SortKey | None = None
+    from_end: bool = False
+
+
 class GrantsScreen(WindowedScreen):
-    """Every grant, newest first, in windows; filters narrow it in SQL."""
+    """Every grant, soonest expiry first, in keyset windows; filters narrow it in SQL, and
+    the counts are over the whole filter."""
 
     HELP = (
-        "Grants, newest first, filtered by state, client, contractor and expiry (soon-ending "
-        "ones highlighted); Enter shows the history, n requests, x revokes."
+        "Grants, soonest expiry first (o or a header click sorts), filtered by state, client, "
+        "contractor (name, email, id or uid) and expiry; counts are over the whole filter. "
+        "g/Home and G/End go to the first and last grant, j/k move; Enter shows the history, "
+        "n requests, x revokes."
     )
     SUB_TITLE = "Grants"
     TABLE_ID = "grant-table"
@@ -102,6 +112,7 @@ class GrantsScreen(WindowedScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "request", "New request"),
         Binding("x,delete", "revoke", "Revoke"),
+        Binding("o", "next_sort", "Sort"),
         Binding("slash", "focus_filters", "Filter", key_display="/"),
         Binding("escape", "focus_table", "Back to the table", show=False),
     ]
@@ -113,8 +124,14 @@ class GrantsScreen(WindowedScreen):
     class WindowLoaded(Message):
         generation: int
         rows: list[GrantRow]
-        first: bool
+        fetch: Fetch
+        first: bool  # replaces the table (a new query, the first or the last window)
         limit: int
+
+    @dataclass
+    class CountsLoaded(Message):
+        generation: int
+        counts: GrantCounts
 
     @dataclass
     class FilterRefused(Message):
@@ -141,12 +158,18 @@ class GrantsScreen(WindowedScreen):
     def __init__(self, context: TuiContext) -> None:
         super().__init__(context)
         self.generation = 0
-        self.filter = GrantFilter()
+        self.filter = GrantQuery()
+        self.sort: GrantSort = grant_views.DEFAULT_SORT
         self.rows: dict[int, GrantRow] = {}
+        self.order: list[int] = []  # the ids in the table, top to bottom
+        self.counts: GrantCounts | None = None
         self.refused: str | None = None
         self.loaded = False
+        self.from_end = False  # the rows shown end at the list's last row (End was pressed)
+        self._at_top = True  # no row of the list is before the first one shown
         self._page_worker: Worker[None] | None = None
         self._restore: int | None = None  # grant id to put the cursor back on
+        self._cursor_to_end = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -157,121 +180,201 @@ class GrantsScreen(WindowedScreen):
                 id="filter-state",
             )
             yield Select([], prompt="Any client", id="filter-client")
-            yield Input(placeholder="Contractor external id", id="filter-contractor")
+            yield Input(placeholder="Contractor: name, email, id or uid", id="filter-contractor")
             yield Input(
                 placeholder="Expiring within days",
                 restrict=r"[0-9]*",
                 max_length=4,
                 id="filter-expiring",
             )
-        yield DataTable(id="grant-table", cursor_type="row", zebra_stripes=True)
+        yield PagedTable(id="grant-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="grant-status")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#grant-table", DataTable)
-        table.add_columns(*COLUMNS)
+        for name in COLUMNS:
+            table.add_column(self._label(name), key=name)
         self.load_clients()
+
+    def _label(self, name: str) -> Text:
+        if COLUMN_SORTS.get(name) == self.sort:
+            return Text(f"{name} ▼" if self.sort == "newest" else f"{name} ▲", style="bold")
+        return Text(name)
 
     # -- querying ---------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Query again with the filters shown, as many rows as are shown now."""
+        """Query again with the filters shown, as many rows as are shown now (from the end
+        if that is where the rows shown are)."""
         table = self.query_one("#grant-table", DataTable)
         if table.row_count:
             self._restore = self._cursor_id()
-        self.start_query(self._read_filter(), debounce=0, limit=self._refresh_limit())
+        fetch = Fetch(from_end=self.from_end)
+        self.start_query(self._read_filter(), debounce=0, limit=self._refresh_limit(), fetch=fetch)
 
     def _refresh_limit(self) -> int:
         rows = self.query_one("#grant-table", DataTable).row_count
         return max(self.PAGE, min(rows, self.MAX_ROWS))
 
-    def _read_filter(self) -> GrantFilter:
+    def _read_filter(self) -> GrantQuery:
         state = self.query_one("#filter-state", Select).value
         client = self.query_one("#filter-client", Select).value
         contractor = self.query_one("#filter-contractor", Input).value.strip()
         expiring = self.query_one("#filter-expiring", Input).value.strip()
-        return GrantFilter(
+        return GrantQuery(
             state=state if isinstance(state, str) else None,
             client=client if isinstance(client, str) else None,
-            contractor=contractor or None,
+            contractor_search=contractor or None,
             expiring_within=int(expiring) if expiring else None,
         )
 
-    def start_query(self, grant_filter: GrantFilter, *, debounce: float, limit: int) -> None:
-        """Query the first window for `grant_filter`; answers to older queries are dropped."""
+    def start_query(
+        self,
+        grant_filter: GrantQuery,
+        *,
+        debounce: float,
+        limit: int,
+        fetch: Fetch | None = None,
+        count: bool = True,
+    ) -> None:
+        """Query the first (or last) window for `grant_filter`, and its counts; answers to
+        older queries are dropped."""
         self.generation += 1
         self.filter = grant_filter
         self._exhausted = True
         self.workers.cancel_group(self, "grants-page")
+        if count:
+            self.counts = None
         self._show_status(busy=True)
-        self.run_query(self.generation, grant_filter, debounce, limit)
+        self.run_query(self.generation, grant_filter, self.sort, fetch or Fetch(), debounce, limit)
+        if count:
+            self.run_counts(self.generation, grant_filter, debounce)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-query")
     def run_query(
-        self, generation: int, grant_filter: GrantFilter, debounce: float, limit: int
+        self,
+        generation: int,
+        grant_filter: GrantQuery,
+        sort: GrantSort,
+        fetch: Fetch,
+        debounce: float,
+        limit: int,
     ) -> None:
         worker = get_current_worker()
         if debounce and worker.cancelled_event.wait(debounce):
             return
         try:
-            rows = self._window(grant_filter, None, limit)
-        except GovtuiError as exc:  # an unknown client or contractor typed into a filter
+            rows = self._window(grant_filter, sort, fetch, limit)
+        except GovtuiError as exc:  # a client removed since the list of clients was read
             self.post_message(self.FilterRefused(generation, str(exc)))
             return
         if not worker.is_cancelled:
-            self.post_message(self.WindowLoaded(generation, rows, first=True, limit=limit))
+            self.post_message(self.WindowLoaded(generation, rows, fetch, first=True, limit=limit))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="grants-count")
+    def run_counts(self, generation: int, grant_filter: GrantQuery, debounce: float) -> None:
+        worker = get_current_worker()
+        if debounce and worker.cancelled_event.wait(debounce):
+            return
+        try:
+            counts = self.workspace.read(grant_views.counts, grant_filter)
+        except GovtuiError:
+            return  # the window's query says why
+        if not worker.is_cancelled:
+            self.post_message(self.CountsLoaded(generation, counts))
 
     def _window(
-        self, grant_filter: GrantFilter, after_id: int | None, limit: int
+        self, grant_filter: GrantQuery, sort: GrantSort, fetch: Fetch, limit: int
     ) -> list[GrantRow]:
         return self.workspace.read(
-            grant_views.list_grants,
-            state=grant_filter.state,
-            client=grant_filter.client,
-            contractor=grant_filter.contractor,
-            expiring_within=grant_filter.expiring_within,
-            after_id=after_id,
+            grant_views.window,
+            grant_filter,
+            sort=sort,
+            after=fetch.after,
+            before=fetch.before,
+            from_end=fetch.from_end,
             limit=limit,
         )
 
     def load_next_window(self) -> None:
-        if self._exhausted or self._capped or not self.rows:
+        if self._exhausted or self._capped or not self.order:
             return
+        self._fetch(Fetch(after=grant_views.sort_key(self.sort, self.rows[self.order[-1]])))
+
+    def load_previous_window(self) -> None:
+        if self._at_top or not self.order or len(self.order) >= self.MAX_ROWS:
+            return
+        self._fetch(Fetch(before=grant_views.sort_key(self.sort, self.rows[self.order[0]])))
+
+    def _fetch(self, fetch: Fetch) -> None:
         if self._page_worker is not None and not self._page_worker.is_finished:
             return
-        last_id = self._last_id()
-        self._page_worker = self.fetch_window(self.generation, self.filter, last_id)
+        self._page_worker = self.fetch_window(self.generation, self.filter, self.sort, fetch)
         self._show_status(busy=True)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-page")
-    def fetch_window(self, generation: int, grant_filter: GrantFilter, after_id: int) -> None:
-        rows = self._window(grant_filter, after_id, self.PAGE)
-        self.post_message(self.WindowLoaded(generation, rows, first=False, limit=self.PAGE))
+    def fetch_window(
+        self, generation: int, grant_filter: GrantQuery, sort: GrantSort, fetch: Fetch
+    ) -> None:
+        rows = self._window(grant_filter, sort, fetch, self.PAGE)
+        self.post_message(self.WindowLoaded(generation, rows, fetch, first=False, limit=self.PAGE))
 
     @on(WindowLoaded)
     def show_window(self, message: WindowLoaded) -> None:
         if message.generation != self.generation:
             return
         table = self.query_one("#grant-table", DataTable)
+        fetch = message.fetch
+        full = len(message.rows) >= message.limit
+        new = [row for row in message.rows if row.id not in self.rows or message.first]
         if message.first:
             table.clear()
             self.rows.clear()
+            self.order.clear()
             self.refused = None
-        for row in message.rows:
-            if row.id in self.rows:
-                continue  # a grant requested meanwhile shifted the window: keep one copy
+            self.from_end = fetch.from_end
+            self._at_top = not fetch.from_end or not full
+            self._exhausted = fetch.from_end or not full
+        elif fetch.before is not None:
+            self._at_top = not full
+        else:
+            self._exhausted = not full
+        for row in new:
             self.rows[row.id] = row
-            table.add_row(*_cells(row), key=str(row.id))
+        if fetch.before is not None and not message.first:
+            # Rows before the first shown: the table is rebuilt in order, the cursor kept on
+            # its grant.
+            cursor = table.cursor_row
+            self.order[:0] = [row.id for row in new]
+            table.clear()
+            for grant_id in self.order:
+                table.add_row(*_cells(self.rows[grant_id]), key=str(grant_id))
+            table.move_cursor(row=cursor + len(new), animate=False)
+        else:
+            for row in new:
+                # (a grant requested meanwhile may shift a window: each grant is shown once)
+                self.order.append(row.id)
+                table.add_row(*_cells(row), key=str(row.id))
         self.loaded = True
-        self._exhausted = len(message.rows) < message.limit
-        if message.first and self._restore is not None:
-            if str(self._restore) in {key.value for key in table.rows}:
-                table.move_cursor(row=table.get_row_index(str(self._restore)))
+        if message.first:
+            if self._restore is not None and str(self._restore) in {k.value for k in table.rows}:
+                table.move_cursor(row=table.get_row_index(str(self._restore)), animate=False)
+            elif self._cursor_to_end and table.row_count:
+                table.move_cursor(row=table.row_count - 1, animate=False)
             self._restore = None
+            self._cursor_to_end = False
         self._show_status()
         if not message.first and self._near_end():
             self.load_next_window()
+        elif self._near_top():
+            self.load_previous_window()
+
+    @on(CountsLoaded)
+    def show_counts(self, message: CountsLoaded) -> None:
+        if message.generation == self.generation:
+            self.counts = message.counts
+            self._show_status()
 
     @on(FilterRefused)
     def filter_refused(self, message: FilterRefused) -> None:
@@ -279,14 +382,59 @@ class GrantsScreen(WindowedScreen):
             return
         self.query_one("#grant-table", DataTable).clear()
         self.rows.clear()
+        self.order.clear()
         self.refused = message.message
         self.loaded = True
         self._show_status()
 
-    def _last_id(self) -> int:
+    # -- first, last, sorting ---------------------------------------------------------------
+
+    @on(PagedTable.Jump, "#grant-table")
+    def jump(self, event: PagedTable.Jump) -> None:
         table = self.query_one("#grant-table", DataTable)
-        key = table.coordinate_to_cell_key(Coordinate(table.row_count - 1, 0)).row_key.value
-        return int(key or 0)
+        if event.where == "first":
+            if self._at_top:
+                table.move_cursor(row=0, animate=False)
+            else:
+                self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
+        elif self._exhausted:
+            table.move_cursor(row=max(table.row_count - 1, 0), animate=False)
+        else:
+            self._cursor_to_end = True
+            self.start_query(
+                self.filter, debounce=0, limit=self.PAGE, fetch=Fetch(from_end=True), count=False
+            )
+
+    def _near_top(self) -> bool:
+        table = self.query_one("#grant-table", DataTable)
+        return not self._at_top and table.row_count > 0 and table.cursor_row < self.LOOKAHEAD
+
+    @on(DataTable.RowHighlighted, "#grant-table")
+    def _maybe_earlier(self) -> None:
+        if self._near_top():
+            self.load_previous_window()
+
+    def action_next_sort(self) -> None:
+        at = SORT_CYCLE.index(self.sort) if self.sort in SORT_CYCLE else -1
+        self.sort_by(SORT_CYCLE[(at + 1) % len(SORT_CYCLE)])
+
+    @on(DataTable.HeaderSelected, "#grant-table")
+    def header_selected(self, event: DataTable.HeaderSelected) -> None:
+        sort = COLUMN_SORTS.get(str(event.column_key.value))
+        if sort is None:
+            notify(self, f"The grants cannot be sorted by {event.label.plain}.")
+            return
+        self.sort_by(sort)
+
+    def sort_by(self, sort: GrantSort) -> None:
+        """Show the list in another order, from its first row (the counts stay)."""
+        self.sort = sort
+        table = self.query_one("#grant-table", DataTable)
+        for name in COLUMNS:
+            table.columns[ColumnKey(name)].label = self._label(name)
+        table.refresh()
+        self._restore = self._cursor_id()
+        self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="grants-clients")
     def load_clients(self) -> None:
@@ -325,27 +473,42 @@ class GrantsScreen(WindowedScreen):
     def action_focus_table(self) -> None:
         self.set_focus(self.query_one("#grant-table", DataTable))
 
-    # -- paging -----------------------------------------------------------------------------
+    # -- the status line --------------------------------------------------------------------
+
+    def _shown_range(self) -> str:
+        shown = len(self.order)
+        if not shown:
+            return "showing none"
+        total = self.counts.total if self.counts is not None else None
+        if self.from_end:
+            if total is None:
+                return f"showing the last {shown:,}"
+            first = max(total - shown + 1, 1)
+        else:
+            first = 1
+        return f"showing {first:,}\N{EN DASH}{first + shown - 1:,}"
 
     def _show_status(self, *, busy: bool = False) -> None:
-        table = self.query_one("#grant-table", DataTable)
         status = Text()
         if self.refused is not None:
             status.append(line(self.refused), style="bold red")
         else:
+            counts = self.counts
+            if counts is None:
+                status.append("counting…")
+            else:
+                status.append(f"{counts.total:,} grant{'' if counts.total == 1 else 's'}")
             described = self.filter.describe()
-            count = table.row_count
-            status.append(f"{count:,} grant{'' if count == 1 else 's'} shown")
             if described:
                 status.append(f" ({line(described)})")
-            if not self._exhausted:
-                status.append(" · more below")
+            status.append(f" · {self._shown_range()}")
             if self._capped:
                 status.append(" (filter to see the rest)")
-            now = clock.now()
-            soon = sum(expires_soon(row, now) for row in self.rows.values())
-            if soon:
-                status.append(f" · {soon} expire within 7 days", style="bold yellow")
+            status.append(f" · by {grant_views.SORT_WORDS[self.sort]}")
+            if counts is not None and counts.expiring_soon:
+                status.append(
+                    f" · {counts.expiring_soon:,} expire within 7 days", style="bold yellow"
+                )
         if busy:
             status.append(" · loading…")
         self.query_one("#grant-status", Static).update(status)
@@ -424,8 +587,13 @@ class GrantsScreen(WindowedScreen):
             scopes=message.scopes,
             submit=self._submit_request,
             actor_name=self.actor_name,
+            find_contractors=self._find_contractors,
         )
         self.app.push_screen(form, self._form_closed)
+
+    def _find_contractors(self, search: str) -> list[ContractorRow]:
+        """The contractors screen's search, for the form's contractor field (in its worker)."""
+        return self.workspace.read(contractors.window, search=search, limit=RequestForm.MATCHES)
 
     def _submit_request(self, form: RequestInput) -> int:
         """Request the grant the form describes (in the form's worker); its id."""
