@@ -130,3 +130,21 @@ async def test_approve_asks_no_code_for_a_request_whose_client_was_paused_since(
         await asyncio.sleep(0.5)
         await settle(pilot)
         assert not isinstance(app.screen, TotpPrompt)
+
+
+@pytest.mark.parametrize("mode", ["d", "b", "c", "g", "a", "v", "y"])
+async def test_w_from_every_screen_switches_without_a_crash(demo_engine: Engine, mode: str) -> None:
+    """`w` on any screen (the dashboard is where the demo starts), choosing blair."""
+    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(mode)
+        await settle(pilot)
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, ActAsPrompt), what="act as")
+        options = app.screen.query_one("#act-as-list", OptionList)
+        options.highlighted = [o.id for o in options.options].index("blair")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.actor_name == "blair", what="the switch")
+        await settle(pilot)
+        assert "acting as blair" in app.title
