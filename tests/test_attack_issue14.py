@@ -7,7 +7,13 @@ open one is a strict xfail that fails the day it stops working."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -159,3 +165,59 @@ def test_no_script_puts_the_directory_password_on_a_command_line() -> None:
         text = path.read_text()
         joined = text.replace("\\\n", " ")  # continued lines as one command
         assert not argv_password.search(joined), path.name
+
+
+def _marked(mark: str) -> list[int]:
+    """The processes whose environment holds `mark` (all that a run below started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if mark.encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("dbus-run-session", "gnome-keyring-daemon")),
+    reason="needs dbus and gnome-keyring (scripts/test installs them)",
+)
+def test_a_hangup_leaves_no_secret_service_bus_behind(tmp_path: Path) -> None:
+    """Finding: closing the terminal of `scripts/run --demo` (SIGHUP to its process group)
+    killed dbus-run-session, but its dbus-daemon (which takes SIGHUP as "reload") lived on,
+    orphaned, after the demo's files were deleted. with_secret_service now stops it."""
+    mark = f"ATTACK14_MARK={uuid.uuid4().hex}"
+    key, value = mark.split("=")
+    script = (
+        f"source {ROOT}/scripts/lib/common.sh; source {ROOT}/scripts/lib/keyring.sh; "
+        f"with_secret_service sh -c 'echo ready >{tmp_path}/ready; sleep 60'"
+    )
+    run = subprocess.Popen(
+        ["bash", "-c", script],
+        env={**os.environ, key: value},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if (tmp_path / "ready").exists():
+                break
+            time.sleep(0.1)
+        assert (tmp_path / "ready").exists(), "the Secret Service did not start"
+        os.killpg(run.pid, signal.SIGHUP)  # what a closed terminal sends
+        run.wait(timeout=20)
+        left: list[int] = []
+        for _ in range(50):
+            left = _marked(mark)
+            if not left:
+                break
+            time.sleep(0.1)
+        assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
+    finally:
+        for pid in _marked(mark):
+            os.kill(pid, signal.SIGKILL)
