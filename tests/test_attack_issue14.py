@@ -221,3 +221,33 @@ def test_a_hangup_leaves_no_secret_service_bus_behind(tmp_path: Path) -> None:
     finally:
         for pid in _marked(mark):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("dbus-run-session", "gnome-keyring-daemon")),
+    reason="needs dbus and gnome-keyring (scripts/test installs them)",
+)
+def test_the_demo_writes_nothing_where_the_callers_govtui_settings_point(tmp_path: Path) -> None:
+    """Finding: scripts/run --demo left the caller's GOVTUI_AUDIT_HEAD set, so the demo
+    wrote its chain head into the checkpoint file of the caller's real database (which then
+    refused every write: "event #151 differs from the audit checkpoint"). Its own settings
+    (GOVTUI_DEMO_*) are the only ones it keeps. (About 30 s: a whole demo, no directory.)"""
+    real_head = tmp_path / "real.audit-head"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GOVTUI_")},
+        "GOVTUI_AUDIT_HEAD": str(real_head),
+        "GOVTUI_OPERATOR": "mallory",
+        "GOVTUI_DEMO_LDAP": "0",
+        "GOVTUI_DEMO_CONTRACTORS": "20",
+    }
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "run"), "--demo", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "audit chain intact" in done.stdout
+    assert not real_head.exists()
