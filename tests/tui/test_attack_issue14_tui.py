@@ -24,6 +24,7 @@ from govtui.tui.modals.totp_prompt import TotpPrompt
 from govtui.tui.screens.approvals import ApprovalsScreen
 from tests.conftest import FakeClock
 from tests.tui.test_tui_demo import _enrol
+from tests.tui.test_tui_pause import open_client
 from tests.tui.tui_support import SIZE, settle, wait_until
 
 
@@ -148,3 +149,24 @@ async def test_w_from_every_screen_switches_without_a_crash(demo_engine: Engine,
         await wait_until(pilot, lambda: app.actor_name == "blair", what="the switch")
         await settle(pilot)
         assert "acting as blair" in app.title
+
+
+async def test_resume_asks_no_code_of_an_approver_with_no_authenticator(
+    demo_engine: Engine,
+) -> None:
+    """Finding (fixed): pause.check_resume checked that the client is paused and that the
+    operator approves for it, not that they have an authenticator: alex, not yet enrolled
+    when the demo starts, was asked for a code on `u` that could only be refused."""
+    Workspace(demo_engine, "alex").act(pause.pause, client="orbital-research", reason="x")
+    messages: list[Message] = []
+    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        browser = await open_client(app, pilot, "orbital-research")
+        await pilot.press("u")
+        await wait_until(
+            pilot,
+            lambda: any("has no TOTP enrolment" in n for n in _notes(messages)),
+            what="the refusal",
+        )
+        assert app.screen is browser  # no TOTP prompt
