@@ -217,7 +217,7 @@ class GovtuiApp(App[None]):
             self.add_mode(mode, partial(screen_class, self.context))
         await self.switch_mode(current)
         await self.remove_mode(_SWITCHING)
-        self.notify(f"Now acting as {line(message.name)}.", title="Demo")
+        notify(self, f"Now acting as {message.name}.", title="Demo")  # a name, not markup
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for mode, (screen_class, title) in SCREEN_MODES.items():

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from textual.content import Content
 from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import DataTable, OptionList
@@ -170,3 +171,29 @@ async def test_resume_asks_no_code_of_an_approver_with_no_authenticator(
             what="the refusal",
         )
         assert app.screen is browser  # no TOTP prompt
+
+
+async def test_the_switch_notice_shows_a_planted_name_as_typed(demo_engine: Engine) -> None:
+    """Finding (fixed): "Now acting as NAME." went to Textual's notify with markup on; a name
+    planted by SQL ("blair[reverse]…[@click=app.quit]x[/]") was parsed as markup, and a click
+    on the toast ran the action it named. It goes through tui/plain.notify now."""
+    planted = "blair[reverse][@click=app.quit]x[/]"
+    with db.write_session(demo_engine) as session:
+        session.execute(sa.update(Operator).where(Operator.name == "blair").values(name=planted))
+    messages: list[Message] = []
+    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, ActAsPrompt), what="act as")
+        options = app.screen.query_one("#act-as-list", OptionList)
+        options.highlighted = [o.id for o in options.options].index(planted)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.actor_name == planted, what="the switch")
+        (notice,) = [
+            m.notification
+            for m in messages
+            if isinstance(m, Notify) and "Now acting as" in m.notification.message
+        ]
+        shown = Content.from_markup(notice.message).plain if notice.markup else notice.message
+        assert planted in shown
