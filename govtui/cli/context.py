@@ -100,6 +100,11 @@ def _cell(value: Any) -> str:
     return escaped(value)
 
 
+# Columns are padded to their widest cell up to this: a longer cell is shown whole but pads
+# nothing (one 100,000-character name planted by SQL made every line of a list 100 KB long).
+PAD_LIMIT = 120
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Write rows as aligned columns, or a line saying there are none; control and bidi
     characters in the data are shown as visible escapes."""
@@ -107,7 +112,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         print("(none)")
         return
     cells = [[str(h) for h in headers]] + [[_cell(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    widths = [min(max(len(row[i]) for row in cells), PAD_LIMIT) for i in range(len(headers))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 

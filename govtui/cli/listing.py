@@ -11,7 +11,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from govtui.cli import arguments
-from govtui.cli.context import _cell, json_text
+from govtui.cli.context import PAD_LIMIT, _cell, json_text
 
 T = TypeVar("T")
 
@@ -65,7 +65,7 @@ def _text(rows: Iterator[T], headers: Sequence[str], cells: Callable[[T], Sequen
         print("(none)")
         return 0
     head = [str(h) for h in headers]
-    widths = [max(len(r[i]) for r in [head, *first]) for i in range(len(head))]
+    widths = [min(max(len(r[i]) for r in [head, *first]), PAD_LIMIT) for i in range(len(head))]
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(values, widths, strict=True)).rstrip()

@@ -31,6 +31,7 @@ from govtui.models import AuditEvent, Client, Contractor, Operator
 from govtui.security import totp
 from govtui.services import (
     act_signatures,
+    audit,
     catalog,
     contractor_import,
     directory_targets,
@@ -170,14 +171,19 @@ def _clock(history: _History) -> Iterator[None]:
 
 def is_demo(session: Session) -> bool:
     """Whether this database was filled by `govtui demo` (its first operator was added by
-    the demo): the TUI lets its operator be switched only then."""
+    the demo, and marked so): the TUI lets its operator be switched only then. The actor's
+    name alone is not enough: a real first admin added with `--as demo` is named so too
+    (attack14)."""
     first = session.execute(
-        sa.select(col(AuditEvent.actor))
+        sa.select(col(AuditEvent.actor), col(AuditEvent.details))
         .where(col(AuditEvent.action) == "operator.add")
         .order_by(col(AuditEvent.seq))
         .limit(1)
-    ).scalar_one_or_none()
-    return first == BOOTSTRAP_ACTOR
+    ).one_or_none()
+    if first is None:
+        return False
+    actor, details = first
+    return actor == BOOTSTRAP_ACTOR and audit.details_of(details).get("demo") is True
 
 
 def load(
@@ -237,6 +243,7 @@ def _people(session: Session, history: _History) -> Operator:
         name=FIRST_ADMIN,
         roles=["admin"],
         bootstrap_actor=BOOTSTRAP_ACTOR,
+        made_by_demo=True,
         **bound,
     )
     _enrol(session, history, FIRST_ADMIN)

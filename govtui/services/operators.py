@@ -82,6 +82,7 @@ def add(
     approves: Iterable[str] = (),
     reviews: Iterable[str] = (),
     bootstrap_actor: str | None = None,
+    made_by_demo: bool = False,
     login: str | None = None,
     db_role: str | None = None,
     shared_login: bool = False,
@@ -90,7 +91,8 @@ def add(
 ) -> Operator:
     """Create an operator bound to `login` (default: their name; the first operator's: the
     current OS login). An admin acts, except for the very first operator, who must be an
-    admin so that someone can manage the rest (`bootstrap_actor` names who ran it).
+    admin so that someone can manage the rest (`bootstrap_actor` names who ran it;
+    `made_by_demo` marks the first operator of `govtui demo`, which no front end can pass).
 
     This writes; the codes a privilege change needs are checked by services/privilege.py,
     which every front end calls. Only seeding (demo data, test worlds) calls this directly."""
@@ -169,6 +171,8 @@ def add(
             "shared_login": shared_login,
             "granted_by": actor_name,
             "confirmed_by": name_of(session, confirmed_by),
+            # services/demo.is_demo reads this: an actor's name alone is anyone's to type.
+            **({"demo": True} if made_by_demo and actor is None else {}),
         },
     )
     return operator

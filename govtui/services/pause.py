@@ -221,9 +221,11 @@ def _require_may_resume(session: Session, actor: Operator, client: Client) -> Cl
 
 
 def check_resume(session: Session, actor: Operator, *, client: str) -> None:
-    """What `resume` would refuse before it asks for a code (paused? an approver of it?), so
-    that a front end asks for no code that cannot help. `resume` checks again, under lock."""
+    """What `resume` would refuse before it asks for a code (paused? an approver of it? with
+    an authenticator?), so that a front end asks for no code that cannot help. `resume`
+    checks again, under lock."""
     _require_may_resume(session, actor, catalog.find_client(session, client))
+    second_factor.require_enrolled(actor)
 
 
 def resume(session: Session, actor: Operator, *, client: str, code: str) -> ResumeResult:

@@ -91,6 +91,15 @@ def hold(session: Session, operator: Operator) -> int:
     return ident(_lock_row(session, operator))
 
 
+def require_enrolled(operator: Operator) -> None:
+    """Refuse an operator with no authenticator enrolled: no code of theirs can be right (so
+    a front end asks for none; verify refuses too)."""
+    if operator.totp_enrolled_at is None:
+        raise PolicyError(
+            f"operator {operator.name!r} has no TOTP enrolment: run `govtui operator enroll {operator.name}`"
+        )
+
+
 def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> int:
     """Accept `code` for `operator` once, or count the failure and raise CodeRejected.
 
@@ -98,10 +107,7 @@ def verify(session: Session, operator: Operator, code: str, *, purpose: str) -> 
     before; the session must come from db.write_session."""
     operator = _lock_row(session, operator)
     now = clock.now()
-    if operator.totp_enrolled_at is None:
-        raise PolicyError(
-            f"operator {operator.name!r} has no TOTP enrolment: run `govtui operator enroll {operator.name}`"
-        )
+    require_enrolled(operator)
     locked = remaining_lockout(operator, now)
     if locked is not None:
         raise CodeRejected(

@@ -46,6 +46,7 @@ SCREEN_MODES: dict[str, tuple[type[GovtuiScreen], str]] = {
     "directory": (DirectoryScreen, "Directory"),
 }
 ENROL_TITLE = "Enrol my authenticator"
+_SWITCHING = "_switching"  # a blank mode, while the demo's screens are made afresh
 
 
 class GovtuiApp(App[None]):
@@ -205,18 +206,18 @@ class GovtuiApp(App[None]):
         self.actor_name = message.name
         self.context.workspace = self.workspace
         self._set_title()
-        # Every screen is made afresh for the new operator (their queue, their enrolment).
+        # Every screen is made afresh for the new operator (their queue, their enrolment),
+        # by way of a blank screen: a govtui screen made only to be removed at once crashed
+        # in its Header's title (NoMatches; w on the dashboard, attack14).
         current = self.current_mode
-        other = next(mode for mode in SCREEN_MODES if mode != current)
-        await self.switch_mode(other)
+        self.add_mode(_SWITCHING, Screen)
+        await self.switch_mode(_SWITCHING)
         for mode, (screen_class, _title) in SCREEN_MODES.items():
-            if mode != other:
-                await self.remove_mode(mode)
-                self.add_mode(mode, partial(screen_class, self.context))
+            await self.remove_mode(mode)
+            self.add_mode(mode, partial(screen_class, self.context))
         await self.switch_mode(current)
-        await self.remove_mode(other)
-        self.add_mode(other, partial(SCREEN_MODES[other][0], self.context))
-        self.notify(f"Now acting as {line(message.name)}.", title="Demo")
+        await self.remove_mode(_SWITCHING)
+        notify(self, f"Now acting as {message.name}.", title="Demo")  # a name, not markup
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for mode, (screen_class, title) in SCREEN_MODES.items():

@@ -26,7 +26,7 @@ for c in json.load(sys.stdin):
     print(f"cn: {name}\nsn: {name.split()[-1]}\nmail: {mail}\n")
 ' "$base" |
         ldapadd -x -H "$GOVTUI_DEMO_LDAP_URL" -D "$GOVTUI_TEST_LDAP_ADMIN_DN" \
-            -w "$GOVTUI_TEST_LDAP_ADMIN_PASSWORD" >/dev/null
+            -y "$GOVTUI_TEST_LDAP_ADMIN_PASSWORD_FILE" >/dev/null
     "$govtui" --as alex sync >/dev/null
     echo "demo: directory $GOVTUI_DEMO_LDAP_URL holds the demo's people and groups"
 else

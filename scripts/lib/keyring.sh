@@ -16,6 +16,13 @@ with_secret_service() {
     add_cleanup rm -rf "$home"
     mkdir -m 700 "$home/run"
     chmod 700 "$home"
+    # dbus-run-session stops its bus when CMD exits, but a hangup (the terminal closed) kills
+    # dbus-run-session itself, and dbus-daemon, which takes SIGHUP as "reload", lived on.
+    # The bus is started through a wrapper that notes its pid, stopped by a cleanup (run
+    # before the directory's removal: last registered, first run).
+    printf '#!/bin/sh\necho $$ >"%s/run/dbus.pid"\nexec dbus-daemon "$@"\n' "$home" >"$home/dbus-daemon"
+    chmod 700 "$home/dbus-daemon"
+    add_cleanup _stop_secret_service_bus "$home/run/dbus.pid"
 
     # The keyring password only has to unlock this throw-away keyring; it is random so no
     # test can come to depend on it, and it is removed from the environment before CMD runs.
@@ -29,7 +36,7 @@ with_secret_service() {
         XDG_DATA_HOME="$home/.local/share" XDG_CONFIG_HOME="$home/.config" \
         XDG_CACHE_HOME="$home/.cache" XDG_STATE_HOME="$home/.local/state" \
         _GOVTUI_KEYRING_PW="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" \
-        dbus-run-session -- sh -c '
+        dbus-run-session --dbus-daemon="$home/dbus-daemon" -- sh -c '
             printf %s "$_GOVTUI_KEYRING_PW" |
                 gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 1
             unset _GOVTUI_KEYRING_PW
@@ -37,4 +44,14 @@ with_secret_service() {
 
     rm -rf "$home"
     return "$rc"
+}
+
+# _stop_secret_service_bus PIDFILE: stop the bus with_secret_service started, if it outlived
+# dbus-run-session (and it is still that dbus-daemon).
+_stop_secret_service_bus() {
+    local pid
+    [[ -f $1 ]] || return 0
+    pid=$(<"$1")
+    [[ $(ps -o comm= -p "$pid" 2>/dev/null) == dbus-daemon ]] || return 0
+    kill "$pid" 2>/dev/null || true
 }

@@ -2,8 +2,9 @@
 # start_slapd: a private OpenLDAP (Debian's slapd) on a loopback port, with its own config and
 # data in a temporary directory, the memberof and ppolicy overlays and a base tree. Exports
 # GOVTUI_TEST_LDAP_URL, GOVTUI_TEST_LDAP_BASE, GOVTUI_TEST_LDAP_ADMIN_DN,
-# GOVTUI_TEST_LDAP_ADMIN_PASSWORD and GOVTUI_TEST_SLAPD_CONF (so tests can stop and restart
-# it), and registers a cleanup that stops it and removes the directory.
+# GOVTUI_TEST_LDAP_ADMIN_PASSWORD (and GOVTUI_TEST_LDAP_ADMIN_PASSWORD_FILE, which holds it)
+# and GOVTUI_TEST_SLAPD_CONF (so tests can stop and restart it), and registers a cleanup that
+# stops it and removes the directory.
 # Needs scripts/lib/common.sh sourced first.
 
 start_slapd() {
@@ -16,6 +17,9 @@ start_slapd() {
     password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
     base="dc=govtui,dc=test"
     mkdir -p "$dir/data"
+    # The tools read it from a file in the private (0700) directory, never from their command
+    # line, which any login on the machine reads in ps (printf is a shell builtin).
+    (umask 077 && printf '%s' "$password" >"$dir/admin.pw")
     cat >"$dir/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -31,7 +35,7 @@ database mdb
 maxsize 268435456
 suffix "$base"
 rootdn "cn=admin,$base"
-rootpw $(slappasswd -s "$password")
+rootpw $(slappasswd -T "$dir/admin.pw")
 directory $dir/data
 index objectClass eq
 index uid eq
@@ -48,7 +52,7 @@ CONF
         ((tries++ < 50)) || die "slapd on port $port does not answer"
         sleep 0.1
     done
-    ldapadd -x -H "ldap://127.0.0.1:$port" -D "cn=admin,$base" -w "$password" >/dev/null <<LDIF
+    ldapadd -x -H "ldap://127.0.0.1:$port" -D "cn=admin,$base" -y "$dir/admin.pw" >/dev/null <<LDIF
 dn: $base
 objectClass: dcObject
 objectClass: organization
@@ -67,6 +71,7 @@ LDIF
     export GOVTUI_TEST_LDAP_BASE="$base"
     export GOVTUI_TEST_LDAP_ADMIN_DN="cn=admin,$base"
     export GOVTUI_TEST_LDAP_ADMIN_PASSWORD="$password"
+    export GOVTUI_TEST_LDAP_ADMIN_PASSWORD_FILE="$dir/admin.pw"
     export GOVTUI_TEST_SLAPD_CONF="$dir/slapd.conf"
     echo "ok: $GOVTUI_TEST_LDAP_URL ($base)"
 }
