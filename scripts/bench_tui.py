@@ -446,6 +446,22 @@ def first_row(widget: Widget | None) -> object:
     return widget.rows.get(widget.coordinate_to_cell_key(Coordinate(0, 0)).row_key)
 
 
+class Reloaded:
+    """Whether a table has been filled again: new row objects, or (should a screen update
+    its cells in place) its screen was seen loading and is done."""
+
+    def __init__(self, table: Widget | None) -> None:
+        self.table, self.was, self.loading = table, first_row(table), False
+
+    def __call__(self, screen: Screen[Any]) -> bool:
+        if first_row(self.table) is not self.was:
+            return True
+        if busy(screen):
+            self.loading = True
+            return False
+        return self.loading
+
+
 def all_rows_match(widget: Widget | None, needle: str) -> bool:
     if not isinstance(widget, DataTable) or widget.row_count == 0:
         return False
@@ -555,6 +571,15 @@ def filter_box(screen: Screen[Any]) -> Input | None:
     return None
 
 
+class Progress(dict[str, Step]):
+    """The steps of a round, each said on stderr as it ends (a round takes minutes)."""
+
+    def __setitem__(self, name: str, step: Step) -> None:
+        super().__setitem__(name, step)
+        shown = "—" if step.shown is None else f"{step.shown:.3f} s"
+        print(f"bench_tui: {name}: {shown} {step.note}", file=sys.stderr, flush=True)
+
+
 def _in_mode(app: App[Any], mode: str) -> Callable[[], Screen[Any] | None]:
     return lambda: app.screen if app.current_mode == mode else None
 
@@ -574,7 +599,7 @@ async def app_round(engine: Engine) -> dict[str, Step]:
     """One run of the app over every screen; each step's timings."""
     RecordingWorkspace.calls = []
     app = GovtuiApp(RecordingWorkspace(engine, APPROVER))
-    steps: dict[str, Step] = {}
+    steps: dict[str, Step] = Progress()
     opened = time.perf_counter()
     async with app.run_test(size=SIZE, message_hook=message_hook):
         dashboard = _in_mode(app, "dashboard")
@@ -584,10 +609,9 @@ async def app_round(engine: Engine) -> dict[str, Step]:
         screen = app.screen
         table = table_of(screen)
         await _settle(screen, table)
-        was = first_row(table)
         reload = key_for(screen, lambda action: action == "reload") or "r"
         steps[f"dashboard: {reload} (reload)"] = await measure(
-            app, dashboard, _press(app, reload), lambda s: first_row(table) is not was, probe=True
+            app, dashboard, _press(app, reload), Reloaded(table), probe=True
         )
         await _settle(screen, table)
         for mode in SCREENS:
