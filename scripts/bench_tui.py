@@ -78,6 +78,7 @@ FIRST_ROWS_TARGET = 0.5  # seconds from the key to the first rows on screen
 DASHBOARD_TARGET = 1.0  # seconds from the start to the dashboard loaded
 KEY_TARGET = 0.1  # seconds from a key to the screen while a screen loads
 STEP_TIMEOUT = 120.0
+END_TIMEOUT = 45.0  # End on a table that cannot reach its last row loads windows until capped
 GIVE_UP = 2.0  # seconds a settled screen may show no change before a step is "not reached"
 PROBE_EVERY = 0.05
 POLL = 0.003  # seconds between looks at the screen
@@ -297,16 +298,37 @@ class RecordingWorkspace(Workspace):
             call.ended = time.perf_counter()
 
 
-def replay(engine: Engine, calls: Sequence[Call]) -> float | None:
-    """The calls again, one after another, straight on the database; seconds (None: none)."""
-    if not calls:
-        return None
+def replay(engine: Engine, calls: Sequence[Call]) -> list[float]:
+    """The calls again, one after another, straight on the database; each one's seconds."""
     workspace = Workspace(engine, APPROVER)
-    started = time.perf_counter()
+    times = []
     for call in calls:
         run = workspace.read_as if call.as_actor else workspace.read
+        started = time.perf_counter()
         run(call.fn, *call.args, **call.kwargs)
-    return time.perf_counter() - started
+        times.append(time.perf_counter() - started)
+    return times
+
+
+@dataclass(frozen=True)
+class Floor:
+    """One step's floor: to shown, to settled, and by service function (seconds)."""
+
+    shown: float | None
+    settled: float | None
+    by_call: dict[str, float]
+
+
+def floor_of(engine: Engine, step: Step) -> Floor:
+    if not step.calls_all:
+        return Floor(None, None, {})
+    times = replay(engine, step.calls_all)
+    shown_ids = {id(c) for c in step.calls_shown}
+    by_call: dict[str, float] = defaultdict(float)
+    for call, seconds in zip(step.calls_all, times, strict=True):
+        by_call[call.name] += seconds
+    shown = sum(t for c, t in zip(step.calls_all, times, strict=True) if id(c) in shown_ids)
+    return Floor(shown if step.calls_shown else None, sum(times), dict(by_call))
 
 
 # -- watching the app ---------------------------------------------------------------------------
@@ -317,10 +339,11 @@ class LoopLag:
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.stopped = False
         self._task: asyncio.Task[None] | None = None
 
     async def _watch(self) -> None:
-        while True:
+        while not self.stopped:
             before = time.perf_counter()
             await asyncio.sleep(0.005)
             self.worst = max(self.worst, time.perf_counter() - before - 0.005)
@@ -330,6 +353,8 @@ class LoopLag:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # A flag as well as the cancel: Python 3.11's wait_for can swallow a cancellation.
+        self.stopped = True
         assert self._task is not None
         self._task.cancel()
 
@@ -374,11 +399,12 @@ class Prober:
     def __init__(self, app: App[Any]) -> None:
         self.app = app
         self.samples: list[float] = []
+        self.stopped = False
         self._task: asyncio.Task[None] | None = None
 
     async def _probe(self) -> None:
         down = True
-        while True:
+        while not self.stopped:
             await asyncio.sleep(PROBE_EVERY)
             widget = self.app.focused
             before, lines = cursor_of(widget), lines_of(widget)
@@ -393,7 +419,8 @@ class Prober:
                 await asyncio.sleep(POLL)
             if widget is not None:
                 await painted(widget)
-            self.samples.append(time.perf_counter() - sent)
+            if not self.stopped:
+                self.samples.append(time.perf_counter() - sent)
             DISPATCHED.pop(id(event), None)
             if moves:
                 down = not down
@@ -403,6 +430,7 @@ class Prober:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stopped = True  # (as LoopLag's)
         assert self._task is not None
         self._task.cancel()
 
@@ -478,6 +506,9 @@ class Step:
 
     shown: float | None = None  # seconds to the visible answer (None: not reached)
     cpu: float | None = None  # CPU seconds the process (all its threads) used until then
+    # Where the time to shown went: the first service call started (the screen is up and its
+    # worker runs), the last call it waited for ended, the rows were in the widget.
+    phases: tuple[float, float, float] | None = None
     settled: float | None = None  # seconds to the load being over
     calls_shown: list[Call] = field(default_factory=list)
     calls_all: list[Call] = field(default_factory=list)
@@ -496,6 +527,7 @@ async def measure(
     probe: bool = False,
     started: float | None = None,
     first_call: int | None = None,
+    timeout: float = STEP_TIMEOUT,
 ) -> Step:
     """Start the step, then wait for `shown` and for the screen to settle. `started`, and
     `first_call` (the calls recorded since): when the step began before this call."""
@@ -503,22 +535,24 @@ async def measure(
         first_call = len(RecordingWorkspace.calls)
     with LoopLag() as lag, Prober(app) if probe else _nothing() as prober:
         t0 = time.perf_counter() if started is None else started
-        cpu0 = time.process_time() if started is None else 0.0
+        cpu0 = time.process_time() if started is None else None
         begun = start()
         if begun is not None:
             await begun
         step = Step()
+        rows_at = t0
         last_change, last_seen = time.perf_counter(), None
         tables: dict[int, Widget | None] = {}  # by screen: found once, not on every poll
-        while time.perf_counter() - t0 < STEP_TIMEOUT:
+        while time.perf_counter() - t0 < timeout:
             screen = screen_of()
             if screen is not None:
                 table = tables.get(id(screen)) or tables.setdefault(id(screen), table_of(screen))
                 if step.shown is None and shown(screen):
+                    rows_at = time.perf_counter()
                     # On screen: once the screen has been painted with it.
                     await painted(table or screen)
                     step.shown = time.perf_counter() - t0
-                    step.cpu = time.process_time() - cpu0
+                    step.cpu = None if cpu0 is None else time.process_time() - cpu0
                 if step.shown is not None and not busy(screen):
                     step.settled = time.perf_counter() - t0
                     break
@@ -531,7 +565,7 @@ async def measure(
                     break
             await asyncio.sleep(POLL)
         else:
-            step.note = f"timed out after {STEP_TIMEOUT:.0f} s"
+            step.note = f"not reached in {timeout:.0f} s"
         end = time.perf_counter()
     calls = [
         c
@@ -539,10 +573,14 @@ async def measure(
         if isinstance(c.node, Screen) and c.ended <= end
     ]
     if step.shown is not None:
-        step.calls_shown = [c for c in calls if c.ended <= t0 + step.shown]
+        step.calls_shown = [c for c in calls if c.ended <= rows_at]
+        if step.calls_shown:
+            first = min(c.started for c in step.calls_shown) - t0
+            last = max(c.ended for c in step.calls_shown) - t0
+            step.phases = (first, last, rows_at - t0)
     step.calls_all = calls
     step.stall = lag.worst
-    step.keys = prober.samples if prober is not None else []
+    step.keys = list(prober.samples) if prober is not None else []
     return step
 
 
@@ -647,6 +685,7 @@ async def table_steps(
         where,
         _press(app, "end"),
         lambda s: signature(table) != was and table.cursor_row == table.row_count - 1,
+        timeout=END_TIMEOUT,
     )
     step.last_key = signature(table)[-1]
     await _settle(screen, table)
@@ -725,7 +764,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = Sizes(args.contractors, args.grants, args.requests, args.ended)
     apps: list[dict[str, Step]] = []
-    floors: list[dict[str, tuple[float | None, float | None]]] = []
+    floors: list[dict[str, Floor]] = []
     load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         path, how = cached_database(sizes, Path(tmp), args.rebuild)
@@ -734,18 +773,17 @@ def main() -> None:
         with db.read_session(engine) as session:
             last_grant = grant_views.window(session, from_end=True, limit=1)[0].id
 
-        def floor_of(steps: dict[str, Step]) -> dict[str, tuple[float | None, float | None]]:
-            return {
-                name: (replay(engine, step.calls_shown), replay(engine, step.calls_all))
-                for name, step in steps.items()
-            }
+        def floors_of(steps: dict[str, Step]) -> dict[str, Floor]:
+            return {name: floor_of(engine, step) for name, step in steps.items()}
 
         for round_ in range(args.rounds):
+            # The floor replays a round's calls: after it in even rounds, before the next
+            # round's app in odd ones (so neither side always runs on a warm cache).
             if round_ % 2 == 1:
-                floors.append(floor_of(apps[-1]))
+                floors.append(floors_of(apps[-1]))
             apps.append(asyncio.run(app_round(engine)))
             if round_ % 2 == 0:
-                floors.append(floor_of(apps[-1]))
+                floors.append(floors_of(apps[-1]))
         engine.dispose()
 
     print(
@@ -764,7 +802,7 @@ def _load() -> str:
 def report(
     rounds: int,
     apps: list[dict[str, Step]],
-    floors: list[dict[str, tuple[float | None, float | None]]],
+    floors: list[dict[str, Floor]],
     last_grant: int,
 ) -> None:
     print(
@@ -783,8 +821,9 @@ def report(
         steps = [a.get(name, Step(note="missing")) for a in apps]
         shown = _median([s.shown for s in steps])
         settled = _median([s.settled for s in steps])
-        floor_shown = _median([f.get(name, (None, None))[0] for f in floors])
-        floor_all = _median([f.get(name, (None, None))[1] for f in floors])
+        none = Floor(None, None, {})
+        floor_shown = _median([f.get(name, none).shown for f in floors])
+        floor_all = _median([f.get(name, none).settled for f in floors])
         ratio = f"{shown / floor_shown:5.1f}x" if shown and floor_shown else "     —"
         notes = sorted({s.note for s in steps if s.note})
         print(
@@ -793,9 +832,26 @@ def report(
             f"{_s(floor_all)}  {_samples([s.shown for s in steps])}"
             + (f"  [{'; '.join(notes)}]" if notes else "")
         )
-        called = sorted({c.name for s in steps for c in s.calls_all})
+        called = sorted({c for f in floors for c in f.get(name, none).by_call})
         if called:
-            print(f"  {'':<30} calls: {', '.join(called)}")
+            each = [
+                f"{c} {statistics.median(f.get(name, none).by_call.get(c, 0.0) for f in floors):.3f}"
+                for c in called
+            ]
+            print(f"  {'':<30} floor by call: {', '.join(each)}")
+    print("where the time to shown went (medians): key to the first service call started (the")
+    print("screen built and its worker running), to the last call it waited for ended, to the rows")
+    print("in the widget, to the screen painted")
+    for name in names:
+        steps = [a.get(name, Step()) for a in apps]
+        phases = [s.phases for s in steps if s.phases is not None]
+        if len(phases) == len(steps) and phases:
+            first, last, rows = (statistics.median(p[i] for p in phases) for i in range(3))
+            painted_at = _median([s.shown for s in steps])
+            print(
+                f"  {name:<30} call {first:6.3f}  answered {last:6.3f}  in widget {rows:6.3f}  "
+                f"painted {_s(painted_at).strip()}"
+            )
     ends = [str(a["grants: End"].last_key) for a in apps if "grants: End" in a]
     if ends:
         real = "the list's real last row" if set(ends) == {str(last_grant)} else "NOT the last"
