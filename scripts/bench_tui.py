@@ -546,7 +546,11 @@ async def measure(
         while time.perf_counter() - t0 < timeout:
             screen = screen_of()
             if screen is not None:
-                table = tables.get(id(screen)) or tables.setdefault(id(screen), table_of(screen))
+                table = tables.get(id(screen))
+                if table is None:
+                    table = table_of(screen)  # (None while the screen is still composing)
+                    if table is not None:
+                        tables[id(screen)] = table
                 if step.shown is None and shown(screen):
                     rows_at = time.perf_counter()
                     # On screen: once the screen has been painted with it.
