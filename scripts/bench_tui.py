@@ -895,9 +895,8 @@ def report(
             )
     for name in probed:
         worst = max((k for a in apps for k in a.get(name, Step()).keys), default=None)
-        target(
-            f"{name.split(':')[0]}: keys while loading at most {KEY_TARGET} s", worst, KEY_TARGET
-        )
+        what = name.replace("first rows", "loading").replace("loaded at", "loading at")
+        target(f"keys at most {KEY_TARGET} s, {what}", worst, KEY_TARGET)
 
 
 if __name__ == "__main__":
