@@ -266,7 +266,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         5, "access reviews: campaigns, reviewers per client, outbox ops of a close", _access_reviews
     ),
     Migration(6, "evidence: signing keys, signed acts, recurring review schedules", _evidence),
-    Migration(7, "indexes for counts at a million grants (dashboard, blast radius)", _aggregate_indexes),
+    Migration(
+        7, "indexes for counts at a million grants (dashboard, blast radius)", _aggregate_indexes
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

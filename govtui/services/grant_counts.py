@@ -23,7 +23,7 @@ def scope_clients(session: Session) -> dict[int, int]:
     )
 
 
-def client_scope_ids(client_id: int) -> sa.Select[tuple[int | None]]:
+def client_scope_ids(client_id: int) -> sa.Select[int | None]:
     """The ids of a client's scopes, as a subquery."""
     return (
         sa.select(col(DatasetScope.id))
