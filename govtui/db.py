@@ -114,10 +114,10 @@ def interrupt(engine: Engine, *, stop: bool = False) -> int:
         if stop:
             _STOPPED.add(engine)
     for connection in connections:
-        stop = getattr(connection, "interrupt", None) or getattr(connection, "cancel", None)
-        if stop is not None:
+        halt = getattr(connection, "interrupt", None) or getattr(connection, "cancel", None)
+        if halt is not None:
             with contextlib.suppress(Exception):  # closed meanwhile: nothing to stop
-                stop()
+                halt()
     return len(connections)
 
 

@@ -20,6 +20,7 @@ from govtui.services import dashboard, operator_views
 from govtui.services.operator_views import OperatorFlags
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
 from govtui.tui.operator_text import operators_text
+from govtui.tui.pause_flow import ClientStatusChanged
 from govtui.tui.plain import plain
 from govtui.tui.review_text import reminders_text
 from govtui.tui.screens.base import GovtuiScreen
@@ -130,6 +131,19 @@ class DashboardScreen(GovtuiScreen):
             # After the overview is shown: it reads every event (seconds on a long chain).
             status = workspace.read(dashboard.chain_status, workspace.engine)
             self.post_message(self.ChainVerified(status))
+
+    @on(ClientStatusChanged)
+    def client_status_changed(self, message: ClientStatusChanged) -> None:
+        """A pause or resume committed: the client's row turns red (or back) now."""
+        table = self.query_one("#clients", DataTable)
+        if message.client not in {key.value for key in table.rows}:
+            return
+        paused = message.status == "paused"
+        style = PAUSED_STYLE if paused else ""
+        table.update_cell(message.client, "client", _cell(message.client, style))
+        table.update_cell(
+            message.client, "status", _cell("PAUSED" if paused else message.status, style)
+        )
 
     @dataclass
     class HoldersCounted(Message):
