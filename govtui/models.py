@@ -250,6 +250,10 @@ class Grant(SQLModel, table=True):
         Index("ix_access_grant_contractor", "contractor_id", "scope_id", "access"),
         # Distinct holders per client in one ordered scan (the dashboard, the blast radius).
         Index("ix_access_grant_holder", "contractor_id", "state", "scope_id"),
+        # The grants screen's keyset windows in expiry and state order (version 7): the first
+        # 200 of a million rows read from the index instead of sorting them all (6-10 s).
+        Index("ix_access_grant_expires_id", "expires_at", "id"),
+        Index("ix_access_grant_state_id", "state", "id"),
         # At most one live grant per contractor, scope and access level, even when two
         # requests race past the service's own check.
         Index(
