@@ -79,7 +79,6 @@ def make_engine(url: str) -> Engine:
 # The DBAPI connections each engine has handed out and not taken back: what `interrupt`
 # stops. Weak: an engine that is dropped takes its set with it.
 _IN_USE: weakref.WeakKeyDictionary[Engine, set[Any]] = weakref.WeakKeyDictionary()
-_STOPPED: weakref.WeakSet[Engine] = weakref.WeakSet()
 _IN_USE_LOCK = threading.Lock()
 
 
@@ -91,10 +90,6 @@ def _tracked(engine: Engine) -> Engine:
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         with _IN_USE_LOCK:
             in_use.add(dbapi_connection)
-            stopped = engine in _STOPPED
-        if stopped and hasattr(dbapi_connection, "set_progress_handler"):
-            # After `interrupt(stop=True)`: every statement on it is interrupted at once.
-            dbapi_connection.set_progress_handler(lambda: 1, 100)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
@@ -104,15 +99,12 @@ def _tracked(engine: Engine) -> Engine:
     return engine
 
 
-def interrupt(engine: Engine, *, stop: bool = False) -> int:
+def interrupt(engine: Engine) -> int:
     """Stop every statement running on the engine's connections now (the TUI quitting): each
-    raises in its own thread and its transaction rolls back, so nothing is half-written.
-    `stop`: SQLite connections handed out later are interrupted too (a worker that had not
-    started its query yet). How many connections were asked."""
+    raises in its own thread and its transaction rolls back, so nothing is half-written. The
+    engine stays usable. How many connections were asked."""
     with _IN_USE_LOCK:
         connections = list(_IN_USE.get(engine, ()))
-        if stop:
-            _STOPPED.add(engine)
     for connection in connections:
         halt = getattr(connection, "interrupt", None) or getattr(connection, "cancel", None)
         if halt is not None:

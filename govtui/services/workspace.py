@@ -57,8 +57,8 @@ class Workspace:
 
     def interrupt(self) -> None:
         """Stop the statements running for this workspace's database now (quitting): each
-        fails in its worker and rolls back, and so does any started after."""
-        db.interrupt(self.engine, stop=True)
+        fails in its worker and rolls back."""
+        db.interrupt(self.engine)
 
     def read(
         self, fn: Callable[Concatenate[Session, P], R], /, *args: P.args, **kwargs: P.kwargs

@@ -17,7 +17,7 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, ProgressBar, Static
 from textual.worker import Worker, WorkerState
@@ -94,7 +94,8 @@ class PauseProgress(GovtuiModal[None]):
             step = "Writing the change…" if self.running else "Syncing the directory…"
             yield Static(step, id="pause-progress-step")
             yield ProgressBar(id="pause-progress-bar", show_eta=False)
-            yield Static("", id="pause-progress-status")
+            with VerticalScroll(id="pause-progress-status-scroll"):
+                yield Static("", id="pause-progress-status")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Sync again", id="pause-progress-retry", disabled=True)
                 yield Button("Close", variant="primary", id="pause-progress-close")
@@ -105,6 +106,11 @@ class PauseProgress(GovtuiModal[None]):
         return Text(f"{self.headline}, {time.monotonic() - self.started:.0f} s", style="bold")
 
     def on_mount(self) -> None:
+        # Only the status (its list of errors) scrolls: the headline stays in view.
+        self.query_one("#pause-progress-dialog").styles.overflow_y = "hidden"
+        scroll = self.query_one("#pause-progress-status-scroll", VerticalScroll)
+        scroll.styles.height = "auto"
+        scroll.styles.max_height = "30vh"
         if self.change is None:
             self.follow()
             return
