@@ -81,7 +81,7 @@ class PauseFlow:
             details=Text(f"Counting what a pause of {line(client)} would suspend…", style="italic"),
             action_label="Pause now",
             placeholder="Reason (required; it goes into the pause and the audit log)",
-            loading=True,
+            pending=True,
         )
         radius: dict[str, BlastRadius] = {}
         self.app.push_screen(prompt, partial(self._reason_given, client, radius))

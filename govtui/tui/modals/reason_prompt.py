@@ -2,7 +2,7 @@
 
 The reason is required: the action button stays disabled until one is typed. The title and
 the details (the counts) stay in view; a long `body` (a pause's scopes) scrolls on its own.
-A prompt opened `loading` says so and keeps the action disabled until `show_details` gives
+A prompt opened `pending` says so and keeps the action disabled until `show_details` gives
 what the action would do (a pause's blast radius, seconds at a million grants)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class ReasonPrompt(GovtuiModal[str | None]):
         action_label: str,
         placeholder: str = "Reason (required; it goes into the audit log)",
         body: Text | None = None,
-        loading: bool = False,
+        pending: bool = False,
     ) -> None:
         super().__init__()
         self.title_text = title
@@ -36,7 +36,7 @@ class ReasonPrompt(GovtuiModal[str | None]):
         self.body = body
         self.action_label = action_label
         self.placeholder = placeholder
-        self.loading = loading
+        self.pending = pending  # what the action would do is still being worked out
 
     def cancel_result(self) -> str | None:
         return None
@@ -66,7 +66,7 @@ class ReasonPrompt(GovtuiModal[str | None]):
 
     def show_details(self, details: Text, body: Text | None = None) -> None:
         """What the action would do, known now: shown, and the action may be taken."""
-        self.loading = False
+        self.pending = False
         self.details, self.body = details, body
         self.query_one("#reason-details", Static).update(details)
         self.query_one("#reason-body", Static).update(body or Text())
@@ -75,7 +75,7 @@ class ReasonPrompt(GovtuiModal[str | None]):
 
     def _enable(self) -> None:
         reason = self.query_one("#reason-input", Input).value.strip()
-        self.query_one("#reason-submit", Button).disabled = self.loading or not reason
+        self.query_one("#reason-submit", Button).disabled = self.pending or not reason
 
     @on(Input.Changed, "#reason-input")
     def reason_changed(self) -> None:
@@ -85,7 +85,7 @@ class ReasonPrompt(GovtuiModal[str | None]):
     @on(Button.Pressed, "#reason-submit")
     def submit(self) -> None:
         reason = self.query_one("#reason-input", Input).value.strip()
-        if reason and not self.loading:
+        if reason and not self.pending:
             self.dismiss(reason)
 
     @on(Button.Pressed, "#reason-cancel")
