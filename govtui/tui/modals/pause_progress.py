@@ -151,8 +151,10 @@ class PauseProgress(GovtuiModal[None]):
             self.query_one("#pause-progress-close", Button).disabled = False
 
     def action_cancel(self) -> None:
-        if not self.running:  # the change runs to its end: a pause is never half-done
-            super().action_cancel()
+        if self.running:  # the change runs to its end: a pause is never half-done
+            self.notify("It is one transaction: this closes once it has committed.")
+            return
+        super().action_cancel()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pause-progress")
     def follow(self) -> None:
