@@ -7,9 +7,12 @@ is queued on the session with `after_commit` / `on_rollback` and runs once the o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,12 +68,49 @@ def make_engine(url: str) -> Engine:
         raise ConfigurationError(f"not a database URL: {url!r}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed)
+        return _tracked(_sqlite_engine(parsed))
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        return _tracked(create_engine(parsed, pool_pre_ping=True))
     raise ConfigurationError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+# The DBAPI connections each engine has handed out and not taken back: what `interrupt`
+# stops. Weak: an engine that is dropped takes its set with it.
+_IN_USE: weakref.WeakKeyDictionary[Engine, set[Any]] = weakref.WeakKeyDictionary()
+_IN_USE_LOCK = threading.Lock()
+
+
+def _tracked(engine: Engine) -> Engine:
+    in_use: set[Any] = set()
+    _IN_USE[engine] = in_use
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        with _IN_USE_LOCK:
+            in_use.add(dbapi_connection)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        with _IN_USE_LOCK:
+            in_use.discard(dbapi_connection)
+
+    return engine
+
+
+def interrupt(engine: Engine) -> int:
+    """Stop every statement running on the engine's connections now (the TUI quitting): each
+    raises in its own thread and its transaction rolls back, so nothing is half-written. The
+    engine stays usable. How many connections were asked."""
+    with _IN_USE_LOCK:
+        connections = list(_IN_USE.get(engine, ()))
+    for connection in connections:
+        halt = getattr(connection, "interrupt", None) or getattr(connection, "cancel", None)
+        if halt is not None:
+            with contextlib.suppress(Exception):  # closed meanwhile: nothing to stop
+                halt()
+    return len(connections)
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -244,8 +244,16 @@ class Grant(SQLModel, table=True):
             name="ck_access_grant_ended",
         ),
         Index("ix_access_grant_state_expires", "state", "expires_at"),
-        Index("ix_access_grant_scope_state", "scope_id", "state"),
+        # (scope, state, access): the dashboard's and the blast radius's counts by scope read
+        # this index alone (version 7 added access).
+        Index("ix_access_grant_scope_state", "scope_id", "state", "access"),
         Index("ix_access_grant_contractor", "contractor_id", "scope_id", "access"),
+        # Distinct holders per client in one ordered scan (the dashboard, the blast radius).
+        Index("ix_access_grant_holder", "contractor_id", "state", "scope_id"),
+        # The grants screen's keyset windows in expiry and state order (version 7): the first
+        # 200 of a million rows read from the index instead of sorting them all (6-10 s).
+        Index("ix_access_grant_expires_id", "expires_at", "id"),
+        Index("ix_access_grant_state_id", "state", "id"),
         # At most one live grant per contractor, scope and access level, even when two
         # requests race past the service's own check.
         Index(

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from govtui import clock, db, migrations
+from govtui import clock, db, migrations, models
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -105,7 +105,7 @@ def test_version_1_database_upgrades_to_pause_support(db_url: str) -> None:
     with pytest.raises(Exception, match="govtui init"):
         migrations.require_current(engine)
 
-    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5, 6]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5, 6, 7]
     migrations.require_current(engine)
     assert migrations.upgrade(engine) == []
 
@@ -161,7 +161,7 @@ def test_version_2_database_gains_directory_trust_columns_and_cancelled_ops(db_u
     """Schema version 3: a target made before it reads as not insecure, with no TLS name, and
     an op can be cancelled; an unknown op state is still refused."""
     engine = _make_v1(db_url)
-    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5, 6]
+    assert [m.version for m in migrations.upgrade(engine)] == [2, 3, 4, 5, 6, 7]
     _target_and_op(engine, "cancelled")
     with engine.connect() as connection:
         row = connection.execute(
@@ -299,4 +299,21 @@ def test_version_5_database_gains_evidence_keys_signed_acts_and_schedules(db_url
         connection.execute(insert, {"f": "SHA256:a", "now": now})
     with pytest.raises(IntegrityError), engine.begin() as connection:
         connection.execute(insert, {"f": "SHA256:b", "now": now})  # a second current key
+    engine.dispose()
+
+
+def test_version_6_database_gains_the_indexes_of_counts_at_scale(db_url: str) -> None:
+    """Schema version 7: an upgraded database has the grant indexes a fresh one has, with the
+    same columns: (scope, state, access) and the holder index (contractor, state, scope)."""
+    engine = _make_v1(db_url)
+    migrations.upgrade(engine)
+    found = {
+        index["name"]: list(index["column_names"])
+        for index in sa.inspect(engine).get_indexes("access_grant")
+    }
+    table = models.Grant.__table__  # type: ignore[attr-defined]
+    wanted = {index.name: [c.name for c in index.columns] for index in table.indexes}
+    assert found == wanted
+    assert found["ix_access_grant_scope_state"] == ["scope_id", "state", "access"]
+    assert found["ix_access_grant_holder"] == ["contractor_id", "state", "scope_id"]
     engine.dispose()

@@ -22,7 +22,7 @@ from govtui.models import (
     OutboxOp,
     Project,
 )
-from govtui.services import catalog, directory_targets, outbox
+from govtui.services import catalog, directory_targets, grant_counts, outbox
 from govtui.services.grant_lifecycle import paused_ids
 from govtui.vocabulary import ClientStatus as ClientState
 from govtui.vocabulary import GrantState, OutboxOperation, OutboxState
@@ -142,33 +142,29 @@ def blast_radius(session: Session, client_name: str) -> BlastRadius:
     """What pausing the client would suspend and which directory groups it would empty of
     its contractors: grouped counts, a handful of queries whatever the size."""
     client = catalog.find_client(session, client_name)
-    live = sa.and_(
-        col(Project.client_id) == ident(client),
-        col(Grant.state).in_((GrantState.ACTIVE, GrantState.REQUESTED)),
-    )
+    client_id = ident(client)
+    live_states = (GrantState.ACTIVE, GrantState.REQUESTED)
+    names = {
+        sid: (project, scope)
+        for sid, project, scope in session.execute(
+            sa.select(col(DatasetScope.id), col(Project.name), col(DatasetScope.name))
+            .join(Project, col(Project.id) == col(DatasetScope.project_id))
+            .where(col(Project.client_id) == client_id)
+        )
+    }
+    # Grouped on the (scope, state, access) index alone: no join per grant (a join to each
+    # grant's scope and project took 3 s at 425,000 grants); the names are joined here.
     per_scope = session.execute(
-        sa.select(
-            col(Project.name),
-            col(DatasetScope.name),
-            col(DatasetScope.id),
-            col(Grant.access),
-            col(Grant.state),
-            sa.func.count(),
+        sa.select(col(Grant.scope_id), col(Grant.access), col(Grant.state), sa.func.count())
+        .where(
+            col(Grant.scope_id).in_(grant_counts.client_scope_ids(client_id)),
+            col(Grant.state).in_(live_states),
         )
-        .select_from(Grant)
-        .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
-        .join(Project, col(Project.id) == col(DatasetScope.project_id))
-        .where(live)
-        .group_by(
-            col(Project.name),
-            col(DatasetScope.name),
-            col(DatasetScope.id),
-            col(Grant.access),
-            col(Grant.state),
-        )
+        .group_by(col(Grant.scope_id), col(Grant.state), col(Grant.access))
     )
     counts: Counter[tuple[str, str, int, str, str]] = Counter()
-    for project, scope, scope_id, access, state, n in per_scope:
+    for scope_id, access, state, n in per_scope:
+        project, scope = names[scope_id]
         counts[(project, scope, scope_id, access, state)] += n
     keys = sorted({(p, s, sid, a) for p, s, sid, a, _ in counts})
     scopes = [
@@ -181,13 +177,7 @@ def blast_radius(session: Session, client_name: str) -> BlastRadius:
         )
         for p, s, sid, a in keys
     ]
-    contractors = session.execute(
-        sa.select(sa.func.count(sa.distinct(col(Grant.contractor_id))))
-        .select_from(Grant)
-        .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
-        .join(Project, col(Project.id) == col(DatasetScope.project_id))
-        .where(live)
-    ).scalar_one()
+    contractors = grant_counts.holders_of(session, client_id, live_states)
     active_pairs = {(sid, a): 0 for p, s, sid, a in keys}
     for p, s, sid, a in keys:
         active_pairs[(sid, a)] += counts[(p, s, sid, a, GrantState.ACTIVE)]

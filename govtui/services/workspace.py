@@ -55,6 +55,11 @@ class Workspace:
         with db.write_session(self.engine) as session:
             return fn(session, *args, **kwargs)
 
+    def interrupt(self) -> None:
+        """Stop the statements running for this workspace's database now (quitting): each
+        fails in its worker and rolls back."""
+        db.interrupt(self.engine)
+
     def read(
         self, fn: Callable[Concatenate[Session, P], R], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:

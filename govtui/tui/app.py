@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -134,6 +136,7 @@ class GovtuiApp(App[None]):
         for mode, (screen_class, _title) in SCREEN_MODES.items():
             self.add_mode(mode, partial(screen_class, self.context))
         self.pause_flow = PauseFlow(self, self.context, changed=self._pause_changed)
+        self.quitting = False  # q was pressed: nothing new starts, failures are not shown
 
     def _set_title(self) -> None:
         demo = " (demo: w switches)" if self.demo else ""
@@ -149,6 +152,24 @@ class GovtuiApp(App[None]):
         """Start a background expiry run, unless one is still going."""
         if not any(w.group == "expiry" and not w.is_finished for w in self.workers):
             self.run_expiry()
+
+    async def action_quit(self) -> None:
+        """Quit at once: every worker is cancelled and the queries running stop (each rolls
+        back), so no load, sync or count keeps the exit waiting."""
+        self.quitting = True
+        self.workers.cancel_all()
+        self.workspace.interrupt()
+        self.exit()
+
+    async def _dispatch_action(self, namespace: DOMNode, action_name: str, params: Any) -> bool:
+        # A key pressed while a screen composes or the app quits may reach an action whose
+        # widget is not there (yet, or any more): it does nothing, where Textual would end
+        # the app with a traceback (`NoMatches: '#grant-table'`).
+        try:
+            return await super()._dispatch_action(namespace, action_name, params)
+        except NoMatches as error:
+            self.log.warning(f"action {action_name} dropped: {error}")
+            return True
 
     def action_show(self, mode: str) -> None:
         """Switch to a screen; its state (search, cursor) is kept while away. The help and
@@ -428,6 +449,8 @@ class GovtuiApp(App[None]):
     @on(GovtuiScreen.WorkerFailed)
     def show_worker_error(self, message: GovtuiScreen.WorkerFailed) -> None:
         """The one place where a failed worker becomes a message for the person."""
+        if self.quitting:  # the queries q interrupted fail on the way out: nobody to tell
+            return
         self.log.error(f"worker {message.worker_name!r} failed", message.error)
         self._show_error(describe_error(message.error))
 

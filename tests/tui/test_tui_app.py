@@ -233,7 +233,7 @@ async def test_help_lists_the_keys_of_the_grant_screens(
 async def test_a_failing_worker_shows_its_message(
     demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(session: object) -> dashboard.Overview:
+    def broken(session: object, **_options: object) -> dashboard.Overview:
         raise ConfigurationError("the database went away [check the disk]")
 
     messages: list[Message] = []

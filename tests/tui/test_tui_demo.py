@@ -136,8 +136,13 @@ async def test_the_demo_operator_does_every_task_by_keys(
         await pilot.press("p")
         await settle(pilot)
         assert isinstance(app.screen, ReasonPrompt)
+        assert not app.screen.pending  # the blast radius is shown
         await pilot.press(*"lab call", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PauseProgress), what="progress")
+        progress = app.screen
+        assert isinstance(progress, PauseProgress)
+        # The dialog stays until the pause's transaction is done (it cannot be left half-way).
+        await wait_until(pilot, lambda: not progress.running, what="the pause to commit")
         await pilot.press("escape")
         await settle(pilot)
         assert client_label(browser, "orbital-research") == "orbital-research (paused)"

@@ -4,16 +4,17 @@ clients marked in red, and the command palette offering both."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import col
-from textual.widgets import Input, ProgressBar, Static, Tree
+from textual.widgets import Button, Input, ProgressBar, Static, Tree
 
 from govtui import db
 from govtui.models import Grant
-from govtui.services import sync
+from govtui.services import pause, pause_views, sync
 from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.pause_progress import PauseProgress
@@ -46,6 +47,15 @@ async def open_client(app: GovtuiApp, pilot: object, client: str) -> BrowserScre
     return screen
 
 
+async def radius_shown(app: GovtuiApp, pilot: object) -> ReasonPrompt:
+    """The pause confirmation, once its blast radius is counted."""
+    prompt = app.screen
+    assert isinstance(prompt, ReasonPrompt)
+    details = prompt.query_one("#reason-details", Static)
+    await wait_until(pilot, lambda: "Suspends" in text_of(details), what="the blast radius")  # type: ignore[arg-type]
+    return prompt
+
+
 def client_label(screen: BrowserScreen, client: str) -> str:
     tree = screen.query_one("#catalog", Tree)
     node = next(
@@ -72,20 +82,20 @@ async def test_pause_from_the_browser_after_the_blast_radius_then_resume_with_a_
         before = snapshot(world.engine)
 
         await pilot.press("p")
-        await settle(pilot)
         prompt = app.screen
         assert isinstance(prompt, ReasonPrompt)
-        radius = text_of(prompt.query_one("#reason-details", Static))
+        details = prompt.query_one("#reason-details", Static)
+        await wait_until(pilot, lambda: "Suspends" in text_of(details), what="the blast radius")
+        radius = text_of(details)
         assert "Suspends 1 active grants and 1 requests of 1 contractors" in radius
-        assert "rlhf/pairs (read)" in radius
+        assert "rlhf/pairs (read)" in text_of(prompt.query_one("#reason-body", Static))
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, BrowserScreen)
         assert snapshot(world.engine) == before  # cancelled: nothing written
 
         await pilot.press("p")
-        await settle(pilot)
-        assert isinstance(app.screen, ReasonPrompt)
+        await radius_shown(app, pilot)
         await pilot.press(*"lab call")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PauseProgress), what="progress")
@@ -159,7 +169,7 @@ async def test_progress_follows_the_directory_until_every_removal_is_confirmed(
         await settle(pilot)
         await open_client(app, pilot, "acme")
         await pilot.press("p")
-        await settle(pilot)
+        await radius_shown(app, pilot)
         await pilot.press(*"now")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PauseProgress), what="progress")
@@ -170,3 +180,77 @@ async def test_progress_follows_the_directory_until_every_removal_is_confirmed(
         bar = progress.query_one("#pause-progress-bar", ProgressBar)
         assert bar.total == bar.progress == 1
     assert norm(ada) not in (directory.members(pairs) or set())
+
+
+async def test_long_pause_shows_itself_from_the_key_to_the_commit(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The confirmation opens at once while the blast radius is counted (no pause possible
+    yet, whatever is typed); the pause then says what runs and for how long, cannot be closed
+    half-way, and the tree turns red the moment it commits, before any reload."""
+    world.approve(world.request("E1"))
+    world.request("E1", access="label")
+    radius_gate, pause_gate = threading.Event(), threading.Event()
+    slow_radius, slow_pause = pause_views.blast_radius, pause.pause
+
+    def blast_radius(*args: object, **kwargs: object) -> object:
+        assert radius_gate.wait(30)
+        return slow_radius(*args, **kwargs)  # type: ignore[arg-type]
+
+    def run_pause(*args: object, **kwargs: object) -> object:
+        assert pause_gate.wait(30)
+        return slow_pause(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pause_views, "blast_radius", blast_radius)
+    monkeypatch.setattr(pause, "pause", run_pause)
+    app = GovtuiApp(Workspace(world.engine, "root"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        browser = await open_client(app, pilot, "acme")
+        await pilot.press("p")
+        prompt = app.screen
+        assert isinstance(prompt, ReasonPrompt)
+        assert "Counting what a pause of acme would suspend" in text_of(
+            prompt.query_one("#reason-details", Static)
+        )
+        # (No settle while a worker waits at a gate: settle waits for every worker.)
+        await pilot.press(*"lab call")
+        await pilot.pause(0.2)
+        assert prompt.query_one("#reason-submit", Button).disabled
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.screen is prompt  # nothing to confirm yet
+        radius_gate.set()
+        await radius_shown(app, pilot)
+        assert not prompt.query_one("#reason-submit", Button).disabled
+        # At 80x24 the title, the counts and the button stay in view with the reason box
+        # focused; only the list of scopes scrolls.
+        await pilot.pause(0.1)
+        for selector in (".dialog-title", "#reason-details", "#reason-input", "#reason-submit"):
+            region = prompt.query_one(selector).region
+            assert region.height > 0 and region.y >= 0 and region.bottom <= 24, selector
+
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PauseProgress), what="progress")
+        progress = app.screen
+        heading = progress.query_one("#pause-progress-title", Static)
+        await wait_until(
+            pilot, lambda: "Pausing acme… 2 grants, " in text_of(heading), what="running"
+        )
+        assert progress.query_one("#pause-progress-close", Button).disabled
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert app.screen is progress  # a pause is never left half-done
+        assert client_label(browser, "acme") == "acme"
+        pause_gate.set()
+        await wait_until(
+            pilot, lambda: client_label(browser, "acme") == "acme (paused)", what="red tree"
+        )
+        await wait_until(
+            pilot, lambda: "acme paused: 1 grants and 1 requests" in text_of(heading), what="done"
+        )
+        await wait_until(
+            pilot,
+            lambda: bool(text_of(progress.query_one("#pause-progress-status", Static))),
+            what="the directory's outcome",
+        )

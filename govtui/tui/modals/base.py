@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import ClassVar, TypeVar
 
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.worker import Worker
 
-from govtui.tui.screens.base import forward_failure
+from govtui.tui.screens.base import dispatch_tolerant, forward_failure
 
 R = TypeVar("R")
 
@@ -27,3 +28,6 @@ class GovtuiModal(ModalScreen[R]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         forward_failure(self, event)
+
+    async def _dispatch_message(self, message: Message) -> None:
+        await dispatch_tolerant(self, super()._dispatch_message, message)

@@ -6,6 +6,7 @@ operator is locked out it shows for how much longer, and refuses to submit."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -61,8 +62,13 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
         attempt: Callable[[str], T],
         lockout: Callable[[], timedelta | None],
         action_label: str = "Approve",
+        running: str | None = None,
     ) -> None:
+        """`running`: what the attempt does, shown with the seconds it has taken while it
+        runs ("Resuming acme-ai… 424,442 grants, 12 s")."""
         super().__init__()
+        self.running = running
+        self.started = 0.0
         self.title_text = title
         self.summary = summary
         self.attempt = attempt
@@ -99,6 +105,15 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
         self._show()
         self.check_lockout()
         self.set_interval(self.RECHECK, self._recheck)
+        if self.running is not None:
+            self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        if self.busy and self.running is not None:
+            seconds = time.monotonic() - self.started
+            self.query_one("#totp-error", Static).update(
+                Text(f"{self.running}, {seconds:.0f} s", style="bold")
+            )
 
     def _recheck(self) -> None:
         if self.locked_for is not None:
@@ -126,7 +141,9 @@ class TotpPrompt(GovtuiModal[T | None], Generic[T]):
             return
         code_input.value = ""  # a code is a secret until used: keep it nowhere
         self.busy = True
+        self.started = time.monotonic()
         self._error("")
+        self._tick()
         self._show()
         self.run_attempt(code)
 

@@ -5,11 +5,13 @@ screen)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable
@@ -90,6 +92,21 @@ class GovtuiScreen(Screen[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble; this forwards failures to the app's one handler.
         forward_failure(self, event)
+
+    async def _dispatch_message(self, message: Message) -> None:
+        await dispatch_tolerant(self, super()._dispatch_message, message)
+
+
+async def dispatch_tolerant(
+    screen: Screen[Any], dispatch: Callable[[Message], Awaitable[None]], message: Message
+) -> None:
+    """Dispatch a message to a screen's handlers; one that looks for a widget the screen no
+    longer (the app quitting, the screen closing) or not yet (still composing) has is dropped
+    with a log line, where Textual would end the app with a traceback."""
+    try:
+        await dispatch(message)
+    except NoMatches as error:
+        screen.log.warning(f"{type(message).__name__} dropped: {error}")
 
 
 def forward_failure(screen: Screen[Any], event: Worker.StateChanged) -> None:

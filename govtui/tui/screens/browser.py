@@ -21,6 +21,7 @@ from govtui.services import catalog_views, evidence_pack
 from govtui.services.catalog import ScopeView
 from govtui.services.evidence_pack import Progress, Written
 from govtui.tui.modals.evidence_export import EvidenceExport, default_pack_path
+from govtui.tui.pause_flow import ClientStatusChanged
 from govtui.tui.plain import line, plain
 from govtui.tui.screens.base import GovtuiScreen
 
@@ -80,6 +81,16 @@ def describe(data: NodeData | None) -> Text:
             f"{data.projects}",
         )
     return Text("Select a scope to see its details.", style="dim")
+
+
+def client_label(name: str, status: str) -> Text:
+    """A client's line in the tree: bold, or bold red with "(paused)"."""
+    paused = status == "paused"
+    # Labels as Text: a str label is parsed as markup.
+    label = plain(name, PAUSED_STYLE if paused else "bold")
+    if paused:
+        label.append(" (paused)", style=PAUSED_STYLE)
+    return label
 
 
 def node_key(data: NodeData | None) -> tuple[str, ...] | None:
@@ -162,14 +173,11 @@ class BrowserScreen(GovtuiScreen):
             projects_of.setdefault(client, []).append(project)
         nodes: list[TreeNode[NodeData]] = []
         for name, status in message.clients:
-            paused = status == "paused"
-            # Labels as Text: a str label is parsed as markup.
-            label = plain(name, PAUSED_STYLE if paused else "bold")
-            if paused:
-                label.append(" (paused)", style=PAUSED_STYLE)
             projects = projects_of.get(name, [])
             client_node = tree.root.add(
-                label, data=ClientNode(name, status, len(projects)), expand=True
+                client_label(name, status),
+                data=ClientNode(name, status, len(projects)),
+                expand=True,
             )
             nodes.append(client_node)
             for project in projects:
@@ -186,6 +194,18 @@ class BrowserScreen(GovtuiScreen):
             # A node's line is known once the tree has laid out its lines again.
             self.call_after_refresh(tree.move_cursor, restore)
         self._show_details(None)
+
+    @on(ClientStatusChanged)
+    def client_status_changed(self, message: ClientStatusChanged) -> None:
+        """A pause or resume committed: the client's line turns red (or back) now."""
+        tree: Tree[NodeData] = self.query_one("#catalog", Tree)
+        for node in tree.root.children:
+            data = node.data
+            if isinstance(data, ClientNode) and data.name == message.client:
+                node.data = ClientNode(data.name, message.status, data.projects)
+                node.set_label(client_label(data.name, message.status))
+                if tree.cursor_node is node:
+                    self._show_details(node.data)
 
     def _selected_client(self) -> str | None:
         tree: Tree[NodeData] = self.query_one("#catalog", Tree)

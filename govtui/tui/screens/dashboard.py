@@ -20,6 +20,7 @@ from govtui.services import dashboard, operator_views
 from govtui.services.operator_views import OperatorFlags
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
 from govtui.tui.operator_text import operators_text
+from govtui.tui.pause_flow import ClientStatusChanged
 from govtui.tui.plain import plain
 from govtui.tui.review_text import reminders_text
 from govtui.tui.screens.base import GovtuiScreen
@@ -60,6 +61,11 @@ def _cell(value: object, style: str = "") -> Text:
 
 def _count(value: int, style: str = "") -> Text:
     return Text(f"{value:,}", style=style, justify="right")
+
+
+def _holders_cell(value: int | None) -> Text:
+    """A client's contractors, or '…' while they are still being counted."""
+    return _count(value) if value is not None else Text("…", style="dim", justify="right")
 
 
 class DashboardScreen(GovtuiScreen):
@@ -115,13 +121,41 @@ class DashboardScreen(GovtuiScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
     def load_overview(self, verify_chain: bool = False) -> None:
         workspace = self.workspace
-        overview = workspace.read(dashboard.overview)
+        # Everything but the holders first (well under a second at a million grants); the
+        # holders, which read every live grant with its client, follow in the same worker.
+        overview = workspace.read(dashboard.overview, holders=False)
         operators = workspace.read(operator_views.roster)
         self.post_message(self.Loaded(overview, operators))
+        self.post_message(self.HoldersCounted(workspace.read(dashboard.holders_by_client)))
         if verify_chain:
             # After the overview is shown: it reads every event (seconds on a long chain).
             status = workspace.read(dashboard.chain_status, workspace.engine)
             self.post_message(self.ChainVerified(status))
+
+    @on(ClientStatusChanged)
+    def client_status_changed(self, message: ClientStatusChanged) -> None:
+        """A pause or resume committed: the client's row turns red (or back) now."""
+        table = self.query_one("#clients", DataTable)
+        if message.client not in {key.value for key in table.rows}:
+            return
+        paused = message.status == "paused"
+        style = PAUSED_STYLE if paused else ""
+        table.update_cell(message.client, "client", _cell(message.client, style))
+        table.update_cell(
+            message.client, "status", _cell("PAUSED" if paused else message.status, style)
+        )
+
+    @dataclass
+    class HoldersCounted(Message):
+        holders: dict[str, int]  # client name -> contractors holding a live grant
+
+    @on(HoldersCounted)
+    def show_holders(self, message: HoldersCounted) -> None:
+        table = self.query_one("#clients", DataTable)
+        rows = {key.value for key in table.rows}
+        for name, count in message.holders.items():
+            if name in rows:
+                table.update_cell(name, "contractors", _count(count))
 
     @dataclass
     class ChainVerified(Message):
@@ -155,7 +189,7 @@ class DashboardScreen(GovtuiScreen):
                 _cell(status, style),
                 _count(client.projects),
                 _count(client.scopes),
-                _count(client.contractors),
+                _holders_cell(client.contractors),
                 *(_count(client.grants.get(state, 0)) for state in GRANT_STATES),
                 key=client.name,
             )
