@@ -1,6 +1,7 @@
 """Ask for the reason of an action that removes or refuses access (deny, revoke).
 
-The reason is required: the action button stays disabled until one is typed."""
+The reason is required: the action button stays disabled until one is typed, and Enter on an
+empty reason says so beside the box."""
 
 from __future__ import annotations
 
@@ -41,16 +42,20 @@ class ReasonPrompt(GovtuiModal[str | None]):
             details = Text(self.details) if isinstance(self.details, str) else self.details
             yield Static(details, id="reason-details")
             yield Input(placeholder=self.placeholder, id="reason-input")
+            yield Static("", id="reason-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.action_label, variant="error", id="reason-submit", disabled=True)
                 yield Button("Cancel", id="reason-cancel")
 
     def on_mount(self) -> None:
+        self.query_one("#reason-error", Static).display = False
         self.set_focus(self.query_one("#reason-input", Input))
 
     @on(Input.Changed, "#reason-input")
     def reason_changed(self, event: Input.Changed) -> None:
         self.query_one("#reason-submit", Button).disabled = not event.value.strip()
+        if event.value.strip():
+            self.query_one("#reason-error", Static).display = False
 
     @on(Input.Submitted, "#reason-input")
     @on(Button.Pressed, "#reason-submit")
@@ -58,6 +63,14 @@ class ReasonPrompt(GovtuiModal[str | None]):
         reason = self.query_one("#reason-input", Input).value.strip()
         if reason:
             self.dismiss(reason)
+            return
+        error = self.query_one("#reason-error", Static)
+        error.update(
+            Text(
+                "Give a reason first: it is required and goes into the audit log.", style="bold red"
+            )
+        )
+        error.display = True
 
     @on(Button.Pressed, "#reason-cancel")
     def cancel_pressed(self) -> None:
