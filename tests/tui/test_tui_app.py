@@ -161,7 +161,7 @@ async def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: E
             ("d", "Dashboard"),
             ("b", "Browse"),
             ("c", "Contractors"),
-            ("g", "Grants"),
+            ("t", "Grants"),
             ("a", "Approvals"),
             ("?", "Help"),
             ("f1", "Help"),
@@ -194,7 +194,7 @@ async def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: E
 @pytest.mark.parametrize(
     ("key", "screen_type", "expected"),
     [
-        ("g", GrantsScreen, [("n", "New request"), ("x", "Revoke"), ("del", "Revoke")]),
+        ("t", GrantsScreen, [("n", "New request"), ("x", "Revoke"), ("del", "Revoke")]),
         (
             "a",
             ApprovalsScreen,

@@ -63,7 +63,7 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
         app = GovtuiApp(Workspace(world.engine, "req"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("g")
+            await pilot.press("t")
             await settle(pilot)
             grants_screen = app.screen
             assert isinstance(grants_screen, GrantsScreen)
@@ -140,7 +140,7 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
             assert world.grant(grant_id).state == "active"
             assert "1 approved" in _notes(messages)
             assert table.row_count == 0  # the queue refreshed
-            await pilot.press("g")
+            await pilot.press("t")
             await settle(pilot)
             grants_table = app.screen.query_one("#grant-table", DataTable)
             (shown,) = table_rows(grants_table)

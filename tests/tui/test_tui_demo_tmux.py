@@ -129,7 +129,7 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
         assert "press e to enrol" not in screen()
 
         # Request: a new grant, alex's own, from the grants screen's form.
-        keys("g")
+        keys("t")
         shows("Grants")
         keys("n")
         shows("Request a grant (as alex)")
@@ -167,7 +167,7 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
 
         # Revoke it: on the grants screen (newest first, so among the rows shown), the
         # cursor on its row, x, a reason.
-        keys("g")
+        keys("t")
         shows("Contractor external id")
         time.sleep(1)
         keys("C-Home")  # the first row

@@ -58,7 +58,7 @@ async def test_counts_are_the_whole_filters_and_end_reaches_the_last_row(
     app = GovtuiApp(Workspace(vendor.engine, ADMIN))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("g")
+        await pilot.press("t")
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, GrantsScreen)
@@ -105,7 +105,7 @@ async def test_the_request_forms_contractor_field_finds_people_as_the_search_doe
     app = GovtuiApp(Workspace(world.engine, "req"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("g")
+        await pilot.press("t")
         await settle(pilot)
         await pilot.press("n")
         await settle(pilot)

@@ -247,7 +247,7 @@ async def test_contractors_grants_and_their_dialogs_show_hostile_text(
         await settle(pilot)
         assert_shown(app, "external_id", "name", "email", "uid")
 
-        await pilot.press("g")
+        await pilot.press("t")
         await settle(pilot)
         assert_shown(app, "external_id", "name", "client", "project", "scope", "requester")
         assert_shown(app, "approver")

@@ -70,6 +70,8 @@ class GovtuiScreen(Screen[None]):
         Binding("g", "move('first')", "First row", show=False),
         Binding("G", "move('last')", "Last row", show=False),
     ]
+    # What Enter on the screen's table or tree does (the help lists it).
+    ENTER_HELP: ClassVar[str] = ""
     # Screens that show grants reload when grants change (an expiry, an approval elsewhere
     # in the app): at once if visible, else when they are shown next.
     SHOWS_GRANTS: ClassVar[bool] = False

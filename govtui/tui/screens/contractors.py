@@ -11,14 +11,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
 from govtui.services import contractors
 from govtui.services.contractors import ContractorRow
 from govtui.tui.context import TuiContext
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.plain import line, plain
-from govtui.tui.screens.base import WindowedScreen
+from govtui.tui.screens.base import DrillIn, WindowedScreen
 
 Key = tuple[str, int]
 
@@ -39,7 +40,11 @@ def _cells(row: ContractorRow) -> tuple[Text, ...]:
 class ContractorsScreen(WindowedScreen):
     """Contractors by name, searched and paged in SQL."""
 
-    HELP = "Contractors by name; / searches name, email, external id and directory uid."
+    HELP = (
+        "Contractors by name; / searches name, email, external id and directory uid; "
+        "Enter shows the contractor's grants."
+    )
+    ENTER_HELP = "Show the contractor's grants"
     SUB_TITLE = "Contractors"
     TABLE_ID = "contractor-table"
     AUTO_FOCUS = f"#{TABLE_ID}"
@@ -73,6 +78,7 @@ class ContractorsScreen(WindowedScreen):
         self.total: int | None = None  # how many match search_text, once counted
         self._last_key: Key | None = None
         self._page_worker: Worker[None] | None = None
+        self.external_ids: dict[str, str] = {}  # row key -> the contractor's external id
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -82,7 +88,7 @@ class ContractorsScreen(WindowedScreen):
         )
         yield DataTable(id="contractor-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="contractor-status")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#contractor-table", DataTable)
@@ -155,8 +161,11 @@ class ContractorsScreen(WindowedScreen):
         table = self.query_one("#contractor-table", DataTable)
         if message.first:
             table.clear()
+        if message.first:
+            self.external_ids.clear()
         for row in message.rows:
             table.add_row(*_cells(row), key=str(row.id))
+            self.external_ids[str(row.id)] = row.external_id
         if message.rows:
             self._last_key = message.rows[-1].key
         self._exhausted = len(message.rows) < self.PAGE
@@ -169,6 +178,13 @@ class ContractorsScreen(WindowedScreen):
         if message.generation == self.generation:
             self.total = message.total
             self._show_status()
+
+    @on(DataTable.RowSelected, "#contractor-table")
+    def contractor_chosen(self, event: DataTable.RowSelected) -> None:
+        """Enter on a contractor: their grants."""
+        external_id = self.external_ids.get(str(event.row_key.value))
+        if external_id is not None:
+            self.post_message(DrillIn(contractor=external_id))
 
     def _show_status(self, *, busy: bool = False) -> None:
         table = self.query_one("#contractor-table", DataTable)

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import DataTable, Header, Input, Select, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, get_current_worker
 
@@ -34,6 +34,7 @@ from govtui.services.grant_views import (
     SortKey,
 )
 from govtui.tui.context import TuiContext
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.grant_text import (
     LIVE_STATES,
     expires_soon,
@@ -106,6 +107,7 @@ class GrantsScreen(WindowedScreen):
         "g/Home and G/End go to the first and last grant, j/k move; Enter shows the history, "
         "n requests (the new request is selected), x revokes."
     )
+    ENTER_HELP = "Show the grant's history"
     SUB_TITLE = "Grants"
     TABLE_ID = "grant-table"
     AUTO_FOCUS = f"#{TABLE_ID}"
@@ -197,7 +199,7 @@ class GrantsScreen(WindowedScreen):
             )
         yield PagedTable(id="grant-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="grant-status")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#grant-table", DataTable)

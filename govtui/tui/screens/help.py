@@ -1,4 +1,6 @@
-"""Help: every key of the app and of the screen below, read from the bindings themselves."""
+"""Help: govtui's keys (the app's, the screen's below and its focused widget's), read from the
+bindings themselves; the keys Textual's own widgets bind (copy, page left, focus next…) are
+not govtui's and are left out."""
 
 from __future__ import annotations
 
@@ -13,10 +15,26 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
+from govtui.tui.screens.base import GovtuiScreen
+
+
+def _textual_keys(node: DOMNode) -> set[tuple[str, str]]:
+    """The (key, action) pairs the node's Textual base classes bind."""
+    pairs: set[tuple[str, str]] = set()
+    for cls in type(node).__mro__:
+        if cls.__module__.startswith("textual") and "BINDINGS" in cls.__dict__:
+            bindings = cls.__dict__["BINDINGS"]
+            pairs |= {(b.key, b.action) for b in Binding.make_bindings(bindings)}
+    return pairs
+
+
+# The one key of Textual's App that is govtui's too.
+KEPT = {("ctrl+p", "command_palette")}
+
 
 def binding_rows(app: App[object], screen: Screen[object]) -> list[tuple[str, str, str]]:
-    """(where, key, what it does) for every binding of the app, the screen, and the widget
-    that has focus on it, in that order."""
+    """(where, key, what it does) for govtui's bindings of the app, the screen, and the
+    widget that has focus on it, in that order; Enter, where the screen says what it does."""
     title = screen.sub_title or type(screen).__name__
     sections: list[tuple[str, DOMNode]] = [("Everywhere", app), (title, screen)]
     focused = screen.focused
@@ -27,8 +45,15 @@ def binding_rows(app: App[object], screen: Screen[object]) -> list[tuple[str, st
     # `_bindings` is each node's full map; the public `active_bindings` leaves out the keys a
     # focused Input swallows, which would make the list depend on where the focus is.
     for where, node in sections:
+        textual = _textual_keys(node) - KEPT
         for bindings in node._bindings.key_to_bindings.values():
-            rows += [(where, app.get_key_display(b), _describe(b)) for b in bindings]
+            rows += [
+                (where, app.get_key_display(b), _describe(b))
+                for b in bindings
+                if (b.key, b.action) not in textual
+            ]
+        if node is screen and isinstance(screen, GovtuiScreen) and screen.ENTER_HELP:
+            rows.append((where, "enter", screen.ENTER_HELP))
     return rows
 
 
