@@ -28,7 +28,7 @@ from govtui.tui.screens.base import DrillIn, GovtuiScreen
 PAUSED_STYLE = "bold red"
 TOTAL_KEY = "__total__"
 # Short headers, so that the client, its status and every grant state fit in 80 columns.
-COLUMN_LABELS: dict[str, str] = {}
+COLUMN_LABELS = {"suspended": "Susp."}
 CAMPAIGNS_SHOWN = 3
 CHAIN_RECHECK = 600  # seconds after which showing the dashboard verifies the chain again  # campaigns named on the reviews line; the counts cover them all
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
@@ -85,8 +85,10 @@ class HelpScreen(ModalScreen[None]):
                 about.append(f"{title}: ", style="bold")
                 about.append(f"{description}\n")
             about.append("ctrl+p opens the command palette; Escape closes this help.", style="dim")
-            yield Static(about, id="help-screens")
+            # The keys first: at 80x24 the screens' descriptions scroll below them.
             yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="help-about"):
+                yield Static(about, id="help-screens")
 
     def on_mount(self) -> None:
         table = self.query_one("#help-keys", DataTable)
