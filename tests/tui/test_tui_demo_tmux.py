@@ -168,11 +168,15 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
         # Revoke it: on the grants screen (newest first, so among the rows shown), the
         # cursor on its row, x, a reason.
         keys("t")
-        shows("Contractor external id")
+        shows("Expires (UTC)")
         time.sleep(1)
         keys("C-Home")  # the first row
         time.sleep(0.5)
-        rows = [line for line in screen().splitlines() if re.match(r"^\s*\d+\s+C\d", line)]
+        rows = [
+            line
+            for line in screen().splitlines()
+            if re.match(r"^\s*\d+\s+(requested|active|suspended|expired|revoked|denied)\s", line)
+        ]
         index = next(i for i, line in enumerate(rows) if line.split()[0] == str(grant_id))
         for _ in range(index):
             keys("Down")

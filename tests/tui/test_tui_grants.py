@@ -378,4 +378,4 @@ async def test_background_expiry_ends_grants_and_the_screens_refresh(
         assert app.screen is dashboard
         acme = table_rows(dashboard.query_one("#clients", DataTable))[0]
         assert acme[0] == "acme"
-        assert acme[5:] == ["1", "1", "0", "1", "1", "0"]  # by GRANT_STATES
+        assert acme[2:8] == ["1", "1", "0", "1", "1", "0"]  # by GRANT_STATES, after the status
