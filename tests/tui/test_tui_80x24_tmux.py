@@ -109,7 +109,7 @@ def test_every_screen_at_80x24_shows_its_key_facts_and_a_footer_that_fits(
 
         # The help: govtui's keys in view, none of Textual's widget internals.
         keys("?")
-        _wait_for(lambda: shows("keys and screens", "Grants", "First row"), "the help", screen)
+        _wait_for(lambda: shows("keys and screens", "New request", "First row"), "the help", screen)
         assert "super+c" not in screen() and "Page Left" not in screen()
         keys("Escape")
         _wait_for(lambda: "keys and screens" not in screen(), "the help to close", screen)

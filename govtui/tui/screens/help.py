@@ -33,14 +33,16 @@ KEPT = {("ctrl+p", "command_palette")}
 
 
 def binding_rows(app: App[object], screen: Screen[object]) -> list[tuple[str, str, str]]:
-    """(where, key, what it does) for govtui's bindings of the app, the screen, and the
-    widget that has focus on it, in that order; Enter, where the screen says what it does."""
+    """(where, key, what it does) for govtui's bindings of the screen, the widget that has
+    focus on it, and the app, in that order; Enter, where the screen says what it does."""
     title = screen.sub_title or type(screen).__name__
-    sections: list[tuple[str, DOMNode]] = [("Everywhere", app), (title, screen)]
+    # The screen's own keys first: at 80x24 they are the rows in view.
+    sections: list[tuple[str, DOMNode]] = [(title, screen)]
     focused = screen.focused
     if focused is not None:
         chain = [node for node in focused.ancestors_with_self if node not in (screen, app)]
         sections += [(_widget_name(node), node) for node in reversed(chain)]
+    sections.append(("Everywhere", app))
     rows: list[tuple[str, str, str]] = []
     # `_bindings` is each node's full map; the public `active_bindings` leaves out the keys a
     # focused Input swallows, which would make the list depend on where the focus is.
@@ -69,7 +71,11 @@ class HelpScreen(ModalScreen[None]):
     """The keys of the app and of the screen it was opened on, and what each screen is for."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark,f1", "dismiss", "Close")
+        Binding("escape,q,question_mark,f1", "dismiss", "Close"),
+        Binding("j", "move('down')", "Down", show=False),
+        Binding("k", "move('up')", "Up", show=False),
+        Binding("g", "move('first')", "First row", show=False),
+        Binding("G", "move('last')", "Last row", show=False),
     ]
 
     def __init__(self, for_screen: Screen[object], screens: Iterable[tuple[str, str]]) -> None:
@@ -89,6 +95,16 @@ class HelpScreen(ModalScreen[None]):
             yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="help-about"):
                 yield Static(about, id="help-screens")
+
+    def action_move(self, where: str) -> None:
+        """j/k/g/G in the list of keys, as on every screen."""
+        table = self.query_one("#help-keys", DataTable)
+        if where == "down":
+            table.action_cursor_down()
+        elif where == "up":
+            table.action_cursor_up()
+        elif table.row_count:
+            table.move_cursor(row=0 if where == "first" else table.row_count - 1)
 
     def on_mount(self) -> None:
         table = self.query_one("#help-keys", DataTable)
