@@ -108,12 +108,13 @@ def effective_days(
     person = contractors.find(session, contractor) if contractor else None
     now = clock.now()
     tier = str(scope.sensitivity)
+    # On a tie the tier's cap is named: the scope's limit only repeats it.
     caps: list[tuple[int, str]] = [
-        (scope.max_grant_days, f"the scope's limit of {scope.max_grant_days} days"),
         (
             catalog.TIER_CAP_DAYS[scope.sensitivity],
             f"the {tier} tier's cap of {catalog.TIER_CAP_DAYS[scope.sensitivity]} days",
         ),
+        (scope.max_grant_days, f"the scope's limit of {scope.max_grant_days} days"),
     ]
     limit, cap = min(caps, key=lambda cap: cap[0])
     because: str | None = cap

@@ -190,7 +190,7 @@ async def test_the_request_form_shows_the_days_after_caps_and_empty_fields_inlin
             pilot,
             lambda: (
                 text_of(effective)
-                == "30 days after the caps (45 asked: the scope's limit of 30 days)"
+                == "30 days after the caps (45 asked: the confidential tier's cap of 30 days)"
             ),
             what="the days after caps",
         )
