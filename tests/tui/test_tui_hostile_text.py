@@ -254,7 +254,7 @@ async def test_contractors_grants_and_their_dialogs_show_hostile_text(
         table = app.screen.query_one("#grant-table", DataTable)
         table.focus()
         # The revoked grant: its detail shows the end reason and the history.
-        states = [str(table.get_row_at(i)[5]) for i in range(table.row_count)]
+        states = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
         table.move_cursor(row=states.index("revoked"))
         await pilot.press("enter")
         await settle(pilot)
