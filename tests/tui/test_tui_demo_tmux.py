@@ -134,8 +134,11 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
         keys("n")
         shows("Request a grant (as alex)")
         keys("C00007", literal=True)
-        for key in ("Tab", "Enter", "Down", "Enter", "Tab", "Tab", "3", "Tab"):
-            keys(key)  # the scope menu: its second entry; the access level as it is; days
+        # Enter on the contractor box goes on to the scope (picking the one match, or closing
+        # a list of matches still open: a Tab would land in it); then the scope menu: its
+        # second entry; the access level as it is; days.
+        for key in ("Enter", "Enter", "Down", "Enter", "Tab", "Tab", "3", "Tab"):
+            keys(key)
             time.sleep(0.4)
         keys("tmux demo", literal=True)
         time.sleep(0.4)
