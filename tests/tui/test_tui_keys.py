@@ -4,11 +4,12 @@ what is missing inline and what the caps make of the days asked."""
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Select, Static, Tree
 
 from govtui import db
-from govtui.services import grant_views
+from govtui.services import contractors, grant_views
 from govtui.services.workspace import Workspace
 from govtui.tui.app import SCREEN_MODES, GovtuiApp
 from govtui.tui.modals.confirm_revoke import ConfirmRevoke
@@ -21,7 +22,15 @@ from govtui.tui.screens.grants import GrantsScreen
 from govtui.tui.screens.help import HelpScreen
 from govtui.tui.screens.review_items import ReviewItemsScreen
 from tests.factories import World
-from tests.tui.tui_support import SIZE, choose, settle, table_rows, text_of, wait_until
+from tests.tui.tui_support import (
+    DEMO_CONTRACTORS,
+    SIZE,
+    choose,
+    settle,
+    table_rows,
+    text_of,
+    wait_until,
+)
 
 # appr14 moves the approvals screen's deny off `d` in this wave; until that is merged this is
 # the one exception (remove it then).
@@ -230,3 +239,30 @@ async def test_an_empty_revoke_reason_says_so(world: World) -> None:
         await pilot.press("o")
         await pilot.pause()
         assert not error.display
+
+
+async def test_shift_g_reaches_the_real_last_contractor_and_g_the_first(
+    demo_engine: Engine,
+) -> None:
+    with db.read_session(demo_engine) as session:
+        (last,) = contractors.window(session, from_end=True, limit=1)
+        first = contractors.window(session, limit=1)[0]
+    app = GovtuiApp(Workspace(demo_engine, "alex"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        screen = app.screen
+        assert isinstance(screen, ContractorsScreen)
+        table = screen.query_one("#contractor-table", DataTable)
+        status = screen.query_one("#contractor-status", Static)
+        await wait_until(pilot, lambda: screen.total is not None, what="the count")
+        assert table.row_count < DEMO_CONTRACTORS  # a window, not the list
+        await pilot.press("G")
+        await wait_until(pilot, lambda: screen.from_end, what="the last window")
+        assert table_rows(table)[table.cursor_row][0] == last.external_id
+        assert f"showing the last {contractors.PAGE}" in text_of(status)
+        await pilot.press("g")
+        await wait_until(pilot, lambda: not screen.from_end and table.row_count > 0)
+        await settle(pilot)
+        assert table.cursor_row == 0
+        assert table_rows(table)[0][0] == first.external_id
