@@ -240,11 +240,10 @@ class BrowserScreen(GovtuiScreen):
 
     @on(Tree.NodeSelected, "#catalog")
     def node_chosen(self, event: Tree.NodeSelected[NodeData]) -> None:
-        """Enter on a client (or its project or scope): the client's grants."""
+        """Enter on a client: its grants (on a project or scope: its details)."""
         self._show_details(event.node.data)
-        client = client_of(event.node.data)
-        if client is not None:
-            self.post_message(DrillIn(client=client))
+        if isinstance(event.node.data, ClientNode):
+            self.post_message(DrillIn(client=event.node.data.name))
 
     def _show_details(self, data: NodeData | None) -> None:
         self.query_one("#scope-details", Static).update(describe(data))
