@@ -121,10 +121,15 @@ def window(
     *,
     search: str | None = None,
     after: tuple[str, int] | None = None,
+    from_end: bool = False,
     limit: int = PAGE,
 ) -> list[ContractorRow]:
-    """One window of contractors ordered by name, after the keyset cursor `after`."""
+    """One window of contractors ordered by name, after the keyset cursor `after` (or, with
+    `from_end`, the last `limit` of them, still in name order)."""
     query = _filtered(search)
+    if from_end:
+        last = query.order_by(col(Contractor.name).desc(), col(Contractor.id).desc())
+        return [ContractorRow(*row) for row in session.execute(last.limit(limit))][::-1]
     if after is not None:
         name, last_id = after
         query = query.where(

@@ -89,6 +89,47 @@ def expiry(now: datetime, *, days: int, scope: DatasetScope, contractor: Contrac
     return min(now + timedelta(days=limit), contract_end_instant(contractor.contract_end))
 
 
+@dataclass(frozen=True)
+class EffectiveDays:
+    """How long a grant approved now would last, after the caps of DESIGN invariant 1."""
+
+    days: int  # whole days (a contract ending sooner may leave part of a day more)
+    asked: int | None  # the days asked for; None: the most this scope allows is shown
+    because: str | None  # the cap that bites, when one does ("the scope's limit of 30 days")
+    ends_at: datetime
+
+
+def effective_days(
+    session: Session, *, scope_path: str, days: int | None = None, contractor: str | None = None
+) -> EffectiveDays:
+    """What `expiry` would give a grant of `days` (or of the most allowed) on the scope,
+    for the contractor if one is named, approved now; the request form shows it."""
+    scope = catalog.find_scope(session, scope_path)
+    person = contractors.find(session, contractor) if contractor else None
+    now = clock.now()
+    tier = str(scope.sensitivity)
+    # On a tie the tier's cap is named: the scope's limit only repeats it.
+    caps: list[tuple[int, str]] = [
+        (
+            catalog.TIER_CAP_DAYS[scope.sensitivity],
+            f"the {tier} tier's cap of {catalog.TIER_CAP_DAYS[scope.sensitivity]} days",
+        ),
+        (scope.max_grant_days, f"the scope's limit of {scope.max_grant_days} days"),
+    ]
+    limit, cap = min(caps, key=lambda cap: cap[0])
+    because: str | None = cap
+    asked = days if days is None else validation.positive_days(days)
+    if asked is not None and asked <= limit:
+        limit, because = asked, None
+    ends_at = now + timedelta(days=limit)
+    if person is not None:
+        ends_at = expiry(now, days=limit, scope=scope, contractor=person)
+        if ends_at < now + timedelta(days=limit):
+            because = f"the contract's end on {person.contract_end.isoformat()}"
+    whole = max(int((ends_at - now) / timedelta(days=1)), 0)
+    return EffectiveDays(whole, asked, because, ends_at)
+
+
 def _client_of(session: Session, scope: DatasetScope) -> Client:
     project = session.get(Project, scope.project_id)
     assert project is not None

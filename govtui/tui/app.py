@@ -27,7 +27,13 @@ from govtui.tui.modals.act_as import ActAsPrompt
 from govtui.tui.pause_flow import PauseFlow
 from govtui.tui.plain import for_markup, line, notify
 from govtui.tui.screens.approvals import ApprovalsScreen
-from govtui.tui.screens.base import DirectoryChanged, GovtuiScreen, GrantsChanged
+from govtui.tui.screens.base import (
+    SCREEN_KEYS,
+    DirectoryChanged,
+    DrillIn,
+    GovtuiScreen,
+    GrantsChanged,
+)
 from govtui.tui.screens.browser import BrowserScreen
 from govtui.tui.screens.contractors import ContractorsScreen
 from govtui.tui.screens.dashboard import DashboardScreen
@@ -58,14 +64,15 @@ class GovtuiApp(App[None]):
 
     CSS_PATH = "app.tcss"
     DEFAULT_MODE = "dashboard"
+    # The one global key map (screens/base.py): a key per screen, the same everywhere.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d", "show('dashboard')", "Dashboard"),
-        Binding("b", "show('browser')", "Browse"),
-        Binding("c", "show('contractors')", "Contractors"),
-        Binding("g", "show('grants')", "Grants"),
-        Binding("a", "show('approvals')", "Approvals"),
-        Binding("v", "show('reviews')", "Reviews"),
-        Binding("y", "show('directory')", "Directory"),
+        Binding(SCREEN_KEYS["dashboard"], "show('dashboard')", "Dashboard"),
+        Binding(SCREEN_KEYS["browser"], "show('browser')", "Browse"),
+        Binding(SCREEN_KEYS["contractors"], "show('contractors')", "Contractors"),
+        Binding(SCREEN_KEYS["grants"], "show('grants')", "Grants"),
+        Binding(SCREEN_KEYS["approvals"], "show('approvals')", "Approvals"),
+        Binding(SCREEN_KEYS["reviews"], "show('reviews')", "Reviews"),
+        Binding(SCREEN_KEYS["directory"], "show('directory')", "Directory"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),
         Binding("q", "quit", "Quit"),
@@ -177,6 +184,14 @@ class GovtuiApp(App[None]):
         while len(self.screen_stack) > 1 and isinstance(self.screen, HelpScreen | EnrolScreen):
             self.pop_screen()
         self.switch_mode(mode)
+
+    @on(DrillIn)
+    async def drill_in(self, message: DrillIn) -> None:
+        """Enter on a client or a contractor: the grants screen, filtered to them."""
+        await self.switch_mode("grants")
+        screen = self.screen
+        if isinstance(screen, GrantsScreen):
+            screen.filter_to(client=message.client, contractor=message.contractor)
 
     def action_help(self) -> None:
         """Show the keys of the app and of the current screen."""

@@ -150,18 +150,22 @@ async def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: E
         assert isinstance(app.screen, HelpScreen)
         rows = table_rows(app.screen.query_one("#help-keys", DataTable))
         shown = {(key, what) for _where, key, what in rows}
-        # Every binding the app and the screen hold, read back from Textual itself, so
-        # a binding added tomorrow is checked tomorrow.
+        # Every binding govtui gives the app and the screen, read back from Textual itself,
+        # so a binding added tomorrow is checked tomorrow; none of Textual's own.
         for node in (app, screen):
             for bindings in node._bindings.key_to_bindings.values():
                 for binding in bindings:
-                    assert (app.get_key_display(binding), _what(binding)) in shown
+                    pair = (app.get_key_display(binding), _what(binding))
+                    if _govtuis(node, binding):
+                        assert pair in shown
+                    else:
+                        assert pair not in shown or binding.key == "ctrl+p"
         # And the ones this issue names, spelled as a person reads them.
         for key, what in [
             ("d", "Dashboard"),
             ("b", "Browse"),
             ("c", "Contractors"),
-            ("g", "Grants"),
+            ("t", "Grants"),
             ("a", "Approvals"),
             ("?", "Help"),
             ("f1", "Help"),
@@ -194,7 +198,7 @@ async def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: E
 @pytest.mark.parametrize(
     ("key", "screen_type", "expected"),
     [
-        ("g", GrantsScreen, [("n", "New request"), ("x", "Revoke"), ("del", "Revoke")]),
+        ("t", GrantsScreen, [("n", "New request"), ("x", "Revoke"), ("del", "Revoke")]),
         (
             "a",
             ApprovalsScreen,
@@ -225,7 +229,8 @@ async def test_help_lists_the_keys_of_the_grant_screens(
         shown = {(k, what) for _where, k, what in rows}
         for bindings in screen._bindings.key_to_bindings.values():
             for binding in bindings:
-                assert (app.get_key_display(binding), _what(binding)) in shown
+                if _govtuis(screen, binding):
+                    assert (app.get_key_display(binding), _what(binding)) in shown
         for pair in expected:
             assert pair in shown, pair
 
@@ -279,6 +284,15 @@ async def test_an_unexpected_database_error_is_shown_not_raised(tmp_db_url: str)
         assert len(_errors(messages)) == 4
         assert app.is_running
     engine.dispose()
+
+
+def _govtuis(node: object, binding: Binding) -> bool:
+    """Whether govtui, not one of Textual's base classes, binds the key on the node."""
+    for cls in type(node).__mro__:
+        own = Binding.make_bindings(cls.__dict__.get("BINDINGS", []))
+        if any((b.key, b.action) == (binding.key, binding.action) for b in own):
+            return cls.__module__.startswith("govtui")
+    return True  # bound at run time (the demo's w)
 
 
 def _what(binding: Binding) -> str:

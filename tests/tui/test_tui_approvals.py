@@ -63,7 +63,7 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
         app = GovtuiApp(Workspace(world.engine, "req"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("g")
+            await pilot.press("t")
             await settle(pilot)
             grants_screen = app.screen
             assert isinstance(grants_screen, GrantsScreen)
@@ -88,30 +88,21 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
                 "requested",
             )
             assert (row.requested_by, row.requested_days, row.reason) == ("req", 10, "batch 7")
-            # The new id, in the form itself; the form stays open for the next request.
-            result = text_of(form.query_one("#request-result", Static))
-            assert result.startswith(f"Requested grant #{row.id}: E1 → acme/rlhf/pairs")
-            # The same again: the service's refusal, inline.
-            await pilot.press("enter")
-            await settle(pilot)
-            result = text_of(form.query_one("#request-result", Static))
-            assert result == (
-                f"contractor 'E1' has grant {row.id} (requested) for acme/rlhf/pairs at label "
-                "already"
+            # The form closes on success; the new request is the row selected.
+            await wait_until(pilot, lambda: app.screen is grants_screen, what="the form to close")
+            await wait_until(
+                pilot, lambda: grants_screen._cursor_id() == row.id, what="the new row selected"
             )
-            await pilot.press("escape")
-            await settle(pilot)
-            assert app.screen is grants_screen
             table = grants_screen.query_one("#grant-table", DataTable)
             (shown,) = table_rows(table)
             assert shown == [
                 str(row.id),
+                "requested",
+                "asks 10d",
                 "E1",
                 "Ada",
                 "acme/rlhf/pairs",
                 "label",
-                "requested",
-                "asks 10d",
                 "req",
                 "",
             ]
@@ -140,13 +131,13 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
             assert world.grant(grant_id).state == "active"
             assert "1 approved" in _notes(messages)
             assert table.row_count == 0  # the queue refreshed
-            await pilot.press("g")
+            await pilot.press("t")
             await settle(pilot)
             grants_table = app.screen.query_one("#grant-table", DataTable)
             (shown,) = table_rows(grants_table)
             assert shown[0] == str(grant_id)
-            assert shown[5] == "active"
-            assert "(expires in 10d)" in shown[6]
+            assert shown[1] == "active"
+            assert "(expires in 10d)" in shown[2]
             assert shown[8] == "ann"
 
     grant_id = await as_requester()

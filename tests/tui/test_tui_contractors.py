@@ -80,8 +80,8 @@ async def test_reaching_the_end_loads_the_next_windows_in_order(demo_engine: Eng
         screen = await _open_contractors(app, pilot)
         table = _table(screen)
         assert table.row_count == PAGE
-        # By the cursor: jump to the last row.
-        await pilot.press("ctrl+end")
+        # By the cursor: onto the last row loaded (ctrl+end and G go to the real last one).
+        table.move_cursor(row=table.row_count - 1)
         await wait_until(pilot, lambda: table.row_count == 2 * PAGE, what="window 2")
         # By scrolling (a mouse wheel does not move the cursor).
         table.scroll_end(animate=False, immediate=True)
@@ -91,7 +91,7 @@ async def test_reaching_the_end_loads_the_next_windows_in_order(demo_engine: Eng
         assert shown == [row.external_id for row in everyone]  # in order, none twice
         assert _status(screen) == (f"{DEMO_CONTRACTORS} contractors · showing {DEMO_CONTRACTORS}")
         # The last window was short: nothing more is fetched.
-        await pilot.press("ctrl+end")
+        table.move_cursor(row=table.row_count - 1)
         await settle(pilot)
         assert table.row_count == DEMO_CONTRACTORS
 
@@ -106,7 +106,7 @@ async def test_the_table_stops_growing_at_its_cap(
         screen = await _open_contractors(app, pilot)
         table = _table(screen)
         for _ in range(3):
-            await pilot.press("ctrl+end")
+            table.move_cursor(row=table.row_count - 1)  # the last row loaded
             await settle(pilot)
         assert table.row_count == 2 * PAGE
         assert _status(screen) == (

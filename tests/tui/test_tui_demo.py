@@ -88,7 +88,7 @@ async def test_the_demo_operator_does_every_task_by_keys(
         assert _state(demo_engine, first) == "active"
 
         # Request access (the grants screen's form).
-        await pilot.press("g")
+        await pilot.press("t")
         await settle(pilot)
         grants_screen = app.screen
         assert isinstance(grants_screen, GrantsScreen)

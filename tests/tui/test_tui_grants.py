@@ -28,7 +28,7 @@ from tests.conftest import FakeClock
 from tests.factories import World
 from tests.tui.tui_support import SIZE, choose, settle, table_rows, text_of, wait_until
 
-STATE, EXPIRES, SCOPE = 5, 6, 3  # columns of the grants table
+STATE, EXPIRES, SCOPE = 1, 2, 5  # columns of the grants table (state and expiry first)
 DASH = "\N{EN DASH}"  # showing 1-200
 
 
@@ -78,7 +78,7 @@ def _notes(messages: list[Message]) -> list[str]:
 
 async def _open_grants(app: GovtuiApp, pilot: object) -> GrantsScreen:
     await settle(pilot)  # type: ignore[arg-type]
-    await pilot.press("g")  # type: ignore[attr-defined]
+    await pilot.press("t")  # type: ignore[attr-defined]
     screen = app.screen
     assert isinstance(screen, GrantsScreen)
     await settle(pilot)  # type: ignore[arg-type]
@@ -378,4 +378,4 @@ async def test_background_expiry_ends_grants_and_the_screens_refresh(
         assert app.screen is dashboard
         acme = table_rows(dashboard.query_one("#clients", DataTable))[0]
         assert acme[0] == "acme"
-        assert acme[5:] == ["1", "1", "0", "1", "1", "0"]  # by GRANT_STATES
+        assert acme[2:8] == ["1", "1", "0", "1", "1", "0"]  # by GRANT_STATES, after the status

@@ -77,7 +77,7 @@ def test_grants_at_80x24_count_the_whole_list_and_end_reaches_its_last_row(
     try:
         tmux_run("new-session", "-d", "-s", name, "-x", "80", "-y", "24", shell)
         _wait_for(lambda: "Dashboard" in screen() or "acme" in screen(), "the app", screen)
-        keys("g")
+        keys("t")
         _wait_for(lambda: f"{total} grants · showing 1{DASH}200" in screen(), "the count", screen)
         # Scopes 0 and 1 end within 7 days: 240 of them, counted over the whole list.
         _wait_for(lambda: "240 expire within 7 days" in flat(), "the soon count", screen)

@@ -273,7 +273,7 @@ async def test_keep_asks_for_a_code_and_revoke_does_not(rworld: World) -> None:
         await pilot.press("space")  # marks the first, walks down
         assert items.marked == {first}
         assert table_rows(items.query_one("#item-table", DataTable))[0][0] == "✓"
-        await pilot.press("k")
+        await pilot.press("K")
         await settle(pilot)
         prompt = app.screen
         assert isinstance(prompt, DecisionPrompt)
@@ -338,7 +338,7 @@ async def test_mark_all_of_the_filter_and_keep_with_one_code(rworld: World) -> N
         ] * 3
         await pilot.press("space")  # takes the first one back out
         assert items.marked_count == 2
-        await pilot.press("k")
+        await pilot.press("K")
         await settle(pilot)
         await pilot.press(*"all still needed", "enter")
         await settle(pilot)
@@ -469,7 +469,7 @@ async def test_reviews_at_80x24(rworld: World) -> None:
         await _shows(pilot, "q1", "0/3", "Close campaign")
         items = await _items(pilot)
         await _shows(pilot, "E1", "3 of 3 items")
-        await pilot.press("k")
+        await pilot.press("K")
         await settle(pilot)
         assert isinstance(app.screen, DecisionPrompt)
         await _shows(pilot, "Keep 1 item of q1?", "Reason")
@@ -571,7 +571,7 @@ async def test_hostile_campaign_and_contractor_names_show_literally(rworld: Worl
         shown = await _shows(pilot, one_line(f"X{HOSTILE}"))
         assert "\x1b" not in shown
         await pilot.press("ctrl+a")  # the prompt then names every item
-        await pilot.press("k")
+        await pilot.press("K")
         await settle(pilot)
         assert one_line(f"X{HOSTILE}") in text_of(app.screen.query_one("#decision-details", Static))
         await pilot.press("escape")

@@ -1,9 +1,10 @@
 """Ask for the reason of an action that removes or refuses access (deny, revoke, pause).
 
-The reason is required: the action button stays disabled until one is typed. The title and
-the details (the counts) stay in view; a long `body` (a pause's scopes) scrolls on its own.
-A prompt opened `pending` says so and keeps the action disabled until `show_details` gives
-what the action would do (a pause's blast radius, seconds at a million grants)."""
+The reason is required: the action button stays disabled until one is typed, and Enter on an
+empty reason says so beside the box. The title and the details (the counts) stay in view; a
+long `body` (a pause's scopes) scrolls on its own. A prompt opened `pending` says so and keeps
+the action disabled until `show_details` gives what the action would do (a pause's blast
+radius, seconds at a million grants)."""
 
 from __future__ import annotations
 
@@ -50,11 +51,13 @@ class ReasonPrompt(GovtuiModal[str | None]):
             with VerticalScroll(id="reason-body-scroll"):
                 yield Static(self.body or Text(), id="reason-body")
             yield Input(placeholder=self.placeholder, id="reason-input")
+            yield Static("", id="reason-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.action_label, variant="error", id="reason-submit", disabled=True)
                 yield Button("Cancel", id="reason-cancel")
 
     def on_mount(self) -> None:
+        self.query_one("#reason-error", Static).display = False
         # Only the body scrolls: focusing the reason box must not scroll the title and the
         # counts out of a small terminal (the dialog's own overflow would).
         self.query_one("#reason-dialog").styles.overflow_y = "hidden"
@@ -78,8 +81,10 @@ class ReasonPrompt(GovtuiModal[str | None]):
         self.query_one("#reason-submit", Button).disabled = self.pending or not reason
 
     @on(Input.Changed, "#reason-input")
-    def reason_changed(self) -> None:
+    def reason_changed(self, event: Input.Changed) -> None:
         self._enable()
+        if event.value.strip():
+            self.query_one("#reason-error", Static).display = False
 
     @on(Input.Submitted, "#reason-input")
     @on(Button.Pressed, "#reason-submit")
@@ -87,6 +92,14 @@ class ReasonPrompt(GovtuiModal[str | None]):
         reason = self.query_one("#reason-input", Input).value.strip()
         if reason and not self.pending:
             self.dismiss(reason)
+            return
+        error = self.query_one("#reason-error", Static)
+        error.update(
+            Text(
+                "Give a reason first: it is required and goes into the audit log.", style="bold red"
+            )
+        )
+        error.display = True
 
     @on(Button.Pressed, "#reason-cancel")
     def cancel_pressed(self) -> None:

@@ -1,7 +1,8 @@
 """Request a grant: contractor (found as you type by the contractors screen's search: name,
 email, external id or uid), scope, access level, days and reason, sent as the acting
-operator. The new grant's id, or the service's refusal, is shown in the form itself; the form
-stays open for the next request and returns the ids it created when closed."""
+operator. The days a grant would really last after the caps are asked of the service as the
+form is filled in; a field left empty says so beside it; the service's refusal is shown in
+the form. On success the form closes and returns the new grant's id."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
@@ -21,20 +22,31 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from govtui.errors import GovtuiError
 from govtui.models import ACCESS_LEVELS
-from govtui.services.catalog import TIER_CAP_DAYS, ScopeView
+from govtui.services.catalog import ScopeView
 from govtui.services.contractors import ContractorRow
+from govtui.services.grants import EffectiveDays
 from govtui.tui.modals.base import GovtuiModal
 from govtui.tui.plain import line, plain
 
 
 def scope_label(scope: ScopeView) -> Text:
     """A scope in the form's list (a Text: a str option is parsed as markup)."""
-    label = f"{line(scope.path)}  ({line(scope.sensitivity)}, up to {_max_days(scope)}d)"
+    label = f"{line(scope.path)}  ({line(scope.sensitivity)})"
     return Text(label + " — client paused" if scope.client_status == "paused" else label)
 
 
-def _max_days(scope: ScopeView) -> int:
-    return min(scope.max_grant_days, TIER_CAP_DAYS[scope.sensitivity])
+def effective_text(effective: EffectiveDays) -> Text:
+    """'30 days after the caps (45 asked: the confidential tier's cap of 30 days)'."""
+    if effective.asked is None:
+        text = Text(f"At most {effective.days} days on this scope", style="dim")
+        if effective.because:
+            text.append(f" ({line(effective.because)})", style="dim")
+        return text
+    if effective.because is None:
+        return Text(f"{effective.days} days, as asked", style="green")
+    text = Text(f"{effective.days} days after the caps", style="bold yellow")
+    text.append(f" ({effective.asked} asked: {line(effective.because)})", style="yellow")
+    return text
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,15 @@ class RequestInput:
 
 
 FindContractors = Callable[[str], list[ContractorRow]]
+# scope path, days asked (None: the most allowed), contractor external id (None: not known)
+Effective = Callable[[str, int | None, str | None], EffectiveDays]
+# The required fields, and what an empty one says beside it.
+REQUIRED = {
+    "request-contractor": "Give the contractor (type a name, email, external id or uid).",
+    "request-scope": "Choose a dataset scope.",
+    "request-days": "Give the number of days (1 or more).",
+    "request-reason": "Give a reason for the request.",
+}
 
 
 def match_label(row: ContractorRow) -> Text:
@@ -63,7 +84,7 @@ def match_label(row: ContractorRow) -> Text:
 
 
 class RequestForm(GovtuiModal[list[int]]):
-    """Returns the ids of the grants requested while it was open."""
+    """Returns [the new grant's id] once requested; [] when closed without one."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("down", "to_matches", "Matching contractors", show=False),
@@ -85,6 +106,11 @@ class RequestForm(GovtuiModal[list[int]]):
         search: str
         rows: list[ContractorRow]
 
+    @dataclass
+    class EffectiveLoaded(Message):
+        asked: tuple[str, int | None, str | None]
+        effective: EffectiveDays | None
+
     def __init__(
         self,
         *,
@@ -92,9 +118,11 @@ class RequestForm(GovtuiModal[list[int]]):
         submit: Callable[[RequestInput], int],
         actor_name: str,
         find_contractors: FindContractors,
+        effective: Effective,
     ) -> None:
         super().__init__()
         self.find_contractors = find_contractors
+        self.effective = effective
         self.matches: list[ContractorRow] = []
         self.scopes = {scope.path: scope for scope in scopes}
         self.submit_request = submit
@@ -111,26 +139,38 @@ class RequestForm(GovtuiModal[list[int]]):
                 Text(f"Request a grant (as {line(self.actor_name)})", style="bold"),
                 classes="dialog-title",
             )
-            yield Label("Contractor (name, email, external id or uid; ↓ to pick)")
-            yield Input(placeholder="e.g. Gita or E1001", id="request-contractor")
-            yield OptionList(id="request-matches")
-            yield Label("Dataset scope")
-            yield Select(
-                [(scope_label(s), path) for path, s in self.scopes.items()],
-                prompt="Choose a scope",
-                id="request-scope",
-            )
-            yield Label("Access level")
-            yield Select(
-                [(level, level) for level in ACCESS_LEVELS],
-                allow_blank=False,
-                value=ACCESS_LEVELS[0],
-                id="request-access",
-            )
-            yield Label("Days", id="request-days-label")
-            yield Input(placeholder="days", restrict=r"[0-9]*", max_length=4, id="request-days")
-            yield Label("Reason")
-            yield Input(placeholder="why this access is needed", id="request-reason")
+            # Only the fields scroll: the title, the outcome and the buttons stay in view.
+            with VerticalScroll(id="request-body"):
+                yield Label("Contractor (name, email, external id or uid; ↓ to pick)")
+                yield Input(placeholder="e.g. Gita or E1001", id="request-contractor")
+                yield Static("", id="request-contractor-error", classes="field-error")
+                yield OptionList(id="request-matches")
+                yield Label("Dataset scope")
+                yield Select(
+                    [(scope_label(s), path) for path, s in self.scopes.items()],
+                    prompt="Choose a scope",
+                    id="request-scope",
+                )
+                yield Static("", id="request-scope-error", classes="field-error")
+                with Horizontal(id="request-access-days"):
+                    with Vertical():
+                        yield Label("Access level")
+                        yield Select(
+                            [(level, level) for level in ACCESS_LEVELS],
+                            allow_blank=False,
+                            value=ACCESS_LEVELS[0],
+                            id="request-access",
+                        )
+                    with Vertical():
+                        yield Label("Days", id="request-days-label")
+                        yield Input(
+                            placeholder="days", restrict=r"[0-9]*", max_length=4, id="request-days"
+                        )
+                yield Static("", id="request-days-error", classes="field-error")
+                yield Static("", id="request-effective")
+                yield Label("Reason")
+                yield Input(placeholder="why this access is needed", id="request-reason")
+                yield Static("", id="request-reason-error", classes="field-error")
             yield Static("", id="request-result")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Request", variant="primary", id="request-submit")
@@ -138,7 +178,63 @@ class RequestForm(GovtuiModal[list[int]]):
 
     def on_mount(self) -> None:
         self.query_one("#request-matches", OptionList).display = False
+        for error in self.query(".field-error").results(Static):
+            error.display = False
         self.set_focus(self.query_one("#request-contractor", Input))
+
+    # -- what is missing, beside its field ---------------------------------------------------
+
+    def _field_error(self, field: str, text: str | None) -> None:
+        error = self.query_one(f"#{field}-error", Static)
+        error.update(Text(text or "", style="bold red"))
+        error.display = text is not None
+
+    @on(Input.Changed, "#request-contractor, #request-days, #request-reason")
+    @on(Select.Changed, "#request-scope")
+    def field_filled(self, event: Input.Changed | Select.Changed) -> None:
+        field = event.control.id
+        if field in REQUIRED and self._value(field):
+            self._field_error(field, None)
+        if field in ("request-days", "request-scope"):
+            self.show_effective()
+
+    def _value(self, field: str) -> str:
+        widget = self.query_one(f"#{field}")
+        if isinstance(widget, Select):
+            return str(widget.value) if isinstance(widget.value, str) else ""
+        assert isinstance(widget, Input)
+        return widget.value.strip()
+
+    # -- the days after the caps, from the service -------------------------------------------
+
+    def show_effective(self) -> None:
+        scope = self._value("request-scope")
+        if not scope:
+            self.query_one("#request-effective", Static).update("")
+            return
+        days = self._value("request-days")
+        contractor = self._value("request-contractor")
+        known = contractor if any(r.external_id == contractor for r in self.matches) else None
+        self.load_effective((scope, int(days) if days and int(days) > 0 else None, known))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="request-effective")
+    def load_effective(self, asked: tuple[str, int | None, str | None]) -> None:
+        scope, days, contractor = asked
+        effective: EffectiveDays | None
+        try:
+            effective = self.effective(scope, days, contractor)
+        except GovtuiError:
+            try:  # a contractor the service does not know: the scope's caps alone
+                effective = self.effective(scope, days, None) if contractor else None
+            except GovtuiError:
+                effective = None
+        self.post_message(self.EffectiveLoaded(asked, effective))
+
+    @on(EffectiveLoaded)
+    def effective_loaded(self, message: EffectiveLoaded) -> None:
+        effective = message.effective
+        shown = Text("") if effective is None else effective_text(effective)
+        self.query_one("#request-effective", Static).update(shown)
 
     # -- the contractor, found by the contractors screen's search ---------------------------
 
@@ -184,12 +280,7 @@ class RequestForm(GovtuiModal[list[int]]):
         contractor.value = external_id
         self.query_one("#request-matches", OptionList).display = False
         self.set_focus(self.query_one("#request-scope", Select))
-
-    @on(Select.Changed, "#request-scope")
-    def scope_changed(self, event: Select.Changed) -> None:
-        scope = self.scopes.get(str(event.value))
-        label = "Days" if scope is None else f"Days (at most {_max_days(scope)} for this scope)"
-        self.query_one("#request-days-label", Label).update(Text(label))
+        self.show_effective()  # their contract's end may cap the days
 
     @on(Input.Submitted, "#request-contractor")
     def contractor_submitted(self, event: Input.Submitted) -> None:
@@ -211,30 +302,36 @@ class RequestForm(GovtuiModal[list[int]]):
         if self.busy:
             return
         form = self._read()
-        if isinstance(form, str):
-            self._result(form, error=True)
+        if isinstance(form, list):
+            for field in REQUIRED:
+                self._field_error(field, REQUIRED[field] if field in form else None)
+            self._result(
+                f"{len(form)} required field{'s' if len(form) > 1 else ''} empty.", error=True
+            )
+            self.set_focus(self.query_one(f"#{form[0]}"))
             return
         self.busy = True
         self.query_one("#request-submit", Button).disabled = True
         self._result("Requesting…", error=False)
         self.send(form)
 
-    def _read(self) -> RequestInput | str:
-        """The form's values, or what is missing."""
-        contractor = self.query_one("#request-contractor", Input).value.strip()
-        scope = self.query_one("#request-scope", Select).value
+    def _read(self) -> RequestInput | list[str]:
+        """The form's values, or the ids of the required fields left empty."""
+        missing = [field for field in REQUIRED if not self._value(field)]
+        days = self._value("request-days")
+        if "request-days" not in missing and int(days) < 1:
+            missing.append("request-days")
+            missing.sort(key=list(REQUIRED).index)
+        if missing:
+            return missing
         access = self.query_one("#request-access", Select).value
-        days = self.query_one("#request-days", Input).value.strip()
-        reason = self.query_one("#request-reason", Input).value.strip()
-        if not contractor:
-            return "Give the contractor (type a name, email, external id or uid)."
-        if not isinstance(scope, str):
-            return "Choose a dataset scope."
-        if not days or int(days) < 1:
-            return "Give the number of days (1 or more)."
-        if not reason:
-            return "Give a reason for the request."
-        return RequestInput(contractor, scope, str(access), int(days), reason)
+        return RequestInput(
+            self._value("request-contractor"),
+            self._value("request-scope"),
+            str(access),
+            int(days),
+            self._value("request-reason"),
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="request")
     def send(self, form: RequestInput) -> None:
@@ -250,12 +347,13 @@ class RequestForm(GovtuiModal[list[int]]):
         self._done()
         self.created.append(message.grant_id)
         form = message.form
-        self._result(
-            f"Requested grant #{message.grant_id}: {form.contractor} → {form.scope_path} at "
-            f"{form.access} for {form.days} days. It waits for an approver.",
-            error=False,
+        self.notify(
+            f"Requested grant #{message.grant_id}: {line(form.contractor)} → "
+            f"{line(form.scope_path)} at {form.access}. It waits for an approver.",
+            title="Request",
+            markup=False,
         )
-        self.notify(f"Grant #{message.grant_id} requested", markup=False)
+        self.dismiss(list(self.created))  # the grants screen selects the new row
 
     @on(Refused)
     def refused(self, message: Refused) -> None:

@@ -13,13 +13,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from govtui.services import grant_views, grants, operator_views
 from govtui.services.grant_views import GrantRow
 from govtui.services.grants import ApprovalOutcome
 from govtui.services.operator_views import OperatorState
 from govtui.tui.context import TuiContext
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.grant_text import scope_text
 from govtui.tui.modals.reason_prompt import ReasonPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt, minutes
@@ -120,7 +121,7 @@ class ApprovalsScreen(GovtuiScreen):
         yield Header()
         yield DataTable(id="approval-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="approval-status")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#approval-table", DataTable)

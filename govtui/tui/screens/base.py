@@ -14,11 +14,32 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.widget import Widget
+from textual.widgets import DataTable, OptionList, Tree
 from textual.worker import Worker, WorkerState
 
 from govtui.tui import paging
 from govtui.tui.context import TuiContext
+
+# The one global key map. These keys mean the same on every screen: a screen's own
+# bindings never use them for something else (tests/tui/test_tui_keys.py holds it).
+# The app binds SCREEN_KEYS and APP_KEYS; every data screen binds TABLE_KEYS (and the
+# windowed tables bind them again to reach the real first and last row).
+SCREEN_KEYS: dict[str, str] = {
+    "dashboard": "d",
+    "browser": "b",
+    "contractors": "c",
+    "grants": "t",
+    "approvals": "a",
+    "reviews": "v",
+    "directory": "y",
+}
+APP_KEYS: frozenset[str] = frozenset({"question_mark", "f1", "q", "w", "ctrl+p"})
+TABLE_KEYS: frozenset[str] = frozenset({"j", "k", "g", "G", "home", "end", "up", "down"})
+SCREEN_WIDE_KEYS: frozenset[str] = frozenset({"r"})  # Refresh, on every data screen
+GLOBAL_KEYS: frozenset[str] = (
+    frozenset(SCREEN_KEYS.values()) | APP_KEYS | TABLE_KEYS | SCREEN_WIDE_KEYS
+)
 
 
 class GrantsChanged(Message):
@@ -31,10 +52,28 @@ class DirectoryChanged(Message):
     reloads the visible screen if it shows directory state; the others reload when shown."""
 
 
+@dataclass
+class DrillIn(Message):
+    """Enter on a client or a contractor: the app shows their grants."""
+
+    client: str | None = None
+    contractor: str | None = None  # an exact external id
+
+
 class GovtuiScreen(Screen[None]):
     """A screen over the database; subclasses load their data in `reload`."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "Refresh")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "reload", "Refresh"),
+        # Tables, trees and lists move alike everywhere (the focused one, else the screen's
+        # first); a windowed table binds g/G itself to fetch the real first and last row.
+        Binding("j", "move('down')", "Down", show=False),
+        Binding("k", "move('up')", "Up", show=False),
+        Binding("g", "move('first')", "First row", show=False),
+        Binding("G", "move('last')", "Last row", show=False),
+    ]
+    # What Enter on the screen's table or tree does (the help lists it).
+    ENTER_HELP: ClassVar[str] = ""
     # Screens that show grants reload when grants change (an expiry, an approval elsewhere
     # in the app): at once if visible, else when they are shown next.
     SHOWS_GRANTS: ClassVar[bool] = False
@@ -85,6 +124,44 @@ class GovtuiScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.refresh_data()
+
+    def action_move(self, where: str) -> None:
+        """j/k/g/G: down, up, first, last in the focused table, tree or list (or the
+        screen's first one when the focus is elsewhere, not in a text box)."""
+        target = self._movable()
+        if target is None:
+            return
+        if isinstance(target, paging.PagedTable) and where in ("first", "last"):
+            target.action_jump("first" if where == "first" else "last")
+        elif isinstance(target, DataTable):
+            if where == "down":
+                target.action_cursor_down()
+            elif where == "up":
+                target.action_cursor_up()
+            elif target.row_count:
+                row = 0 if where == "first" else target.row_count - 1
+                target.move_cursor(row=row, animate=False)
+        elif isinstance(target, Tree):
+            if where == "down":
+                target.action_cursor_down()
+            elif where == "up":
+                target.action_cursor_up()
+            elif where == "first":
+                target.action_scroll_home()
+            else:
+                target.action_scroll_end()
+        elif isinstance(target, OptionList):
+            actions = {"down": "cursor_down", "up": "cursor_up", "first": "first", "last": "last"}
+            getattr(target, f"action_{actions[where]}")()
+
+    def _movable(self) -> Widget | None:
+        focused = self.focused
+        if isinstance(focused, DataTable | Tree | OptionList):
+            return focused
+        for widget in self.query("DataTable, Tree").results():
+            if widget.display and widget.region.area:
+                return widget
+        return None
 
     def sync_state_changed(self) -> None:
         """A sync run started, progressed or ended (the screens that show it override this)."""

@@ -13,17 +13,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets import Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from govtui.errors import InputError
 from govtui.services import catalog_views, evidence_pack
 from govtui.services.catalog import ScopeView
 from govtui.services.evidence_pack import Progress, Written
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.modals.evidence_export import EvidenceExport, default_pack_path
 from govtui.tui.pause_flow import ClientStatusChanged
 from govtui.tui.plain import line, plain
-from govtui.tui.screens.base import GovtuiScreen
+from govtui.tui.screens.base import DrillIn, GovtuiScreen
 
 PAUSED_STYLE = "bold red"
 
@@ -119,8 +120,10 @@ class BrowserScreen(GovtuiScreen):
     HELP = (
         "Clients, their projects and dataset scopes as a tree; a scope's details beside it. "
         "p pauses the selected client (after its blast radius and a reason), u resumes it "
-        "(an approver's TOTP code); E exports the client's signed evidence pack over a period."
+        "(an approver's TOTP code); E exports the client's signed evidence pack over a period. "
+        "Enter on a client shows its grants; space opens or closes a node."
     )
+    ENTER_HELP = "Show the client's grants"
     SUB_TITLE = "Clients / projects / scopes"
     SHOWS_GRANTS = True  # a client's paused status changes with its grants
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -148,9 +151,10 @@ class BrowserScreen(GovtuiScreen):
         with Horizontal(id="browser"):
             tree: Tree[NodeData] = Tree("Clients", id="catalog")
             tree.show_root = False
+            tree.auto_expand = False  # Enter drills in; space opens and closes
             yield tree
             yield Static(describe(None), id="scope-details")
-        yield Footer()
+        yield GovtuiFooter()
 
     def reload(self) -> None:
         self.load_catalog()
@@ -251,9 +255,15 @@ class BrowserScreen(GovtuiScreen):
         )
 
     @on(Tree.NodeHighlighted, "#catalog")
-    @on(Tree.NodeSelected, "#catalog")
-    def node_chosen(self, event: Tree.NodeHighlighted[NodeData]) -> None:
+    def node_highlighted(self, event: Tree.NodeHighlighted[NodeData]) -> None:
         self._show_details(event.node.data)
+
+    @on(Tree.NodeSelected, "#catalog")
+    def node_chosen(self, event: Tree.NodeSelected[NodeData]) -> None:
+        """Enter on a client: its grants (on a project or scope: its details)."""
+        self._show_details(event.node.data)
+        if isinstance(event.node.data, ClientNode):
+            self.post_message(DrillIn(client=event.node.data.name))
 
     def _show_details(self, data: NodeData | None) -> None:
         self.query_one("#scope-details", Static).update(describe(data))

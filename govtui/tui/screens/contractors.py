@@ -11,14 +11,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
 from govtui.services import contractors
 from govtui.services.contractors import ContractorRow
 from govtui.tui.context import TuiContext
+from govtui.tui.footer import GovtuiFooter
+from govtui.tui.paging import PagedTable
 from govtui.tui.plain import line, plain
-from govtui.tui.screens.base import WindowedScreen
+from govtui.tui.screens.base import DrillIn, WindowedScreen
 
 Key = tuple[str, int]
 
@@ -39,7 +41,12 @@ def _cells(row: ContractorRow) -> tuple[Text, ...]:
 class ContractorsScreen(WindowedScreen):
     """Contractors by name, searched and paged in SQL."""
 
-    HELP = "Contractors by name; / searches name, email, external id and directory uid."
+    HELP = (
+        "Contractors by name; / searches name, email, external id and directory uid; "
+        "g/Home and G/End go to the first and the real last contractor, j/k move; "
+        "Enter shows the contractor's grants."
+    )
+    ENTER_HELP = "Show the contractor's grants"
     SUB_TITLE = "Contractors"
     TABLE_ID = "contractor-table"
     AUTO_FOCUS = f"#{TABLE_ID}"
@@ -59,6 +66,7 @@ class ContractorsScreen(WindowedScreen):
         search: str
         rows: list[ContractorRow]
         first: bool
+        from_end: bool = False  # the last window of the list (G / End)
 
     @dataclass
     class CountLoaded(Message):
@@ -73,6 +81,8 @@ class ContractorsScreen(WindowedScreen):
         self.total: int | None = None  # how many match search_text, once counted
         self._last_key: Key | None = None
         self._page_worker: Worker[None] | None = None
+        self.external_ids: dict[str, str] = {}  # row key -> the contractor's external id
+        self.from_end = False  # the rows shown are the list's last (G / End was pressed)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -80,9 +90,9 @@ class ContractorsScreen(WindowedScreen):
             placeholder="Search name, email, external id or directory uid (press / to focus)",
             id="contractor-search",
         )
-        yield DataTable(id="contractor-table", cursor_type="row", zebra_stripes=True)
+        yield PagedTable(id="contractor-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="contractor-status")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#contractor-table", DataTable)
@@ -111,6 +121,7 @@ class ContractorsScreen(WindowedScreen):
         """Query the first window of `search`; whatever older queries answer is dropped."""
         self.generation += 1
         self.search_text = search
+        self.from_end = False
         self.total = None
         self._last_key = None
         self._exhausted = True  # no next window until the first one is in
@@ -148,6 +159,30 @@ class ContractorsScreen(WindowedScreen):
         )
         self.post_message(self.WindowLoaded(generation, search, rows, first=False))
 
+    @on(PagedTable.Jump, "#contractor-table")
+    def jump(self, event: PagedTable.Jump) -> None:
+        """g/Home: the first contractor; G/End: the real last one (its window is read)."""
+        table = self.query_one("#contractor-table", DataTable)
+        if event.where == "first":
+            if self.from_end:
+                self.start_search(self.search_text, debounce=0)
+            elif table.row_count:
+                table.move_cursor(row=0, animate=False)
+        elif self._exhausted or self.from_end:
+            if table.row_count:
+                table.move_cursor(row=table.row_count - 1, animate=False)
+        else:
+            self.workers.cancel_group(self, "contractor-page")
+            self.fetch_end(self.generation, self.search_text)
+            self._show_status(busy=True)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="contractor-end")
+    def fetch_end(self, generation: int, search: str) -> None:
+        rows = self.workspace.read(
+            contractors.window, search=search or None, from_end=True, limit=self.PAGE
+        )
+        self.post_message(self.WindowLoaded(generation, search, rows, first=True, from_end=True))
+
     @on(WindowLoaded)
     def show_window(self, message: WindowLoaded) -> None:
         if message.generation != self.generation:
@@ -155,11 +190,17 @@ class ContractorsScreen(WindowedScreen):
         table = self.query_one("#contractor-table", DataTable)
         if message.first:
             table.clear()
+        if message.first:
+            self.external_ids.clear()
         for row in message.rows:
             table.add_row(*_cells(row), key=str(row.id))
+            self.external_ids[str(row.id)] = row.external_id
         if message.rows:
             self._last_key = message.rows[-1].key
-        self._exhausted = len(message.rows) < self.PAGE
+        self._exhausted = message.from_end or len(message.rows) < self.PAGE
+        if message.from_end:
+            self.from_end = True
+            table.move_cursor(row=max(table.row_count - 1, 0), animate=False)
         self._show_status()
         if not message.first and self._near_end():
             self.load_next_window()  # the cursor raced ahead while this window was loading
@@ -170,6 +211,13 @@ class ContractorsScreen(WindowedScreen):
             self.total = message.total
             self._show_status()
 
+    @on(DataTable.RowSelected, "#contractor-table")
+    def contractor_chosen(self, event: DataTable.RowSelected) -> None:
+        """Enter on a contractor: their grants."""
+        external_id = self.external_ids.get(str(event.row_key.value))
+        if external_id is not None:
+            self.post_message(DrillIn(contractor=external_id))
+
     def _show_status(self, *, busy: bool = False) -> None:
         table = self.query_one("#contractor-table", DataTable)
         if self.total is None:
@@ -178,7 +226,10 @@ class ContractorsScreen(WindowedScreen):
             text = f"{self.total:,} contractors match “{line(self.search_text)}”"
         else:
             text = f"{self.total:,} contractors"
-        text += f" · showing {table.row_count:,}"
+        if self.from_end:
+            text += f" · showing the last {table.row_count:,} (g for the first)"
+        else:
+            text += f" · showing {table.row_count:,}"
         if self._capped:
             text += " (type to narrow the list for more)"
         if busy:

@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.widgets.data_table import ColumnKey
 
 from govtui import clock
@@ -19,13 +19,17 @@ from govtui.models import GRANT_STATES
 from govtui.services import dashboard, operator_views
 from govtui.services.operator_views import OperatorFlags
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.operator_text import operators_text
 from govtui.tui.pause_flow import ClientStatusChanged
 from govtui.tui.plain import plain
 from govtui.tui.review_text import reminders_text
-from govtui.tui.screens.base import GovtuiScreen
+from govtui.tui.screens.base import DrillIn, GovtuiScreen
 
 PAUSED_STYLE = "bold red"
+TOTAL_KEY = "__total__"
+# Short headers, so that the client, its status and every grant state fit in 80 columns.
+COLUMN_LABELS = {"suspended": "Susp."}
 CAMPAIGNS_SHOWN = 3
 CHAIN_RECHECK = 600  # seconds after which showing the dashboard verifies the chain again  # campaigns named on the reviews line; the counts cover them all
 
@@ -74,8 +78,10 @@ class DashboardScreen(GovtuiScreen):
     HELP = (
         "Every client with its status, projects, scopes, contractors and grants by state; "
         "the access reviews open and their overdue items; the directory operations pending "
-        "and failed, and the drift found; operators who share a login or are locked out, in red."
+        "and failed, and the drift found; operators who share a login or are locked out, in red. "
+        "Enter on a client shows its grants."
     )
+    ENTER_HELP = "Show the client's grants"
     SUB_TITLE = "Dashboard"
     SHOWS_GRANTS = True
     SHOWS_DIRECTORY = True
@@ -96,14 +102,15 @@ class DashboardScreen(GovtuiScreen):
             yield Static("", id="dashboard-outbox")
             yield Static("", id="dashboard-failed")
             yield Static("", id="dashboard-drift")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#clients", DataTable)
+        # Every grant state fits in 80 columns; the catalog's sizes come after them.
         table.add_column("Client", key="client")
         table.add_column("Status", key="status")
-        for key in ("projects", "scopes", "contractors", *GRANT_STATES):
-            table.add_column(key.capitalize(), key=key)
+        for key in (*GRANT_STATES, "projects", "scopes", "contractors"):
+            table.add_column(COLUMN_LABELS.get(key, key.capitalize()), key=key)
 
     _verify_asked = False
 
@@ -157,6 +164,13 @@ class DashboardScreen(GovtuiScreen):
             if name in rows:
                 table.update_cell(name, "contractors", _count(count))
 
+    @on(DataTable.RowSelected, "#clients")
+    def client_chosen(self, event: DataTable.RowSelected) -> None:
+        """Enter on a client: its grants."""
+        client = event.row_key.value
+        if client is not None and client != TOTAL_KEY:
+            self.post_message(DrillIn(client=client))
+
     @dataclass
     class ChainVerified(Message):
         status: dashboard.ChainStatus
@@ -187,10 +201,10 @@ class DashboardScreen(GovtuiScreen):
             table.add_row(
                 _cell(client.name, style),
                 _cell(status, style),
+                *(_count(client.grants.get(state, 0)) for state in GRANT_STATES),
                 _count(client.projects),
                 _count(client.scopes),
                 _holders_cell(client.contractors),
-                *(_count(client.grants.get(state, 0)) for state in GRANT_STATES),
                 key=client.name,
             )
             totals["projects"] += client.projects
@@ -200,11 +214,11 @@ class DashboardScreen(GovtuiScreen):
         table.add_row(
             _cell("Total", "bold"),
             _cell(""),
+            *(_count(totals[state], "bold") for state in GRANT_STATES),
             _count(totals["projects"], "bold"),
             _count(totals["scopes"], "bold"),
             _cell(""),
-            *(_count(totals[state], "bold") for state in GRANT_STATES),
-            key="__total__",
+            key=TOTAL_KEY,
         )
         # Sized with the rows, not at the table's next idle: a CI run once showed the names cut
         # to the header's width ("helios") for 20 s.

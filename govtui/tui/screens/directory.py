@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from govtui import clock
@@ -35,6 +35,7 @@ from govtui.tui.directory_text import (
     report_text,
 )
 from govtui.tui.error_text import describe_error
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.grant_text import when
 from govtui.tui.modals.confirm_fix import ConfirmFix
 from govtui.tui.plain import line as one
@@ -125,7 +126,7 @@ class DirectoryScreen(GovtuiScreen):
         yield DataTable(id="outbox-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="drift-status", classes="section")
         yield DataTable(id="drift-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         targets = self.query_one("#target-table", DataTable)

@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.message import Message
-from textual.widgets import Button, Footer, Header, Input, Static
+from textual.widgets import Button, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from govtui.errors import GovtuiError
@@ -26,6 +26,7 @@ from govtui.security.qr import qr_text
 from govtui.services import enrollment, operator_views
 from govtui.services.operator_views import OperatorState
 from govtui.tui.context import TuiContext
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.grant_text import when
 from govtui.tui.plain import line
 from govtui.tui.screens.base import GovtuiScreen
@@ -98,7 +99,7 @@ class EnrolScreen(GovtuiScreen):
                 yield _code_input("6-digit code from the new entry", "enrol-code")
                 yield Static("", id="enrol-too-small")
             yield Static("", id="enrol-done")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         self._show_qr(None)

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import DataTable, Header, Input, Select, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, get_current_worker
 
@@ -34,6 +34,7 @@ from govtui.services.grant_views import (
     SortKey,
 )
 from govtui.tui.context import TuiContext
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.grant_text import (
     LIVE_STATES,
     expires_soon,
@@ -48,14 +49,15 @@ from govtui.tui.paging import PagedTable
 from govtui.tui.plain import line, notify, plain
 from govtui.tui.screens.base import GrantsChanged, WindowedScreen
 
+# State and expiry come first: at 80 columns they are what must show (the rest scroll in).
 COLUMNS = (
     "Id",
+    "State",
+    "Expires (UTC)",
     "Contractor",
     "Name",
     "Scope",
     "Access",
-    "State",
-    "Expires (UTC)",
     "Requested by",
     "Approved by",
 )
@@ -75,12 +77,12 @@ def _cells(row: GrantRow) -> tuple[Text, ...]:
     soon = expires_soon(row, now)
     return (
         Text(str(row.id), justify="right", style="bold yellow" if soon else ""),
+        state_text(row.state),
+        expires_text(row, now),
         plain(row.contractor),
         plain(row.contractor_name),
         scope_text(row),
         plain(row.access),
-        state_text(row.state),
-        expires_text(row, now),
         plain(row.requested_by),
         plain(", ".join(row.approvals), "dim"),
     )
@@ -103,8 +105,9 @@ class GrantsScreen(WindowedScreen):
         "Grants, soonest expiry first (o or a header click sorts), filtered by state, client, "
         "contractor (name, email, id or uid) and expiry; counts are over the whole filter. "
         "g/Home and G/End go to the first and last grant, j/k move; Enter shows the history, "
-        "n requests, x revokes."
+        "n requests (the new request is selected), x revokes."
     )
+    ENTER_HELP = "Show the grant's history"
     SUB_TITLE = "Grants"
     TABLE_ID = "grant-table"
     AUTO_FOCUS = f"#{TABLE_ID}"
@@ -170,6 +173,13 @@ class GrantsScreen(WindowedScreen):
         self._page_worker: Worker[None] | None = None
         self._restore: int | None = None  # grant id to put the cursor back on
         self._cursor_to_end = False
+        # A drill-in (Enter on a client or contractor elsewhere): the client to choose once
+        # the list of clients is in, and the contractor's exact external id while the
+        # contractor box still shows it.
+        self._pending_client: str | None = None
+        self._exact_contractor: str | None = None
+        self._client_names: set[str] = set()  # the client filter's choices
+        self._new_grant: int | None = None  # a grant requested here, to select once shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -189,7 +199,7 @@ class GrantsScreen(WindowedScreen):
             )
         yield PagedTable(id="grant-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="grant-status")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#grant-table", DataTable)
@@ -211,7 +221,14 @@ class GrantsScreen(WindowedScreen):
         if table.row_count:
             self._restore = self._cursor_id()
         fetch = Fetch(from_end=self.from_end)
-        self.start_query(self._read_filter(), debounce=0, limit=self._refresh_limit(), fetch=fetch)
+        limit = self._refresh_limit()
+        if self._new_grant is not None:
+            # A request just made: where it stands is known for two orders. Soonest expiry
+            # first puts it last (no expiry yet, newest id last); newest first, first.
+            self._restore = self._new_grant
+            fetch = Fetch(from_end=self.sort == "expires")
+            limit = self.PAGE
+        self.start_query(self._read_filter(), debounce=0, limit=limit, fetch=fetch)
 
     def _refresh_limit(self) -> int:
         rows = self.query_one("#grant-table", DataTable).row_count
@@ -222,12 +239,36 @@ class GrantsScreen(WindowedScreen):
         client = self.query_one("#filter-client", Select).value
         contractor = self.query_one("#filter-contractor", Input).value.strip()
         expiring = self.query_one("#filter-expiring", Input).value.strip()
+        exact = contractor if contractor and contractor == self._exact_contractor else None
         return GrantQuery(
             state=state if isinstance(state, str) else None,
-            client=client if isinstance(client, str) else None,
-            contractor_search=contractor or None,
+            client=client if isinstance(client, str) else self._pending_client,
+            contractor=exact,
+            contractor_search=None if exact else contractor or None,
             expiring_within=int(expiring) if expiring else None,
         )
+
+    def filter_to(self, *, client: str | None = None, contractor: str | None = None) -> None:
+        """Show one client's or one contractor's grants (a drill-in from another screen):
+        the other filters are cleared, the boxes show the new ones."""
+        state = self.query_one("#filter-state", Select)
+        clients = self.query_one("#filter-client", Select)
+        with self.prevent(Select.Changed, Input.Changed):
+            state.clear()
+            self.query_one("#filter-expiring", Input).value = ""
+            self.query_one("#filter-contractor", Input).value = contractor or ""
+            self._pending_client = None
+            if client is None:
+                clients.clear()
+            elif client in self._client_names:
+                clients.value = client
+            else:
+                clients.clear()
+                self._pending_client = client  # chosen when the list of clients is in
+        self._exact_contractor = contractor
+        self.from_end = False
+        self.action_focus_table()
+        self.start_query(self._read_filter(), debounce=0, limit=self.PAGE)
 
     def start_query(
         self,
@@ -358,8 +399,15 @@ class GrantsScreen(WindowedScreen):
                 table.add_row(*_cells(row), key=str(row.id))
         self.loaded = True
         if message.first:
+            requested, self._new_grant = self._new_grant, None
             if self._restore is not None and str(self._restore) in {k.value for k in table.rows}:
                 table.move_cursor(row=table.get_row_index(str(self._restore)), animate=False)
+            elif requested is not None:
+                notify(
+                    self,
+                    f"Grant #{requested} is requested; the filter or the order shown keeps it out of "
+                    "these rows (press o for newest first).",
+                )
             elif self._cursor_to_end and table.row_count:
                 table.move_cursor(row=table.row_count - 1, animate=False)
             self._restore = None
@@ -450,13 +498,19 @@ class GrantsScreen(WindowedScreen):
                 (plain(f"{name} (paused)" if status == "paused" else name), name)
                 for name, status in message.clients
             )
-            if isinstance(chosen, str) and chosen in {name for name, _ in message.clients}:
+            names = self._client_names = {name for name, _ in message.clients}
+            if self._pending_client in names:
+                select.value = self._pending_client
+                self._pending_client = None
+            elif isinstance(chosen, str) and chosen in names:
                 select.value = chosen
 
     # -- filters ----------------------------------------------------------------------------
 
     @on(Select.Changed, "#filter-state, #filter-client")
-    def select_changed(self) -> None:
+    def select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "filter-client":
+            self._pending_client = None
         self.start_query(self._read_filter(), debounce=0, limit=self.PAGE)
 
     @on(Input.Changed, "#filter-contractor, #filter-expiring")
@@ -588,12 +642,21 @@ class GrantsScreen(WindowedScreen):
             submit=self._submit_request,
             actor_name=self.actor_name,
             find_contractors=self._find_contractors,
+            effective=self._effective_days,
         )
         self.app.push_screen(form, self._form_closed)
 
     def _find_contractors(self, search: str) -> list[ContractorRow]:
         """The contractors screen's search, for the form's contractor field (in its worker)."""
         return self.workspace.read(contractors.window, search=search, limit=RequestForm.MATCHES)
+
+    def _effective_days(
+        self, scope_path: str, days: int | None, contractor: str | None
+    ) -> grants.EffectiveDays:
+        """The days a grant would last after the caps (in the form's worker)."""
+        return self.workspace.read(
+            grants.effective_days, scope_path=scope_path, days=days, contractor=contractor
+        )
 
     def _submit_request(self, form: RequestInput) -> int:
         """Request the grant the form describes (in the form's worker); its id."""
@@ -610,4 +673,5 @@ class GrantsScreen(WindowedScreen):
 
     def _form_closed(self, created: list[int] | None) -> None:
         if created:
+            self._new_grant = created[-1]  # the reload that follows selects it
             self.post_message(GrantsChanged())

@@ -1,7 +1,7 @@
 """One campaign's items for the acting reviewer: a window of rows fetched as the cursor nears
 the end (never the whole population), the decision helpers as columns, filters (my undecided
 / mine / all) and sorts (item, days left, project). Space marks, ctrl+a marks every item of
-the filter; k keeps, x revokes, s shortens the marked batch after a reason (keep and shorten
+the filter; K keeps, x revokes, s shortens the marked batch after a reason (keep and shorten
 with the reviewer's TOTP code; revoke never asks for one); R moves the marked items of one
 reviewer to another (an admin, with their code); C closes the campaign."""
 
@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker
 
 from govtui.errors import GovtuiError
@@ -27,6 +27,7 @@ from govtui.services.review_decisions import Decided, ItemSelection
 from govtui.services.review_views import CampaignSummary, ItemRow, ItemSort, ItemWindow
 from govtui.services.second_factor import CodeRejected
 from govtui.tui.context import TuiContext
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.modals.reason_prompt import ReasonPrompt
 from govtui.tui.modals.review_decision import DecisionInput, DecisionPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt
@@ -78,7 +79,7 @@ class ReviewItemsScreen(WindowedScreen):
     HELP = (
         "A campaign's items with the decision helpers: f cycles my undecided / mine / all, o "
         "the sort (item, days left, project); space marks, ctrl+a marks every item of the "
-        "filter; k keeps and s shortens (your TOTP code), x revokes (no code); R reassigns the "
+        "filter; K keeps and s shortens (your TOTP code), x revokes (no code); R reassigns the "
         "marked items to another reviewer (an admin, your code); C closes."
     )
     TABLE_ID = "item-table"
@@ -88,7 +89,7 @@ class ReviewItemsScreen(WindowedScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark"),
         Binding("ctrl+a", "mark_all", "Mark all"),
-        Binding("k", "decide('keep')", "Keep"),
+        Binding("K", "decide('keep')", "Keep"),
         Binding("x", "decide('revoke')", "Revoke"),
         Binding("s", "decide('shorten')", "Shorten"),
         Binding("R", "reassign", "Reassign"),
@@ -139,7 +140,7 @@ class ReviewItemsScreen(WindowedScreen):
         yield Header()
         yield DataTable(id="item-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="item-status")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#item-table", DataTable)

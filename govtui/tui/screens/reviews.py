@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from govtui.errors import GovtuiError
 from govtui.services import evidence_pack, review_close, review_views
@@ -25,6 +25,7 @@ from govtui.services.review_views import CampaignDetail, CampaignSummary
 from govtui.services.sync import Progress
 from govtui.tui.context import TuiContext
 from govtui.tui.directory_text import ALERT_STYLE
+from govtui.tui.footer import GovtuiFooter
 from govtui.tui.modals.evidence_export import EvidenceExport, default_pack_path
 from govtui.tui.modals.review_close import CloseAnswer, CloseConfirm
 from govtui.tui.modals.review_progress import CloseProgress
@@ -100,7 +101,7 @@ class ReviewsScreen(GovtuiScreen):
         yield Header()
         yield DataTable(id="campaign-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="campaign-status")
-        yield Footer()
+        yield GovtuiFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#campaign-table", DataTable)
