@@ -129,6 +129,21 @@ def waiting_words(counts: QueueCounts) -> str:
     return names
 
 
+class QueueTable(PagedTable, inherit_bindings=False):
+    """The paged table without `g` for its first row: here `g` stays the global key for the
+    grants screen (Home or ctrl+Home is the first request, G or End the last)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *DataTable.BINDINGS,
+        *(
+            b
+            for b in PagedTable.BINDINGS
+            if not (isinstance(b, Binding) and "g" in b.key.split(","))
+        ),
+        Binding("home,ctrl+home", "jump('first')", "First row", show=False),
+    ]
+
+
 @dataclass(frozen=True)
 class Fetch:
     """Which window to read: the first, the last, or the one after or before a row."""
@@ -157,7 +172,7 @@ class ApprovalsScreen(WindowedScreen):
         "sorts); / filters by client and contractor; counts are over the whole filter. Space "
         "marks, ctrl+a marks every request of the filter as of now, Enter or A approves the "
         "marked ones with one TOTP code, x denies them with a reason, e enrols your "
-        "authenticator. g/Home and G/End go to the first and last request, j/k move."
+        "authenticator. Home and G/End go to the first and last request, j/k move."
     )
     SUB_TITLE = "Approvals"
     TABLE_ID = "approval-table"
@@ -237,7 +252,7 @@ class ApprovalsScreen(WindowedScreen):
         with Horizontal(id="approval-filters"):
             yield Select([], prompt="Any client", id="approval-client")
             yield Input(placeholder="Contractor: name, email, id or uid", id="approval-contractor")
-        yield PagedTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
+        yield QueueTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="approval-status")
         yield Footer()
 
