@@ -129,17 +129,17 @@ def waiting_words(counts: QueueCounts) -> str:
     return names
 
 
+def _keys(binding: BindingType) -> set[str]:
+    return set(binding.key.split(",")) if isinstance(binding, Binding) else {binding[0]}
+
+
 class QueueTable(PagedTable, inherit_bindings=False):
     """The paged table without `g` for its first row: here `g` stays the global key for the
     grants screen (Home or ctrl+Home is the first request, G or End the last)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        *DataTable.BINDINGS,
-        *(
-            b
-            for b in PagedTable.BINDINGS
-            if not (isinstance(b, Binding) and "g" in b.key.split(","))
-        ),
+        *(b for b in DataTable.BINDINGS if not _keys(b) & {"home", "end", "ctrl+home", "ctrl+end"}),
+        *(b for b in PagedTable.BINDINGS if "g" not in _keys(b)),
         Binding("home,ctrl+home", "jump('first')", "First row", show=False),
     ]
 
