@@ -296,16 +296,40 @@ def _window(
     before: SortKey | None,
     from_end: bool,
     limit: int,
+    two_step: bool = False,
 ) -> list[GrantRow]:
     keys = _SORT_KEYS[sort]
     reverse = before is not None or from_end
-    query = _base().where(*where)
+    conditions = list(where)
     if after is not None:
-        query = query.where(_beyond(keys, after, reverse=False))
+        conditions.append(_beyond(keys, after, reverse=False))
     if before is not None:
-        query = query.where(_beyond(keys, before, reverse=True))
-    rows = _rows(session, query.order_by(*_order(keys, reverse=reverse)).limit(limit))
+        conditions.append(_beyond(keys, before, reverse=True))
+    order = _order(keys, reverse=reverse)
+    if two_step:
+        # The window's ids first, sorted on the grant table (and only the joins the sort
+        # needs), then the full rows of just those: the approvers' and extensions' subqueries
+        # run for the window, not for every row the filter holds before the sort.
+        ids = _sort_joins(sa.select(col(Grant.id)).select_from(Grant), sort)
+        chosen = ids.where(*conditions).order_by(*order).limit(limit)
+        query = _base().where(col(Grant.id).in_(chosen))
+    else:
+        query = _base().where(*conditions).limit(limit)
+    rows = _rows(session, query.order_by(*order))
     return rows[::-1] if reverse else rows
+
+
+def _sort_joins(query: sa.Select[Any], sort: GrantSort) -> sa.Select[Any]:
+    """`query` over the grant table joined to what `sort` orders by."""
+    if sort == "contractor":
+        return query.join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
+    if sort == "scope":
+        return (
+            query.join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
+            .join(Project, col(Project.id) == col(DatasetScope.project_id))
+            .join(Client, col(Client.id) == col(Project.client_id))
+        )
+    return query
 
 
 def window(
@@ -533,10 +557,35 @@ def _queue_where(
     )
     if query.client is not None:
         scopes = scopes.where(col(Client.id) == ident(catalog.find_client(session, query.client)))
+    # Two id lists, each read from its own index (requests by scope and state; extensions by
+    # their state), rather than one condition over every live grant of the scopes.
+    asked = aliased(Grant)
+    approved_request = sa.exists().where(
+        col(Approval.grant_id) == col(asked.id),
+        col(Approval.round) == 0,
+        col(Approval.approver_id) == approver_id,
+    )
+    requests = sa.select(col(asked.id)).where(
+        col(asked.scope_id).in_(scopes),
+        col(asked.state) == "requested",
+        col(asked.requested_by) != approver_id,
+        ~approved_request,
+    )
+    if last_grant is not None:
+        requests = requests.where(col(asked.id) <= last_grant)
     extension = aliased(GrantExtension)
-    extended = sa.select(col(extension.grant_id)).where(
+    extended = aliased(Grant)
+    # The grant checked by an EXISTS on each waiting extension (few), never a join that
+    # would start from the scopes' live grants (most of the table).
+    live_here = sa.exists().where(
+        col(extended.id) == col(extension.grant_id),
+        col(extended.state) == "active",
+        col(extended.scope_id).in_(scopes),
+    )
+    extensions = sa.select(col(extension.grant_id)).where(
         col(extension.state) == "requested",
         col(extension.requested_by) != approver_id,
+        live_here,
         ~sa.exists().where(
             col(Approval.grant_id) == col(extension.grant_id),
             col(Approval.round) == col(extension.round),
@@ -544,22 +593,8 @@ def _queue_where(
         ),
     )
     if last_extension is not None:
-        extended = extended.where(col(extension.id) <= last_extension)
-    approved_request = sa.exists().where(
-        col(Approval.grant_id) == col(Grant.id),
-        col(Approval.round) == 0,
-        col(Approval.approver_id) == approver_id,
-    )
-    request_open = sa.and_(
-        col(Grant.state) == "requested", col(Grant.requested_by) != approver_id, ~approved_request
-    )
-    if last_grant is not None:
-        request_open = sa.and_(request_open, col(Grant.id) <= last_grant)
-    where: list[Any] = [
-        col(Grant.scope_id).in_(scopes),
-        col(Grant.state).in_(("requested", "active")),
-        sa.or_(request_open, sa.and_(col(Grant.state) == "active", col(Grant.id).in_(extended))),
-    ]
+        extensions = extensions.where(col(extension.id) <= last_extension)
+    where: list[Any] = [col(Grant.id).in_(sa.union_all(requests, extensions))]
     if query.contractor_search:
         where.append(col(Grant.contractor_id).in_(contractors.search_ids(query.contractor_search)))
     return where
@@ -592,7 +627,16 @@ def queue_window(
     """One window of the approver's queue, like `window` (soonest expiry first by default:
     extensions of grants about to end, then requests, oldest first)."""
     where = _queue_where(session, approver, query or QueueQuery())
-    return _window(session, where, sort, after=after, before=before, from_end=from_end, limit=limit)
+    return _window(
+        session,
+        where,
+        sort,
+        after=after,
+        before=before,
+        from_end=from_end,
+        limit=limit,
+        two_step=True,
+    )
 
 
 def _count(session: Session, where: list[Any]) -> int:
@@ -689,7 +733,14 @@ def stream_queue(
     newer: SortKey | None = None  # "newest" (id descending) read backwards: oldest first
     while True:
         rows = _window(
-            session, where, "newest", after=None, before=newer, from_end=True, limit=window_size
+            session,
+            where,
+            "newest",
+            after=None,
+            before=newer,
+            from_end=True,
+            limit=window_size,
+            two_step=True,
         )
         yield from reversed(rows)
         if len(rows) < window_size:

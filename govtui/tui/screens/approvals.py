@@ -219,7 +219,6 @@ class ApprovalsScreen(WindowedScreen):
 
     @dataclass
     class Marked(Message):
-        generation: int
         mark: QueueMark
 
     @dataclass
@@ -633,8 +632,12 @@ class ApprovalsScreen(WindowedScreen):
     # -- marks ------------------------------------------------------------------------------
 
     def is_marked(self, grant_id: int) -> bool:
-        if self.mark is not None:
-            return grant_id not in self.mark.excluded
+        mark = self.mark
+        if mark is not None:
+            row = self.rows.get(grant_id)
+            # A request made after the mark is not in it (shown unmarked).
+            later = row is not None and row.state == "requested" and row.id > mark.last_grant
+            return not later and grant_id not in mark.excluded
         return grant_id in self.marked
 
     def _mark_cell(self, grant_id: int) -> Text:
@@ -678,16 +681,15 @@ class ApprovalsScreen(WindowedScreen):
             self.marked.clear()
             self._redraw_marks()
             return
-        self.read_mark(self.generation, self.filter)
+        self.read_mark(self.filter)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-mark")
-    def read_mark(self, generation: int, queue_filter: QueueQuery) -> None:
-        mark = self.workspace.read_as(grant_views.mark_all, queue_filter)
-        self.post_message(self.Marked(generation, mark))
+    def read_mark(self, queue_filter: QueueQuery) -> None:
+        self.post_message(self.Marked(self.workspace.read_as(grant_views.mark_all, queue_filter)))
 
     @on(Marked)
     def marked_all(self, message: Marked) -> None:
-        if message.generation != self.generation:
+        if message.mark.query != self.filter:
             return  # the filter changed meanwhile: that mark is not of what is shown
         self.marked.clear()
         self.mark = message.mark if message.mark.count else None
