@@ -611,7 +611,7 @@ class ApprovalsScreen(WindowedScreen):
                     f"{self.mark.marked_at:%H:%M:%S} UTC)",
                     style="bold green",
                 )
-            else:
+            elif self.marked:
                 status.append(f" · {len(self.marked):,} marked")
             if counts is not None and counts.elsewhere:
                 status.append(f" · not yours to approve: {waiting_words(counts)}", style="dim")
