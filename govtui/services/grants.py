@@ -290,7 +290,13 @@ def approve(
             _require_independent_approvers(session, actor, subject)
         subjects.append(subject)
     step = second_factor.verify(session, actor, code, purpose=f"approval of {_batch_words(grants)}")
-    return [_record_approval(session, actor, subject, step, now) for subject in subjects]
+    signed = act_signatures.approval_fingerprint(session, actor)
+    outcomes = [
+        _record_approval(session, actor, subject, step, now, signed) for subject in subjects
+    ]
+    # The whole batch signed in one pass (per grant it was two reads of its rows: ~20 ms each).
+    act_signatures.sign_approvals(session, actor, step=step, at=now)
+    return outcomes
 
 
 def _require_independent_approvers(session: Session, actor: Operator, subject: Subject) -> None:
@@ -323,7 +329,7 @@ def _require_independent_approvers(session: Session, actor: Operator, subject: S
 
 
 def _record_approval(
-    session: Session, actor: Operator, subject: Subject, step: int, now: datetime
+    session: Session, actor: Operator, subject: Subject, step: int, now: datetime, signed: str
 ) -> ApprovalOutcome:
     grant = subject.grant
     session.add(
@@ -349,9 +355,7 @@ def _record_approval(
         "round": subject.round,
         "approvals": given,
         "needed": subject.approvals_needed,
-        "signature": act_signatures.sign_approval(
-            session, actor, grant_id=ident(grant), round_=subject.round
-        ),
+        "signature": signed,  # the batch is signed once all its approvals are recorded
     }
     if activated and subject.extension is None:
         grant_lifecycle.activate(
