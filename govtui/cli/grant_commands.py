@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sqlmodel import Session
 
 from govtui.cli import arguments, listing
 from govtui.cli.arguments import read_code
 from govtui.cli.context import Context, print_json, print_table
+from govtui.errors import InputError
 from govtui.models import ACCESS_LEVELS, GRANT_STATES
 from govtui.services import grant_views, grants
 from govtui.text import escaped
@@ -27,11 +29,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = gsub.add_parser(
         "approve", help="approve requests with your TOTP code (one code, one batch)"
     )
-    p.add_argument("ids", nargs="+", type=arguments.IDS, metavar="ID")
+    p.add_argument("ids", nargs="*", type=arguments.IDS, metavar="ID")
+    _pending_arguments(p)
     p.add_argument("--totp", metavar="CODE", help="your current code (prompted for when omitted)")
     p.set_defaults(handler=run_approve)
     p = gsub.add_parser("deny", help="turn down requests or pending extensions")
-    p.add_argument("ids", nargs="+", type=arguments.IDS, metavar="ID")
+    p.add_argument("ids", nargs="*", type=arguments.IDS, metavar="ID")
+    _pending_arguments(p)
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=run_deny)
     p = gsub.add_parser("revoke", help="end a grant now (no code needed)")
@@ -76,9 +80,39 @@ def run_request(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _pending_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pending",
+        action="store_true",
+        help="instead of ids: every request waiting for you now (as the approvals screen's "
+        "ctrl+a: what is requested later is not in it)",
+    )
+    p.add_argument("--client", help="with --pending: only this client's")
+    p.add_argument("--search", help="with --pending: only contractors matching (name, email, id)")
+
+
+def _pending_mark(ctx: Context, args: argparse.Namespace) -> grant_views.QueueMark | None:
+    """With --pending, the mark of every request waiting for the actor as of now."""
+    if not args.pending:
+        if args.client or args.search:
+            raise InputError("--client and --search narrow --pending; name ids or add --pending")
+        return None
+    if args.ids:
+        raise InputError("name grant ids or --pending, not both")
+    query = grant_views.QueueQuery(client=args.client, contractor_search=args.search)
+    mark = ctx.workspace().read_as(grant_views.mark_all, query)
+    if not mark.count:
+        described = query.describe()
+        raise InputError("no request waits for you" + (f" ({described})" if described else ""))
+    noun = "request waits" if mark.count == 1 else "requests wait"
+    print(f"{mark.count:,} {noun} for you as of {mark.marked_at:%H:%M:%S} UTC", file=sys.stderr)
+    return mark
+
+
 def run_approve(ctx: Context, args: argparse.Namespace) -> int:
+    mark = _pending_mark(ctx, args)
     code = read_code(args.totp)
-    outcomes = ctx.workspace().act(grants.approve, grant_ids=args.ids, code=code)
+    outcomes = ctx.workspace().act(grants.approve, grant_ids=args.ids, mark=mark, code=code)
     for outcome in outcomes:
         what = "extension" if outcome.round else "grant"
         if outcome.activated and outcome.expires_at is not None:
@@ -93,8 +127,9 @@ def run_approve(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_deny(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.workspace().act(grants.deny, grant_ids=args.ids, reason=args.reason)
-    print(f"denied {', '.join(map(str, args.ids))}")
+    mark = _pending_mark(ctx, args)
+    count = ctx.workspace().act(grants.deny, grant_ids=args.ids, mark=mark, reason=args.reason)
+    print(f"denied {', '.join(map(str, args.ids))}" if mark is None else f"denied {count:,}")
     return 0
 
 

@@ -412,6 +412,30 @@ def sign_approval(session: Session, actor: Operator, *, grant_id: int, round_: i
     return _sign_many(session, actor, ActKind.APPROVE, [(r.subject, r.statement) for r in mine])
 
 
+def approval_fingerprint(session: Session, actor: Operator) -> str:
+    """What `sign_approvals` will record the actor's approvals as signed with: their key's
+    fingerprint, or UNSIGNED (no key, or not in this keyring)."""
+    signer = _signer(session, actor)
+    return signer[0].fingerprint if signer is not None else UNSIGNED
+
+
+def sign_approvals(session: Session, actor: Operator, *, step: int, at: datetime) -> str:
+    """Sign every approval of one batch in one read of their rows: the actor's approvals with
+    TOTP step `step` decided at `at` (a step is accepted once per approver, so that is exactly
+    the batch; its rows are flushed first)."""
+    session.flush()
+    acts = [
+        (r.subject, r.statement)
+        for r in _approval_rows(
+            session,
+            Approval.approver_id == ident(actor),
+            Approval.totp_step == step,
+            Approval.decided_at == at,
+        )
+    ]
+    return _sign_many(session, actor, ActKind.APPROVE, acts)
+
+
 def sign_resume(session: Session, actor: Operator, *, pause_id: int) -> str:
     session.flush()
     rows = list(_resume_rows(session, ClientPause.id == pause_id))

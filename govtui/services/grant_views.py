@@ -27,7 +27,8 @@ from govtui.models import (
     OperatorClient,
     Project,
 )
-from govtui.services import catalog, contractors, operator_views
+from govtui.services import catalog, contractors, operator_views, operators
+from govtui.vocabulary import Role
 
 PAGE = 200
 STREAM_WINDOW = 1_000  # rows per query while streaming every row
@@ -295,16 +296,40 @@ def _window(
     before: SortKey | None,
     from_end: bool,
     limit: int,
+    two_step: bool = False,
 ) -> list[GrantRow]:
     keys = _SORT_KEYS[sort]
     reverse = before is not None or from_end
-    query = _base().where(*where)
+    conditions = list(where)
     if after is not None:
-        query = query.where(_beyond(keys, after, reverse=False))
+        conditions.append(_beyond(keys, after, reverse=False))
     if before is not None:
-        query = query.where(_beyond(keys, before, reverse=True))
-    rows = _rows(session, query.order_by(*_order(keys, reverse=reverse)).limit(limit))
+        conditions.append(_beyond(keys, before, reverse=True))
+    order = _order(keys, reverse=reverse)
+    if two_step:
+        # The window's ids first, sorted on the grant table (and only the joins the sort
+        # needs), then the full rows of just those: the approvers' and extensions' subqueries
+        # run for the window, not for every row the filter holds before the sort.
+        ids = _sort_joins(sa.select(col(Grant.id)).select_from(Grant), sort)
+        chosen = ids.where(*conditions).order_by(*order).limit(limit)
+        query = _base().where(col(Grant.id).in_(chosen))
+    else:
+        query = _base().where(*conditions).limit(limit)
+    rows = _rows(session, query.order_by(*order))
     return rows[::-1] if reverse else rows
+
+
+def _sort_joins(query: sa.Select[Any], sort: GrantSort) -> sa.Select[Any]:
+    """`query` over the grant table joined to what `sort` orders by."""
+    if sort == "contractor":
+        return query.join(Contractor, col(Contractor.id) == col(Grant.contractor_id))
+    if sort == "scope":
+        return (
+            query.join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
+            .join(Project, col(Project.id) == col(DatasetScope.project_id))
+            .join(Client, col(Client.id) == col(Project.client_id))
+        )
+    return query
 
 
 def window(
@@ -440,48 +465,329 @@ def show(session: Session, grant_id: int) -> GrantDetail:
     return GrantDetail(grant=row, history=history)
 
 
-def pending_for(session: Session, approver: Operator) -> list[GrantRow]:
-    """Requests and extensions the approver may decide now: on clients they approve for,
-    not asked by them, not yet approved by them, on clients that are not paused."""
-    approver_id = ident(approver)
-    clients = sa.select(col(OperatorClient.client_id)).where(
-        col(OperatorClient.operator_id) == approver_id
+# -- the approval queue -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """Which of the requests an approver may decide a list holds; each field narrows it."""
+
+    client: str | None = None
+    # Contractors found by the contractors screen's search (name, email, external id, uid).
+    contractor_search: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.client:
+            parts.append(f"client {self.client}")
+        if self.contractor_search:
+            parts.append(f"contractors matching “{self.contractor_search}”")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class QueueMark:
+    """“Every request matching this filter, as of now”, in SQL terms: the requests (grant ids
+    up to `last_grant`) and extensions (extension ids up to `last_extension`) that existed
+    when it was marked and still wait for the approver, but the `excluded` grants. Rows
+    requested after the mark are never in it; `count` is how many it held then, and a batch
+    that finds more refuses (a request still being written at the mark, on PostgreSQL)."""
+
+    query: QueueQuery
+    last_grant: int
+    last_extension: int
+    count: int
+    marked_at: datetime
+    excluded: frozenset[int] = frozenset()
+
+    @property
+    def marked(self) -> int:
+        """How many the mark holds now that some are excluded (those shown excluded)."""
+        return max(self.count - len(self.excluded), 0)
+
+
+@dataclass(frozen=True)
+class WaitingElsewhere:
+    """Requests waiting on a client the operator may not approve for: who would need to be."""
+
+    client: str
+    requests: int
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """Counted over the whole filter: how many wait for the approver, and the requests
+    (not theirs) waiting on clients they are not an approver for."""
+
+    total: int
+    approver: bool  # holds the approver role
+    approves_for: tuple[str, ...]  # the clients they approve for
+    elsewhere: tuple[WaitingElsewhere, ...]
+
+
+def _approver_clients(session: Session, approver: Operator) -> Any:
+    """The ids of the clients the operator may approve for (none without the role)."""
+    if Role.APPROVER not in operators.roles_of(session, approver):
+        return None
+    return sa.select(col(OperatorClient.client_id)).where(
+        col(OperatorClient.operator_id) == ident(approver)
     )
+
+
+def _queue_where(
+    session: Session,
+    approver: Operator,
+    query: QueueQuery,
+    *,
+    last_grant: int | None = None,
+    last_extension: int | None = None,
+) -> list[Any]:
+    """The requests and extensions `approver` may decide now, as conditions on the grant
+    table alone: on active clients they approve for, not asked by them, not yet approved by
+    them; with `last_grant`/`last_extension`, only those that existed at a mark."""
+    clients = _approver_clients(session, approver)
+    if clients is None:
+        return [sa.false()]
+    approver_id = ident(approver)
+    scopes = (
+        sa.select(col(DatasetScope.id))
+        .join(Project, col(Project.id) == col(DatasetScope.project_id))
+        .join(Client, col(Client.id) == col(Project.client_id))
+        .where(col(Client.id).in_(clients), col(Client.status) == "active")
+    )
+    if query.client is not None:
+        scopes = scopes.where(col(Client.id) == ident(catalog.find_client(session, query.client)))
+    # Two id lists, each read from its own index (requests by scope and state; extensions by
+    # their state), rather than one condition over every live grant of the scopes.
+    asked = aliased(Grant)
+    approved_request = sa.exists().where(
+        col(Approval.grant_id) == col(asked.id),
+        col(Approval.round) == 0,
+        col(Approval.approver_id) == approver_id,
+    )
+    requests = sa.select(col(asked.id)).where(
+        col(asked.scope_id).in_(scopes),
+        col(asked.state) == "requested",
+        col(asked.requested_by) != approver_id,
+        ~approved_request,
+    )
+    if last_grant is not None:
+        requests = requests.where(col(asked.id) <= last_grant)
     extension = aliased(GrantExtension)
-    pending_ext = sa.exists().where(
-        col(extension.grant_id) == col(Grant.id),
+    extended = aliased(Grant)
+    # The grant checked by an EXISTS on each waiting extension (few), never a join that
+    # would start from the scopes' live grants (most of the table).
+    live_here = sa.exists().where(
+        col(extended.id) == col(extension.grant_id),
+        col(extended.state) == "active",
+        col(extended.scope_id).in_(scopes),
+    )
+    extensions = sa.select(col(extension.grant_id)).where(
         col(extension.state) == "requested",
         col(extension.requested_by) != approver_id,
+        live_here,
         ~sa.exists().where(
-            col(Approval.grant_id) == col(Grant.id),
+            col(Approval.grant_id) == col(extension.grant_id),
             col(Approval.round) == col(extension.round),
             col(Approval.approver_id) == approver_id,
         ),
     )
-    approved_request = sa.exists().where(
-        col(Approval.grant_id) == col(Grant.id),
-        col(Approval.round) == 0,
-        col(Approval.approver_id) == approver_id,
+    if last_extension is not None:
+        extensions = extensions.where(col(extension.id) <= last_extension)
+    where: list[Any] = [col(Grant.id).in_(sa.union_all(requests, extensions))]
+    if query.contractor_search:
+        where.append(col(Grant.contractor_id).in_(contractors.search_ids(query.contractor_search)))
+    return where
+
+
+def _mark_where(session: Session, approver: Operator, mark: QueueMark) -> list[Any]:
+    where = _queue_where(
+        session,
+        approver,
+        mark.query,
+        last_grant=mark.last_grant,
+        last_extension=mark.last_extension,
     )
-    request_open = sa.and_(
-        col(Grant.state) == "requested", col(Grant.requested_by) != approver_id, ~approved_request
+    if mark.excluded:
+        where.append(col(Grant.id).not_in(sorted(mark.excluded)))
+    return where
+
+
+def queue_window(
+    session: Session,
+    approver: Operator,
+    query: QueueQuery | None = None,
+    *,
+    sort: GrantSort = DEFAULT_SORT,
+    after: SortKey | None = None,
+    before: SortKey | None = None,
+    from_end: bool = False,
+    limit: int = PAGE,
+) -> list[GrantRow]:
+    """One window of the approver's queue, like `window` (soonest expiry first by default:
+    extensions of grants about to end, then requests, oldest first)."""
+    where = _queue_where(session, approver, query or QueueQuery())
+    return _window(
+        session,
+        where,
+        sort,
+        after=after,
+        before=before,
+        from_end=from_end,
+        limit=limit,
+        two_step=True,
     )
-    query = _base().where(
-        col(Client.id).in_(clients),
-        col(Client.status) == "active",
-        sa.or_(request_open, sa.and_(col(Grant.state) == "active", pending_ext)),
+
+
+def _count(session: Session, where: list[Any]) -> int:
+    return int(
+        session.execute(sa.select(sa.func.count()).select_from(Grant).where(*where)).scalar_one()
     )
-    return _rows(session, query.order_by(col(Grant.id)))
+
+
+def waiting_elsewhere(session: Session, approver: Operator) -> tuple[WaitingElsewhere, ...]:
+    """The active clients with requests or extensions waiting (not asked by the operator)
+    that the operator may not approve for, with how many: the clients an admin would make
+    them an approver for (`operator approves add`)."""
+    approver_id = ident(approver)
+    mine = _approver_clients(session, approver)
+
+    # From the clients down to their scopes' requests (the scope and state index), so the
+    # clients one approves for cost nothing.
+    requests = (
+        sa.select(col(Client.name), sa.func.count())
+        .select_from(Client)
+        .join(Project, col(Project.client_id) == col(Client.id))
+        .join(DatasetScope, col(DatasetScope.project_id) == col(Project.id))
+        .join(
+            Grant,
+            sa.and_(col(Grant.scope_id) == col(DatasetScope.id), col(Grant.state) == "requested"),
+        )
+        .where(col(Grant.requested_by) != approver_id, col(Client.status) == "active")
+        .group_by(col(Client.name))
+    )
+    # Extensions (few) from their own table, each grant's client read by a correlated
+    # subquery: never a scan of the live grants.
+    client_of = (
+        sa.select(col(Client.name))
+        .select_from(Grant)
+        .join(DatasetScope, col(DatasetScope.id) == col(Grant.scope_id))
+        .join(Project, col(Project.id) == col(DatasetScope.project_id))
+        .join(Client, col(Client.id) == col(Project.client_id))
+        .where(
+            col(Grant.id) == col(GrantExtension.grant_id),
+            col(Grant.state) == "active",
+            col(Client.status) == "active",
+        )
+        .correlate(GrantExtension)
+    )
+    if mine is not None:
+        requests = requests.where(col(Client.id).not_in(mine))
+        client_of = client_of.where(col(Client.id).not_in(mine))
+    name = client_of.scalar_subquery().label("client")
+    extensions = (
+        sa.select(name, sa.func.count())
+        .select_from(GrantExtension)
+        .where(
+            col(GrantExtension.state) == "requested",
+            col(GrantExtension.requested_by) != approver_id,
+        )
+        .group_by(name)
+    )
+    waiting: dict[str, int] = {}
+    for query in (requests, extensions):
+        for client, n in session.execute(query):
+            if client is not None:  # (an extension on a client they approve for)
+                waiting[client] = waiting.get(client, 0) + int(n)
+    return tuple(WaitingElsewhere(client, waiting[client]) for client in sorted(waiting))
+
+
+def queue_counts(
+    session: Session, approver: Operator, query: QueueQuery | None = None
+) -> QueueCounts:
+    """How many requests the filter holds for the approver (over the whole filter), and
+    what waits on clients they may not approve for."""
+    total = _count(session, _queue_where(session, approver, query or QueueQuery()))
+    approver_role = _approver_clients(session, approver) is not None
+    names = session.execute(
+        sa.select(col(Client.name))
+        .join(OperatorClient, col(OperatorClient.client_id) == col(Client.id))
+        .where(col(OperatorClient.operator_id) == ident(approver))
+        .order_by(col(Client.name))
+    ).scalars()
+    return QueueCounts(
+        total=total,
+        approver=approver_role,
+        approves_for=tuple(names) if approver_role else (),
+        elsewhere=waiting_elsewhere(session, approver),
+    )
+
+
+def mark_all(session: Session, approver: Operator, query: QueueQuery | None = None) -> QueueMark:
+    """Mark every request the filter holds for the approver, as of now: the newest grant and
+    extension ids and the count, read in one snapshot (no row is loaded)."""
+    query = query or QueueQuery()
+    last_grant = session.execute(sa.select(sa.func.max(col(Grant.id)))).scalar_one() or 0
+    last_extension = (
+        session.execute(sa.select(sa.func.max(col(GrantExtension.id)))).scalar_one() or 0
+    )
+    where = _queue_where(
+        session, approver, query, last_grant=last_grant, last_extension=last_extension
+    )
+    return QueueMark(
+        query=query,
+        last_grant=int(last_grant),
+        last_extension=int(last_extension),
+        count=_count(session, where),
+        marked_at=clock.now(),
+    )
+
+
+def marked_ids(session: Session, approver: Operator, mark: QueueMark) -> Any:
+    """The ids of the grants a mark holds now, as a subquery (for the batch to lock)."""
+    return sa.select(col(Grant.id)).where(*_mark_where(session, approver, mark))
+
+
+def stream_queue(
+    session: Session,
+    approver: Operator,
+    query: QueueQuery | None = None,
+    *,
+    window_size: int = STREAM_WINDOW,
+) -> Iterator[GrantRow]:
+    """Every request the approver may decide, oldest first, a keyset window at a time."""
+    where = _queue_where(session, approver, query or QueueQuery())
+    newer: SortKey | None = None  # "newest" (id descending) read backwards: oldest first
+    while True:
+        rows = _window(
+            session,
+            where,
+            "newest",
+            after=None,
+            before=newer,
+            from_end=True,
+            limit=window_size,
+            two_step=True,
+        )
+        yield from reversed(rows)
+        if len(rows) < window_size:
+            return
+        newer = sort_key("newest", rows[0])
+
+
+def pending_for(session: Session, approver: Operator) -> list[GrantRow]:
+    """Requests and extensions the approver may decide now, oldest first: on clients they
+    approve for, not asked by them, not yet approved by them, on clients that are not paused."""
+    return list(stream_queue(session, approver))
 
 
 @dataclass(frozen=True)
 class ApprovalQueue:
-    """What the approvals screen shows: the queue and the approver's own state, read together."""
+    """The approver's own state, read for the approvals screen."""
 
-    rows: list[GrantRow]
     operator: operator_views.OperatorState
 
 
 def approval_queue(session: Session, approver: Operator) -> ApprovalQueue:
-    """The requests the approver may decide now, with their enrolment and lock-out."""
-    return ApprovalQueue(pending_for(session, approver), operator_views.state(session, approver))
+    """The approver's enrolment and lock-out (the rows come from `queue_window`)."""
+    return ApprovalQueue(operator_views.state(session, approver))

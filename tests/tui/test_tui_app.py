@@ -205,8 +205,10 @@ async def test_help_lists_every_binding_of_the_app_and_the_screen(demo_engine: E
             [
                 ("space", "Mark"),
                 ("^a", "Mark all"),
-                ("A / enter", "Approve marked"),
-                ("d", "Deny marked"),
+                ("⏎", "Approve"),
+                ("x", "Deny"),
+                ("o", "Sort"),
+                ("/", "Filter"),
                 ("e", "Enrol authenticator"),
             ],
         ),

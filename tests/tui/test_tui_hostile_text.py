@@ -325,7 +325,7 @@ async def test_approvals_prompts_and_enrolment_show_hostile_text(
         await pilot.press("escape")
         await settle(pilot)
 
-        await pilot.press("d")
+        await pilot.press("x")  # deny (d is the dashboard)
         await settle(pilot)
         assert isinstance(app.screen, ReasonPrompt)
         assert_shown(app, "external_id", "name", "client", "scope")

@@ -32,10 +32,6 @@ from tests.tui.tui_support import (
     wait_until,
 )
 
-# appr14 moves the approvals screen's deny off `d` in this wave; until that is merged this is
-# the one exception (remove it then).
-NOT_YET_MOVED = {("ApprovalsScreen", "d")}
-
 
 def test_no_screen_binds_a_global_key_to_something_else() -> None:
     screens: list[type[GovtuiScreen]] = [cls for cls, _title in SCREEN_MODES.values()]
@@ -45,7 +41,7 @@ def test_no_screen_binds_a_global_key_to_something_else() -> None:
         shadowing += [
             (cls.__name__, binding.key, binding.action)
             for binding in own
-            if binding.key in GLOBAL_KEYS and (cls.__name__, binding.key) not in NOT_YET_MOVED
+            if binding.key in GLOBAL_KEYS
         ]
     assert shadowing == []
     assert len(set(SCREEN_KEYS.values())) == len(SCREEN_KEYS)  # a key per screen

@@ -1,9 +1,12 @@
-"""Approvals: what the acting operator may decide now. Space marks requests, ctrl+a marks all;
-Enter (or A) approves the marked ones with one TOTP code, d denies them with a reason."""
+"""Approvals: what the acting operator may decide now, a window at a time (keyset windows of
+the queue, filtered in SQL, soonest expiry first; the counts are the whole filter's). Space
+marks requests; ctrl+a marks every request of the filter as of now (in SQL terms: no row is
+loaded for it); Enter (or A) approves the marked ones with one TOTP code, x denies them with a
+reason. A non-approver is told so, and for which clients requests wait."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import ClassVar
 
@@ -11,35 +14,58 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Header, Input, Select, Static
+from textual.widgets.data_table import ColumnKey
+from textual.worker import Worker, get_current_worker
 
-from govtui.services import grant_views, grants, operator_views
-from govtui.services.grant_views import GrantRow
+from govtui import clock
+from govtui.errors import GovtuiError
+from govtui.services import catalog_views, grant_views, grants, operator_views
+from govtui.services.grant_views import (
+    GrantRow,
+    GrantSort,
+    QueueCounts,
+    QueueMark,
+    QueueQuery,
+    SortKey,
+)
 from govtui.services.grants import ApprovalOutcome
 from govtui.services.operator_views import OperatorState
 from govtui.tui.context import TuiContext
 from govtui.tui.footer import GovtuiFooter
-from govtui.tui.grant_text import scope_text
+from govtui.tui.grant_text import expires_text, scope_text
 from govtui.tui.modals.reason_prompt import ReasonPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt, minutes
-from govtui.tui.plain import line, plain
-from govtui.tui.screens.base import GovtuiScreen, GrantsChanged
+from govtui.tui.paging import PagedTable
+from govtui.tui.plain import line, notify, plain
+from govtui.tui.screens.base import GrantsChanged, WindowedScreen
 
 MARK = "✓"
 COLUMNS = (
     "Id",
     "Contractor",
-    "Name",
     "Scope",
+    "Asks",
+    "Expires (UTC)",
+    "Approvals",
     "Sensitivity",
     "Access",
-    "Asks",
-    "Approvals",
+    "Name",
     "Requested by",
     "Reason",
 )
+# The columns a header click (or `o`, in this order) sorts by.
+COLUMN_SORTS: dict[str, GrantSort] = {
+    "Expires (UTC)": "expires",
+    "Id": "newest",
+    "Contractor": "contractor",
+    "Scope": "scope",
+}
+SORT_CYCLE: tuple[GrantSort, ...] = tuple(COLUMN_SORTS.values())
+SUMMARY_ROWS = 8  # rows a batch's dialog lists; the rest are counted
 
 
 def approvals_needed(row: GrantRow) -> int:
@@ -58,19 +84,26 @@ def _so_far(row: GrantRow) -> Text:
     return Text(f"{len(row.approvals)} of {approvals_needed(row)}")
 
 
+def _expires(row: GrantRow) -> Text:
+    if row.state == "requested":
+        return Text("—", style="dim")  # it starts at approval
+    return expires_text(row, clock.now())
+
+
 def outcome_summary(outcomes: list[ApprovalOutcome]) -> str:
     """'3 approved; 1 waits for a second approver'."""
     waiting = sum(not outcome.activated for outcome in outcomes)
-    text = f"{len(outcomes)} approved"
+    text = f"{len(outcomes):,} approved"
     if waiting:
         verb = "waits" if waiting == 1 else "wait"
-        text += f"; {waiting} {verb} for a second approver"
+        text += f"; {waiting:,} {verb} for a second approver"
     return text
 
 
-def _batch_summary(rows: list[GrantRow]) -> Text:
+def _batch_summary(rows: list[GrantRow], count: int) -> Text:
+    """The batch's first rows, one a line, and how many more it holds."""
     text = Text()
-    for index, row in enumerate(rows):
+    for index, row in enumerate(rows[:SUMMARY_ROWS]):
         if index:
             text.append("\n")
         text.append(f"#{row.id} ", style="bold")
@@ -80,151 +113,593 @@ def _batch_summary(rows: list[GrantRow]) -> Text:
         text.append(_asks(row))
         if approvals_needed(row) > 1:
             text.append(f"  ({line(row.sensitivity)}: needs 2 approvers)", style="yellow")
+    more = count - min(len(rows), SUMMARY_ROWS)
+    if more > 0:
+        text.append(f"\n… and {more:,} more", style="bold")
     return text
 
 
-class ApprovalsScreen(GovtuiScreen):
-    """The acting operator's approval queue, with marks for batch decisions."""
+def waiting_words(counts: QueueCounts) -> str:
+    """Who the operator would need to be an approver for, in one line (empty if nothing)."""
+    if not counts.elsewhere:
+        return ""
+    shown = counts.elsewhere[:5]
+    names = ", ".join(f"{line(w.client)} ({w.requests:,})" for w in shown)
+    if len(counts.elsewhere) > len(shown):
+        names += f" and {len(counts.elsewhere) - len(shown)} more clients"
+    return names
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Which window to read: the first, the last, or the one after or before a row."""
+
+    after: SortKey | None = None
+    before: SortKey | None = None
+    from_end: bool = False
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a decision is for: grant ids, or a mark of the whole filter."""
+
+    ids: tuple[int, ...]
+    mark: QueueMark | None
+    count: int
+    rows: list[GrantRow]  # the batch's rows on screen, for the dialog
+
+
+class ApprovalsScreen(WindowedScreen):
+    """The acting operator's approval queue in keyset windows, with marks for batch
+    decisions (one row, some rows, or the whole filter as of the moment it was marked)."""
 
     HELP = (
-        "Requests and extensions you may decide: space marks, ctrl+a marks all, Enter or A "
-        "approves the marked ones with one TOTP code, d denies them, e enrols your authenticator."
+        "Requests and extensions you may decide, soonest expiry first (o or a header click "
+        "sorts); / filters by client and contractor; counts are over the whole filter. Space "
+        "marks, ctrl+a marks every request of the filter as of now, Enter or A approves the "
+        "marked ones with one TOTP code, x denies them with a reason, e enrols your "
+        "authenticator. Home and G/End go to the first and last request, j/k move."
     )
     SUB_TITLE = "Approvals"
-    AUTO_FOCUS = "#approval-table"
+    TABLE_ID = "approval-table"
+    AUTO_FOCUS = f"#{TABLE_ID}"
     SHOWS_GRANTS = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark"),
-        Binding("ctrl+a", "mark_all", "Mark all"),
-        Binding("A", "approve", "Approve marked", key_display="A / enter"),
-        Binding("d", "deny", "Deny marked"),
-        Binding("e", "app.enrol", "Enrol authenticator"),
+        Binding("ctrl+a", "mark_all", "Mark all", key_display="^a"),
+        Binding("A", "approve", "Approve", key_display="⏎"),
+        Binding("x", "deny", "Deny"),
+        # Off the footer, in the help (?): with the app's keys the footer fits 160 columns.
+        Binding("o", "next_sort", "Sort", show=False),
+        Binding("slash", "focus_filters", "Filter", key_display="/", show=False),
+        Binding("r", "reload", "Refresh", show=False),
+        Binding("e", "app.enrol", "Enrol authenticator", show=False),
+        Binding("escape", "focus_table", "Back to the table", show=False),
     ]
 
+    PAGE = grant_views.PAGE
+    DEBOUNCE = 0.3  # seconds of quiet typing in the contractor box before querying
+
     @dataclass
-    class Loaded(Message):
+    class WindowLoaded(Message):
+        generation: int
         rows: list[GrantRow]
+        fetch: Fetch
+        first: bool  # replaces the table (a new query, the first or the last window)
+        limit: int
+
+    @dataclass
+    class CountsLoaded(Message):
+        generation: int
+        counts: QueueCounts
         operator: OperatorState
 
     @dataclass
+    class FilterRefused(Message):
+        generation: int
+        message: str
+
+    @dataclass
+    class ClientsLoaded(Message):
+        clients: list[tuple[str, str]]  # name, status
+
+    @dataclass
+    class Marked(Message):
+        mark: QueueMark
+
+    @dataclass
     class Denied(Message):
-        ids: list[int]
+        count: int
+
+    @dataclass
+    class DenyRefused(Message):
+        message: str
 
     def __init__(self, context: TuiContext) -> None:
         super().__init__(context)
+        self.generation = 0
+        self.filter = QueueQuery()
+        self.sort: GrantSort = grant_views.DEFAULT_SORT
         self.rows: dict[int, GrantRow] = {}
+        self.order: list[int] = []  # the ids in the table, top to bottom
         self.marked: set[int] = set()
+        self.mark: QueueMark | None = None  # the whole filter, as of when it was marked
+        self.counts: QueueCounts | None = None
         self.operator: OperatorState | None = None
+        self.refused: str | None = None
         self.loaded = False
+        self.from_end = False
+        self._at_top = True
+        self._page_worker: Worker[None] | None = None
+        self._restore: int | None = None
+        self._cursor_to_end = False
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="approval-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="approval-filters"):
+            yield Select([], prompt="Any client", id="approval-client")
+            yield Input(placeholder="Contractor: name, email, id or uid", id="approval-contractor")
+        yield PagedTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
         yield Static("Loading…", id="approval-status")
         yield GovtuiFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one("#approval-table", DataTable)
+        table = self.table
         table.add_column(MARK, key="mark")
-        for label in COLUMNS:
-            table.add_column(label, key=label.lower())
+        for name in COLUMNS:
+            table.add_column(self._label(name), key=name)
+        self.load_clients()
+
+    def _label(self, name: str) -> Text:
+        if COLUMN_SORTS.get(name) == self.sort:
+            return Text(f"{name} ▼" if self.sort == "newest" else f"{name} ▲", style="bold")
+        return Text(name)
+
+    def _cells(self, row: GrantRow) -> tuple[Text, ...]:
+        return (
+            self._mark_cell(row.id),
+            Text(str(row.id), justify="right"),
+            # Every cell a Text: a str cell is parsed as markup (`Bob [/b] Smith` from an HR
+            # file crashed this screen for every approver).
+            plain(row.contractor),
+            scope_text(row),
+            _asks(row),
+            _expires(row),
+            _so_far(row),
+            plain(row.sensitivity),
+            plain(row.access),
+            plain(row.contractor_name),
+            plain(row.requested_by),
+            plain(row.reason, "dim"),
+        )
+
+    # -- querying ---------------------------------------------------------------------------
 
     def reload(self) -> None:
-        self.load_queue()
+        """Query again with the filters shown, as many rows as are shown now (from the end
+        if that is where they are); the marks stay (a mark-all stays as of when it was made)."""
+        if self.table.row_count:
+            self._restore = self._cursor_id()
+        rows = max(self.PAGE, min(self.table.row_count, self.MAX_ROWS))
+        self.start_query(
+            self._read_filter(), debounce=0, limit=rows, fetch=Fetch(from_end=self.from_end)
+        )
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals")
-    def load_queue(self) -> None:
-        queue = self.workspace.read_as(grant_views.approval_queue)
-        self.post_message(self.Loaded(queue.rows, queue.operator))
+    def _read_filter(self) -> QueueQuery:
+        client = self.query_one("#approval-client", Select).value
+        contractor = self.query_one("#approval-contractor", Input).value.strip()
+        return QueueQuery(
+            client=client if isinstance(client, str) else None,
+            contractor_search=contractor or None,
+        )
 
-    @on(Loaded)
-    def show_queue(self, message: Loaded) -> None:
-        table = self.query_one("#approval-table", DataTable)
-        was_at = self._cursor_id()
-        table.clear()
-        self.rows = {row.id: row for row in message.rows}
-        self.marked &= set(self.rows)  # decided elsewhere meanwhile: no longer marked
-        self.operator = message.operator
-        for row in message.rows:
-            table.add_row(
-                Text(MARK if row.id in self.marked else "", style="bold green"),
-                Text(str(row.id), justify="right"),
-                # Every cell a Text: a str cell is parsed as markup (`Bob [/b] Smith` from
-                # an HR file crashed this screen for every approver).
-                plain(row.contractor),
-                plain(row.contractor_name),
-                scope_text(row),
-                plain(row.sensitivity),
-                plain(row.access),
-                _asks(row),
-                _so_far(row),
-                plain(row.requested_by),
-                plain(row.reason, "dim"),
-                key=str(row.id),
-            )
-        if was_at is not None and was_at in self.rows:
-            table.move_cursor(row=table.get_row_index(str(was_at)))
+    def start_query(
+        self,
+        queue_filter: QueueQuery,
+        *,
+        debounce: float,
+        limit: int,
+        fetch: Fetch | None = None,
+        count: bool = True,
+    ) -> None:
+        """Query the first (or last) window for `queue_filter`, and its counts; answers to
+        older queries are dropped. A new filter ends a mark of the whole old one."""
+        if queue_filter != self.filter:
+            self.mark = None
+            self.marked.clear()
+        self.generation += 1
+        self.filter = queue_filter
+        self._exhausted = True
+        self.workers.cancel_group(self, "approvals-page")
+        if count:
+            self.counts = None
+        self._show_status(busy=True)
+        self.run_query(self.generation, queue_filter, self.sort, fetch or Fetch(), debounce, limit)
+        if count:
+            self.run_counts(self.generation, queue_filter, debounce)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-query")
+    def run_query(
+        self,
+        generation: int,
+        queue_filter: QueueQuery,
+        sort: GrantSort,
+        fetch: Fetch,
+        debounce: float,
+        limit: int,
+    ) -> None:
+        worker = get_current_worker()
+        if debounce and worker.cancelled_event.wait(debounce):
+            return
+        try:
+            rows = self._window(queue_filter, sort, fetch, limit)
+        except GovtuiError as exc:  # a client removed since the list of clients was read
+            self.post_message(self.FilterRefused(generation, str(exc)))
+            return
+        if not worker.is_cancelled:
+            self.post_message(self.WindowLoaded(generation, rows, fetch, first=True, limit=limit))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-count")
+    def run_counts(self, generation: int, queue_filter: QueueQuery, debounce: float) -> None:
+        worker = get_current_worker()
+        if debounce and worker.cancelled_event.wait(debounce):
+            return
+        try:
+            counts = self.workspace.read_as(grant_views.queue_counts, queue_filter)
+        except GovtuiError:
+            return  # the window's query says why
+        operator = self.workspace.read_as(operator_views.state)
+        if not worker.is_cancelled:
+            self.post_message(self.CountsLoaded(generation, counts, operator))
+
+    def _window(
+        self, queue_filter: QueueQuery, sort: GrantSort, fetch: Fetch, limit: int
+    ) -> list[GrantRow]:
+        return self.workspace.read_as(
+            grant_views.queue_window,
+            queue_filter,
+            sort=sort,
+            after=fetch.after,
+            before=fetch.before,
+            from_end=fetch.from_end,
+            limit=limit,
+        )
+
+    def load_next_window(self) -> None:
+        if self._exhausted or self._capped or not self.order:
+            return
+        self._fetch(Fetch(after=grant_views.sort_key(self.sort, self.rows[self.order[-1]])))
+
+    def load_previous_window(self) -> None:
+        if self._at_top or not self.order or len(self.order) >= self.MAX_ROWS:
+            return
+        self._fetch(Fetch(before=grant_views.sort_key(self.sort, self.rows[self.order[0]])))
+
+    def _fetch(self, fetch: Fetch) -> None:
+        if self._page_worker is not None and not self._page_worker.is_finished:
+            return
+        self._page_worker = self.fetch_window(self.generation, self.filter, self.sort, fetch)
+        self._show_status(busy=True)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-page")
+    def fetch_window(
+        self, generation: int, queue_filter: QueueQuery, sort: GrantSort, fetch: Fetch
+    ) -> None:
+        rows = self._window(queue_filter, sort, fetch, self.PAGE)
+        self.post_message(self.WindowLoaded(generation, rows, fetch, first=False, limit=self.PAGE))
+
+    @on(WindowLoaded)
+    def show_window(self, message: WindowLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        table = self.table
+        fetch = message.fetch
+        full = len(message.rows) >= message.limit
+        new = [row for row in message.rows if row.id not in self.rows or message.first]
+        if message.first:
+            table.clear()
+            self.rows.clear()
+            self.order.clear()
+            self.refused = None
+            self.from_end = fetch.from_end
+            self._at_top = not fetch.from_end or not full
+            self._exhausted = fetch.from_end or not full
+        elif fetch.before is not None:
+            self._at_top = not full
+        else:
+            self._exhausted = not full
+        for row in new:
+            self.rows[row.id] = row
+        if message.first:
+            self.marked &= set(self.rows)  # decided elsewhere meanwhile: no longer marked
+        if fetch.before is not None and not message.first:
+            # Rows before the first shown: the table is rebuilt in order, the cursor kept.
+            cursor = table.cursor_row
+            self.order[:0] = [row.id for row in new]
+            table.clear()
+            for grant_id in self.order:
+                table.add_row(*self._cells(self.rows[grant_id]), key=str(grant_id))
+            table.move_cursor(row=cursor + len(new), animate=False)
+        else:
+            for row in new:
+                self.order.append(row.id)
+                table.add_row(*self._cells(row), key=str(row.id))
+        self.loaded = True
+        if message.first:
+            if self._restore is not None and self._restore in self.rows:
+                table.move_cursor(row=table.get_row_index(str(self._restore)), animate=False)
+            elif self._cursor_to_end and table.row_count:
+                table.move_cursor(row=table.row_count - 1, animate=False)
+            self._restore = None
+            self._cursor_to_end = False
+        self._show_status()
+        if not message.first and self._near_end():
+            self.load_next_window()
+        elif self._near_top():
+            self.load_previous_window()
+
+    @on(CountsLoaded)
+    def show_counts(self, message: CountsLoaded) -> None:
+        if message.generation == self.generation:
+            self.counts = message.counts
+            self.operator = message.operator
+            self._show_status()
+
+    @on(FilterRefused)
+    def filter_refused(self, message: FilterRefused) -> None:
+        if message.generation != self.generation:
+            return
+        self.table.clear()
+        self.rows.clear()
+        self.order.clear()
+        self.refused = message.message
         self.loaded = True
         self._show_status()
 
+    # -- first, last, sorting ---------------------------------------------------------------
+
+    @on(PagedTable.Jump, "#approval-table")
+    def jump(self, event: PagedTable.Jump) -> None:
+        table = self.table
+        if event.where == "first":
+            if self._at_top:
+                table.move_cursor(row=0, animate=False)
+            else:
+                self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
+        elif self._exhausted:
+            table.move_cursor(row=max(table.row_count - 1, 0), animate=False)
+        else:
+            self._cursor_to_end = True
+            self.start_query(
+                self.filter, debounce=0, limit=self.PAGE, fetch=Fetch(from_end=True), count=False
+            )
+
+    def _near_top(self) -> bool:
+        table = self.table
+        return not self._at_top and table.row_count > 0 and table.cursor_row < self.LOOKAHEAD
+
+    @on(DataTable.RowHighlighted, "#approval-table")
+    def _maybe_earlier(self) -> None:
+        if self._near_top():
+            self.load_previous_window()
+
+    def action_next_sort(self) -> None:
+        at = SORT_CYCLE.index(self.sort) if self.sort in SORT_CYCLE else -1
+        self.sort_by(SORT_CYCLE[(at + 1) % len(SORT_CYCLE)])
+
+    @on(DataTable.HeaderSelected, "#approval-table")
+    def header_selected(self, event: DataTable.HeaderSelected) -> None:
+        sort = COLUMN_SORTS.get(str(event.column_key.value))
+        if sort is None:
+            notify(self, f"The requests cannot be sorted by {event.label.plain}.")
+            return
+        self.sort_by(sort)
+
+    def sort_by(self, sort: GrantSort) -> None:
+        """Show the queue in another order, from its first row (counts and marks stay)."""
+        self.sort = sort
+        table = self.table
+        for name in COLUMNS:
+            table.columns[ColumnKey(name)].label = self._label(name)
+        table.refresh()
+        self._restore = self._cursor_id()
+        self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
+
+    # -- filters ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-clients")
+    def load_clients(self) -> None:
+        self.post_message(self.ClientsLoaded(self.workspace.read(catalog_views.client_statuses)))
+
+    @on(ClientsLoaded)
+    def show_clients(self, message: ClientsLoaded) -> None:
+        select = self.query_one("#approval-client", Select)
+        chosen = select.value
+        with self.prevent(Select.Changed):
+            select.set_options(
+                (plain(f"{name} (paused)" if status == "paused" else name), name)
+                for name, status in message.clients
+            )
+            if isinstance(chosen, str) and chosen in {name for name, _ in message.clients}:
+                select.value = chosen
+
+    @on(Select.Changed, "#approval-client")
+    def client_changed(self) -> None:
+        self.start_query(self._read_filter(), debounce=0, limit=self.PAGE)
+
+    @on(Input.Changed, "#approval-contractor")
+    def contractor_changed(self) -> None:
+        self.start_query(self._read_filter(), debounce=self.DEBOUNCE, limit=self.PAGE)
+
+    @on(Input.Submitted, "#approval-contractor")
+    def contractor_submitted(self) -> None:
+        self.action_focus_table()
+
+    def action_focus_filters(self) -> None:
+        self.set_focus(self.query_one("#approval-client", Select))
+
+    def action_focus_table(self) -> None:
+        self.set_focus(self.table)
+
+    # -- the status line --------------------------------------------------------------------
+
+    def _shown_range(self) -> str:
+        shown = len(self.order)
+        if not shown:
+            return "showing none"
+        total = self.counts.total if self.counts is not None else None
+        if self.from_end:
+            if total is None:
+                return f"showing the last {shown:,}"
+            first = max(total - shown + 1, 1)
+        else:
+            first = 1
+        return f"showing {first:,}\N{EN DASH}{first + shown - 1:,}"
+
+    @property
+    def marked_count(self) -> int:
+        return self.mark.marked if self.mark is not None else len(self.marked)
+
+    def _show_status(self, *, busy: bool = False) -> None:
+        status = Text()
+        counts = self.counts
+        if self.refused is not None:
+            status.append(line(self.refused), style="bold red")
+        elif counts is not None and not counts.approver:
+            status.append("You are not an approver", style="bold yellow")
+            elsewhere = waiting_words(counts)
+            if elsewhere:
+                status.append(
+                    f": requests wait on {elsewhere}; an admin can make you an approver for "
+                    "them (operator approves add)."
+                )
+            else:
+                status.append(": no request waits on any client.")
+        else:
+            if counts is None:
+                status.append("counting…")
+            elif counts.total:
+                status.append(f"{counts.total:,} wait{'s' if counts.total == 1 else ''}")
+                status.append(" for your decision")
+            else:
+                status.append("Nothing waits for your approval")
+            described = self.filter.describe()
+            if described:
+                status.append(f" ({line(described)})")
+            if self.order:
+                status.append(f" · {self._shown_range()}")
+                if self._capped:
+                    status.append(" (filter to see the rest)")
+                status.append(f" · by {grant_views.SORT_WORDS[self.sort]}")
+            if self.mark is not None:
+                status.append(
+                    f" · {self.mark.marked:,} marked (all of the filter as of "
+                    f"{self.mark.marked_at:%H:%M:%S} UTC)",
+                    style="bold green",
+                )
+            elif self.marked:
+                status.append(f" · {len(self.marked):,} marked")
+            if counts is not None and counts.elsewhere:
+                status.append(f" · not yours to approve: {waiting_words(counts)}", style="dim")
+            operator = self.operator
+            if operator is not None and operator.enrolled_at is None:
+                status.append(
+                    " · you have no authenticator enrolled: press e to enrol", style="bold yellow"
+                )
+            if operator is not None and operator.locked_for is not None:
+                status.append(
+                    f" · your approvals are locked for {minutes(operator.locked_for)}",
+                    style="bold red",
+                )
+        if busy:
+            status.append(" · loading…")
+        self.query_one("#approval-status", Static).update(status)
+
+    # -- marks ------------------------------------------------------------------------------
+
+    def is_marked(self, grant_id: int) -> bool:
+        mark = self.mark
+        if mark is not None:
+            row = self.rows.get(grant_id)
+            # A request made after the mark is not in it (shown unmarked).
+            later = row is not None and row.state == "requested" and row.id > mark.last_grant
+            return not later and grant_id not in mark.excluded
+        return grant_id in self.marked
+
+    def _mark_cell(self, grant_id: int) -> Text:
+        return Text(MARK if self.is_marked(grant_id) else "", style="bold green")
+
+    def _redraw_marks(self) -> None:
+        table = self.table
+        for grant_id in self.order:
+            table.update_cell(str(grant_id), "mark", self._mark_cell(grant_id))
+        self._show_status()
+
     def _cursor_id(self) -> int | None:
-        table = self.query_one("#approval-table", DataTable)
+        table = self.table
         if table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return int(key) if key is not None else None
 
-    def _show_status(self) -> None:
-        status = Text()
-        count = len(self.rows)
-        if count:
-            status.append(f"{count} wait{'s' if count == 1 else ''} for your decision")
-            status.append(f" · {len(self.marked)} marked")
-        else:
-            status.append("Nothing waits for your approval.")
-        operator = self.operator
-        if operator is not None and operator.enrolled_at is None:
-            status.append(
-                " · you have no authenticator enrolled: press e to enrol", style="bold yellow"
-            )
-        if operator is not None and operator.locked_for is not None:
-            status.append(
-                f" · your approvals are locked for {minutes(operator.locked_for)}",
-                style="bold red",
-            )
-        self.query_one("#approval-status", Static).update(status)
-
-    # -- marks ------------------------------------------------------------------------------
-
-    def _set_mark(self, grant_id: int, marked: bool) -> None:
-        if marked:
-            self.marked.add(grant_id)
-        else:
-            self.marked.discard(grant_id)
-        cell = Text(MARK if marked else "", style="bold green")
-        self.query_one("#approval-table", DataTable).update_cell(str(grant_id), "mark", cell)
-
     def action_toggle_mark(self) -> None:
         grant_id = self._cursor_id()
         if grant_id is None:
             return
-        self._set_mark(grant_id, grant_id not in self.marked)
-        table = self.query_one("#approval-table", DataTable)
+        mark = self.mark
+        if mark is not None:
+            # With the whole filter marked, space leaves one out (or takes it back).
+            excluded = mark.excluded ^ {grant_id}
+            self.mark = replace(mark, excluded=excluded)
+        elif grant_id in self.marked:
+            self.marked.discard(grant_id)
+        else:
+            self.marked.add(grant_id)
+        table = self.table
+        table.update_cell(str(grant_id), "mark", self._mark_cell(grant_id))
         table.move_cursor(row=table.cursor_row + 1)  # space walks down the list, as in a mailer
         self._show_status()
 
     def action_mark_all(self) -> None:
-        everything = set(self.rows) != self.marked
-        for grant_id in self.rows:
-            self._set_mark(grant_id, everything)
-        self._show_status()
+        """Mark every request of the filter as of now (or, if all are marked, none)."""
+        if self.mark is not None and not self.mark.excluded:
+            self.mark = None
+            self.marked.clear()
+            self._redraw_marks()
+            return
+        self.read_mark(self.filter)
 
-    def _chosen(self) -> list[GrantRow]:
-        """The marked rows, or else the row under the cursor."""
+    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-mark")
+    def read_mark(self, queue_filter: QueueQuery) -> None:
+        self.post_message(self.Marked(self.workspace.read_as(grant_views.mark_all, queue_filter)))
+
+    @on(Marked)
+    def marked_all(self, message: Marked) -> None:
+        if message.mark.query != self.filter:
+            return  # the filter changed meanwhile: that mark is not of what is shown
+        self.marked.clear()
+        self.mark = message.mark if message.mark.count else None
+        if not message.mark.count:
+            notify(self, "Nothing to mark: no request of this filter waits for you.")
+        self._redraw_marks()
+
+    def _clear_marks(self) -> None:
+        self.mark = None
+        self.marked.clear()
+
+    def _batch(self) -> Batch | None:
+        """The marked requests (the whole filter's mark, or those marked one by one), or else
+        the request under the cursor."""
+        if self.mark is not None:
+            rows = [self.rows[i] for i in self.order if self.is_marked(i)]
+            return Batch((), self.mark, self.mark.marked, rows)
         if self.marked:
-            return [self.rows[grant_id] for grant_id in sorted(self.marked)]
+            ids = tuple(sorted(self.marked))
+            return Batch(ids, None, len(ids), [self.rows[i] for i in ids if i in self.rows])
         grant_id = self._cursor_id()
-        return [self.rows[grant_id]] if grant_id is not None else []
+        if grant_id is None:
+            return None
+        return Batch((grant_id,), None, 1, [self.rows[grant_id]])
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -233,59 +708,68 @@ class ApprovalsScreen(GovtuiScreen):
         self.action_approve()
 
     def action_approve(self) -> None:
-        rows = self._chosen()
-        if not rows:
-            self.notify("Nothing to approve.")
+        batch = self._batch()
+        if batch is None or batch.count == 0:
+            notify(self, "Nothing to approve.")
             return
-        ids = [row.id for row in rows]
-        noun = "request" if len(rows) == 1 else "requests"
+        noun = "request" if batch.count == 1 else "requests"
         prompt: TotpPrompt[list[ApprovalOutcome]] = TotpPrompt(
-            title=f"Approve {len(rows)} {noun} as {line(self.actor_name)}",
-            summary=_batch_summary(rows),
-            attempt=partial(self._approve, ids),
+            title=f"Approve {batch.count:,} {noun} as {line(self.actor_name)}",
+            summary=_batch_summary(batch.rows, batch.count),
+            attempt=partial(self._approve, batch),
             lockout=partial(self.workspace.read_as, operator_views.lockout),
             action_label="Approve",
         )
         self.app.push_screen(prompt, self._approved)
 
-    def _approve(self, ids: list[int], code: str) -> list[ApprovalOutcome]:
+    def _approve(self, batch: Batch, code: str) -> list[ApprovalOutcome]:
         # In the prompt's worker; a rejected code raises CodeRejected, its failure counted.
-        return self.workspace.act(grants.approve, grant_ids=ids, code=code)
+        return self.workspace.act(grants.approve, grant_ids=batch.ids, mark=batch.mark, code=code)
 
     def _approved(self, outcomes: list[ApprovalOutcome] | None) -> None:
         if outcomes is None:
             self.refresh_data()  # a refused code may have locked the operator out
             return
-        for outcome in outcomes:
-            self.marked.discard(outcome.grant_id)
-        self.notify(outcome_summary(outcomes), title="Approved")
+        self._clear_marks()
+        notify(self, outcome_summary(outcomes), title="Approved")
         self.post_message(GrantsChanged())
 
     def action_deny(self) -> None:
-        rows = self._chosen()
-        if not rows:
-            self.notify("Nothing to deny.")
+        batch = self._batch()
+        if batch is None or batch.count == 0:
+            notify(self, "Nothing to deny.")
             return
-        noun = "request" if len(rows) == 1 else "requests"
+        noun = "request" if batch.count == 1 else "requests"
         prompt = ReasonPrompt(
-            title=f"Deny {len(rows)} {noun}?",
-            details=_batch_summary(rows),
+            title=f"Deny {batch.count:,} {noun}?",
+            details=_batch_summary(batch.rows, batch.count),
             action_label="Deny",
             placeholder="Why is it denied? (required; it goes into the audit log)",
         )
-        self.app.push_screen(prompt, partial(self._deny_reason, [row.id for row in rows]))
+        self.app.push_screen(prompt, partial(self._deny_reason, batch))
 
-    def _deny_reason(self, ids: list[int], reason: str | None) -> None:
+    def _deny_reason(self, batch: Batch, reason: str | None) -> None:
         if reason is not None:
-            self.deny(ids, reason)
+            self.deny(batch, reason)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-write")
-    def deny(self, ids: list[int], reason: str) -> None:
-        self.workspace.act(grants.deny, grant_ids=ids, reason=reason)
-        self.post_message(self.Denied(ids))
+    def deny(self, batch: Batch, reason: str) -> None:
+        try:
+            count = self.workspace.act(
+                grants.deny, grant_ids=batch.ids, mark=batch.mark, reason=reason
+            )
+        except GovtuiError as exc:  # decided elsewhere meanwhile, or more than were marked
+            self.post_message(self.DenyRefused(str(exc)))
+            return
+        self.post_message(self.Denied(count))
 
     @on(Denied)
     def denied(self, message: Denied) -> None:
-        self.marked.difference_update(message.ids)
-        self.notify(f"{len(message.ids)} denied", title="Denied")
+        self._clear_marks()
+        notify(self, f"{message.count:,} denied", title="Denied")
         self.post_message(GrantsChanged())
+
+    @on(DenyRefused)
+    def deny_refused(self, message: DenyRefused) -> None:
+        notify(self, message.message, title="Refused", severity="error", timeout=12)
+        self.refresh_data()
