@@ -172,7 +172,6 @@ class ApprovalsScreen(WindowedScreen):
         # Off the footer, in the help (?): with the app's keys the footer fits 160 columns.
         Binding("o", "next_sort", "Sort", show=False),
         Binding("slash", "focus_filters", "Filter", key_display="/", show=False),
-        Binding("r", "reload", "Refresh", show=False),
         Binding("e", "app.enrol", "Enrol authenticator", show=False),
         Binding("escape", "focus_table", "Back to the table", show=False),
     ]
