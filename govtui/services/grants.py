@@ -221,9 +221,12 @@ def _locked_grants(
     actor: Operator,
     grant_ids: Sequence[int],
     mark: grant_views.QueueMark | None = None,
+    *,
+    lock: bool = True,
 ) -> list[Grant]:
-    """The batch's grants, locked: the ids named, or every grant a queue mark holds now (read
-    in SQL, never an IN list of its ids; more than it held when marked is refused)."""
+    """The batch's grants, locked (unless `lock` is off: a check before asking): the ids
+    named, or every grant a queue mark holds now (read in SQL, never an IN list of its ids;
+    more than it held when marked is refused)."""
     if mark is not None:
         if grant_ids:
             raise InputError("name grant ids or a marked queue, not both")
@@ -234,7 +237,9 @@ def _locked_grants(
         chosen = col(Grant.id).in_(sorted(set(grant_ids)))
     # FOR UPDATE in id order: concurrent approvals of overlapping batches queue up instead of
     # deadlocking (PostgreSQL); SQLite's BEGIN IMMEDIATE already serialises writers.
-    query = select(Grant).where(chosen).order_by(col(Grant.id)).with_for_update()
+    query = select(Grant).where(chosen).order_by(col(Grant.id))
+    if lock:
+        query = query.with_for_update()
     found = list(session.exec(query.execution_options(populate_existing=True)).all())
     if mark is not None:
         if not found:
@@ -308,6 +313,36 @@ def approve(
     when it was marked and still does (rows requested after it are never in it)."""
     grants = _locked_grants(session, actor, grant_ids, mark)
     now = clock.now()
+    subjects = _approvable(session, actor, grants, now)
+    step = second_factor.verify(session, actor, code, purpose=f"approval of {_batch_words(grants)}")
+    signed = act_signatures.approval_fingerprint(session, actor)
+    outcomes = [
+        _record_approval(session, actor, subject, step, now, signed) for subject in subjects
+    ]
+    # The whole batch signed in one pass (per grant it was two reads of its rows: ~20 ms each).
+    act_signatures.sign_approvals(session, actor, step=step, at=now)
+    return outcomes
+
+
+def check_approve(
+    session: Session,
+    actor: Operator,
+    *,
+    grant_ids: Sequence[int] = (),
+    mark: grant_views.QueueMark | None = None,
+) -> None:
+    """What `approve` would refuse before it asks for a code (each request still waiting, the
+    actor its client's approver, the client not paused, an authenticator enrolled), so that a
+    front end asks for no code that cannot help. `approve` checks again, under lock."""
+    second_factor.require_enrolled(actor)
+    grants = _locked_grants(session, actor, grant_ids, mark, lock=False)
+    _approvable(session, actor, grants, clock.now())
+
+
+def _approvable(
+    session: Session, actor: Operator, grants: Sequence[Grant], now: datetime
+) -> list[Subject]:
+    """Each grant of the batch as a subject `actor` may approve now; the first refusal raises."""
     subjects = []
     for grant in grants:
         subject = _subject(session, grant)
@@ -330,14 +365,7 @@ def approve(
         if subject.approvals_needed > 1:
             _require_independent_approvers(session, actor, subject)
         subjects.append(subject)
-    step = second_factor.verify(session, actor, code, purpose=f"approval of {_batch_words(grants)}")
-    signed = act_signatures.approval_fingerprint(session, actor)
-    outcomes = [
-        _record_approval(session, actor, subject, step, now, signed) for subject in subjects
-    ]
-    # The whole batch signed in one pass (per grant it was two reads of its rows: ~20 ms each).
-    act_signatures.sign_approvals(session, actor, step=step, at=now)
-    return outcomes
+    return subjects
 
 
 def _require_independent_approvers(session: Session, actor: Operator, subject: Subject) -> None:

@@ -119,6 +119,10 @@ def _batch_summary(rows: list[GrantRow], count: int) -> Text:
     return text
 
 
+def _noun(count: int) -> str:
+    return "request" if count == 1 else "requests"
+
+
 def waiting_words(counts: QueueCounts) -> str:
     """Who the operator would need to be an approver for, in one line (empty if nothing)."""
     if not counts.elsewhere:
@@ -211,7 +215,7 @@ class ApprovalsScreen(WindowedScreen):
         count: int
 
     @dataclass
-    class DenyRefused(Message):
+    class Refused(Message):
         message: str
 
     def __init__(self, context: TuiContext) -> None:
@@ -312,7 +316,7 @@ class ApprovalsScreen(WindowedScreen):
         self.workers.cancel_group(self, "approvals-page")
         if count:
             self.counts = None
-        self._show_status(busy=True)
+        self._show_status(busy="loading…")
         self.run_query(self.generation, queue_filter, self.sort, fetch or Fetch(), debounce, limit)
         if count:
             self.run_counts(self.generation, queue_filter, debounce)
@@ -378,7 +382,7 @@ class ApprovalsScreen(WindowedScreen):
         if self._page_worker is not None and not self._page_worker.is_finished:
             return
         self._page_worker = self.fetch_window(self.generation, self.filter, self.sort, fetch)
-        self._show_status(busy=True)
+        self._show_status(busy="loading…")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-page")
     def fetch_window(
@@ -559,7 +563,7 @@ class ApprovalsScreen(WindowedScreen):
     def marked_count(self) -> int:
         return self.mark.marked if self.mark is not None else len(self.marked)
 
-    def _show_status(self, *, busy: bool = False) -> None:
+    def _show_status(self, *, busy: str = "") -> None:
         status = Text()
         counts = self.counts
         if self.refused is not None:
@@ -611,7 +615,7 @@ class ApprovalsScreen(WindowedScreen):
                     style="bold red",
                 )
         if busy:
-            status.append(" · loading…")
+            status.append(f" · {busy}")
         self.query_one("#approval-status", Static).update(status)
 
     # -- marks ------------------------------------------------------------------------------
@@ -711,7 +715,25 @@ class ApprovalsScreen(WindowedScreen):
         if batch is None or batch.count == 0:
             notify(self, "Nothing to approve.")
             return
-        noun = "request" if batch.count == 1 else "requests"
+        self._show_status(
+            busy=f"checking {batch.count:,} {_noun(batch.count)} before asking for a code…"
+        )
+        self.check_approve(batch)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-write")
+    def check_approve(self, batch: Batch) -> None:
+        """Ask for no code that cannot help: approve's own checks first (still waiting, an
+        approver of the client, not paused, enrolled); a refusal is shown instead."""
+        try:
+            self.workspace.read_as(grants.check_approve, grant_ids=batch.ids, mark=batch.mark)
+        except GovtuiError as exc:
+            self.post_message(self.Refused(str(exc)))
+            return
+        self.app.call_from_thread(self._ask_approve_code, batch)
+
+    def _ask_approve_code(self, batch: Batch) -> None:
+        self._show_status()
+        noun = _noun(batch.count)
         prompt: TotpPrompt[list[ApprovalOutcome]] = TotpPrompt(
             title=f"Approve {batch.count:,} {noun} as {line(self.actor_name)}",
             summary=_batch_summary(batch.rows, batch.count),
@@ -738,7 +760,7 @@ class ApprovalsScreen(WindowedScreen):
         if batch is None or batch.count == 0:
             notify(self, "Nothing to deny.")
             return
-        noun = "request" if batch.count == 1 else "requests"
+        noun = _noun(batch.count)
         prompt = ReasonPrompt(
             title=f"Deny {batch.count:,} {noun}?",
             details=_batch_summary(batch.rows, batch.count),
@@ -758,7 +780,7 @@ class ApprovalsScreen(WindowedScreen):
                 grants.deny, grant_ids=batch.ids, mark=batch.mark, reason=reason
             )
         except GovtuiError as exc:  # decided elsewhere meanwhile, or more than were marked
-            self.post_message(self.DenyRefused(str(exc)))
+            self.post_message(self.Refused(str(exc)))
             return
         self.post_message(self.Denied(count))
 
@@ -768,7 +790,7 @@ class ApprovalsScreen(WindowedScreen):
         notify(self, f"{message.count:,} denied", title="Denied")
         self.post_message(GrantsChanged())
 
-    @on(DenyRefused)
-    def deny_refused(self, message: DenyRefused) -> None:
+    @on(Refused)
+    def deny_refused(self, message: Refused) -> None:
         notify(self, message.message, title="Refused", severity="error", timeout=12)
         self.refresh_data()
