@@ -130,7 +130,9 @@ async def test_the_request_forms_contractor_field_finds_people_as_the_search_doe
         # (the matches for "ad", still listed, are one too: wait for Bo's)
         await wait_until(
             pilot,
-            lambda: form.matches and form.matches[0].external_id == "E2",
+            lambda: (
+                [row.external_id for row in form.matches] == ["E2"] and contractor.value == "bo"
+            ),
             what="matches for 'bo'",
         )
         await pilot.press("enter")
