@@ -21,6 +21,7 @@ from govtui import clock
 from govtui.services import catalog_views, convergence, grants, identity, operators
 from govtui.services.workspace import Workspace
 from govtui.tui.context import SyncSummary, TargetHealth, TuiContext
+from govtui.tui.css_preload import preload
 from govtui.tui.directory_text import first_error, report_text
 from govtui.tui.error_text import describe_error
 from govtui.tui.modals.act_as import ActAsPrompt
@@ -127,6 +128,7 @@ class GovtuiApp(App[None]):
         the login running it; only then may the acting operator be switched (key w). Outside
         the demo the operator is the one govtui was started as, for the whole session."""
         super().__init__()
+        preload(self.stylesheet)
         self.workspace = workspace
         self.actor_name = workspace.actor_name
         self.context = TuiContext(workspace)
@@ -141,9 +143,18 @@ class GovtuiApp(App[None]):
         self._shown_errors: dict[str, str | None] = {"expiry": None, "sync": None}
         self._sync_manual = False  # whether the sync run going was asked for
         for mode, (screen_class, _title) in SCREEN_MODES.items():
-            self.add_mode(mode, partial(screen_class, self.context))
+            self.add_mode(mode, partial(self._new_screen, screen_class))
         self.pause_flow = PauseFlow(self, self.context, changed=self._pause_changed)
         self.quitting = False  # q was pressed: nothing new starts, failures are not shown
+
+    def _new_screen(self, screen_class: type[GovtuiScreen]) -> GovtuiScreen:
+        """A mode's screen, made when first shown. Marked as styled with the current CSS:
+        Textual re-parses the whole stylesheet for a new mode's screen otherwise (about a
+        second, twice), and css_preload put every widget's CSS in at start; govtui's screens
+        have no CSS of their own."""
+        screen = screen_class(self.context)
+        screen._css_update_count = self._css_update_count
+        return screen
 
     def _set_title(self) -> None:
         demo = " (demo: w switches)" if self.demo else ""
@@ -250,7 +261,7 @@ class GovtuiApp(App[None]):
         await self.switch_mode(_SWITCHING)
         for mode, (screen_class, _title) in SCREEN_MODES.items():
             await self.remove_mode(mode)
-            self.add_mode(mode, partial(screen_class, self.context))
+            self.add_mode(mode, partial(self._new_screen, screen_class))
         await self.switch_mode(current)
         await self.remove_mode(_SWITCHING)
         notify(self, f"Now acting as {message.name}.", title="Demo")  # a name, not markup
