@@ -21,6 +21,7 @@ from tests.factories import World
 from tests.tui.tui_support import (
     choose,
     open_screen,
+    row_ids,
     running,
     settle,
     table_rows,
@@ -32,10 +33,6 @@ from tests.tui.tui_support import (
 
 def _notes(messages: list[Message]) -> list[str]:
     return list(dict.fromkeys(m.notification.message for m in messages if isinstance(m, Notify)))
-
-
-def _ids(table: DataTable[object]) -> list[int]:
-    return [int(row.key.value or 0) for row in table.ordered_rows]
 
 
 async def _open_approvals(app: GovtuiApp, pilot: Pilot[None]) -> ApprovalsScreen:
@@ -99,7 +96,7 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
         async with running(world.engine, "ann", messages=messages) as (app, pilot):
             screen = await _open_approvals(app, pilot)
             table = screen.query_one("#approval-table", DataTable)
-            assert _ids(table) == [grant_id]
+            assert row_ids(table) == [grant_id]
             await pilot.press("space")
             assert screen.marked == {grant_id}
             assert table_rows(table)[0][0] == "✓"
@@ -215,7 +212,7 @@ async def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World
     async with running(world.engine, "ann", messages=messages) as (app, pilot):
         screen = await _open_approvals(app, pilot)
         table = screen.query_one("#approval-table", DataTable)
-        assert _ids(table) == [pairs, notes, redteam]
+        assert row_ids(table) == [pairs, notes, redteam]
         # Space marks and moves down: mark the first two, leave the third.
         await pilot.press("space", "space")
         assert screen.marked == {pairs, notes}
@@ -234,7 +231,7 @@ async def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World
             "requested",
         ]
         assert "2 approved" in _notes(messages)
-        assert _ids(table) == [redteam]
+        assert row_ids(table) == [redteam]
         assert screen.marked == set()
 
         # ctrl+a marks everything left; a restricted scope waits for a second approver.
@@ -247,7 +244,7 @@ async def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World
         await settle(pilot)
         assert "1 approved; 1 waits for a second approver" in _notes(messages)
         assert world.grant(redteam).state == "requested"
-        assert _ids(table) == []  # ann may not approve it twice
+        assert row_ids(table) == []  # ann may not approve it twice
 
 
 async def test_deny_marked_requests_with_a_reason(world: World) -> None:

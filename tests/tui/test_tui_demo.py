@@ -32,6 +32,7 @@ from tests.tui.test_tui_pause import client_label, open_client
 from tests.tui.tui_support import (
     choose,
     open_screen,
+    row_ids,
     running,
     screen_text,
     settle,
@@ -118,7 +119,7 @@ async def test_the_demo_operator_does_every_task_by_keys(
         assert app.screen is grants_screen
         table = grants_screen.query_one("#grant-table", DataTable)
         await wait_until(pilot, lambda: table.row_count > 0, what="grants")
-        keys = [int(row.key.value or 0) for row in table.ordered_rows]
+        keys = row_ids(table)
         assert first in keys, "the grants screen lists the newest grants first"
         table.move_cursor(row=keys.index(first))
         await pilot.press("x")
@@ -183,7 +184,7 @@ async def test_in_the_demo_w_acts_as_another_operator_and_every_screen_follows(
                 for gid, by in session.execute(sa.select(col(Grant.id), col(Grant.requested_by)))
                 if by == alex and gid in waiting
             }
-        shown = {int(row.key.value or 0) for row in table.ordered_rows}
+        shown = set(row_ids(table))
         assert theirs and theirs <= shown
 
 
@@ -200,16 +201,22 @@ async def test_outside_the_demo_the_operator_stays_fixed(demo_engine: Engine) ->
         assert app.actor_name == "alex" and app.workspace.actor_name == "alex"
 
 
+async def _show_qr_code(app: GovtuiApp, pilot: Pilot[None]) -> EnrolScreen:
+    """The enrolment screen (the palette's Enrol), its "Show a new QR code" pressed."""
+    app.action_enrol()
+    await settle(pilot)
+    screen = app.screen
+    assert isinstance(screen, EnrolScreen)
+    await pilot.press("enter")
+    await settle(pilot)
+    return screen
+
+
 async def test_the_enrolment_screen_fits_80x24_with_the_secret_beside_the_qr_code(
     demo_engine: Engine,
 ) -> None:
     async with running(demo_engine, "alex", demo=True, size=(80, 24)) as (app, pilot):
-        app.action_enrol()
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, EnrolScreen)
-        await pilot.press("enter")
-        await settle(pilot)
+        screen = await _show_qr_code(app, pilot)
         qr = screen.query_one("#enrol-qr", Static)
         secret = screen.query_one("#enrol-secret", Static)
         assert qr.display and not screen.query_one("#enrol-too-small").display
@@ -228,12 +235,7 @@ async def test_the_enrolment_screen_fits_80x24_with_the_secret_beside_the_qr_cod
 
 async def test_a_terminal_too_small_for_the_qr_code_is_told_to_grow(demo_engine: Engine) -> None:
     async with running(demo_engine, "alex", demo=True, size=(70, 20)) as (app, pilot):
-        app.action_enrol()
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, EnrolScreen)
-        await pilot.press("enter")
-        await settle(pilot)
+        screen = await _show_qr_code(app, pilot)
         assert not screen.query_one("#enrol-qr").display
         note = text_of(screen.query_one("#enrol-too-small", Static))
         assert "needs a terminal of at least" in note and "this one is 70x20" in note

@@ -15,7 +15,7 @@ from govtui.tui.modals.request_form import RequestForm
 from govtui.tui.screens.grants import GrantsScreen
 from tests.factories import ADMIN, BulkVendor, Scope, World, bulk_vendor, every_pair
 from tests.memory_keyring import MemoryKeyring
-from tests.tui.tui_support import open_screen, running, settle, text_of, wait_until
+from tests.tui.tui_support import open_screen, row_ids, running, settle, text_of, wait_until
 
 PEOPLE, SCOPES = 150, 20  # 3,000 grants: fifteen windows of 200
 SOON_SCOPES = 7  # scope k ends in k + 1 days: these seven within 7 days
@@ -40,8 +40,7 @@ def _status(screen: GrantsScreen) -> str:
 
 
 def _ids(screen: GrantsScreen) -> list[int]:
-    table = screen.query_one("#grant-table", DataTable)
-    return [int(row.key.value or 0) for row in table.ordered_rows]
+    return row_ids(screen.query_one("#grant-table", DataTable))
 
 
 async def test_counts_are_the_whole_filters_and_end_reaches_the_last_row(

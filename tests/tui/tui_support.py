@@ -104,6 +104,11 @@ def table_rows(table: DataTable[object]) -> list[list[str]]:
     return [[cell_text(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+def row_ids(table: DataTable[object]) -> list[int]:
+    """The integer keys of a DataTable's rows (grant or request ids), in display order."""
+    return [int(row.key.value or 0) for row in table.ordered_rows]
+
+
 def screen_text(app: App[None]) -> str:
     """What the terminal shows right now, as plain text lines (notifications included)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
