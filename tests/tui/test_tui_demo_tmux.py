@@ -103,7 +103,7 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
         keys("Enter")
         shows("Enrolled.")
         keys("Escape")  # (a key sent right after Escape would arrive as Alt+key: wait)
-        shows("Approve marked")
+        shows("⏎ Approve")
         assert "press e to enrol" not in screen()
 
         # Request: a new grant, alex's own, from the grants screen's form.
@@ -131,7 +131,7 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
 
         # Approve someone else's request (sam's), the first in alex's queue.
         keys("a")
-        shows("Approve marked")
+        shows("⏎ Approve")
         time.sleep(1)
         keys("Space", "A")
         shows("6-digit code from your authenticator")
