@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 from textual.content import Content
 from textual.message import Message
 from textual.notifications import Notify
-from textual.widgets import DataTable, OptionList
+from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from govtui import db
 from govtui.errors import PolicyError
@@ -18,13 +19,12 @@ from govtui.models import Operator
 from govtui.services import grants, pause
 from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
-from govtui.tui.modals.act_as import ActAsPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt
 from govtui.tui.screens.approvals import ApprovalsScreen
 from tests.conftest import FakeClock
 from tests.tui.test_tui_demo import _enrol
 from tests.tui.test_tui_pause import open_client
-from tests.tui.tui_support import SIZE, settle, wait_until
+from tests.tui.tui_support import act_as, open_screen, running, settle, wait_until
 
 
 def _rebind(engine: Engine, name: str, login: str) -> None:
@@ -42,14 +42,8 @@ async def test_w_cannot_reach_an_operator_bound_to_another_login(demo_engine: En
     identity.require_bound (the check every action makes); the app keeps acting as alex."""
     _rebind(demo_engine, "blair", "someone-else")
     messages: list[Message] = []
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        await wait_until(pilot, lambda: isinstance(app.screen, ActAsPrompt), what="act as")
-        options = app.screen.query_one("#act-as-list", OptionList)
-        options.highlighted = [o.id for o in options.options].index("blair")
-        await pilot.press("enter")
+    async with running(demo_engine, "alex", demo=True, messages=messages) as (app, pilot):
+        await act_as(pilot, "blair")
         await wait_until(
             pilot,
             lambda: any("bound to login 'someone-else'" in n for n in _notes(messages)),
@@ -65,9 +59,7 @@ async def test_a_forged_switch_in_the_demo_still_cannot_act_as_another_login(
     """Held: even if something in the app posted ActorChecked for blair (bound elsewhere),
     every write and every view of "my" data re-checks the binding and refuses."""
     _rebind(demo_engine, "blair", "someone-else")
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True) as (app, pilot):
         app.post_message(GovtuiApp.ActorChecked("blair"))
         await wait_until(pilot, lambda: app.actor_name == "blair", what="the forged switch")
         with pytest.raises(PolicyError, match="bound to login"):
@@ -77,12 +69,10 @@ async def test_a_forged_switch_in_the_demo_still_cannot_act_as_another_login(
         await settle(pilot)
 
 
-async def _queue(app: GovtuiApp, pilot: object) -> tuple[ApprovalsScreen, DataTable[object]]:
-    await pilot.press("a")  # type: ignore[attr-defined]
-    screen = app.screen
-    assert isinstance(screen, ApprovalsScreen)
+async def _queue(pilot: Pilot[None]) -> tuple[ApprovalsScreen, DataTable[object]]:
+    screen = await open_screen(pilot, "a", ApprovalsScreen)
     table = screen.query_one("#approval-table", DataTable)
-    await wait_until(pilot, lambda: table.row_count > 0, what="the queue")  # type: ignore[arg-type]
+    await wait_until(pilot, lambda: table.row_count > 0, what="the queue")
     return screen, table
 
 
@@ -93,10 +83,8 @@ def _refusals(app: GovtuiApp) -> list[str]:
 async def test_approve_asks_no_code_of_an_operator_with_no_authenticator(
     demo_engine: Engine,
 ) -> None:
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)  # alex is not enrolled yet
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await _queue(app, pilot)
+    async with running(demo_engine, "alex", demo=True) as (app, pilot):  # alex is not enrolled yet
+        await _queue(pilot)
         await pilot.press("A")
         # (Fixed: approve's checks run before the prompt, grants.check_approve.)
         await wait_until(pilot, lambda: bool(_refusals(app)), what="the refusal")
@@ -107,9 +95,7 @@ async def test_approve_asks_no_code_of_an_operator_with_no_authenticator(
 async def test_approve_asks_no_code_for_a_request_whose_client_was_paused_since(
     demo_engine: Engine, fake_clock: FakeClock
 ) -> None:
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True) as (app, pilot):
         await _enrol(app, pilot, fake_clock)  # the approvals screen, alex enrolled
         screen = app.screen
         assert isinstance(screen, ApprovalsScreen)
@@ -128,16 +114,10 @@ async def test_approve_asks_no_code_for_a_request_whose_client_was_paused_since(
 @pytest.mark.parametrize("mode", ["d", "b", "c", "t", "a", "v", "y"])
 async def test_w_from_every_screen_switches_without_a_crash(demo_engine: Engine, mode: str) -> None:
     """`w` on any screen (the dashboard is where the demo starts), choosing blair."""
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True) as (app, pilot):
         await pilot.press(mode)
         await settle(pilot)
-        await pilot.press("w")
-        await wait_until(pilot, lambda: isinstance(app.screen, ActAsPrompt), what="act as")
-        options = app.screen.query_one("#act-as-list", OptionList)
-        options.highlighted = [o.id for o in options.options].index("blair")
-        await pilot.press("enter")
+        await act_as(pilot, "blair")
         await wait_until(pilot, lambda: app.actor_name == "blair", what="the switch")
         await settle(pilot)
         assert "acting as blair" in app.title
@@ -151,9 +131,7 @@ async def test_resume_asks_no_code_of_an_approver_with_no_authenticator(
     when the demo starts, was asked for a code on `u` that could only be refused."""
     Workspace(demo_engine, "alex").act(pause.pause, client="orbital-research", reason="x")
     messages: list[Message] = []
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True, messages=messages) as (app, pilot):
         browser = await open_client(app, pilot, "orbital-research")
         await pilot.press("u")
         await wait_until(
@@ -172,14 +150,8 @@ async def test_the_switch_notice_shows_a_planted_name_as_typed(demo_engine: Engi
     with db.write_session(demo_engine) as session:
         session.execute(sa.update(Operator).where(Operator.name == "blair").values(name=planted))
     messages: list[Message] = []
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        await wait_until(pilot, lambda: isinstance(app.screen, ActAsPrompt), what="act as")
-        options = app.screen.query_one("#act-as-list", OptionList)
-        options.highlighted = [o.id for o in options.options].index(planted)
-        await pilot.press("enter")
+    async with running(demo_engine, "alex", demo=True, messages=messages) as (app, pilot):
+        await act_as(pilot, planted)
         await wait_until(pilot, lambda: app.actor_name == planted, what="the switch")
         (notice,) = [
             m.notification

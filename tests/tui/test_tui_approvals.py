@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from textual.message import Message
 from textual.notifications import Notify
+from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Select, Static
 
 from govtui import db
 from govtui.models import Grant
 from govtui.services import grant_views
-from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.request_form import RequestForm
 from govtui.tui.modals.totp_prompt import TotpPrompt
@@ -19,8 +19,10 @@ from govtui.tui.screens.grants import GrantsScreen
 from tests.conftest import FakeClock
 from tests.factories import World
 from tests.tui.tui_support import (
-    SIZE,
     choose,
+    open_screen,
+    row_ids,
+    running,
     settle,
     table_rows,
     text_of,
@@ -33,25 +35,14 @@ def _notes(messages: list[Message]) -> list[str]:
     return list(dict.fromkeys(m.notification.message for m in messages if isinstance(m, Notify)))
 
 
-def _ids(table: DataTable[object]) -> list[int]:
-    return [int(row.key.value or 0) for row in table.ordered_rows]
-
-
-async def _open_approvals(app: GovtuiApp, pilot: object) -> ApprovalsScreen:
-    await pilot.press("a")  # type: ignore[attr-defined]
-    screen = app.screen
-    assert isinstance(screen, ApprovalsScreen)
-    await settle(pilot)  # type: ignore[arg-type]
+async def _open_approvals(app: GovtuiApp, pilot: Pilot[None]) -> ApprovalsScreen:
+    screen = await open_screen(pilot, "a", ApprovalsScreen)
     assert screen.loaded
     return screen
 
 
-async def _open_prompt(app: GovtuiApp, pilot: object, key: str = "A") -> TotpPrompt[object]:
-    await pilot.press(key)  # type: ignore[attr-defined]
-    await settle(pilot)  # type: ignore[arg-type]
-    prompt = app.screen
-    assert isinstance(prompt, TotpPrompt)
-    return prompt
+async def _open_prompt(app: GovtuiApp, pilot: Pilot[None], key: str = "A") -> TotpPrompt[object]:
+    return await open_screen(pilot, key, TotpPrompt)
 
 
 def _failures(world: World, name: str) -> int:
@@ -60,17 +51,9 @@ def _failures(world: World, name: str) -> int:
 
 async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(world: World) -> None:
     async def as_requester() -> int:
-        app = GovtuiApp(Workspace(world.engine, "req"))
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            await pilot.press("t")
-            await settle(pilot)
-            grants_screen = app.screen
-            assert isinstance(grants_screen, GrantsScreen)
-            await pilot.press("n")
-            await settle(pilot)
-            form = app.screen
-            assert isinstance(form, RequestForm)
+        async with running(world.engine, "req") as (app, pilot):
+            grants_screen = await open_screen(pilot, "t", GrantsScreen)
+            form = await open_screen(pilot, "n", RequestForm)
             await pilot.press("E", "1")  # the contractor box has the focus
             await choose(pilot, form.query_one("#request-scope", Select), "acme/rlhf/pairs")
             await choose(pilot, form.query_one("#request-access", Select), "label")
@@ -110,12 +93,10 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
 
     async def as_approver(grant_id: int) -> None:
         messages: list[Message] = []
-        app = GovtuiApp(Workspace(world.engine, "ann"))
-        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-            await settle(pilot)
+        async with running(world.engine, "ann", messages=messages) as (app, pilot):
             screen = await _open_approvals(app, pilot)
             table = screen.query_one("#approval-table", DataTable)
-            assert _ids(table) == [grant_id]
+            assert row_ids(table) == [grant_id]
             await pilot.press("space")
             assert screen.marked == {grant_id}
             assert table_rows(table)[0][0] == "✓"
@@ -147,9 +128,7 @@ async def test_request_in_the_form_then_approve_with_a_code_makes_it_active(worl
 async def test_a_wrong_code_is_shown_counted_and_approves_nothing(world: World) -> None:
     grant_id = world.request()
 
-    app = GovtuiApp(Workspace(world.engine, "ann"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "ann") as (app, pilot):
         await _open_approvals(app, pilot)
         prompt = await _open_prompt(app, pilot, key="enter")  # Enter on the row
         await pilot.press(*wrong_code(world.secrets["ann"]), "enter")
@@ -177,9 +156,7 @@ async def test_five_wrong_codes_lock_out_and_the_dialog_refuses(
     grant_id = world.request()
     wrong = wrong_code(world.secrets["ann"])
 
-    app = GovtuiApp(Workspace(world.engine, "ann"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "ann") as (app, pilot):
         screen = await _open_approvals(app, pilot)
         prompt = await _open_prompt(app, pilot)
         lock_line = prompt.query_one("#totp-lockout", Static)
@@ -232,12 +209,10 @@ async def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World
     redteam = world.request(scope="acme/rlhf/redteam")  # restricted: two approvers
 
     messages: list[Message] = []
-    app = GovtuiApp(Workspace(world.engine, "ann"))
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "ann", messages=messages) as (app, pilot):
         screen = await _open_approvals(app, pilot)
         table = screen.query_one("#approval-table", DataTable)
-        assert _ids(table) == [pairs, notes, redteam]
+        assert row_ids(table) == [pairs, notes, redteam]
         # Space marks and moves down: mark the first two, leave the third.
         await pilot.press("space", "space")
         assert screen.marked == {pairs, notes}
@@ -256,7 +231,7 @@ async def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World
             "requested",
         ]
         assert "2 approved" in _notes(messages)
-        assert _ids(table) == [redteam]
+        assert row_ids(table) == [redteam]
         assert screen.marked == set()
 
         # ctrl+a marks everything left; a restricted scope waits for a second approver.
@@ -269,16 +244,14 @@ async def test_a_batch_of_marked_requests_is_approved_with_one_code(world: World
         await settle(pilot)
         assert "1 approved; 1 waits for a second approver" in _notes(messages)
         assert world.grant(redteam).state == "requested"
-        assert _ids(table) == []  # ann may not approve it twice
+        assert row_ids(table) == []  # ann may not approve it twice
 
 
 async def test_deny_marked_requests_with_a_reason(world: World) -> None:
     first = world.request(scope="acme/rlhf/pairs")
     second = world.request(scope="acme/rlhf/notes")
 
-    app = GovtuiApp(Workspace(world.engine, "ann"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "ann") as (app, pilot):
         screen = await _open_approvals(app, pilot)
         await pilot.press("ctrl+a")
         await wait_until(pilot, lambda: screen.mark is not None, what="the mark")
@@ -305,9 +278,7 @@ async def test_an_unexpected_error_in_the_dialog_is_reported_and_the_dialog_carr
         raise RuntimeError("disk on fire")
 
     messages: list[Message] = []
-    app = GovtuiApp(Workspace(world.engine, "ann"))
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "ann", messages=messages) as (app, pilot):
         await _open_approvals(app, pilot)
         prompt = await _open_prompt(app, pilot)
         prompt.attempt = broken  # what the approval call would raise

@@ -16,15 +16,21 @@ from textual.widgets._footer import FooterKey
 from govtui import clock, db
 from govtui.models import Grant
 from govtui.services import catalog, grant_views, grants, operators
-from govtui.services.workspace import Workspace
-from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.reason_prompt import ReasonPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt
 from govtui.tui.screens.approvals import ApprovalsScreen
 from govtui.tui.screens.dashboard import DashboardScreen
 from tests.factories import ADMIN, Op, Scope, World, build_world, import_contractors
 from tests.memory_keyring import MemoryKeyring
-from tests.tui.tui_support import SIZE, choose, screen_text, settle, text_of, wait_until
+from tests.tui.tui_support import (
+    choose,
+    open_screen,
+    running,
+    screen_text,
+    settle,
+    text_of,
+    wait_until,
+)
 
 PEOPLE, SCOPES = 300, 10  # 3,000 bulk requests on acme: fifteen windows of 200
 BETA = 5  # requests on beta, made through the services
@@ -96,12 +102,8 @@ async def test_a_big_queue_is_windowed_and_a_mark_of_the_filter_is_as_of_now(
         ann = operators.find(session, "ann")
         last = grant_views.queue_window(session, ann, from_end=True, limit=1)[0].id
 
-    app = GovtuiApp(Workspace(vendor.engine, "ann"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("a")
-        screen = app.screen
-        assert isinstance(screen, ApprovalsScreen)
+    async with running(vendor.engine, "ann") as (app, pilot):
+        screen = await open_screen(pilot, "a", ApprovalsScreen)
         await wait_until(pilot, lambda: f"showing 1{DASH}200" in _status(screen), what="rows")
         await wait_until(pilot, lambda: "counting" not in _status(screen), what="counts")
         assert _status(screen).startswith(
@@ -156,12 +158,8 @@ async def test_a_big_queue_is_windowed_and_a_mark_of_the_filter_is_as_of_now(
 
 async def test_the_footer_fits_and_d_is_the_dashboard(world: World) -> None:
     world.request()
-    app = GovtuiApp(Workspace(world.engine, "ann"))
-    async with app.run_test(size=(160, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("a")
-        screen = app.screen
-        assert isinstance(screen, ApprovalsScreen)
+    async with running(world.engine, "ann", size=(160, 40)) as (app, pilot):
+        screen = await open_screen(pilot, "a", ApprovalsScreen)
         await wait_until(pilot, lambda: len(screen.rows) == 1, what="the queue")
         keys = list(screen.query(FooterKey))
         assert {"Mark", "Mark all", "Approve", "Deny"} <= {k.description for k in keys}
@@ -177,21 +175,13 @@ async def test_the_footer_fits_and_d_is_the_dashboard(world: World) -> None:
 async def test_a_non_approver_is_told_so_and_for_which_clients(world: World) -> None:
     world.request(scope="acme/rlhf/pairs")
     world.request(scope="other/p/s")
-    app = GovtuiApp(Workspace(world.engine, "req"))  # a requester, approving nothing
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("a")
-        screen = app.screen
-        assert isinstance(screen, ApprovalsScreen)
+    async with running(world.engine, "req") as (app, pilot):  # a requester, approving nothing
+        screen = await open_screen(pilot, "a", ApprovalsScreen)
         await wait_until(pilot, lambda: "approver" in _status(screen), what="the status")
         assert _status(screen) == "You are not an approver: no request waits on any client."
     # root: not an approver, and requests (not theirs) wait on both clients.
-    app = GovtuiApp(Workspace(world.engine, ADMIN))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("a")
-        screen = app.screen
-        assert isinstance(screen, ApprovalsScreen)
+    async with running(world.engine, ADMIN) as (app, pilot):
+        screen = await open_screen(pilot, "a", ApprovalsScreen)
         await wait_until(pilot, lambda: "approver" in _status(screen), what="the status")
         assert _status(screen) == (
             "You are not an approver: requests wait on acme (1), other (1); an admin can "

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 from textual.message import Message
 from textual.notifications import Notify
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from govtui import db
@@ -28,7 +29,16 @@ from govtui.tui.screens.enrol import EnrolScreen
 from govtui.tui.screens.grants import GrantsScreen
 from tests.conftest import FakeClock
 from tests.tui.test_tui_pause import client_label, open_client
-from tests.tui.tui_support import SIZE, choose, screen_text, settle, text_of, wait_until
+from tests.tui.tui_support import (
+    choose,
+    open_screen,
+    row_ids,
+    running,
+    screen_text,
+    settle,
+    text_of,
+    wait_until,
+)
 
 
 def _state(engine: Engine, grant_id: int) -> str:
@@ -44,34 +54,28 @@ def _next_code(secret: str, fake_clock: FakeClock) -> str:
     return totp.code_for_step(secret, totp.step_of(fake_clock()))
 
 
-async def _enrol(app: GovtuiApp, pilot: object, fake_clock: FakeClock) -> str:
+async def _enrol(app: GovtuiApp, pilot: Pilot[None], fake_clock: FakeClock) -> str:
     """alex enrols from the approvals screen's `e`; the secret typed from the screen."""
-    await pilot.press("a")  # type: ignore[attr-defined]
-    await settle(pilot)  # type: ignore[arg-type]
-    await pilot.press("e")  # type: ignore[attr-defined]
-    await settle(pilot)  # type: ignore[arg-type]
-    screen = app.screen
-    assert isinstance(screen, EnrolScreen)
-    await pilot.press("enter")  # type: ignore[attr-defined]  # "Show a new QR code"
-    await settle(pilot)  # type: ignore[arg-type]
+    await open_screen(pilot, "a", ApprovalsScreen)
+    screen = await open_screen(pilot, "e", EnrolScreen)
+    await pilot.press("enter")  # "Show a new QR code"
+    await settle(pilot)
     shown = text_of(screen.query_one("#enrol-secret", Static))
     secret = "".join(shown.split("\n", 1)[1].split())
     assert len(secret) == totp.SECRET_LENGTH
-    await pilot.press(*_next_code(secret, fake_clock), "enter")  # type: ignore[attr-defined]
-    await settle(pilot)  # type: ignore[arg-type]
+    await pilot.press(*_next_code(secret, fake_clock), "enter")
+    await settle(pilot)
     assert "Enrolled." in text_of(screen.query_one("#enrol-done", Static))
     assert not screen.query("#enrol-qr, #enrol-secret")  # the secret left the screen
-    await pilot.press("escape")  # type: ignore[attr-defined]
-    await settle(pilot)  # type: ignore[arg-type]
+    await pilot.press("escape")
+    await settle(pilot)
     return secret
 
 
 async def test_the_demo_operator_does_every_task_by_keys(
     demo_engine: Engine, fake_clock: FakeClock
 ) -> None:
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True) as (app, pilot):
         secret = await _enrol(app, pilot, fake_clock)
 
         # Approve someone else's request: the queue holds sam's requests for alex's clients.
@@ -88,14 +92,8 @@ async def test_the_demo_operator_does_every_task_by_keys(
         assert _state(demo_engine, first) == "active"
 
         # Request access (the grants screen's form).
-        await pilot.press("t")
-        await settle(pilot)
-        grants_screen = app.screen
-        assert isinstance(grants_screen, GrantsScreen)
-        await pilot.press("n")
-        await settle(pilot)
-        form = app.screen
-        assert isinstance(form, RequestForm)
+        grants_screen = await open_screen(pilot, "t", GrantsScreen)
+        form = await open_screen(pilot, "n", RequestForm)
         await pilot.press(*"C00001")
         await choose(
             pilot, form.query_one("#request-scope", Select), "orbital-research/math-proofs/problems"
@@ -121,7 +119,7 @@ async def test_the_demo_operator_does_every_task_by_keys(
         assert app.screen is grants_screen
         table = grants_screen.query_one("#grant-table", DataTable)
         await wait_until(pilot, lambda: table.row_count > 0, what="grants")
-        keys = [int(row.key.value or 0) for row in table.ordered_rows]
+        keys = row_ids(table)
         assert first in keys, "the grants screen lists the newest grants first"
         table.move_cursor(row=keys.index(first))
         await pilot.press("x")
@@ -162,16 +160,11 @@ async def test_the_demo_operator_does_every_task_by_keys(
 async def test_in_the_demo_w_acts_as_another_operator_and_every_screen_follows(
     demo_engine: Engine,
 ) -> None:
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True) as (app, pilot):
         assert "acting as alex (demo" in app.title
         await pilot.press("a")
         await settle(pilot)
-        await pilot.press("w")
-        await settle(pilot)
-        prompt = app.screen
-        assert isinstance(prompt, ActAsPrompt)
+        prompt = await open_screen(pilot, "w", ActAsPrompt)
         names = [o.id for o in prompt.query_one("#act-as-list", OptionList).options]
         assert names == sorted(names) and {"alex", "blair", "quinn"} <= set(names)
         prompt.query_one("#act-as-list", OptionList).highlighted = names.index("blair")
@@ -191,14 +184,12 @@ async def test_in_the_demo_w_acts_as_another_operator_and_every_screen_follows(
                 for gid, by in session.execute(sa.select(col(Grant.id), col(Grant.requested_by)))
                 if by == alex and gid in waiting
             }
-        shown = {int(row.key.value or 0) for row in table.ordered_rows}
+        shown = set(row_ids(table))
         assert theirs and theirs <= shown
 
 
 async def test_outside_the_demo_the_operator_stays_fixed(demo_engine: Engine) -> None:
-    app = GovtuiApp(Workspace(demo_engine, "alex"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex") as (app, pilot):
         await pilot.press("w")
         await settle(pilot)
         assert not isinstance(app.screen, ActAsPrompt)
@@ -210,18 +201,22 @@ async def test_outside_the_demo_the_operator_stays_fixed(demo_engine: Engine) ->
         assert app.actor_name == "alex" and app.workspace.actor_name == "alex"
 
 
+async def _show_qr_code(app: GovtuiApp, pilot: Pilot[None]) -> EnrolScreen:
+    """The enrolment screen (the palette's Enrol), its "Show a new QR code" pressed."""
+    app.action_enrol()
+    await settle(pilot)
+    screen = app.screen
+    assert isinstance(screen, EnrolScreen)
+    await pilot.press("enter")
+    await settle(pilot)
+    return screen
+
+
 async def test_the_enrolment_screen_fits_80x24_with_the_secret_beside_the_qr_code(
     demo_engine: Engine,
 ) -> None:
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        app.action_enrol()
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, EnrolScreen)
-        await pilot.press("enter")
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True, size=(80, 24)) as (app, pilot):
+        screen = await _show_qr_code(app, pilot)
         qr = screen.query_one("#enrol-qr", Static)
         secret = screen.query_one("#enrol-secret", Static)
         assert qr.display and not screen.query_one("#enrol-too-small").display
@@ -239,15 +234,8 @@ async def test_the_enrolment_screen_fits_80x24_with_the_secret_beside_the_qr_cod
 
 
 async def test_a_terminal_too_small_for_the_qr_code_is_told_to_grow(demo_engine: Engine) -> None:
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=(70, 20)) as pilot:
-        await settle(pilot)
-        app.action_enrol()
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, EnrolScreen)
-        await pilot.press("enter")
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True, size=(70, 20)) as (app, pilot):
+        screen = await _show_qr_code(app, pilot)
         assert not screen.query_one("#enrol-qr").display
         note = text_of(screen.query_one("#enrol-too-small", Static))
         assert "needs a terminal of at least" in note and "this one is 70x20" in note
@@ -261,9 +249,7 @@ async def test_resume_asks_for_no_code_before_its_checks_pass(demo_engine: Engin
     """Issue 14: `u` checked the code first; now a client that is not paused, or an operator
     who does not approve for it, gets the refusal and no code prompt."""
     messages: list[Message] = []
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True, messages=messages) as (app, pilot):
         browser = await open_client(app, pilot, "orbital-research")
         await pilot.press("u")
         await settle(pilot)
@@ -271,9 +257,7 @@ async def test_resume_asks_for_no_code_before_its_checks_pass(demo_engine: Engin
         assert any("'orbital-research' is not paused" in n for n in _notes(messages))
     Workspace(demo_engine, "alex").act(pause.pause, client="northwind-ai", reason="breach")
     messages.clear()
-    app = GovtuiApp(Workspace(demo_engine, "alex"), demo=True)
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await settle(pilot)
+    async with running(demo_engine, "alex", demo=True, messages=messages) as (app, pilot):
         browser = await open_client(app, pilot, "northwind-ai")
         await pilot.press("u")
         await settle(pilot)

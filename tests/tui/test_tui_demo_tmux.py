@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import socket
 import sqlite3
 import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from govtui.security import totp
-from tests.tui.test_tui_tmux import _tmux_or_skip, _wait_for
+from tests.tui.tmux_support import terminal, tmux_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "scripts" / "run"
@@ -61,45 +58,26 @@ class Codes:
 
 @pytest.mark.tmux
 def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: Path) -> None:
-    tmux = _tmux_or_skip()
+    tmux_or_skip()
     _slapd_or_skip()
-    sock = Path(tempfile.gettempdir()) / f"govtui-tmux-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    name = "demo"
-    exit_file = tmp_path / "exit-code"
     # Everything scripts/run makes (data, slapd, the keyring's home) goes under this TMPDIR.
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     env = {"TERM": "xterm-256color", "GOVTUI_DEMO_CONTRACTORS": "120", "TMPDIR": str(scratch)}
-    env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    shell = (
-        'while [ "$(stty size)" != "40 160" ]; do sleep 0.05; done; '
-        f"env {env_words} {shlex.quote(str(RUN))} --demo; echo $? > {shlex.quote(str(exit_file))}"
-        "; sleep 600"
-    )
+    command = [str(RUN), "--demo"]
+    with terminal(tmp_path, "demo", command, env, size=(160, 40), linger=True) as term:
+        screen, keys = term.screen, term.keys
 
-    def tmux_run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [tmux, "-S", str(sock), *args], check=check, capture_output=True, text=True
-        )
+        def wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+            term.wait(check, what, timeout)
 
-    def screen() -> str:
-        return tmux_run("capture-pane", "-p", "-t", name, check=False).stdout
+        def shows(text: str, timeout: float = 30.0) -> None:
+            wait(lambda: text in screen(), repr(text), timeout)
 
-    def keys(*sent: str, literal: bool = False) -> None:
-        tmux_run("send-keys", "-t", name, *(["-l"] if literal else []), *sent)
+        def query(sql: str, *args: object) -> list[tuple[object, ...]]:
+            with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True) as conn:
+                return conn.execute(sql, args).fetchall()
 
-    def wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-        _wait_for(check, what, screen, timeout)
-
-    def shows(text: str, timeout: float = 30.0) -> None:
-        wait(lambda: text in screen(), repr(text), timeout)
-
-    def query(sql: str, *args: object) -> list[tuple[object, ...]]:
-        with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True) as conn:
-            return conn.execute(sql, args).fetchall()
-
-    try:
-        tmux_run("new-session", "-d", "-s", name, "-x", "160", "-y", "40", shell)
         wait(lambda: "govtui — acting as alex" in screen(), "the TUI", timeout=240)
         made = sorted(p.name.split(".")[0] for p in scratch.iterdir())
         assert made == ["govtui-demo", "govtui-keyring", "govtui-slapd"], made
@@ -125,7 +103,7 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
         keys("Enter")
         shows("Enrolled.")
         keys("Escape")  # (a key sent right after Escape would arrive as Alt+key: wait)
-        shows("Approve marked")
+        shows("⏎ Approve")
         assert "press e to enrol" not in screen()
 
         # Request: a new grant, alex's own, from the grants screen's form.
@@ -153,7 +131,7 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
 
         # Approve someone else's request (sam's), the first in alex's queue.
         keys("a")
-        shows("Approve marked")
+        shows("⏎ Approve")
         time.sleep(1)
         keys("Space", "A")
         shows("6-digit code from your authenticator")
@@ -243,14 +221,11 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
         shows("Drift on demo-ldap: none", timeout=60)
 
         keys("q")
-        wait(exit_file.exists, "scripts/run to end", timeout=60)
-        assert exit_file.read_text().strip() == "0"
+        wait(term.exited, "scripts/run to end", timeout=60)
+        assert term.exit_code() == "0"
         # Everything it started is stopped, everything it made is gone.
         assert list(scratch.iterdir()) == []
         assert not _answers(ldap_port)
-    finally:
-        tmux_run("kill-server", check=False)
-        sock.unlink(missing_ok=True)
 
 
 def test_scripts_run_demo_stops_its_directory_when_the_demo_fails(tmp_path: Path) -> None:

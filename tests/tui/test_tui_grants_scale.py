@@ -11,13 +11,11 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from govtui import db
 from govtui.services import contractors, grant_views
-from govtui.services.workspace import Workspace
-from govtui.tui.app import GovtuiApp
 from govtui.tui.modals.request_form import RequestForm
 from govtui.tui.screens.grants import GrantsScreen
 from tests.factories import ADMIN, BulkVendor, Scope, World, bulk_vendor, every_pair
 from tests.memory_keyring import MemoryKeyring
-from tests.tui.tui_support import SIZE, settle, text_of, wait_until
+from tests.tui.tui_support import open_screen, row_ids, running, settle, text_of, wait_until
 
 PEOPLE, SCOPES = 150, 20  # 3,000 grants: fifteen windows of 200
 SOON_SCOPES = 7  # scope k ends in k + 1 days: these seven within 7 days
@@ -42,8 +40,7 @@ def _status(screen: GrantsScreen) -> str:
 
 
 def _ids(screen: GrantsScreen) -> list[int]:
-    table = screen.query_one("#grant-table", DataTable)
-    return [int(row.key.value or 0) for row in table.ordered_rows]
+    return row_ids(screen.query_one("#grant-table", DataTable))
 
 
 async def test_counts_are_the_whole_filters_and_end_reaches_the_last_row(
@@ -55,13 +52,8 @@ async def test_counts_are_the_whole_filters_and_end_reaches_the_last_row(
         last = grant_views.window(session, from_end=True, limit=1)[0].id
         assert grant_views.counts(session) == grant_views.GrantCounts(total, soon)
 
-    app = GovtuiApp(Workspace(vendor.engine, ADMIN))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("t")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, GrantsScreen)
+    async with running(vendor.engine, ADMIN) as (_, pilot):
+        screen = await open_screen(pilot, "t", GrantsScreen)
         assert len(_ids(screen)) == GrantsScreen.PAGE
         assert _status(screen) == (
             f"{total:,} grants · showing 1{DASH}200 · by expiry, soonest first · "
@@ -102,15 +94,10 @@ async def test_counts_are_the_whole_filters_and_end_reaches_the_last_row(
 async def test_the_request_forms_contractor_field_finds_people_as_the_search_does(
     world: World,
 ) -> None:
-    app = GovtuiApp(Workspace(world.engine, "req"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "req") as (_, pilot):
         await pilot.press("t")
         await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot)
-        form = app.screen
-        assert isinstance(form, RequestForm)
+        form = await open_screen(pilot, "n", RequestForm)
         contractor = form.query_one("#request-contractor", Input)
         matches = form.query_one("#request-matches", OptionList)
         # Part of a name: the matches are listed; down and Enter pick one.

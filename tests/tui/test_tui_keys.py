@@ -10,7 +10,6 @@ from textual.widgets import DataTable, Input, Select, Static, Tree
 
 from govtui import db
 from govtui.services import contractors, grant_views
-from govtui.services.workspace import Workspace
 from govtui.tui.app import SCREEN_MODES, GovtuiApp
 from govtui.tui.modals.confirm_revoke import ConfirmRevoke
 from govtui.tui.modals.request_form import RequestForm
@@ -24,8 +23,9 @@ from govtui.tui.screens.review_items import ReviewItemsScreen
 from tests.factories import World
 from tests.tui.tui_support import (
     DEMO_CONTRACTORS,
-    SIZE,
     choose,
+    open_screen,
+    running,
     settle,
     table_rows,
     text_of,
@@ -54,9 +54,7 @@ def test_no_screen_binds_a_global_key_to_something_else() -> None:
 
 
 async def test_j_k_g_and_shift_g_move_on_every_screen_with_a_table(world: World) -> None:
-    app = GovtuiApp(Workspace(world.engine, "root"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "root") as (app, pilot):
         for key, widget_id in (("d", "#clients"), ("c", "#contractor-table")):
             await pilot.press(key)
             await settle(pilot)
@@ -85,9 +83,7 @@ async def test_enter_on_a_client_or_a_contractor_shows_their_grants(world: World
     for name in ("E1", "E2"):
         world.request(name, "acme/rlhf/pairs")
     world.request("E1", "other/p/s")
-    app = GovtuiApp(Workspace(world.engine, "root"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "root") as (app, pilot):
 
         async def grants_shown(what: str) -> list[list[str]]:
             await wait_until(pilot, lambda: isinstance(app.screen, GrantsScreen), what=what)
@@ -134,9 +130,7 @@ async def test_enter_on_a_client_or_a_contractor_shows_their_grants(world: World
 
 
 async def test_help_lists_govtuis_keys_not_the_widgets(world: World) -> None:
-    app = GovtuiApp(Workspace(world.engine, "root"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with running(world.engine, "root") as (app, pilot):
         await pilot.press("t")
         await settle(pilot)
         await pilot.press("question_mark")
@@ -164,13 +158,8 @@ async def test_help_lists_govtuis_keys_not_the_widgets(world: World) -> None:
 async def test_the_request_form_shows_the_days_after_caps_and_empty_fields_inline(
     world: World,
 ) -> None:
-    app = GovtuiApp(Workspace(world.engine, "req"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("t")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, GrantsScreen)
+    async with running(world.engine, "req") as (app, pilot):
+        screen = await open_screen(pilot, "t", GrantsScreen)
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, RequestForm), what="the form")
         form = app.screen
@@ -214,13 +203,8 @@ async def test_the_request_form_shows_the_days_after_caps_and_empty_fields_inlin
 
 async def test_an_empty_revoke_reason_says_so(world: World) -> None:
     grant_id = world.request("E1", "acme/rlhf/pairs")
-    app = GovtuiApp(Workspace(world.engine, "root"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("t")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, GrantsScreen)
+    async with running(world.engine, "root") as (app, pilot):
+        screen = await open_screen(pilot, "t", GrantsScreen)
         await wait_until(pilot, lambda: screen._cursor_id() == grant_id, what="the grant")
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmRevoke), what="dialog")
@@ -243,12 +227,8 @@ async def test_shift_g_reaches_the_real_last_contractor_and_g_the_first(
     with db.read_session(demo_engine) as session:
         (last,) = contractors.window(session, from_end=True, limit=1)
         first = contractors.window(session, limit=1)[0]
-    app = GovtuiApp(Workspace(demo_engine, "alex"))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("c")
-        screen = app.screen
-        assert isinstance(screen, ContractorsScreen)
+    async with running(demo_engine, "alex") as (_, pilot):
+        screen = await open_screen(pilot, "c", ContractorsScreen)
         table = screen.query_one("#contractor-table", DataTable)
         status = screen.query_one("#contractor-status", Static)
         await wait_until(pilot, lambda: screen.total is not None, what="the count")

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any, TypeVar
 
 from rich.text import Text
+from sqlalchemy.engine import Engine
 from textual.app import App
+from textual.message import Message
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Select, Static
+from textual.widgets import DataTable, OptionList, Select, Static
 from textual.widgets._select import SelectOverlay
 from textual.worker import WorkerCancelled, WorkerFailed, WorkerState
 
+from govtui.services.workspace import Workspace
 from govtui.tui.app import GovtuiApp
+from govtui.tui.modals.act_as import ActAsPrompt
 from tests.factories import code
 
 SIZE = (120, 40)
@@ -25,6 +31,8 @@ BIG_CONTRACTORS = 100_000
 NEEDLE = "Quokka"
 NEEDLE_EVERY = 2700
 NEEDLES = 37
+
+S = TypeVar("S", bound=Screen[Any])
 
 
 async def wait_for_workers(pilot: Pilot[None]) -> None:
@@ -96,6 +104,11 @@ def table_rows(table: DataTable[object]) -> list[list[str]]:
     return [[cell_text(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+def row_ids(table: DataTable[object]) -> list[int]:
+    """The integer keys of a DataTable's rows (grant or request ids), in display order."""
+    return [int(row.key.value or 0) for row in table.ordered_rows]
+
+
 def screen_text(app: App[None]) -> str:
     """What the terminal shows right now, as plain text lines (notifications included)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
@@ -128,3 +141,44 @@ async def choose(pilot: Pilot[None], select: Select[str], value: str) -> None:
     await pilot.press("enter")
     await pilot.pause()
     assert select.value == value, (select.value, value)
+
+
+@asynccontextmanager
+async def running(
+    engine: Engine,
+    operator: str,
+    *,
+    demo: bool = False,
+    size: tuple[int, int] = SIZE,
+    messages: list[Message] | None = None,
+) -> AsyncIterator[tuple[GovtuiApp, Pilot[None]]]:
+    """GovtuiApp over `engine`, acting as `operator`, run with Pilot and settled on its first
+    screen; every message it handles lands in `messages` when given."""
+    app = GovtuiApp(Workspace(engine, operator), demo=demo)
+    hook = None if messages is None else messages.append
+    async with app.run_test(size=size, message_hook=hook) as pilot:
+        await settle(pilot)
+        yield app, pilot
+
+
+async def open_screen(pilot: Pilot[None], key: str, kind: type[S]) -> S:
+    """Press `key`, wait for the screen of type `kind` it opens, let it load, return it."""
+    await pilot.press(key)
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, kind), what=kind.__name__)
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, kind), screen
+    return screen
+
+
+async def act_as(pilot: Pilot[None], name: str) -> ActAsPrompt:
+    """In the demo, `w` and pick operator `name` in its list (Enter pressed; the prompt is
+    returned for what it listed)."""
+    await pilot.press("w")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ActAsPrompt), what="act as")
+    prompt = pilot.app.screen
+    assert isinstance(prompt, ActAsPrompt)
+    options = prompt.query_one("#act-as-list", OptionList)
+    options.highlighted = [o.id for o in options.options].index(name)
+    await pilot.press("enter")
+    return prompt
