@@ -91,13 +91,16 @@ def _expires(row: GrantRow) -> Text:
 
 
 def outcome_summary(outcomes: list[ApprovalOutcome]) -> str:
-    """'3 approved; 1 waits for a second approver'."""
+    """'2 approved; 1 waits for a second approver': the approved are those now active (a
+    restricted request with one approval recorded is not approved yet)."""
     waiting = sum(not outcome.activated for outcome in outcomes)
-    text = f"{len(outcomes):,} approved"
+    parts = []
+    if len(outcomes) > waiting or not waiting:
+        parts.append(f"{len(outcomes) - waiting:,} approved")
     if waiting:
         verb = "waits" if waiting == 1 else "wait"
-        text += f"; {waiting:,} {verb} for a second approver"
-    return text
+        parts.append(f"{waiting:,} {verb} for a second approver")
+    return "; ".join(parts)
 
 
 def _batch_summary(rows: list[GrantRow], count: int) -> Text:
