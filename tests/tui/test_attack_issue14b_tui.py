@@ -3,6 +3,7 @@ and the request form's days after the caps."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 from textual.widgets import Input, Select, Static
@@ -59,3 +60,44 @@ async def test_the_forms_days_follow_a_contractor_typed_after_the_days(world: Wo
             what="E2's contract end",
         )
         assert text_of(effective).startswith("4 days after the caps")
+
+
+async def test_quitting_during_a_write_says_it_may_not_be_made(world: World) -> None:
+    """q during a pause, an approval or a revoke interrupts its transaction (rolled back) and
+    the app was gone without a word: the person could not tell their change was not made."""
+    release = threading.Event()
+
+    def writing() -> None:  # a change being written (it waits, as on a big pause)
+        release.wait(10)
+
+    said: list[str] = []
+    app = _saying(GovtuiApp(Workspace(world.engine, "req")), said)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            app.run_worker(writing, thread=True, group="grants-write", exit_on_error=False)
+            await pilot.press("q")
+            await wait_until(pilot, lambda: not app.is_running, what="the exit")
+    finally:
+        release.set()
+    assert len(said) == 1 and "quit while a change was being written" in said[0]
+    # Quitting with no change being written says nothing.
+    quiet: list[str] = []
+    app = _saying(GovtuiApp(Workspace(world.engine, "req")), quiet)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, what="the exit")
+    assert quiet == [""]
+
+
+def _saying(app: GovtuiApp, said: list[str]) -> GovtuiApp:
+    """The app, its exit message (printed and cleared by Textual on the way out) kept."""
+    exit_app = app.exit
+
+    def exit(result: None = None, return_code: int = 0, message: object = None) -> None:
+        said.append(str(message or ""))
+        exit_app(result, return_code, message)  # type: ignore[arg-type]
+
+    app.exit = exit  # type: ignore[method-assign]
+    return app
