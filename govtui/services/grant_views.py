@@ -491,19 +491,30 @@ class QueueMark:
     up to `last_grant`) and extensions (extension ids up to `last_extension`) that existed
     when it was marked and still wait for the approver, but the `excluded` grants. Rows
     requested after the mark are never in it; `count` is how many it held then, and a batch
-    that finds more refuses (a request still being written at the mark, on PostgreSQL)."""
+    that finds more refuses (a request still being written at the mark, on PostgreSQL).
+
+    `ids` are the grants it held when marked (ints in memory, never rows in widgets nor an
+    IN list in SQL): the batch refuses any grant outside them, so an older request that
+    joined the filter after the mark (its contractor renamed, the approver made one for its
+    client, its client resumed) never takes the place of one decided meanwhile."""
 
     query: QueueQuery
     last_grant: int
     last_extension: int
     count: int
     marked_at: datetime
+    ids: frozenset[int]
     excluded: frozenset[int] = frozenset()
 
     @property
     def marked(self) -> int:
-        """How many the mark holds now that some are excluded (those shown excluded)."""
-        return max(self.count - len(self.excluded), 0)
+        """How many the mark holds now that some are excluded (those shown excluded; an id
+        the mark never held, a row requested after it, changes nothing)."""
+        return max(self.count - len(self.excluded & self.ids), 0)
+
+    def holds(self, grant_id: int) -> bool:
+        """Whether the grant was marked and is not excluded."""
+        return grant_id in self.ids and grant_id not in self.excluded
 
 
 @dataclass(frozen=True)
@@ -725,7 +736,7 @@ def queue_counts(
 
 def mark_all(session: Session, approver: Operator, query: QueueQuery | None = None) -> QueueMark:
     """Mark every request the filter holds for the approver, as of now: the newest grant and
-    extension ids and the count, read in one snapshot (no row is loaded)."""
+    extension ids, and the ids of the grants it holds then (no row is loaded)."""
     query = query or QueueQuery()
     last_grant = session.execute(sa.select(sa.func.max(col(Grant.id)))).scalar_one() or 0
     last_extension = (
@@ -734,12 +745,17 @@ def mark_all(session: Session, approver: Operator, query: QueueQuery | None = No
     where = _queue_where(
         session, approver, query, last_grant=last_grant, last_extension=last_extension
     )
+    ids = frozenset(
+        int(grant_id)
+        for grant_id in session.execute(sa.select(col(Grant.id)).where(*where)).scalars()
+    )
     return QueueMark(
         query=query,
         last_grant=int(last_grant),
         last_extension=int(last_extension),
-        count=_count(session, where),
+        count=len(ids),
         marked_at=clock.now(),
+        ids=ids,
     )
 
 

@@ -249,6 +249,15 @@ def _locked_grants(
                 f"the marked requests are {len(found):,} now, not the {mark.marked:,} marked; "
                 "mark them again"
             )
+        # The filter read again may hold an older request that joined it after the mark
+        # (its contractor renamed, its client resumed, the actor made its approver) in the
+        # place of one decided meanwhile: the count alone would not tell.
+        joined = [ident(g) for g in found if not mark.holds(ident(g))]
+        if joined:
+            raise ConflictError(
+                f"grant {joined[0]} waits for you but was not marked (it joined the filter "
+                "after the mark); mark them again"
+            )
         return found
     missing = sorted(set(grant_ids) - {ident(g) for g in found})
     if missing:

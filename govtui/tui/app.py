@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -55,6 +56,24 @@ SCREEN_MODES: dict[str, tuple[type[GovtuiScreen], str]] = {
     "directory": (DirectoryScreen, "Directory"),
 }
 ENROL_TITLE = "Enrol my authenticator"
+# The worker groups that write a person's change (a pause, an approval, a revoke...): quitting
+# while one runs interrupts it, and the person is told on the way out that it may not be made.
+WRITE_GROUPS = frozenset(
+    {
+        "approvals-write",
+        "grants-write",
+        "pause-change",
+        "enrol-write",
+        "items-decide",
+        "reviews-close",
+        "request",
+        "directory-reconcile",
+    }
+)
+QUIT_DURING_WRITE = (
+    "govtui quit while a change was being written: it was interrupted and rolled back unless "
+    "it had just committed. Look (the grants, the client, the audit log) before doing it again."
+)
 _SWITCHING = "_switching"  # a blank mode, while the demo's screens are made afresh
 
 
@@ -175,9 +194,11 @@ class GovtuiApp(App[None]):
         """Quit at once: every worker is cancelled and the queries running stop (each rolls
         back), so no load, sync or count keeps the exit waiting."""
         self.quitting = True
+        writing = any(w.group in WRITE_GROUPS and not w.is_finished for w in self.workers)
         self.workers.cancel_all()
         self.workspace.interrupt()
-        self.exit()
+        # Said on the way out (as Text: never parsed as markup), not silently undone.
+        self.exit(message=Text(QUIT_DURING_WRITE) if writing else None)
 
     async def _dispatch_action(self, namespace: DOMNode, action_name: str, params: Any) -> bool:
         # A key pressed while a screen composes or the app quits may reach an action whose

@@ -195,8 +195,8 @@ class RequestForm(GovtuiModal[list[int]]):
         field = event.control.id
         if field in REQUIRED and self._value(field):
             self._field_error(field, None)
-        if field in ("request-days", "request-scope"):
-            self.show_effective()
+        if field in ("request-contractor", "request-days", "request-scope"):
+            self.show_effective()  # a contractor's contract end may cap the days
 
     def _value(self, field: str) -> str:
         widget = self.query_one(f"#{field}")
@@ -264,6 +264,7 @@ class RequestForm(GovtuiModal[list[int]]):
         matches.add_options(Option(match_label(row), id=row.external_id) for row in message.rows)
         exact = [r for r in message.rows if r.external_id == message.search]
         matches.display = bool(message.rows) and not (len(message.rows) == 1 and exact)
+        self.show_effective()  # the contractor typed may be known now (their contract's end)
 
     def action_to_matches(self) -> None:
         matches = self.query_one("#request-matches", OptionList)

@@ -91,13 +91,16 @@ def _expires(row: GrantRow) -> Text:
 
 
 def outcome_summary(outcomes: list[ApprovalOutcome]) -> str:
-    """'3 approved; 1 waits for a second approver'."""
+    """'2 approved; 1 waits for a second approver': the approved are those now active (a
+    restricted request with one approval recorded is not approved yet)."""
     waiting = sum(not outcome.activated for outcome in outcomes)
-    text = f"{len(outcomes):,} approved"
+    parts = []
+    if len(outcomes) > waiting or not waiting:
+        parts.append(f"{len(outcomes) - waiting:,} approved")
     if waiting:
         verb = "waits" if waiting == 1 else "wait"
-        text += f"; {waiting:,} {verb} for a second approver"
-    return text
+        parts.append(f"{waiting:,} {verb} for a second approver")
+    return "; ".join(parts)
 
 
 def _batch_summary(rows: list[GrantRow], count: int) -> Text:
@@ -623,10 +626,9 @@ class ApprovalsScreen(WindowedScreen):
     def is_marked(self, grant_id: int) -> bool:
         mark = self.mark
         if mark is not None:
-            row = self.rows.get(grant_id)
-            # A request made after the mark is not in it (shown unmarked).
-            later = row is not None and row.state == "requested" and row.id > mark.last_grant
-            return not later and grant_id not in mark.excluded
+            # A request made after the mark, or one that joined the filter after it, or an
+            # extension asked after it, is not in it (shown unmarked).
+            return mark.holds(grant_id)
         return grant_id in self.marked
 
     def _mark_cell(self, grant_id: int) -> Text:
@@ -651,9 +653,10 @@ class ApprovalsScreen(WindowedScreen):
             return
         mark = self.mark
         if mark is not None:
-            # With the whole filter marked, space leaves one out (or takes it back).
-            excluded = mark.excluded ^ {grant_id}
-            self.mark = replace(mark, excluded=excluded)
+            # With the whole filter marked, space leaves one out (or takes it back); a row
+            # the mark does not hold stays out of it (and out of its count).
+            if grant_id in mark.ids:
+                self.mark = replace(mark, excluded=mark.excluded ^ {grant_id})
         elif grant_id in self.marked:
             self.marked.discard(grant_id)
         else:
