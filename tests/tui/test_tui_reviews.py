@@ -332,6 +332,7 @@ async def test_mark_all_of_the_filter_and_keep_with_one_code(rworld: World) -> N
     async with app.run_test(size=SIZE) as pilot:
         items = await _items(pilot)
         await pilot.press("ctrl+a")
+        await wait_until(pilot, lambda: items.mark_ids is not None, what="the mark's items")
         assert items.marked_count == 3
         assert [row[0] for row in table_rows(items.query_one("#item-table", DataTable))] == [
             "✓"
@@ -348,6 +349,41 @@ async def test_mark_all_of_the_filter_and_keep_with_one_code(rworld: World) -> N
         await settle(pilot)
         assert list(_decisions(rworld).values()) == [None, "keep", "keep"]
         assert items.marked_count == 0
+
+
+async def test_a_mark_all_never_decides_an_item_that_joined_the_filter_after_it(
+    rworld: World, fake_clock: FakeClock
+) -> None:
+    """attack14b's lead: an item reassigned to me after ctrl+a is not decided unseen with the
+    marked ones (the mark holds the filter's items as of the mark)."""
+    late = rworld.request("E1", scope="acme/rlhf/notes", days=3)  # not in q1's population
+    fake_clock.advance(seconds=30)  # a fresh step for ann's next code
+    rworld.approve(late, by="ann")
+    app = GovtuiApp(Workspace(rworld.engine, "rita"))
+    async with app.run_test(size=SIZE) as pilot:
+        items = await _items(pilot)
+        await pilot.press("ctrl+a")
+        await wait_until(pilot, lambda: items.mark_ids is not None, what="the mark's items")
+        marked = set(_decisions(rworld))
+        # Another terminal gives rita one more item of q1 (as a reassignment would).
+        with db.write_session(rworld.engine) as session:
+            first = session.get(ReviewItem, min(marked))
+            assert first is not None
+            session.add(
+                ReviewItem(
+                    campaign_id=first.campaign_id, grant_id=late, reviewer_id=first.reviewer_id
+                )
+            )
+        await pilot.press("x")
+        await wait_until(pilot, lambda: isinstance(app.screen, DecisionPrompt), what="prompt")
+        await pilot.press(*"nobody vouches", "enter")
+        await wait_until(
+            pilot,
+            lambda: all(_decisions(rworld)[i] == "revoke" for i in marked),
+            what="the marked items revoked",
+        )
+        (added,) = set(_decisions(rworld)) - marked
+        assert _decisions(rworld)[added] is None
 
 
 async def test_filters_cycle_and_sort_by_days_left(rworld: World, fake_clock: FakeClock) -> None:

@@ -64,6 +64,7 @@ class Batch:
     mine: bool = False
     undecided: bool = False
     excluded: frozenset[int] = field(default_factory=frozenset)
+    marked_ids: frozenset[int] = field(default_factory=frozenset)  # the filter when marked
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,13 @@ class ReviewItemsScreen(WindowedScreen):
     class DecisionDone(Message):
         result: Decided | Refusal
 
+    @dataclass
+    class MarkRead(Message):
+        """The items a mark-all holds: the filter's as they were when it was made."""
+
+        generation: int
+        item_ids: frozenset[int]
+
     def __init__(
         self,
         context: TuiContext,
@@ -133,6 +141,10 @@ class ReviewItemsScreen(WindowedScreen):
         self.marked: set[int] = set()
         self.all_marked = False  # every item of the filter, but the excluded ones
         self.excluded: set[int] = set()
+        # A mark-all holds the filter's items as of the mark (read in a worker): an item that
+        # joins the filter later (reassigned to me) is never decided unseen with it.
+        self.mark_ids: frozenset[int] | None = None
+        self._mark_generation = 0
         self._page_worker: Worker[None] | None = None
         self._restore: int | None = None
 
@@ -276,12 +288,15 @@ class ReviewItemsScreen(WindowedScreen):
 
     def is_marked(self, item_id: int) -> bool:
         if self.all_marked:
-            return item_id not in self.excluded
+            held = self.mark_ids is None or item_id in self.mark_ids
+            return held and item_id not in self.excluded
         return item_id in self.marked
 
     @property
     def marked_count(self) -> int:
         if self.all_marked:
+            if self.mark_ids is not None:
+                return len(self.mark_ids - self.excluded)
             return max(0, self.total - len(self.excluded))
         return len(self.marked)
 
@@ -298,6 +313,8 @@ class ReviewItemsScreen(WindowedScreen):
         self.marked.clear()
         self.excluded.clear()
         self.all_marked = False
+        self.mark_ids = None
+        self._mark_generation += 1
 
     def action_toggle_mark(self) -> None:
         item_id = self._cursor_id()
@@ -318,11 +335,38 @@ class ReviewItemsScreen(WindowedScreen):
         everything = self.all_marked and not self.excluded
         self._clear_marks()
         self.all_marked = not everything
+        if self.all_marked:
+            mine, undecided = FILTERS[self.filter]
+            self.read_mark(self._mark_generation, mine, undecided)
         self._redraw_marks()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="items-mark")
+    def read_mark(self, generation: int, mine: bool, undecided: bool) -> None:
+        ids = frozenset(self._filter_ids(mine, undecided))
+        self.post_message(self.MarkRead(generation, ids))
+
+    @on(MarkRead)
+    def mark_read(self, message: MarkRead) -> None:
+        if message.generation == self._mark_generation and self.all_marked:
+            self.mark_ids = message.item_ids
+            self._redraw_marks()
+
+    def _filter_ids(self, mine: bool, undecided: bool) -> list[int]:
+        """The ids of every item of a filter, read now."""
+        return self.workspace.read_as(
+            lambda session, actor: [
+                row.item_id
+                for row in review_views.iter_items(
+                    session, actor, campaign=self.campaign, mine=mine, undecided=undecided
+                )
+            ]
+        )
 
     def _batch(self) -> Batch | None:
         """The marked items, or else the item under the cursor."""
         if self.all_marked:
+            if self.mark_ids is None:
+                return None  # still being read (action_decide says so)
             mine, undecided = FILTERS[self.filter]
             rows = [row for row in self.rows.values() if self.is_marked(row.item_id)]
             return Batch(
@@ -332,6 +376,7 @@ class ReviewItemsScreen(WindowedScreen):
                 mine=mine,
                 undecided=undecided,
                 excluded=frozenset(self.excluded),
+                marked_ids=self.mark_ids,
             )
         if self.marked:
             ids = tuple(sorted(self.marked))
@@ -345,6 +390,9 @@ class ReviewItemsScreen(WindowedScreen):
 
     def action_decide(self, decision_name: str) -> None:
         decision = ReviewDecision(decision_name)
+        if self.all_marked and self.mark_ids is None:
+            notify(self, "Still reading the marked items: try again in a moment.")
+            return
         batch = self._batch()
         if batch is None or batch.count == 0:
             notify(self, "Nothing to decide: no item is marked or under the cursor.")
@@ -379,22 +427,15 @@ class ReviewItemsScreen(WindowedScreen):
         self.app.push_screen(prompt, self._prompt_closed)
 
     def _item_ids(self, batch: Batch) -> list[int]:
-        """The batch's item ids; a whole filter is read again now (in a worker)."""
+        """The batch's item ids; a whole filter is read again now (in a worker) and kept to
+        what the mark held: still in the filter, and in it when marked."""
         if batch.item_ids is not None:
             return list(batch.item_ids)
-        rows = self.workspace.read_as(
-            lambda session, actor: [
-                row.item_id
-                for row in review_views.iter_items(
-                    session,
-                    actor,
-                    campaign=self.campaign,
-                    mine=batch.mine,
-                    undecided=batch.undecided,
-                )
-            ]
-        )
-        return [item_id for item_id in rows if item_id not in batch.excluded]
+        return [
+            item_id
+            for item_id in self._filter_ids(batch.mine, batch.undecided)
+            if item_id in batch.marked_ids and item_id not in batch.excluded
+        ]
 
     def _decide(
         self, decision: ReviewDecision, batch: Batch, answer: DecisionInput, code: str | None
