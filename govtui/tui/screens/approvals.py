@@ -155,6 +155,7 @@ class ApprovalsScreen(GrantWindowScreen[QueueQuery, QueueCounts]):
     COLUMN_SORTS = COLUMN_SORTS
     NOUN = "requests"
     CLIENT_SELECT = "approval-client"
+    FIRST_FILTER = "approval-client"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark"),
         Binding("ctrl+a", "mark_all", "Mark all", key_display="^a"),
@@ -241,20 +242,9 @@ class ApprovalsScreen(GrantWindowScreen[QueueQuery, QueueCounts]):
             contractor_search=contractor or None,
         )
 
-    def start_query(
-        self,
-        query: QueueQuery,
-        *,
-        debounce: float,
-        limit: int,
-        fetch: Fetch | None = None,
-        count: bool = True,
-    ) -> None:
-        """As the base class's; a new filter ends a mark of the whole old one."""
-        if query != self.filter:
-            self.mark = None
-            self.marked.clear()
-        super().start_query(query, debounce=debounce, limit=limit, fetch=fetch, count=count)
+    def filter_changing(self, query: QueueQuery) -> None:
+        self.mark = None  # a new filter ends a mark of the whole old one
+        self.marked.clear()
 
     def read_window(
         self, query: QueueQuery, sort: GrantSort, fetch: Fetch, limit: int
@@ -274,23 +264,6 @@ class ApprovalsScreen(GrantWindowScreen[QueueQuery, QueueCounts]):
 
     def rows_replaced(self) -> None:
         self.marked &= set(self.rows)  # decided elsewhere meanwhile: no longer marked
-
-    # -- filters ----------------------------------------------------------------------------
-
-    @on(Select.Changed, "#approval-client")
-    def client_changed(self) -> None:
-        self.start_query(self._read_filter(), debounce=0, limit=self.PAGE)
-
-    @on(Input.Changed, "#approval-contractor")
-    def contractor_changed(self) -> None:
-        self.start_query(self._read_filter(), debounce=self.DEBOUNCE, limit=self.PAGE)
-
-    @on(Input.Submitted, "#approval-contractor")
-    def contractor_submitted(self) -> None:
-        self.action_focus_table()
-
-    def action_focus_filters(self) -> None:
-        self.set_focus(self.query_one("#approval-client", Select))
 
     # -- the status line --------------------------------------------------------------------
 

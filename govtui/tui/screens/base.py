@@ -17,7 +17,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, OptionList, Select, Tree
+from textual.widgets import DataTable, Input, OptionList, Select, Tree
 from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -276,6 +276,7 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
     COLUMN_SORTS: ClassVar[dict[str, grant_views.GrantSort]]  # what `o` cycles, in order
     NOUN: ClassVar[str]  # "grants": what the list is of, in messages
     CLIENT_SELECT: ClassVar[str]  # the id of the client filter's Select
+    FIRST_FILTER: ClassVar[str]  # the id of the filter `/` focuses
     PAGE = grant_views.PAGE
     DEBOUNCE = 0.3  # seconds of quiet typing in a filter box before the list is queried
 
@@ -337,6 +338,10 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
         """A row's cells, in COLUMNS order (after any columns of the subclass's own)."""
         raise NotImplementedError
 
+    def _read_filter(self) -> QueryT:
+        """The query the filter boxes show."""
+        raise NotImplementedError
+
     def read_window(
         self, query: QueryT, sort: grant_views.GrantSort, fetch: Fetch, limit: int
     ) -> list[grant_views.GrantRow]:
@@ -371,6 +376,8 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
     ) -> None:
         """Query the first (or last) window for `query`, and its counts; answers to older
         queries are dropped."""
+        if query != self.filter:
+            self.filter_changing(query)
         self.generation += 1
         self.filter = query
         self._exhausted = True
@@ -486,6 +493,9 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
         elif self._near_top():
             self.load_previous_window()
 
+    def filter_changing(self, query: QueryT) -> None:
+        """A query of another filter than the one shown starts."""
+
     def rows_replaced(self) -> None:
         """A first window is in `rows` (its rows not yet in the table)."""
 
@@ -577,7 +587,7 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
         self._restore = self._cursor_id()
         self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
 
-    # -- the client filter ------------------------------------------------------------------
+    # -- the client filter's choices --------------------------------------------------------
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="window-clients")
     def load_clients(self) -> None:
@@ -599,6 +609,25 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
                 self._pending_client = None
             elif isinstance(chosen, str) and chosen in names:
                 select.value = chosen
+
+    # -- the filter boxes (every Select and Input of the screen) -----------------------------
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == self.CLIENT_SELECT:
+            self._pending_client = None
+        self.start_query(self._read_filter(), debounce=0, limit=self.PAGE)
+
+    @on(Input.Changed)
+    def _input_changed(self) -> None:
+        self.start_query(self._read_filter(), debounce=self.DEBOUNCE, limit=self.PAGE)
+
+    @on(Input.Submitted)
+    def _input_submitted(self) -> None:
+        self.action_focus_table()
+
+    def action_focus_filters(self) -> None:
+        self.set_focus(self.query_one(f"#{self.FIRST_FILTER}"))
 
     def action_focus_table(self) -> None:
         self.set_focus(self.table)

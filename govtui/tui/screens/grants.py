@@ -95,6 +95,7 @@ class GrantsScreen(GrantWindowScreen[GrantQuery, GrantCounts]):
     COLUMN_SORTS = COLUMN_SORTS
     NOUN = "grants"
     CLIENT_SELECT = "filter-client"
+    FIRST_FILTER = "filter-state"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "request", "New request"),
         Binding("x,delete", "revoke", "Revoke"),
@@ -218,25 +219,6 @@ class GrantsScreen(GrantWindowScreen[GrantQuery, GrantCounts]):
             )
             self._cursor_to_end = False
         super().place_cursor()
-
-    # -- filters ----------------------------------------------------------------------------
-
-    @on(Select.Changed, "#filter-state, #filter-client")
-    def select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "filter-client":
-            self._pending_client = None
-        self.start_query(self._read_filter(), debounce=0, limit=self.PAGE)
-
-    @on(Input.Changed, "#filter-contractor, #filter-expiring")
-    def input_changed(self) -> None:
-        self.start_query(self._read_filter(), debounce=self.DEBOUNCE, limit=self.PAGE)
-
-    @on(Input.Submitted, "#filter-contractor, #filter-expiring")
-    def input_submitted(self) -> None:
-        self.action_focus_table()
-
-    def action_focus_filters(self) -> None:
-        self.set_focus(self.query_one("#filter-state", Select))
 
     # -- the status line --------------------------------------------------------------------
 
