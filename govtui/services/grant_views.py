@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypedDict, Unpack, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -287,19 +287,31 @@ def _order(keys: Sequence[_Key], *, reverse: bool) -> list[Any]:
     return order
 
 
+class WindowSpec(TypedDict, total=False):
+    """Which window `window` and `queue_window` read: in `sort` order (DEFAULT_SORT), the
+    first (or, `from_end`, the last) `limit` (PAGE) rows, or those just after `after` or just
+    before `before` (keyset cursors from `sort_key`)."""
+
+    sort: GrantSort
+    after: SortKey | None
+    before: SortKey | None
+    from_end: bool
+    limit: int
+
+
 def _window(
     session: Session,
     where: list[Any],
-    sort: GrantSort,
     *,
-    after: SortKey | None,
-    before: SortKey | None,
-    from_end: bool,
-    limit: int,
     two_step: bool = False,
+    **spec: Unpack[WindowSpec],
 ) -> list[GrantRow]:
+    sort = spec.get("sort", DEFAULT_SORT)
+    after = spec.get("after")
+    before = spec.get("before")
+    limit = spec.get("limit", PAGE)
     keys = _SORT_KEYS[sort]
-    reverse = before is not None or from_end
+    reverse = before is not None or spec.get("from_end", False)
     conditions = list(where)
     if after is not None:
         conditions.append(_beyond(keys, after, reverse=False))
@@ -333,20 +345,11 @@ def _sort_joins(query: sa.Select[Any], sort: GrantSort) -> sa.Select[Any]:
 
 
 def window(
-    session: Session,
-    query: GrantQuery | None = None,
-    *,
-    sort: GrantSort = DEFAULT_SORT,
-    after: SortKey | None = None,
-    before: SortKey | None = None,
-    from_end: bool = False,
-    limit: int = PAGE,
+    session: Session, query: GrantQuery | None = None, **spec: Unpack[WindowSpec]
 ) -> list[GrantRow]:
-    """One window of the grants `query` holds, in `sort` order: the first (or, `from_end`,
-    the last) `limit` rows, or those just after `after` or just before `before` (keyset
-    cursors from `sort_key`). Rows always come in `sort` order."""
-    where = _where(session, query or GrantQuery())
-    return _window(session, where, sort, after=after, before=before, from_end=from_end, limit=limit)
+    """One window of the grants `query` holds (which one: WindowSpec). Rows always come in
+    `sort` order."""
+    return _window(session, _where(session, query or GrantQuery()), **spec)
 
 
 def counts(session: Session, query: GrantQuery | None = None) -> GrantCounts:
@@ -381,7 +384,7 @@ def stream(
     left = limit
     while left is None or left > 0:
         size = window_size if left is None else min(window_size, left)
-        rows = _window(session, where, sort, after=after, before=None, from_end=False, limit=size)
+        rows = _window(session, where, sort=sort, after=after, limit=size)
         yield from rows
         if len(rows) < size:
             return
@@ -628,26 +631,12 @@ def queue_window(
     session: Session,
     approver: Operator,
     query: QueueQuery | None = None,
-    *,
-    sort: GrantSort = DEFAULT_SORT,
-    after: SortKey | None = None,
-    before: SortKey | None = None,
-    from_end: bool = False,
-    limit: int = PAGE,
+    **spec: Unpack[WindowSpec],
 ) -> list[GrantRow]:
     """One window of the approver's queue, like `window` (soonest expiry first by default:
     extensions of grants about to end, then requests, oldest first)."""
     where = _queue_where(session, approver, query or QueueQuery())
-    return _window(
-        session,
-        where,
-        sort,
-        after=after,
-        before=before,
-        from_end=from_end,
-        limit=limit,
-        two_step=True,
-    )
+    return _window(session, where, two_step=True, **spec)
 
 
 def _count(session: Session, where: list[Any]) -> int:
@@ -778,12 +767,11 @@ def stream_queue(
         rows = _window(
             session,
             where,
-            "newest",
-            after=None,
+            two_step=True,
+            sort="newest",
             before=newer,
             from_end=True,
             limit=window_size,
-            two_step=True,
         )
         yield from reversed(rows)
         if len(rows) < window_size:

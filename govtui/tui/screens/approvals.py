@@ -15,23 +15,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Header, Input, Select, Static
-from textual.widgets.data_table import ColumnKey
-from textual.worker import Worker, get_current_worker
 
 from govtui import clock
 from govtui.errors import GovtuiError
-from govtui.services import catalog_views, grant_views, grants, operator_views
-from govtui.services.grant_views import (
-    GrantRow,
-    GrantSort,
-    QueueCounts,
-    QueueMark,
-    QueueQuery,
-    SortKey,
-)
+from govtui.services import grant_views, grants, operator_views
+from govtui.services.grant_views import GrantRow, GrantSort, QueueCounts, QueueMark, QueueQuery
 from govtui.services.grants import ApprovalOutcome
 from govtui.services.operator_views import OperatorState
 from govtui.tui.context import TuiContext
@@ -41,7 +31,7 @@ from govtui.tui.modals.reason_prompt import ReasonPrompt
 from govtui.tui.modals.totp_prompt import TotpPrompt, minutes
 from govtui.tui.paging import PagedTable
 from govtui.tui.plain import line, notify, plain
-from govtui.tui.screens.base import GrantsChanged, WindowedScreen
+from govtui.tui.screens.base import Fetch, GrantsChanged, GrantWindowScreen
 
 MARK = "✓"
 COLUMNS = (
@@ -64,7 +54,6 @@ COLUMN_SORTS: dict[str, GrantSort] = {
     "Contractor": "contractor",
     "Scope": "scope",
 }
-SORT_CYCLE: tuple[GrantSort, ...] = tuple(COLUMN_SORTS.values())
 SUMMARY_ROWS = 8  # rows a batch's dialog lists; the rest are counted
 
 
@@ -138,15 +127,6 @@ def waiting_words(counts: QueueCounts) -> str:
 
 
 @dataclass(frozen=True)
-class Fetch:
-    """Which window to read: the first, the last, or the one after or before a row."""
-
-    after: SortKey | None = None
-    before: SortKey | None = None
-    from_end: bool = False
-
-
-@dataclass(frozen=True)
 class Batch:
     """What a decision is for: grant ids, or a mark of the whole filter."""
 
@@ -156,7 +136,7 @@ class Batch:
     rows: list[GrantRow]  # the batch's rows on screen, for the dialog
 
 
-class ApprovalsScreen(WindowedScreen):
+class ApprovalsScreen(GrantWindowScreen[QueueQuery, QueueCounts]):
     """The acting operator's approval queue in keyset windows, with marks for batch
     decisions (one row, some rows, or the whole filter as of the moment it was marked)."""
 
@@ -171,6 +151,11 @@ class ApprovalsScreen(WindowedScreen):
     TABLE_ID = "approval-table"
     AUTO_FOCUS = f"#{TABLE_ID}"
     SHOWS_GRANTS = True
+    COLUMNS = COLUMNS
+    COLUMN_SORTS = COLUMN_SORTS
+    NOUN = "requests"
+    CLIENT_SELECT = "approval-client"
+    FIRST_FILTER = "approval-client"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark"),
         Binding("ctrl+a", "mark_all", "Mark all", key_display="^a"),
@@ -183,31 +168,9 @@ class ApprovalsScreen(WindowedScreen):
         Binding("escape", "focus_table", "Back to the table", show=False),
     ]
 
-    PAGE = grant_views.PAGE
-    DEBOUNCE = 0.3  # seconds of quiet typing in the contractor box before querying
-
     @dataclass
-    class WindowLoaded(Message):
-        generation: int
-        rows: list[GrantRow]
-        fetch: Fetch
-        first: bool  # replaces the table (a new query, the first or the last window)
-        limit: int
-
-    @dataclass
-    class CountsLoaded(Message):
-        generation: int
-        counts: QueueCounts
+    class CountsLoaded(GrantWindowScreen.CountsLoaded):
         operator: OperatorState
-
-    @dataclass
-    class FilterRefused(Message):
-        generation: int
-        message: str
-
-    @dataclass
-    class ClientsLoaded(Message):
-        clients: list[tuple[str, str]]  # name, status
 
     @dataclass
     class Marked(Message):
@@ -222,23 +185,10 @@ class ApprovalsScreen(WindowedScreen):
         message: str
 
     def __init__(self, context: TuiContext) -> None:
-        super().__init__(context)
-        self.generation = 0
-        self.filter = QueueQuery()
-        self.sort: GrantSort = grant_views.DEFAULT_SORT
-        self.rows: dict[int, GrantRow] = {}
-        self.order: list[int] = []  # the ids in the table, top to bottom
+        super().__init__(context, QueueQuery())
         self.marked: set[int] = set()
         self.mark: QueueMark | None = None  # the whole filter, as of when it was marked
-        self.counts: QueueCounts | None = None
         self.operator: OperatorState | None = None
-        self.refused: str | None = None
-        self.loaded = False
-        self.from_end = False
-        self._at_top = True
-        self._page_worker: Worker[None] | None = None
-        self._restore: int | None = None
-        self._cursor_to_end = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -250,18 +200,9 @@ class ApprovalsScreen(WindowedScreen):
         yield GovtuiFooter()
 
     def on_mount(self) -> None:
-        table = self.table
-        table.add_column(MARK, key="mark")
-        for name in COLUMNS:
-            table.add_column(self._label(name), key=name)
-        self.load_clients()
+        self.table.add_column(MARK, key="mark")  # before the columns the base class adds
 
-    def _label(self, name: str) -> Text:
-        if COLUMN_SORTS.get(name) == self.sort:
-            return Text(f"{name} ▼" if self.sort == "newest" else f"{name} ▲", style="bold")
-        return Text(name)
-
-    def _cells(self, row: GrantRow) -> tuple[Text, ...]:
+    def cells(self, row: GrantRow) -> tuple[Text, ...]:
         return (
             self._mark_cell(row.id),
             Text(str(row.id), justify="right"),
@@ -286,9 +227,11 @@ class ApprovalsScreen(WindowedScreen):
         if that is where they are); the marks stay (a mark-all stays as of when it was made)."""
         if self.table.row_count:
             self._restore = self._cursor_id()
-        rows = max(self.PAGE, min(self.table.row_count, self.MAX_ROWS))
         self.start_query(
-            self._read_filter(), debounce=0, limit=rows, fetch=Fetch(from_end=self.from_end)
+            self._read_filter(),
+            debounce=0,
+            limit=self._refresh_limit(),
+            fetch=Fetch(from_end=self.from_end),
         )
 
     def _read_filter(self) -> QueueQuery:
@@ -299,268 +242,30 @@ class ApprovalsScreen(WindowedScreen):
             contractor_search=contractor or None,
         )
 
-    def start_query(
-        self,
-        queue_filter: QueueQuery,
-        *,
-        debounce: float,
-        limit: int,
-        fetch: Fetch | None = None,
-        count: bool = True,
-    ) -> None:
-        """Query the first (or last) window for `queue_filter`, and its counts; answers to
-        older queries are dropped. A new filter ends a mark of the whole old one."""
-        if queue_filter != self.filter:
-            self.mark = None
-            self.marked.clear()
-        self.generation += 1
-        self.filter = queue_filter
-        self._exhausted = True
-        self.workers.cancel_group(self, "approvals-page")
-        if count:
-            self.counts = None
-        self._show_status(busy="loading…")
-        self.run_query(self.generation, queue_filter, self.sort, fetch or Fetch(), debounce, limit)
-        if count:
-            self.run_counts(self.generation, queue_filter, debounce)
+    def filter_changing(self, query: QueueQuery) -> None:
+        self.mark = None  # a new filter ends a mark of the whole old one
+        self.marked.clear()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-query")
-    def run_query(
-        self,
-        generation: int,
-        queue_filter: QueueQuery,
-        sort: GrantSort,
-        fetch: Fetch,
-        debounce: float,
-        limit: int,
-    ) -> None:
-        worker = get_current_worker()
-        if debounce and worker.cancelled_event.wait(debounce):
-            return
-        try:
-            rows = self._window(queue_filter, sort, fetch, limit)
-        except GovtuiError as exc:  # a client removed since the list of clients was read
-            self.post_message(self.FilterRefused(generation, str(exc)))
-            return
-        if not worker.is_cancelled:
-            self.post_message(self.WindowLoaded(generation, rows, fetch, first=True, limit=limit))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-count")
-    def run_counts(self, generation: int, queue_filter: QueueQuery, debounce: float) -> None:
-        worker = get_current_worker()
-        if debounce and worker.cancelled_event.wait(debounce):
-            return
-        try:
-            counts = self.workspace.read_as(grant_views.queue_counts, queue_filter)
-        except GovtuiError:
-            return  # the window's query says why
-        operator = self.workspace.read_as(operator_views.state)
-        if not worker.is_cancelled:
-            self.post_message(self.CountsLoaded(generation, counts, operator))
-
-    def _window(
-        self, queue_filter: QueueQuery, sort: GrantSort, fetch: Fetch, limit: int
+    def read_window(
+        self, query: QueueQuery, sort: GrantSort, fetch: Fetch, limit: int
     ) -> list[GrantRow]:
-        return self.workspace.read_as(
-            grant_views.queue_window,
-            queue_filter,
-            sort=sort,
-            after=fetch.after,
-            before=fetch.before,
-            from_end=fetch.from_end,
-            limit=limit,
-        )
+        return self.workspace.read_as(grant_views.queue_window, query, **fetch.spec(sort, limit))
 
-    def load_next_window(self) -> None:
-        if self._exhausted or self._capped or not self.order:
-            return
-        self._fetch(Fetch(after=grant_views.sort_key(self.sort, self.rows[self.order[-1]])))
+    def read_counts(self, query: QueueQuery) -> QueueCounts:
+        return self.workspace.read_as(grant_views.queue_counts, query)
 
-    def load_previous_window(self) -> None:
-        if self._at_top or not self.order or len(self.order) >= self.MAX_ROWS:
-            return
-        self._fetch(Fetch(before=grant_views.sort_key(self.sort, self.rows[self.order[0]])))
+    def counts_message(self, generation: int, counts: QueueCounts) -> CountsLoaded:
+        return self.CountsLoaded(generation, counts, self.workspace.read_as(operator_views.state))
 
-    def _fetch(self, fetch: Fetch) -> None:
-        if self._page_worker is not None and not self._page_worker.is_finished:
-            return
-        self._page_worker = self.fetch_window(self.generation, self.filter, self.sort, fetch)
-        self._show_status(busy="loading…")
+    def show_counts(self, message: GrantWindowScreen.CountsLoaded) -> None:
+        assert isinstance(message, ApprovalsScreen.CountsLoaded)
+        self.operator = message.operator
+        super().show_counts(message)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-page")
-    def fetch_window(
-        self, generation: int, queue_filter: QueueQuery, sort: GrantSort, fetch: Fetch
-    ) -> None:
-        rows = self._window(queue_filter, sort, fetch, self.PAGE)
-        self.post_message(self.WindowLoaded(generation, rows, fetch, first=False, limit=self.PAGE))
-
-    @on(WindowLoaded)
-    def show_window(self, message: WindowLoaded) -> None:
-        if message.generation != self.generation:
-            return
-        table = self.table
-        fetch = message.fetch
-        full = len(message.rows) >= message.limit
-        new = [row for row in message.rows if row.id not in self.rows or message.first]
-        if message.first:
-            table.clear()
-            self.rows.clear()
-            self.order.clear()
-            self.refused = None
-            self.from_end = fetch.from_end
-            self._at_top = not fetch.from_end or not full
-            self._exhausted = fetch.from_end or not full
-        elif fetch.before is not None:
-            self._at_top = not full
-        else:
-            self._exhausted = not full
-        for row in new:
-            self.rows[row.id] = row
-        if message.first:
-            self.marked &= set(self.rows)  # decided elsewhere meanwhile: no longer marked
-        if fetch.before is not None and not message.first:
-            # Rows before the first shown: the table is rebuilt in order, the cursor kept.
-            cursor = table.cursor_row
-            self.order[:0] = [row.id for row in new]
-            table.clear()
-            for grant_id in self.order:
-                table.add_row(*self._cells(self.rows[grant_id]), key=str(grant_id))
-            table.move_cursor(row=cursor + len(new), animate=False)
-        else:
-            for row in new:
-                self.order.append(row.id)
-                table.add_row(*self._cells(row), key=str(row.id))
-        self.loaded = True
-        if message.first:
-            if self._restore is not None and self._restore in self.rows:
-                table.move_cursor(row=table.get_row_index(str(self._restore)), animate=False)
-            elif self._cursor_to_end and table.row_count:
-                table.move_cursor(row=table.row_count - 1, animate=False)
-            self._restore = None
-            self._cursor_to_end = False
-        self._show_status()
-        if not message.first and self._near_end():
-            self.load_next_window()
-        elif self._near_top():
-            self.load_previous_window()
-
-    @on(CountsLoaded)
-    def show_counts(self, message: CountsLoaded) -> None:
-        if message.generation == self.generation:
-            self.counts = message.counts
-            self.operator = message.operator
-            self._show_status()
-
-    @on(FilterRefused)
-    def filter_refused(self, message: FilterRefused) -> None:
-        if message.generation != self.generation:
-            return
-        self.table.clear()
-        self.rows.clear()
-        self.order.clear()
-        self.refused = message.message
-        self.loaded = True
-        self._show_status()
-
-    # -- first, last, sorting ---------------------------------------------------------------
-
-    @on(PagedTable.Jump, "#approval-table")
-    def jump(self, event: PagedTable.Jump) -> None:
-        table = self.table
-        if event.where == "first":
-            if self._at_top:
-                table.move_cursor(row=0, animate=False)
-            else:
-                self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
-        elif self._exhausted:
-            table.move_cursor(row=max(table.row_count - 1, 0), animate=False)
-        else:
-            self._cursor_to_end = True
-            self.start_query(
-                self.filter, debounce=0, limit=self.PAGE, fetch=Fetch(from_end=True), count=False
-            )
-
-    def _near_top(self) -> bool:
-        table = self.table
-        return not self._at_top and table.row_count > 0 and table.cursor_row < self.LOOKAHEAD
-
-    @on(DataTable.RowHighlighted, "#approval-table")
-    def _maybe_earlier(self) -> None:
-        if self._near_top():
-            self.load_previous_window()
-
-    def action_next_sort(self) -> None:
-        at = SORT_CYCLE.index(self.sort) if self.sort in SORT_CYCLE else -1
-        self.sort_by(SORT_CYCLE[(at + 1) % len(SORT_CYCLE)])
-
-    @on(DataTable.HeaderSelected, "#approval-table")
-    def header_selected(self, event: DataTable.HeaderSelected) -> None:
-        sort = COLUMN_SORTS.get(str(event.column_key.value))
-        if sort is None:
-            notify(self, f"The requests cannot be sorted by {event.label.plain}.")
-            return
-        self.sort_by(sort)
-
-    def sort_by(self, sort: GrantSort) -> None:
-        """Show the queue in another order, from its first row (counts and marks stay)."""
-        self.sort = sort
-        table = self.table
-        for name in COLUMNS:
-            table.columns[ColumnKey(name)].label = self._label(name)
-        table.refresh()
-        self._restore = self._cursor_id()
-        self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
-
-    # -- filters ----------------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-clients")
-    def load_clients(self) -> None:
-        self.post_message(self.ClientsLoaded(self.workspace.read(catalog_views.client_statuses)))
-
-    @on(ClientsLoaded)
-    def show_clients(self, message: ClientsLoaded) -> None:
-        select = self.query_one("#approval-client", Select)
-        chosen = select.value
-        with self.prevent(Select.Changed):
-            select.set_options(
-                (plain(f"{name} (paused)" if status == "paused" else name), name)
-                for name, status in message.clients
-            )
-            if isinstance(chosen, str) and chosen in {name for name, _ in message.clients}:
-                select.value = chosen
-
-    @on(Select.Changed, "#approval-client")
-    def client_changed(self) -> None:
-        self.start_query(self._read_filter(), debounce=0, limit=self.PAGE)
-
-    @on(Input.Changed, "#approval-contractor")
-    def contractor_changed(self) -> None:
-        self.start_query(self._read_filter(), debounce=self.DEBOUNCE, limit=self.PAGE)
-
-    @on(Input.Submitted, "#approval-contractor")
-    def contractor_submitted(self) -> None:
-        self.action_focus_table()
-
-    def action_focus_filters(self) -> None:
-        self.set_focus(self.query_one("#approval-client", Select))
-
-    def action_focus_table(self) -> None:
-        self.set_focus(self.table)
+    def rows_replaced(self) -> None:
+        self.marked &= set(self.rows)  # decided elsewhere meanwhile: no longer marked
 
     # -- the status line --------------------------------------------------------------------
-
-    def _shown_range(self) -> str:
-        shown = len(self.order)
-        if not shown:
-            return "showing none"
-        total = self.counts.total if self.counts is not None else None
-        if self.from_end:
-            if total is None:
-                return f"showing the last {shown:,}"
-            first = max(total - shown + 1, 1)
-        else:
-            first = 1
-        return f"showing {first:,}\N{EN DASH}{first + shown - 1:,}"
 
     @property
     def marked_count(self) -> int:
@@ -639,13 +344,6 @@ class ApprovalsScreen(WindowedScreen):
         for grant_id in self.order:
             table.update_cell(str(grant_id), "mark", self._mark_cell(grant_id))
         self._show_status()
-
-    def _cursor_id(self) -> int | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        return int(key) if key is not None else None
 
     def action_toggle_mark(self) -> None:
         grant_id = self._cursor_id()

@@ -7,19 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from textual import on
+from rich.text import Text
+from textual import on, work
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, OptionList, Tree
-from textual.worker import Worker, WorkerState
+from textual.widgets import DataTable, Input, OptionList, Select, Tree
+from textual.widgets.data_table import ColumnKey
+from textual.worker import Worker, WorkerState, get_current_worker
 
+from govtui.errors import GovtuiError
+from govtui.services import catalog_views, grant_views
 from govtui.tui import paging
 from govtui.tui.context import TuiContext
+from govtui.tui.plain import notify, plain
 
 # The one global key map. These keys mean the same on every screen: a screen's own
 # bindings never use them for something else (tests/tui/test_tui_keys.py holds it).
@@ -230,3 +236,420 @@ class WindowedScreen(GovtuiScreen):
     @property
     def _capped(self) -> bool:
         return paging.capped(self.table, exhausted=self._exhausted, max_rows=self.MAX_ROWS)
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Which window to read: the first, the last, or the one after or before a row."""
+
+    after: grant_views.SortKey | None = None
+    before: grant_views.SortKey | None = None
+    from_end: bool = False
+
+    def spec(self, sort: grant_views.GrantSort, limit: int) -> grant_views.WindowSpec:
+        """This window of `limit` rows in `sort` order, as `grant_views.window` takes it."""
+        return grant_views.WindowSpec(
+            sort=sort, after=self.after, before=self.before, from_end=self.from_end, limit=limit
+        )
+
+
+class Counts(Protocol):
+    """What a list's counts hold at least: how many rows the whole filter has."""
+
+    @property
+    def total(self) -> int: ...
+
+
+QueryT = TypeVar("QueryT")
+CountsT = TypeVar("CountsT", bound=Counts)
+
+
+class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
+    """A windowed list of grant rows filtered and sorted in SQL (grants, approvals): a query
+    reads the first (or last) window and the filter's counts in workers, answers to older
+    queries are dropped, the next or previous window comes in keyset order as the cursor
+    nears either end, g/G reach the list's real first and last row, `o` or a header click
+    sorts. Subclasses read the filter boxes, the windows and the counts, and write the
+    status line."""
+
+    COLUMNS: ClassVar[tuple[str, ...]]
+    COLUMN_SORTS: ClassVar[dict[str, grant_views.GrantSort]]  # what `o` cycles, in order
+    NOUN: ClassVar[str]  # "grants": what the list is of, in messages
+    CLIENT_SELECT: ClassVar[str]  # the id of the client filter's Select
+    FIRST_FILTER: ClassVar[str]  # the id of the filter `/` focuses
+    PAGE = grant_views.PAGE
+    DEBOUNCE = 0.3  # seconds of quiet typing in a filter box before the list is queried
+
+    @dataclass
+    class WindowLoaded(Message):
+        generation: int
+        rows: list[grant_views.GrantRow]
+        fetch: Fetch
+        first: bool  # replaces the table (a new query, the first or the last window)
+        limit: int
+
+    @dataclass
+    class CountsLoaded(Message):
+        generation: int
+        counts: Any
+
+    @dataclass
+    class FilterRefused(Message):
+        generation: int
+        message: str
+
+    @dataclass
+    class ClientsLoaded(Message):
+        clients: list[tuple[str, str]]  # name, status
+
+    def __init__(self, context: TuiContext, empty: QueryT) -> None:
+        super().__init__(context)
+        self.generation = 0
+        self.filter = empty
+        self.sort: grant_views.GrantSort = grant_views.DEFAULT_SORT
+        self.rows: dict[int, grant_views.GrantRow] = {}
+        self.order: list[int] = []  # the ids in the table, top to bottom
+        self.counts: CountsT | None = None
+        self.refused: str | None = None
+        self.loaded = False
+        self.from_end = False  # the rows shown end at the list's last row (End was pressed)
+        self._at_top = True  # no row of the list is before the first one shown
+        self._page_worker: Worker[None] | None = None
+        self._restore: int | None = None  # grant id to put the cursor back on
+        self._cursor_to_end = False
+        # A client to choose once the list of clients is in (a drill-in), and the choices.
+        self._pending_client: str | None = None
+        self._client_names: set[str] = set()
+
+    def on_mount(self) -> None:
+        table = self.table
+        for name in self.COLUMNS:
+            table.add_column(self._label(name), key=name)
+        self.load_clients()
+
+    def _label(self, name: str) -> Text:
+        if self.COLUMN_SORTS.get(name) == self.sort:
+            return Text(f"{name} ▼" if self.sort == "newest" else f"{name} ▲", style="bold")
+        return Text(name)
+
+    # What subclasses supply.
+
+    def cells(self, row: grant_views.GrantRow) -> tuple[Text, ...]:
+        """A row's cells, in COLUMNS order (after any columns of the subclass's own)."""
+        raise NotImplementedError
+
+    def _read_filter(self) -> QueryT:
+        """The query the filter boxes show."""
+        raise NotImplementedError
+
+    def read_window(
+        self, query: QueryT, sort: grant_views.GrantSort, fetch: Fetch, limit: int
+    ) -> list[grant_views.GrantRow]:
+        """One window of `query` (in a worker)."""
+        raise NotImplementedError
+
+    def read_counts(self, query: QueryT) -> CountsT:
+        """The counts of `query` (in a worker)."""
+        raise NotImplementedError
+
+    def counts_message(self, generation: int, counts: CountsT) -> CountsLoaded:
+        """What the counts worker posts (in the worker: a subclass may read more)."""
+        return self.CountsLoaded(generation, counts)
+
+    def _show_status(self, *, busy: str = "") -> None:
+        raise NotImplementedError
+
+    # -- querying ---------------------------------------------------------------------------
+
+    def _refresh_limit(self) -> int:
+        """As many rows as are shown now (a page at least, MAX_ROWS at most)."""
+        return max(self.PAGE, min(self.table.row_count, self.MAX_ROWS))
+
+    def start_query(
+        self,
+        query: QueryT,
+        *,
+        debounce: float,
+        limit: int,
+        fetch: Fetch | None = None,
+        count: bool = True,
+    ) -> None:
+        """Query the first (or last) window for `query`, and its counts; answers to older
+        queries are dropped."""
+        if query != self.filter:
+            self.filter_changing(query)
+        self.generation += 1
+        self.filter = query
+        self._exhausted = True
+        self.workers.cancel_group(self, "window-page")
+        if count:
+            self.counts = None
+        self._show_status(busy="loading…")
+        self.run_query(self.generation, query, self.sort, fetch or Fetch(), debounce, limit)
+        if count:
+            self.run_counts(self.generation, query, debounce)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="window-query")
+    def run_query(
+        self,
+        generation: int,
+        query: QueryT,
+        sort: grant_views.GrantSort,
+        fetch: Fetch,
+        debounce: float,
+        limit: int,
+    ) -> None:
+        worker = get_current_worker()
+        if debounce and worker.cancelled_event.wait(debounce):
+            return
+        try:
+            rows = self.read_window(query, sort, fetch, limit)
+        except GovtuiError as exc:  # a client removed since the list of clients was read
+            self.post_message(self.FilterRefused(generation, str(exc)))
+            return
+        if not worker.is_cancelled:
+            self.post_message(self.WindowLoaded(generation, rows, fetch, first=True, limit=limit))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="window-count")
+    def run_counts(self, generation: int, query: QueryT, debounce: float) -> None:
+        worker = get_current_worker()
+        if debounce and worker.cancelled_event.wait(debounce):
+            return
+        try:
+            counts = self.read_counts(query)
+        except GovtuiError:
+            return  # the window's query says why
+        message = self.counts_message(generation, counts)
+        if not worker.is_cancelled:
+            self.post_message(message)
+
+    def load_next_window(self) -> None:
+        if self._exhausted or self._capped or not self.order:
+            return
+        self._fetch(Fetch(after=grant_views.sort_key(self.sort, self.rows[self.order[-1]])))
+
+    def load_previous_window(self) -> None:
+        if self._at_top or not self.order or len(self.order) >= self.MAX_ROWS:
+            return
+        self._fetch(Fetch(before=grant_views.sort_key(self.sort, self.rows[self.order[0]])))
+
+    def _fetch(self, fetch: Fetch) -> None:
+        if self._page_worker is not None and not self._page_worker.is_finished:
+            return
+        self._page_worker = self.fetch_window(self.generation, self.filter, self.sort, fetch)
+        self._show_status(busy="loading…")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="window-page")
+    def fetch_window(
+        self, generation: int, query: QueryT, sort: grant_views.GrantSort, fetch: Fetch
+    ) -> None:
+        rows = self.read_window(query, sort, fetch, self.PAGE)
+        self.post_message(self.WindowLoaded(generation, rows, fetch, first=False, limit=self.PAGE))
+
+    @on(WindowLoaded)
+    def show_window(self, message: WindowLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        table = self.table
+        fetch = message.fetch
+        full = len(message.rows) >= message.limit
+        new = [row for row in message.rows if row.id not in self.rows or message.first]
+        if message.first:
+            table.clear()
+            self.rows.clear()
+            self.order.clear()
+            self.refused = None
+            self.from_end = fetch.from_end
+            self._at_top = not fetch.from_end or not full
+            self._exhausted = fetch.from_end or not full
+        elif fetch.before is not None:
+            self._at_top = not full
+        else:
+            self._exhausted = not full
+        for row in new:
+            self.rows[row.id] = row
+        if message.first:
+            self.rows_replaced()
+        if fetch.before is not None and not message.first:
+            # Rows before the first shown: the table is rebuilt in order, the cursor kept on
+            # its row.
+            cursor = table.cursor_row
+            self.order[:0] = [row.id for row in new]
+            table.clear()
+            for grant_id in self.order:
+                table.add_row(*self.cells(self.rows[grant_id]), key=str(grant_id))
+            table.move_cursor(row=cursor + len(new), animate=False)
+        else:
+            for row in new:
+                # (a grant requested meanwhile may shift a window: each grant is shown once)
+                self.order.append(row.id)
+                table.add_row(*self.cells(row), key=str(row.id))
+        self.loaded = True
+        if message.first:
+            self.place_cursor()
+        self._show_status()
+        if not message.first and self._near_end():
+            self.load_next_window()
+        elif self._near_top():
+            self.load_previous_window()
+
+    def filter_changing(self, query: QueryT) -> None:
+        """A query of another filter than the one shown starts."""
+
+    def rows_replaced(self) -> None:
+        """A first window is in `rows` (its rows not yet in the table)."""
+
+    @property
+    def _restorable(self) -> bool:
+        return self._restore is not None and self._restore in self.rows
+
+    def place_cursor(self) -> None:
+        """After a first window: the cursor back on its row, or on the last after End."""
+        table = self.table
+        if self._restorable:
+            table.move_cursor(row=table.get_row_index(str(self._restore)), animate=False)
+        elif self._cursor_to_end and table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+        self._restore = None
+        self._cursor_to_end = False
+
+    @on(CountsLoaded)
+    def _counts_loaded(self, message: CountsLoaded) -> None:
+        if message.generation == self.generation:
+            self.show_counts(message)
+
+    def show_counts(self, message: CountsLoaded) -> None:
+        self.counts = message.counts
+        self._show_status()
+
+    @on(FilterRefused)
+    def filter_refused(self, message: FilterRefused) -> None:
+        if message.generation != self.generation:
+            return
+        self.table.clear()
+        self.rows.clear()
+        self.order.clear()
+        self.refused = message.message
+        self.loaded = True
+        self._show_status()
+
+    # -- first, last, sorting ---------------------------------------------------------------
+
+    @on(paging.PagedTable.Jump)
+    def jump(self, event: paging.PagedTable.Jump) -> None:
+        if event.table.id != self.TABLE_ID:
+            return
+        table = self.table
+        if event.where == "first":
+            if self._at_top:
+                table.move_cursor(row=0, animate=False)
+            else:
+                self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
+        elif self._exhausted:
+            table.move_cursor(row=max(table.row_count - 1, 0), animate=False)
+        else:
+            self._cursor_to_end = True
+            self.start_query(
+                self.filter, debounce=0, limit=self.PAGE, fetch=Fetch(from_end=True), count=False
+            )
+
+    def _near_top(self) -> bool:
+        table = self.table
+        return not self._at_top and table.row_count > 0 and table.cursor_row < self.LOOKAHEAD
+
+    @on(DataTable.RowHighlighted)
+    def _maybe_earlier(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == self.TABLE_ID and self._near_top():
+            self.load_previous_window()
+
+    def action_next_sort(self) -> None:
+        cycle = tuple(self.COLUMN_SORTS.values())
+        at = cycle.index(self.sort) if self.sort in cycle else -1
+        self.sort_by(cycle[(at + 1) % len(cycle)])
+
+    @on(DataTable.HeaderSelected)
+    def header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.data_table.id != self.TABLE_ID:
+            return
+        sort = self.COLUMN_SORTS.get(str(event.column_key.value))
+        if sort is None:
+            notify(self, f"The {self.NOUN} cannot be sorted by {event.label.plain}.")
+            return
+        self.sort_by(sort)
+
+    def sort_by(self, sort: grant_views.GrantSort) -> None:
+        """Show the list in another order, from its first row (the counts stay)."""
+        self.sort = sort
+        table = self.table
+        for name in self.COLUMNS:
+            table.columns[ColumnKey(name)].label = self._label(name)
+        table.refresh()
+        self._restore = self._cursor_id()
+        self.start_query(self.filter, debounce=0, limit=self.PAGE, count=False)
+
+    # -- the client filter's choices --------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="window-clients")
+    def load_clients(self) -> None:
+        self.post_message(self.ClientsLoaded(self.workspace.read(catalog_views.client_statuses)))
+
+    @on(ClientsLoaded)
+    def show_clients(self, message: ClientsLoaded) -> None:
+        select: Select[str] = self.query_one(f"#{self.CLIENT_SELECT}", Select)
+        chosen = select.value
+        with self.prevent(Select.Changed):
+            select.set_options(
+                # Prompts as Text: a str option is parsed as markup.
+                (plain(f"{name} (paused)" if status == "paused" else name), name)
+                for name, status in message.clients
+            )
+            names = self._client_names = {name for name, _ in message.clients}
+            if self._pending_client in names:
+                select.value = self._pending_client
+                self._pending_client = None
+            elif isinstance(chosen, str) and chosen in names:
+                select.value = chosen
+
+    # -- the filter boxes (every Select and Input of the screen) -----------------------------
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == self.CLIENT_SELECT:
+            self._pending_client = None
+        self.start_query(self._read_filter(), debounce=0, limit=self.PAGE)
+
+    @on(Input.Changed)
+    def _input_changed(self) -> None:
+        self.start_query(self._read_filter(), debounce=self.DEBOUNCE, limit=self.PAGE)
+
+    @on(Input.Submitted)
+    def _input_submitted(self) -> None:
+        self.action_focus_table()
+
+    def action_focus_filters(self) -> None:
+        self.set_focus(self.query_one(f"#{self.FIRST_FILTER}"))
+
+    def action_focus_table(self) -> None:
+        self.set_focus(self.table)
+
+    # -- the status line and the cursor -----------------------------------------------------
+
+    def _shown_range(self) -> str:
+        shown = len(self.order)
+        if not shown:
+            return "showing none"
+        total = self.counts.total if self.counts is not None else None
+        if self.from_end:
+            if total is None:
+                return f"showing the last {shown:,}"
+            first = max(total - shown + 1, 1)
+        else:
+            first = 1
+        return f"showing {first:,}\N{EN DASH}{first + shown - 1:,}"
+
+    def _cursor_id(self) -> int | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        return int(key) if key is not None else None
