@@ -142,7 +142,7 @@ async def test_the_demo_operator_does_every_task_by_keys(
         # The dialog stays until the pause's transaction is done (it cannot be left half-way).
         await wait_until(pilot, lambda: not progress.running, what="the pause to commit")
         await pilot.press("escape")
-        await settle(pilot)
+        await wait_until(pilot, lambda: app.screen is browser, what="the browser again")
         assert client_label(browser, "orbital-research") == "orbital-research (paused)"
         assert _state(demo_engine, mine) == "suspended"
         await pilot.press("u")
