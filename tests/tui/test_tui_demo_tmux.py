@@ -104,7 +104,8 @@ def test_scripts_run_demo_does_every_core_task_by_keys_and_cleans_up(tmp_path: P
         shows("Enrolled.")
         keys("Escape")  # (a key sent right after Escape would arrive as Alt+key: wait)
         shows("⏎ Approve")
-        assert "press e to enrol" not in screen()
+        # The queue reloads after the enrolment (its hint goes with the reload).
+        wait(lambda: "press e to enrol" not in screen(), "the enrol hint to go")
 
         # Request: a new grant, alex's own, from the grants screen's form.
         keys("t")

@@ -135,7 +135,10 @@ async def _shows(pilot: Pilot[None], *texts: str) -> str:
     """The terminal's text once it shows every one of `texts` (a loaded machine may draw a
     frame late)."""
     await wait_until(
-        pilot, lambda: all(t in screen_text(pilot.app) for t in texts), what=f"{texts!r} shown"
+        pilot,
+        lambda: all(t in screen_text(pilot.app) for t in texts),
+        timeout=30.0,  # a 400-column screen under load took longer than 10 s once
+        what=f"{texts!r} shown",
     )
     return screen_text(pilot.app)
 
