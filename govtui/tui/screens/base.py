@@ -66,17 +66,23 @@ class DrillIn(Message):
     contractor: str | None = None  # an exact external id
 
 
+# Tables, trees and lists move alike everywhere (the help screen's too): `action_move`.
+MOVE_BINDINGS: tuple[Binding, ...] = (
+    Binding("j", "move('down')", "Down", show=False),
+    Binding("k", "move('up')", "Up", show=False),
+    Binding("g", "move('first')", "First row", show=False),
+    Binding("G", "move('last')", "Last row", show=False),
+)
+
+
 class GovtuiScreen(Screen[None]):
     """A screen over the database; subclasses load their data in `reload`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "reload", "Refresh"),
-        # Tables, trees and lists move alike everywhere (the focused one, else the screen's
-        # first); a windowed table binds g/G itself to fetch the real first and last row.
-        Binding("j", "move('down')", "Down", show=False),
-        Binding("k", "move('up')", "Up", show=False),
-        Binding("g", "move('first')", "First row", show=False),
-        Binding("G", "move('last')", "Last row", show=False),
+        # The focused table, tree or list moves, else the screen's first; a windowed table
+        # binds g/G itself to fetch the real first and last row.
+        *MOVE_BINDINGS,
     ]
     # What Enter on the screen's table or tree does (the help lists it).
     ENTER_HELP: ClassVar[str] = ""

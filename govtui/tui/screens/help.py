@@ -15,7 +15,7 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
-from govtui.tui.screens.base import GovtuiScreen
+from govtui.tui.screens.base import MOVE_BINDINGS, GovtuiScreen
 
 
 def _textual_keys(node: DOMNode) -> set[tuple[str, str]]:
@@ -72,10 +72,7 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark,f1", "dismiss", "Close"),
-        Binding("j", "move('down')", "Down", show=False),
-        Binding("k", "move('up')", "Up", show=False),
-        Binding("g", "move('first')", "First row", show=False),
-        Binding("G", "move('last')", "Last row", show=False),
+        *MOVE_BINDINGS,
     ]
 
     def __init__(self, for_screen: Screen[object], screens: Iterable[tuple[str, str]]) -> None:
