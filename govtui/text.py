@@ -20,6 +20,8 @@ _BIDI = frozenset(
 )
 # Line and paragraph separators that end a line on screen though they are not C0/C1.
 _BREAKS = frozenset(["\u2028", "\u2029", "\x85"])
+# Every character _escaped changes, as one class: a table cell is checked in C, not per char.
+_HOSTILE = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(_BIDI | _BREAKS - {"\x85"})) + "]")
 
 
 def _escaped(char: str) -> str:
@@ -34,10 +36,8 @@ def _escaped(char: str) -> str:
 def hostile_char(value: str) -> str | None:
     """The first character of `value` that would act on a terminal or reorder the text (C0,
     DEL, C1, bidi controls, line separators), or None when there is none."""
-    for char in value:
-        if _escaped(char) != char:
-            return char
-    return None
+    found = _HOSTILE.search(value)
+    return found.group() if found else None
 
 
 def escaped(value: object) -> str:
@@ -69,6 +69,8 @@ def one_line(value: object, limit: int = LIMIT) -> str:
     """`value` as one printable line of at most `limit` characters: control characters, bidi
     controls and line breaks shown as visible escapes (`\\x1b`, `\\u202e`), cut with "…"."""
     whole = str(value)
+    if len(whole) <= limit and _HOSTILE.search(whole) is None:
+        return whole  # the common case: nothing to escape or cut
     # Cut before escaping too: a megabyte is not walked character by character.
     text = whole[: limit + 1]
     out: list[str] = []

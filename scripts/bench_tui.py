@@ -407,6 +407,10 @@ class Prober:
         while not self.stopped:
             await asyncio.sleep(PROBE_EVERY)
             widget = self.app.focused
+            # A widget of the screen being left (the new one not focused yet) never moves:
+            # the key goes to the screen that is active when it is handled.
+            if widget is not None and widget.screen is not self.app.screen:
+                widget = None
             before, lines = cursor_of(widget), lines_of(widget)
             moves = before is not None and (before < lines - 1 if down else before > 0)
             event = send_key(self.app, "down" if down else "up")
@@ -417,8 +421,7 @@ class Prober:
                 if not moves and DISPATCHED.get(id(event), 0) >= 2:
                     break  # past the app to the widget: as far as a key on no rows goes
                 await asyncio.sleep(POLL)
-            if widget is not None:
-                await painted(widget)
+            await painted(widget if widget is not None else self.app.screen)
             if not self.stopped:
                 self.samples.append(time.perf_counter() - sent)
             DISPATCHED.pop(id(event), None)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.css.query import NoMatches
@@ -106,13 +106,20 @@ class GovtuiScreen(Screen[None]):
         self.actor_name = context.actor_name
         self._seen_grants = context.grants_version
         self._seen_directory = context.directory_version
+        self._styled_at_mount = True  # until the first resume: see on_screen_resume
 
     def on_mount(self) -> None:
         # Textual calls every class's on_mount along the MRO, a subclass's first: by now its
         # widgets are set up. (So subclasses must not call super().on_mount() themselves.)
         self.refresh_data()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # A mode's screen is styled as it mounts, and Textual's own handler (called after this
+        # one) would restyle it whole again on the resume that follows at once: a tenth of a
+        # second on the grants screen. Later resumes restyle (the theme may have changed).
+        if self._styled_at_mount:
+            self._styled_at_mount = False
+            event.refresh_styles = False
         if self.out_of_date:
             self.refresh_data()
 
@@ -321,6 +328,9 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
         self.from_end = False  # the rows shown end at the list's last row (End was pressed)
         self._at_top = True  # no row of the list is before the first one shown
         self._page_worker: Worker[None] | None = None
+        # The generation whose counts start once its first window is in: the window is what
+        # the person waits for, and the two would share two cores and the GIL.
+        self._counts_due: int | None = None
         self._restore: int | None = None  # grant id to put the cursor back on
         self._cursor_to_end = False
         # A client to choose once the list of clients is in (a drill-in), and the choices.
@@ -393,7 +403,7 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
         self._show_status(busy="loading…")
         self.run_query(self.generation, query, self.sort, fetch or Fetch(), debounce, limit)
         if count:
-            self.run_counts(self.generation, query, debounce)
+            self._counts_due = self.generation
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="window-query")
     def run_query(
@@ -416,11 +426,15 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
         if not worker.is_cancelled:
             self.post_message(self.WindowLoaded(generation, rows, fetch, first=True, limit=limit))
 
+    def _start_counts(self, generation: int) -> None:
+        """The counts of the query whose first window (or refusal) is in, if they are due."""
+        if self._counts_due == generation == self.generation:
+            self._counts_due = None
+            self.run_counts(generation, self.filter)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="window-count")
-    def run_counts(self, generation: int, query: QueryT, debounce: float) -> None:
+    def run_counts(self, generation: int, query: QueryT) -> None:
         worker = get_current_worker()
-        if debounce and worker.cancelled_event.wait(debounce):
-            return
         try:
             counts = self.read_counts(query)
         except GovtuiError:
@@ -493,6 +507,7 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
         self.loaded = True
         if message.first:
             self.place_cursor()
+            self._start_counts(message.generation)
         self._show_status()
         if not message.first and self._near_end():
             self.load_next_window()
@@ -537,6 +552,7 @@ class GrantWindowScreen(WindowedScreen, Generic[QueryT, CountsT]):
         self.order.clear()
         self.refused = message.message
         self.loaded = True
+        self._counts_due = None  # the same query would be refused again
         self._show_status()
 
     # -- first, last, sorting ---------------------------------------------------------------
