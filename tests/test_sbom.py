@@ -248,3 +248,18 @@ def test_licences_unit_cases() -> None:
     ]
     assert licences(meta(License="UNKNOWN"), ids) == []
     assert licences(meta(), ids) == []
+
+
+def test_the_script_writes_where_the_caller_is(tmp_path: Path) -> None:
+    # scripts/sbom itself (the bash wrapper): the dev venv here holds the lock, so it installs
+    # nothing, and a relative --out is the caller's directory, not the checkout.
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "sbom"), "--out", "bom.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "SBOM written: bom.json\n"
+    assert json.loads((tmp_path / "bom.json").read_text()) == real_bom()
