@@ -141,10 +141,12 @@ ensure_venv() {
     step "installing $lock into .venv"
     # -qq: errors only; the machine's pip configuration can add pages of harmless warnings.
     pip=("$venv/bin/pip" --quiet --quiet --disable-pip-version-check --no-input)
-    # Every third-party file is checked against the lock's hashes. The project itself is the
-    # only thing installed without them, and with --no-build-isolation it is built by the
-    # locked setuptools, so the build fetches nothing the lock did not check.
-    "${pip[@]}" install --require-hashes -r "$lock"
+    # Every third-party file is checked against the lock's hashes, and only wheels are taken:
+    # no package's build code (setup.py, a build backend) runs here, and scripts/lock refuses a
+    # pin without wheels for the Pythons we support. The project itself is the only thing
+    # installed without hashes, and with --no-build-isolation it is built by the locked
+    # setuptools, so the build fetches nothing the lock did not check.
+    "${pip[@]}" install --require-hashes --only-binary :all: -r "$lock"
     "${pip[@]}" install --no-deps --no-build-isolation -e "$GOVTUI_ROOT"
     # Written last: an interrupted install is retried by the next run.
     printf '%s\n' "$want" >"$stamp.tmp"
