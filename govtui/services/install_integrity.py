@@ -26,6 +26,7 @@ Standard library only, so it runs before anything else of govtui is trusted."""
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import os
 import re
@@ -47,6 +48,8 @@ NAMED_PER_DISTRIBUTION = 5
 # At most this many stray files are named one by one; then a count.
 NAMED_STRAYS = 20
 _CHUNK = 1 << 20
+# What RECORD may name (pip writes sha256); a weaker one would let a changed file pass.
+_HASHES = frozenset(["sha256", "sha384", "sha512"])
 # What Python runs from a site-packages folder: modules, extension modules, sourceless
 # bytecode next to no source, and .pth files (executed by `site` at every start-up).
 _RUNNABLE = frozenset([*SOURCE_SUFFIXES, *EXTENSION_SUFFIXES, *BYTECODE_SUFFIXES, ".pth"])
@@ -95,7 +98,12 @@ class _Installed:
     name: str  # canonical
     version: str
     dist: metadata.Distribution
-    where: str  # the .dist-info folder, for a message
+    folder: Path  # the .dist-info (or .egg-info) folder
+    site: Path  # the site-packages folder RECORD's paths are relative to
+
+    @property
+    def where(self) -> str:
+        return self.folder.name
 
 
 @dataclass
@@ -105,19 +113,50 @@ class _Tally:
 
 
 def _installed(dirs: Sequence[Path]) -> list[_Installed]:
+    """Every distribution whose metadata folder sits in `dirs`. Found by listing the folders,
+    not through `metadata.distributions()`: that asks every finder on sys.meta_path, and the
+    importlib_metadata backport (keyring loads it on Python 3.11) registers one whose `files`
+    silently leaves out the files that are missing, which is what this check must see."""
     found: list[_Installed] = []
-    for dist in metadata.distributions(path=[str(d) for d in dirs]):
-        raw_name = dist.metadata["Name"] or "?"
-        where = getattr(dist, "_path", None)
-        found.append(
-            _Installed(
-                canonical(raw_name),
-                dist.version or "?",
-                dist,
-                Path(where).name if where is not None else raw_name,
+    for site in dirs:
+        for entry in sorted(os.scandir(site), key=lambda e: e.name):
+            if not entry.name.endswith((".dist-info", ".egg-info")) or not entry.is_dir():
+                continue
+            dist = metadata.PathDistribution(Path(entry.path))
+            raw_name = dist.metadata["Name"] or entry.name
+            found.append(
+                _Installed(canonical(raw_name), dist.version or "?", dist, Path(entry.path), site)
             )
-        )
     return sorted(found, key=lambda i: (i.name, i.where))
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One line of a RECORD: a path relative to site-packages, its hash and size if given."""
+
+    path: str
+    algorithm: str | None
+    digest: str | None
+    size: int | None
+
+
+def _record(inst: _Installed) -> list[_Row] | None:
+    """The rows of the distribution's RECORD, read as written (None: it has no RECORD)."""
+    try:
+        text = (inst.folder / "RECORD").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    rows: list[_Row] = []
+    for fields in csv.reader(text.splitlines()):
+        if not fields or not fields[0]:
+            continue
+        algorithm = digest = None
+        if len(fields) > 1 and "=" in fields[1]:
+            algorithm, _, digest = fields[1].partition("=")
+        size_text = fields[2] if len(fields) > 2 else ""
+        size = int(size_text) if size_text.isdigit() else None
+        rows.append(_Row(fields[0], algorithm, digest, size))
+    return rows
 
 
 def _bundled_pip() -> str | None:
@@ -220,10 +259,9 @@ def _file_problem(path: Path, algorithm: str, expected: str, size: int | None) -
             return "not a regular file"
         if size is not None and info.st_size != size:
             return f"{info.st_size} bytes, RECORD says {size}"
-        try:
-            digest = hashlib.new(algorithm)
-        except ValueError:
-            return f"RECORD names an unknown hash {_show(algorithm)}"
+        if algorithm not in _HASHES:
+            return f"RECORD gives a {_show(algorithm)} hash, not SHA-256: not accepted"
+        digest = hashlib.new(algorithm)
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     actual = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
@@ -233,11 +271,17 @@ def _file_problem(path: Path, algorithm: str, expected: str, size: int | None) -
 
 
 def _check_files(inst: _Installed, recorded: set[str], tally: _Tally) -> None:
-    files = inst.dist.files
     label = f"{_show(inst.name)} {_show(inst.version)}"
-    if files is None:
+    try:
+        rows = _record(inst)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         tally.findings.append(
-            Finding("files", "fail", _show(inst.name), "no RECORD: its files cannot be checked")
+            Finding("files", "fail", _show(inst.where), f"{label}: RECORD unreadable ({exc})")
+        )
+        return
+    if rows is None:
+        tally.findings.append(
+            Finding("files", "fail", _show(inst.where), f"{label}: no RECORD, files not checked")
         )
         return
     if inst.name == "govtui" and _editable(inst.dist):
@@ -251,15 +295,15 @@ def _check_files(inst: _Installed, recorded: set[str], tally: _Tally) -> None:
             )
         )
     problems: list[tuple[str, str]] = []
-    for item in files:
-        path = Path(item.locate())
-        recorded.add(os.path.normpath(path))
-        if item.hash is None:
+    for row in rows:
+        path = os.path.normpath(os.path.join(inst.site, row.path))
+        recorded.add(path)
+        if row.algorithm is None or row.digest is None:
             continue  # RECORD itself, and the .pyc files pip compiled after unpacking
         tally.files += 1
-        problem = _file_problem(path, item.hash.mode, item.hash.value, item.size)
+        problem = _file_problem(Path(path), row.algorithm, row.digest, row.size)
         if problem is not None:
-            problems.append((str(item), problem))
+            problems.append((row.path, problem))
     for name, problem in problems[:NAMED_PER_DISTRIBUTION]:
         tally.findings.append(Finding("files", "fail", _show(name), f"{label}: {problem}"))
     if len(problems) > NAMED_PER_DISTRIBUTION:
