@@ -1,9 +1,8 @@
 """`govtui doctor`'s install checks against real tampering, in throw-away environments.
 
-A pristine runtime environment is made once per module, offline: `python -m venv --without-pip`
-in a temporary folder, then every file of every distribution requirements.lock names (and
-govtui's own, and the pip this Python bundles) copied from the running environment by its
-RECORD, as pip laid them out. Each test tampers with a hard-linked copy of it (a file it
+A pristine runtime environment is made once per module, offline (tests/install_support.py:
+a venv with what requirements.lock names, pip and govtui, copied from the running environment
+by their RECORDs). Each test tampers with a hard-linked copy of it (a file it
 changes is first made a file of its own) and runs the check on that copy. Packages are
 "installed" into it by its own pip from wheels the test builds with zipfile, with no index
 and no configuration of the machine: one the lock does not name, and an older rich."""
@@ -16,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -26,10 +24,10 @@ import pytest
 from govtui.services import install_integrity
 from govtui.services.doctor_findings import Finding, failed
 from govtui.services.install_integrity import LOCK, canonical, check_install, read_lock
+from tests.install_support import SITE, runtime_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = read_lock(LOCK.read_text())
-SITE = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 # No pip configuration of the machine (find-links, extra indexes, constraints) and no index.
 PIP_ENV = {
     **os.environ,
@@ -50,34 +48,10 @@ def _installed_govtui() -> metadata.Distribution:
     return dists[0]
 
 
-def _copy_distribution(dist: metadata.Distribution, venv: Path) -> None:
-    site = (venv / SITE).resolve()
-    files = dist.files
-    assert files is not None, dist.metadata["Name"]
-    for item in files:
-        source = Path(item.locate())
-        target = Path(os.path.normpath(site / item))
-        assert target.is_relative_to(venv), target
-        if not source.exists():
-            continue  # a .pyc listed without hash that was never written
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-
-
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A runtime environment as scripts/run installs it: the lock's packages, pip, govtui."""
-    venv = tmp_path_factory.mktemp("pristine") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    wanted = {*PINS, "govtui", "pip"}
-    copied = set()
-    for dist in metadata.distributions(path=[str(p) for p in install_integrity.site_dirs()]):
-        name = canonical(dist.metadata["Name"])
-        if name in wanted:
-            _copy_distribution(dist, venv)
-            copied.add(name)
-    assert copied == wanted, f"not in the running environment: {sorted(wanted - copied)}"
-    return venv
+    return runtime_copy(tmp_path_factory.mktemp("pristine") / "venv")
 
 
 @pytest.fixture
