@@ -206,7 +206,7 @@ def _check_packages(installed: list[_Installed], pins: dict[str, Pin]) -> list[F
                     "packages",
                     "fail",
                     shown,
-                    f"installed {_show(inst.version)}, requirements.lock pins {pin.version}",
+                    f"installed {_show(inst.version)}, requirements.lock pins {_show(pin.version)}",
                 )
             )
         else:
@@ -228,7 +228,10 @@ def _check_packages(installed: list[_Installed], pins: dict[str, Pin]) -> list[F
             continue  # needed only where its marker holds; absent here is no risk
         findings.append(
             Finding(
-                "packages", "fail", name, f"requirements.lock pins {pin.version}, not installed"
+                "packages",
+                "fail",
+                _show(name),
+                f"requirements.lock pins {_show(pin.version)}, not installed",
             )
         )
     if not any(f.status == "fail" for f in findings):
@@ -250,7 +253,7 @@ def _file_problem(path: Path, algorithm: str, expected: str, size: int | None) -
     except FileNotFoundError:
         return "missing"
     except OSError as exc:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
+        if os.path.islink(path):
             return "a symbolic link, not the file RECORD lists"
         return f"cannot be read ({exc.strerror})"
     with os.fdopen(fd, "rb") as handle:
