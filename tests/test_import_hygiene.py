@@ -15,8 +15,11 @@ from pathlib import Path
 
 import govtui
 
-# A namespace package; an editable install adds a path hook, and the directory may repeat.
-(PACKAGE_DIR,) = {Path(p).resolve() for p in govtui.__path__ if Path(p).is_dir()}
+# A namespace package: its path holds this checkout's govtui/ and, since the scripts install
+# govtui as a wheel, the installed copy in site-packages too (the same files, which
+# test_install_integrity.py checks). The rules are about the checkout's.
+CHECKOUT = Path(__file__).resolve().parents[1] / "govtui"
+(PACKAGE_DIR,) = {Path(p).resolve() for p in govtui.__path__ if Path(p).resolve() == CHECKOUT}
 
 CORE = (
     "govtui.services",

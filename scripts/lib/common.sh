@@ -100,11 +100,22 @@ ensure_debs() {
 # The project's virtualenv.
 
 # _venv_stamp LOCKFILE: what .venv/.govtui-lock says once LOCKFILE is installed. pyproject.toml
-# is part of it: a new console script or package needs the editable install redone even when
-# no pin changed.
+# is part of it: a new console script or package needs govtui reinstalled even when no pin
+# changed.
 _venv_stamp() {
     printf '%s %s pyproject %s' "$(basename "$1")" "$(sha256sum <"$1" | cut -d' ' -f1)" \
         "$(sha256sum <"$GOVTUI_ROOT/pyproject.toml" | cut -d' ' -f1)"
+}
+
+# _govtui_stamp: what .venv/.govtui-tree says once this checkout's govtui is installed: one
+# SHA-256 over the name and content of every file a build of govtui takes (the package, with
+# the lock its symbolic link points to, pyproject.toml and the README it puts in the metadata).
+_govtui_stamp() {
+    (
+        cd "$GOVTUI_ROOT" &&
+            find -L govtui pyproject.toml README.md -type f ! -path '*/__pycache__/*' -print0 |
+            LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+    )
 }
 
 # venv_holds LOCKFILE: whether .venv holds exactly LOCKFILE's packages (and this pyproject).
@@ -113,9 +124,37 @@ venv_holds() {
     [[ -x $GOVTUI_ROOT/.venv/bin/python && -f $stamp && $(<"$stamp") == "$(_venv_stamp "$1")" ]]
 }
 
+# ensure_govtui: installs this checkout's govtui into .venv unless the very same files are
+# installed already. Not editable: a wheel's RECORD lists every file of govtui with its
+# SHA-256, which `govtui doctor` checks (an editable install's RECORD lists only a path hook).
+# The build runs on a copy of the tree in a temporary folder, so no build/ or egg-info left in
+# the checkout can carry a deleted module into the wheel; the symbolic link
+# govtui/requirements.lock becomes a real file there (the lock doctor checks against).
+# Tests import the checkout (pytest's rootdir), subprocesses and tmux the installed copy:
+# the stamp makes every change of the tree reinstall, and tests/test_install_integrity.py
+# fails when the two differ.
+ensure_govtui() {
+    local venv="$GOVTUI_ROOT/.venv" stamp="$GOVTUI_ROOT/.venv/.govtui-tree" want src
+    want=$(_govtui_stamp)
+    [[ -f $stamp && $(<"$stamp") == "$want" ]] && return 0
+    step "installing govtui into .venv"
+    src=$(mktemp -d -t govtui-build.XXXXXX)
+    add_cleanup rm -rf "$src"
+    cp -RL "$GOVTUI_ROOT/govtui" "$GOVTUI_ROOT/pyproject.toml" "$GOVTUI_ROOT/README.md" "$src/"
+    find "$src/govtui" -name __pycache__ -prune -exec rm -rf {} +
+    # With --no-build-isolation the locked setuptools builds it, so the build fetches nothing
+    # the lock did not check; the project is the one thing installed without hashes.
+    "$venv/bin/pip" --quiet --quiet --disable-pip-version-check --no-input \
+        install --no-deps --no-build-isolation --force-reinstall "$src"
+    rm -rf "$src"
+    printf '%s\n' "$want" >"$stamp.tmp"
+    mv "$stamp.tmp" "$stamp"
+}
+
 # ensure_venv LOCKFILE: makes $GOVTUI_ROOT/.venv hold exactly LOCKFILE's packages plus govtui
-# itself (editable). Reinstalls only when LOCKFILE or pyproject.toml changed since the last
-# successful install, so a second run costs nothing.
+# itself (ensure_govtui). Reinstalls the packages only when LOCKFILE or pyproject.toml changed
+# since the last successful install, and govtui when its files did, so a second run costs
+# nothing.
 ensure_venv() {
     local lock=$1 venv="$GOVTUI_ROOT/.venv" stamp want pip
     [[ -f $lock ]] || die "no lock file: $lock"
@@ -135,6 +174,7 @@ ensure_venv() {
     want=$(_venv_stamp "$lock")
     stamp="$venv/.govtui-lock"
     if venv_holds "$lock"; then
+        ensure_govtui
         return 0
     fi
 
@@ -143,11 +183,11 @@ ensure_venv() {
     pip=("$venv/bin/pip" --quiet --quiet --disable-pip-version-check --no-input)
     # Every third-party file is checked against the lock's hashes, and only wheels are taken:
     # no package's build code (setup.py, a build backend) runs here, and scripts/lock refuses a
-    # pin without wheels for the Pythons we support. The project itself is the only thing
-    # installed without hashes, and with --no-build-isolation it is built by the locked
-    # setuptools, so the build fetches nothing the lock did not check.
+    # pin without wheels for the Pythons we support. govtui itself is built by ensure_govtui
+    # with the locked setuptools, so the build fetches nothing the lock did not check.
     "${pip[@]}" install --require-hashes --only-binary :all: -r "$lock"
-    "${pip[@]}" install --no-deps --no-build-isolation -e "$GOVTUI_ROOT"
+    rm -f "$venv/.govtui-tree" # pyproject.toml may have changed: install govtui afresh
+    ensure_govtui
     # Written last: an interrupted install is retried by the next run.
     printf '%s\n' "$want" >"$stamp.tmp"
     mv "$stamp.tmp" "$stamp"

@@ -1,0 +1,405 @@
+"""`govtui doctor`'s install checks: is govtui's environment still what the lock installed?
+
+Three checks, each returning `Finding`s (doctor_findings.py):
+
+- packages: every distribution in site-packages is in `requirements.lock` at exactly its pinned
+  version, none is missing, none is installed twice; one the lock does not name is a warning
+  (pip itself is not a warning at the version Python bundles: `python3 -m venv` put it there);
+- files: every file each distribution's RECORD lists has the recorded size and SHA-256
+  (`importlib.metadata`), is a regular file and no symbolic link. govtui itself is checked the
+  same way: the scripts install it as a wheel (not editable), so its RECORD lists its files;
+  an editable govtui fails, since nothing records what its files should be;
+- strays: no file Python could import or run at start-up (.py, .pth, an extension module, a
+  sourceless .pyc) and no symbolic link sits in site-packages unless a RECORD lists it. A stray
+  `.pth` is how a poisoned package runs code at every start of Python.
+
+The lock travels with govtui as package data (`govtui/requirements.lock`, in the checkout a
+symbolic link to the repository's lock): an installed govtui finds the lock it was installed
+from wherever it lives, and that copy is in govtui's own RECORD, so it is checked like every
+other file.
+
+What this cannot see, and does not claim to: someone who rewrites a file AND its RECORD line
+(the hash of the wheel it came from is not kept after installation), and `__pycache__/*.pyc`
+files, which pip lists in RECORD without a hash. Read-only: nothing here writes a file.
+Standard library only, so it runs before anything else of govtui is trusted."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import os
+import re
+import stat
+import sysconfig
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES
+from pathlib import Path
+
+from govtui.services.doctor_findings import Finding
+from govtui.text import one_line
+
+# The lock as package data: beside this package's top (govtui/requirements.lock).
+LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
+# Per distribution, at most this many changed files are named one by one; then a count.
+NAMED_PER_DISTRIBUTION = 5
+# At most this many stray files are named one by one; then a count.
+NAMED_STRAYS = 20
+_CHUNK = 1 << 20
+# What RECORD may name (pip writes sha256); a weaker one would let a changed file pass.
+_HASHES = frozenset(["sha256", "sha384", "sha512"])
+# What Python runs from a site-packages folder: modules, extension modules, sourceless
+# bytecode next to no source, and .pth files (executed by `site` at every start-up).
+_RUNNABLE = frozenset([*SOURCE_SUFFIXES, *EXTENSION_SUFFIXES, *BYTECODE_SUFFIXES, ".pth"])
+# name==version at the start of a line, then an optional environment marker.
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\#]*?))?\s*(?:\\|#|$)")
+
+
+def canonical(name: str) -> str:
+    """The PEP 503 form of a distribution name: `Jaraco.Classes` and `jaraco_classes` alike."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One package of the lock."""
+
+    name: str  # canonical
+    version: str
+    marker: str | None  # an environment marker: the package is needed only where it holds
+
+
+def read_lock(text: str) -> dict[str, Pin]:
+    """The pins of a pip-compile lock file (`name==version \\`, hashes on the lines below)."""
+    pins: dict[str, Pin] = {}
+    for line in text.splitlines():
+        match = _PIN.match(line)
+        if match:
+            name = canonical(match.group(1))
+            pins[name] = Pin(name, match.group(2), (match.group(3) or "").strip() or None)
+    return pins
+
+
+def site_dirs() -> list[Path]:
+    """The site-packages folders of the running environment (purelib, platlib), once each."""
+    seen: dict[Path, None] = {}
+    paths = sysconfig.get_paths()
+    for key in ("purelib", "platlib"):
+        path = Path(paths[key])
+        if path.is_dir():
+            seen.setdefault(path.resolve(), None)
+    return list(seen)
+
+
+@dataclass
+class _Installed:
+    name: str  # canonical
+    version: str
+    dist: metadata.Distribution
+    folder: Path  # the .dist-info (or .egg-info) folder
+    site: Path  # the site-packages folder RECORD's paths are relative to
+
+    @property
+    def where(self) -> str:
+        return self.folder.name
+
+
+@dataclass
+class _Tally:
+    files: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _installed(dirs: Sequence[Path]) -> list[_Installed]:
+    """Every distribution whose metadata folder sits in `dirs`. Found by listing the folders,
+    not through `metadata.distributions()`: that asks every finder on sys.meta_path, and the
+    importlib_metadata backport (keyring loads it on Python 3.11) registers one whose `files`
+    silently leaves out the files that are missing, which is what this check must see."""
+    found: list[_Installed] = []
+    for site in dirs:
+        for entry in sorted(os.scandir(site), key=lambda e: e.name):
+            if not entry.name.endswith((".dist-info", ".egg-info")) or not entry.is_dir():
+                continue
+            dist = metadata.PathDistribution(Path(entry.path))
+            raw_name = dist.metadata["Name"] or entry.name
+            found.append(
+                _Installed(canonical(raw_name), dist.version or "?", dist, Path(entry.path), site)
+            )
+    return sorted(found, key=lambda i: (i.name, i.where))
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One line of a RECORD: a path relative to site-packages, its hash and size if given."""
+
+    path: str
+    algorithm: str | None
+    digest: str | None
+    size: int | None
+
+
+def _record(inst: _Installed) -> list[_Row] | None:
+    """The rows of the distribution's RECORD, read as written (None: it has no RECORD)."""
+    try:
+        text = (inst.folder / "RECORD").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    rows: list[_Row] = []
+    for fields in csv.reader(text.splitlines()):
+        if not fields or not fields[0]:
+            continue
+        algorithm = digest = None
+        if len(fields) > 1 and "=" in fields[1]:
+            algorithm, _, digest = fields[1].partition("=")
+        size_text = fields[2] if len(fields) > 2 else ""
+        size = int(size_text) if size_text.isdigit() else None
+        rows.append(_Row(fields[0], algorithm, digest, size))
+    return rows
+
+
+def _bundled_pip() -> str | None:
+    """The pip version this Python bundles (what `python3 -m venv` installs), if it has one."""
+    try:
+        import ensurepip
+    except ImportError:  # Debian without python3-venv
+        return None
+    return ensurepip.version()
+
+
+def _show(value: object) -> str:
+    return one_line(value, 200)
+
+
+def _check_packages(installed: list[_Installed], pins: dict[str, Pin]) -> list[Finding]:
+    findings: list[Finding] = []
+    by_name: dict[str, list[_Installed]] = {}
+    for inst in installed:
+        by_name.setdefault(inst.name, []).append(inst)
+    matched = 0
+    pip = _bundled_pip()
+    for name, insts in sorted(by_name.items()):
+        shown = _show(name)
+        if len(insts) > 1:
+            both = ", ".join(f"{_show(i.version)} ({_show(i.where)})" for i in insts)
+            findings.append(Finding("packages", "fail", shown, f"installed more than once: {both}"))
+            continue
+        (inst,) = insts
+        pin = pins.get(name)
+        if name == "govtui":
+            continue  # the project itself; its files are checked through its RECORD
+        if pin is None:
+            if name == "pip" and inst.version == pip:
+                continue  # the installer `python3 -m venv` put there, as this Python bundles it
+            findings.append(
+                Finding(
+                    "packages",
+                    "warn",
+                    shown,
+                    f"installed {_show(inst.version)}, not in requirements.lock",
+                )
+            )
+        elif inst.version != pin.version:
+            findings.append(
+                Finding(
+                    "packages",
+                    "fail",
+                    shown,
+                    f"installed {_show(inst.version)}, requirements.lock pins {_show(pin.version)}",
+                )
+            )
+        else:
+            matched += 1
+    if "govtui" not in by_name:
+        findings.append(
+            Finding(
+                "packages",
+                "fail",
+                "govtui",
+                "not installed in this environment's site-packages: its own files cannot be "
+                "checked (install it as scripts/run does)",
+            )
+        )
+    for name, pin in sorted(pins.items()):
+        if name in by_name:
+            continue
+        if pin.marker is not None:
+            continue  # needed only where its marker holds; absent here is no risk
+        findings.append(
+            Finding(
+                "packages",
+                "fail",
+                _show(name),
+                f"requirements.lock pins {_show(pin.version)}, not installed",
+            )
+        )
+    if not any(f.status == "fail" for f in findings):
+        findings.append(
+            Finding(
+                "packages",
+                "ok",
+                "requirements.lock",
+                f"{matched} distributions installed at their locked versions",
+            )
+        )
+    return findings
+
+
+def _file_problem(path: Path, algorithm: str, expected: str, size: int | None) -> str | None:
+    """Why the file at `path` is not what RECORD says, or None when it is."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        if os.path.islink(path):
+            return "a symbolic link, not the file RECORD lists"
+        return f"cannot be read ({exc.strerror})"
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file"
+        if size is not None and info.st_size != size:
+            return f"{info.st_size} bytes, RECORD says {size}"
+        if algorithm not in _HASHES:
+            return f"RECORD gives a {_show(algorithm)} hash, not SHA-256: not accepted"
+        digest = hashlib.new(algorithm)
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    actual = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    if actual != expected:
+        return f"content differs from RECORD ({algorithm})"
+    return None
+
+
+def _check_files(inst: _Installed, recorded: set[str], tally: _Tally) -> None:
+    label = f"{_show(inst.name)} {_show(inst.version)}"
+    try:
+        rows = _record(inst)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        tally.findings.append(
+            Finding("files", "fail", _show(inst.where), f"{label}: RECORD unreadable ({exc})")
+        )
+        return
+    if rows is None:
+        tally.findings.append(
+            Finding("files", "fail", _show(inst.where), f"{label}: no RECORD, files not checked")
+        )
+        return
+    if inst.name == "govtui" and _editable(inst.dist):
+        tally.findings.append(
+            Finding(
+                "files",
+                "fail",
+                "govtui",
+                "installed editable: its RECORD lists no files of govtui, so they cannot be "
+                "checked (install it as scripts/run does)",
+            )
+        )
+    problems: list[tuple[str, str]] = []
+    for row in rows:
+        path = os.path.normpath(os.path.join(inst.site, row.path))
+        recorded.add(path)
+        if row.algorithm is None or row.digest is None:
+            continue  # RECORD itself, and the .pyc files pip compiled after unpacking
+        tally.files += 1
+        problem = _file_problem(Path(path), row.algorithm, row.digest, row.size)
+        if problem is not None:
+            problems.append((row.path, problem))
+    for name, problem in problems[:NAMED_PER_DISTRIBUTION]:
+        tally.findings.append(Finding("files", "fail", _show(name), f"{label}: {problem}"))
+    if len(problems) > NAMED_PER_DISTRIBUTION:
+        more = len(problems) - NAMED_PER_DISTRIBUTION
+        tally.findings.append(
+            Finding("files", "fail", _show(inst.name), f"{label}: {more} more files differ")
+        )
+
+
+def _editable(dist: metadata.Distribution) -> bool:
+    text = dist.read_text("direct_url.json") or ""
+    return bool(re.search(r'"editable"\s*:\s*true', text))
+
+
+def _strays(dirs: Sequence[Path], recorded: set[str]) -> list[str]:
+    """Files in `dirs` that Python could run and no RECORD lists, and unlisted symbolic links."""
+    strays: list[str] = []
+    for top in dirs:
+        for folder, subdirs, names in os.walk(top):
+            linked = [d for d in subdirs if os.path.islink(os.path.join(folder, d))]
+            subdirs[:] = [d for d in subdirs if d != "__pycache__" and d not in linked]
+            for name in [*names, *linked]:
+                path = os.path.normpath(os.path.join(folder, name))
+                if path in recorded:
+                    continue
+                runnable = os.path.splitext(name)[1] in _RUNNABLE
+                if runnable or name in linked or os.path.islink(path):
+                    strays.append(path)
+    return sorted(strays)
+
+
+def _stray_finding(path: str, dirs: Sequence[Path]) -> Finding:
+    shown = path
+    for top in dirs:
+        if path.startswith(str(top) + os.sep):
+            shown = path[len(str(top)) + 1 :]
+            break
+    if os.path.islink(path):
+        what = "a symbolic link no RECORD lists"
+    elif path.endswith(".pth"):
+        what = "a .pth file no RECORD lists: Python runs its import lines at every start-up"
+    else:
+        what = "a file Python can import that no RECORD lists"
+    return Finding("strays", "fail", _show(shown), what)
+
+
+def check_install(*, dirs: Iterable[Path] | None = None, lock: Path | None = None) -> list[Finding]:
+    """Every install check, on the running environment's site-packages (or `dirs`) against
+    govtui's lock (or `lock`). Read-only; about 2 s for the runtime lock's ~35 packages."""
+    folders = site_dirs() if dirs is None else [Path(d).resolve() for d in dirs]
+    lock_file = LOCK if lock is None else lock
+    try:
+        pins = read_lock(lock_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return [
+            Finding(
+                "packages",
+                "fail",
+                _show(lock_file),
+                f"the lock cannot be read ({_show(getattr(exc, 'strerror', None) or exc)}): "
+                "nothing to check the install against",
+            )
+        ]
+    installed = _installed(folders)
+    findings = _check_packages(installed, pins)
+    tally = _Tally()
+    recorded: set[str] = set()
+    for inst in installed:
+        _check_files(inst, recorded, tally)
+    findings.extend(tally.findings)
+    if not tally.findings:
+        findings.append(
+            Finding(
+                "files",
+                "ok",
+                "RECORD",
+                f"{tally.files} files of {len(installed)} distributions match their RECORD",
+            )
+        )
+    strays = _strays(folders, recorded)
+    findings.extend(_stray_finding(path, folders) for path in strays[:NAMED_STRAYS])
+    if len(strays) > NAMED_STRAYS:
+        findings.append(
+            Finding(
+                "strays",
+                "fail",
+                "site-packages",
+                f"{len(strays) - NAMED_STRAYS} more files no RECORD lists",
+            )
+        )
+    if not strays:
+        shown = ", ".join(_show(d) for d in folders)
+        findings.append(
+            Finding("strays", "ok", "site-packages", f"no file outside a RECORD in {shown}")
+        )
+    return findings
