@@ -51,6 +51,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "govtui.cli.directory_commands": ("directory", "sync", "reconcile"),
     "govtui.cli.audit_commands": ("audit",),
     "govtui.cli.evidence_commands": ("evidence",),
+    "govtui.cli.doctor_commands": ("doctor",),
 }
 _GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--as")
 
