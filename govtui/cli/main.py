@@ -189,5 +189,5 @@ def _run_tui(ctx: Context) -> int:
     from govtui.tui.app import GovtuiApp  # Textual loads only when the TUI is wanted
 
     workspace = ctx.workspace()
-    GovtuiApp(workspace, demo=workspace.read(demo.is_demo)).run()
+    GovtuiApp(workspace, demo=workspace.read(demo.is_demo), doctor=True).run()
     return 0
