@@ -336,3 +336,14 @@ def test_a_check_that_raises_is_one_failed_line(
             "could not be checked: PermissionError: [Errno 13] Permission denied",
         )
     ]
+
+
+def test_a_url_naming_no_usable_database_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--db", "mysql://h/x", "doctor"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "govtui: error: unsupported database 'mysql': use sqlite:/// or postgresql://\n"
+    )

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import cast
 
 import keyring
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlmodel import Session
 
 from govtui import db, migrations
 from govtui.directory.connection import is_address, parse_url
-from govtui.errors import GovtuiError
+from govtui.errors import ConfigurationError, GovtuiError
 from govtui.models import DirectoryTarget
 from govtui.security import secrets
 from govtui.services import audit, audit_checkpoint, directory_targets
@@ -72,7 +73,9 @@ def run(
 ) -> Report:
     """Every check, in the order printed. `engine`: one already open on `url` (the TUI's);
     `chain=False` leaves the audit chain out (the dashboard verifies it on its own line);
-    `cancelled` is asked between checks (the TUI quitting): the run then stops early."""
+    `cancelled` is asked between checks (the TUI quitting): the run then stops early. A URL
+    that names no database govtui can use is refused at once (ConfigurationError)."""
+    _require_usable(url)
     started = time.monotonic()
     findings: list[Finding] = []
     steps: list[Callable[[], list[Finding]]] = []
@@ -100,12 +103,29 @@ def run_on(engine: Engine, *, chain: bool = True, cancelled: Cancelled = _never)
     return run(url, engine=engine, chain=chain, cancelled=cancelled)
 
 
+def _require_usable(url: str) -> None:
+    """Refuse a URL that is not SQLite or PostgreSQL (bad input: exit 2, nothing checked)."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise ConfigurationError(f"not a database URL: {one_line(url, 80)!r}") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"unsupported database {backend!r}: use sqlite:/// or postgresql://"
+        )
+
+
 def _guarded(check: str, subject: str, fn: Callable[[], list[Finding]]) -> list[Finding]:
     """The check's findings, or one failed finding saying why the check could not run."""
     try:
         return fn()
     except GovtuiError as exc:
         return [_finding(check, "fail", subject, f"could not be checked: {exc}")]
+    except DBAPIError as exc:
+        # What the driver said, first line: not SQLAlchemy's statement and link around it.
+        said = str(exc.orig).strip().splitlines()
+        why = said[0] if said else type(exc.orig).__name__
+        return [_finding(check, "fail", subject, f"could not be checked: {why}")]
     except Exception as exc:  # a doctor that crashes tells nobody anything
         return [
             _finding(check, "fail", subject, f"could not be checked: {type(exc).__name__}: {exc}")
@@ -291,7 +311,7 @@ class _DatabaseRun:
         if self.missing:
             return []
         if not self.current:
-            detail = "not checked: the database schema is not current"
+            detail = "not checked: the database is not at the current schema (see above)"
             return [_finding("directory", "warn", "directory targets", detail)]
         with db.read_session(self._engine()) as session:
             targets = directory_targets.all_targets(session)
