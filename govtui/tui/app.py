@@ -352,17 +352,10 @@ class GovtuiApp(App[None]):
         if self.quitting:
             return
         self.context.doctor = message.report
+        # The dashboard says so (a red line when a check failed); no toast over other screens.
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen):
                 screen.show_doctor()
-        if message.report.failed:
-            notify(
-                self,
-                "govtui doctor: a check failed (see the dashboard; `govtui doctor` lists all).",
-                title="Doctor",
-                severity="error",
-                timeout=12,
-            )
 
     # -- grants changing under the screens ---------------------------------------------------
 

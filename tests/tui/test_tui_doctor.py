@@ -47,6 +47,31 @@ async def test_a_failed_check_shows_a_red_line_on_the_dashboard(
         assert _line(app).has_class("alert")
 
 
+async def test_checks_that_end_while_another_screen_shows_reach_the_dashboard(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go = threading.Event()
+
+    def held() -> list[Finding]:
+        go.wait(30)
+        return [TAMPERED]
+
+    monkeypatch.setattr(doctor, "install_findings", held)
+    app = GovtuiApp(Workspace(world.engine, "root"), doctor=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("t")
+            await wait_until(pilot, lambda: app.current_mode == "grants", what="the grants")
+            go.set()
+            await wait_until(pilot, lambda: app.context.doctor is not None, what="the checks")
+            await pilot.press("d")
+            await wait_until(pilot, lambda: app.current_mode == "dashboard", what="dashboard")
+            await wait_until(pilot, lambda: _line(app).has_class("alert"), what="the red line")
+            assert text_of(_line(app)).startswith("doctor: 1 check FAILED · files: ")
+    finally:
+        go.set()
+
+
 async def test_checks_that_pass_show_a_quiet_line(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

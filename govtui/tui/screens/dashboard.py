@@ -190,6 +190,11 @@ class DashboardScreen(GovtuiScreen):
         widget.update(Text(dashboard.chain_line(chain), style=style))
         widget.set_class(chain is not None and not chain.ok, "alert")
 
+    def on_screen_resume(self) -> None:
+        # (Besides GovtuiScreen's own: Textual calls each class's handler.) The checks may
+        # have ended while another screen was shown.
+        self.show_doctor()
+
     def show_doctor(self) -> None:
         """The line of `govtui doctor`'s checks run at start: red when one failed."""
         widget = self.query_one("#dashboard-doctor", Static)
