@@ -37,6 +37,7 @@ from .throwaway_ca import make_ca
 SCHEMA = json.loads(
     (Path(__file__).parent.parent / "schemas" / "doctor-report.schema.json").read_text()
 )
+REAL_INSTALL_FINDINGS = doctor.install_findings
 INSTALL_OK = Finding("packages", "ok", "requirements.lock", "35 packages at the locked versions")
 TARGET: dict[str, Any] = dict(
     bind_dn="cn=admin,dc=x",
@@ -107,6 +108,7 @@ def test_a_sound_setup_passes_and_doctor_writes_nothing(
     add_target(engine, "corp", url="ldaps://ldap.corp.test", ca_file=str(ca.cert))
     add_target(engine, "ad", url="ldap://dc.corp.test", starttls=True)
     before = snapshot(engine)
+    files_before = _files(engine)
     code, report = run_json(url_of(engine), capsys)
     assert failures(report) == []
     assert code == 0
@@ -130,6 +132,19 @@ def test_a_sound_setup_passes_and_doctor_writes_nothing(
         assert subjects[str(database)] == "mode 0600"
         assert subjects[f"{database}.audit-head"] == "mode 0600"
     assert snapshot(engine) == before
+    assert _files(engine) == files_before  # the audit checkpoint and the database untouched
+
+
+def _files(engine: Engine) -> dict[str, tuple[int, int]]:
+    """Each file beside a SQLite database (bar SQLite's -wal and -shm): size, mtime."""
+    path = db.sqlite_path(url_of(engine))
+    if path is None:
+        return {}
+    return {
+        p.name: (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in path.parent.iterdir()
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
 
 
 def test_no_database_yet_is_a_warning_and_none_is_made(
@@ -309,7 +324,8 @@ def test_the_install_checks_are_composed_into_the_report(
 ) -> None:
     """What services.install_integrity.check_install() says comes first, as it says it; one
     of its failures fails the whole report."""
-    monkeypatch.undo()  # the real install_findings, with a stand-in module behind it
+    # The real install_findings, with a stand-in module behind it.
+    monkeypatch.setattr(doctor, "install_findings", REAL_INSTALL_FINDINGS)
     tampered = Finding("files", "fail", "textual/app.py", "SHA-256 differs from RECORD")
     module = types.ModuleType("govtui.services.install_integrity")
     module.check_install = lambda: [tampered]  # type: ignore[attr-defined]
