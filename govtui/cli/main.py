@@ -51,6 +51,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "govtui.cli.directory_commands": ("directory", "sync", "reconcile"),
     "govtui.cli.audit_commands": ("audit",),
     "govtui.cli.evidence_commands": ("evidence",),
+    "govtui.cli.doctor_commands": ("doctor",),
 }
 _GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--as")
 
@@ -188,5 +189,5 @@ def _run_tui(ctx: Context) -> int:
     from govtui.tui.app import GovtuiApp  # Textual loads only when the TUI is wanted
 
     workspace = ctx.workspace()
-    GovtuiApp(workspace, demo=workspace.read(demo.is_demo)).run()
+    GovtuiApp(workspace, demo=workspace.read(demo.is_demo), doctor=True).run()
     return 0

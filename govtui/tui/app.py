@@ -16,14 +16,15 @@ from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from govtui import clock
-from govtui.services import catalog_views, convergence, grants, identity, operators
+from govtui.services import catalog_views, convergence, doctor, grants, identity, operators
 from govtui.services.workspace import Workspace
 from govtui.tui.context import SyncSummary, TargetHealth, TuiContext
 from govtui.tui.css_preload import preload
 from govtui.tui.directory_text import first_error, report_text
+from govtui.tui.doctor_line import run_detached
 from govtui.tui.error_text import describe_error
 from govtui.tui.modals.act_as import ActAsPrompt
 from govtui.tui.pause_flow import PauseFlow
@@ -137,20 +138,29 @@ class GovtuiApp(App[None]):
         name: str
 
     @dataclass
+    class DoctorFinished(Message):
+        """`govtui doctor`'s checks (all but the audit chain, which the dashboard verifies
+        on its own line) have run."""
+
+        report: doctor.Report
+
+    @dataclass
     class ClientsLoaded(Message):
         """Every client's name and status, for the command palette."""
 
         clients: list[tuple[str, str]]
 
-    def __init__(self, workspace: Workspace, *, demo: bool = False) -> None:
+    def __init__(self, workspace: Workspace, *, demo: bool = False, doctor: bool = False) -> None:
         """`demo`: the database is a demo's (services.demo.is_demo), whose operators all share
         the login running it; only then may the acting operator be switched (key w). Outside
-        the demo the operator is the one govtui was started as, for the whole session."""
+        the demo the operator is the one govtui was started as, for the whole session.
+        `doctor`: run `govtui doctor`'s checks in the background at start; the dashboard shows
+        a red line if one fails (`govtui` itself says so; tests say when they want it)."""
         super().__init__()
         preload(self.stylesheet)
         self.workspace = workspace
         self.actor_name = workspace.actor_name
-        self.context = TuiContext(workspace)
+        self.context = TuiContext(workspace, doctor_on=doctor)
         self.demo = demo
         if demo:
             self.bind("w", "act_as", description="Act as… (demo)")
@@ -180,6 +190,8 @@ class GovtuiApp(App[None]):
         self.title = f"govtui — acting as {line(self.actor_name)}{demo}"
 
     def on_mount(self) -> None:
+        if self.context.doctor_on:
+            self.run_doctor()
         self.load_clients()
         self.expire_now()
         self.set_interval(self.EXPIRY_INTERVAL, self.expire_now)
@@ -318,6 +330,32 @@ class GovtuiApp(App[None]):
     @on(ClientsLoaded)
     def clients_loaded(self, message: ClientsLoaded) -> None:
         self.clients = message.clients
+
+    # -- govtui doctor at start ----------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="doctor")
+    def run_doctor(self) -> None:
+        worker = get_current_worker()
+        engine = self.workspace.engine
+
+        def checks() -> doctor.Report:
+            return doctor.run_on(engine, chain=False, cancelled=lambda: worker.is_cancelled)
+
+        # In a thread of its own: hashing the installed files cannot stop halfway, and q
+        # must not wait for it (tui/doctor_line.py).
+        report = run_detached(checks, lambda: worker.is_cancelled or self.quitting)
+        if report is not None and not worker.is_cancelled:
+            self.post_message(self.DoctorFinished(report))
+
+    @on(DoctorFinished)
+    def doctor_finished(self, message: DoctorFinished) -> None:
+        if self.quitting:
+            return
+        self.context.doctor = message.report
+        # The dashboard says so (a red line when a check failed); no toast over other screens.
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                screen.show_doctor()
 
     # -- grants changing under the screens ---------------------------------------------------
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from govtui.services.dashboard import ChainStatus
+from govtui.services.doctor import Report
 from govtui.services.reconcile import Drift
 from govtui.services.sync import SyncReport
 from govtui.services.workspace import Workspace
@@ -55,6 +56,8 @@ class TuiContext:
     sync_progress: tuple[int, int] | None = None  # (handled, total) of the run going
     drift: dict[str, DriftCheck] = field(default_factory=dict)  # target name -> last check
     chain: ChainStatus | None = None  # the last verify of the audit chain in this session
+    doctor_on: bool = False  # whether this session runs `govtui doctor`'s checks at start
+    doctor: Report | None = None  # what they found, once they have run
 
     @property
     def actor_name(self) -> str:

@@ -19,6 +19,7 @@ from govtui.models import GRANT_STATES
 from govtui.services import dashboard, operator_views
 from govtui.services.operator_views import OperatorFlags
 from govtui.tui.directory_text import ALERT_STYLE, clock_time
+from govtui.tui.doctor_line import doctor_text
 from govtui.tui.footer import GovtuiFooter
 from govtui.tui.operator_text import operators_text
 from govtui.tui.pause_flow import ClientStatusChanged
@@ -98,6 +99,7 @@ class DashboardScreen(GovtuiScreen):
         yield Static("", id="dashboard-operators")
         yield Static("", id="dashboard-reviews")
         yield Static("", id="dashboard-chain")
+        yield Static("", id="dashboard-doctor")
         with Horizontal(id="dashboard-directory"):
             yield Static("", id="dashboard-outbox")
             yield Static("", id="dashboard-failed")
@@ -120,6 +122,7 @@ class DashboardScreen(GovtuiScreen):
         self.load_overview(self._verify_asked or stale)
         self._verify_asked = False
         self._show_chain()
+        self.show_doctor()
 
     def action_reload(self) -> None:
         self._verify_asked = True  # asked for: verify the chain again, however recent
@@ -186,6 +189,19 @@ class DashboardScreen(GovtuiScreen):
         widget = self.query_one("#dashboard-chain", Static)
         widget.update(Text(dashboard.chain_line(chain), style=style))
         widget.set_class(chain is not None and not chain.ok, "alert")
+
+    def on_screen_resume(self) -> None:
+        # (Besides GovtuiScreen's own: Textual calls each class's handler.) The checks may
+        # have ended while another screen was shown.
+        self.show_doctor()
+
+    def show_doctor(self) -> None:
+        """The line of `govtui doctor`'s checks run at start: red when one failed."""
+        widget = self.query_one("#dashboard-doctor", Static)
+        widget.display = self.context.doctor_on
+        report = self.context.doctor
+        widget.update(doctor_text(report))
+        widget.set_class(report is not None and report.failed, "alert")
 
     @on(Loaded)
     def show_overview(self, message: Loaded) -> None:
