@@ -15,7 +15,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from govtui.services.install_integrity import LOCK, canonical, read_lock, site_dirs
+from govtui import lockfile
+from govtui.services.install_integrity import LOCK, site_dirs
 
 SITE = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
@@ -38,10 +39,10 @@ def runtime_copy(venv: Path) -> Path:
     """Makes `venv` (which must not exist) hold the runtime environment; returns it."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     venv = venv.resolve()
-    wanted = {*read_lock(LOCK.read_text()), "govtui", "pip"}
+    wanted = {*{p.name: p for p in lockfile.read(LOCK)}, "govtui", "pip"}
     copied = set()
     for dist in metadata.distributions(path=[str(p) for p in site_dirs()]):
-        name = canonical(dist.metadata["Name"])
+        name = lockfile.normalise(dist.metadata["Name"])
         if name in wanted and name not in copied:
             _copy_distribution(dist, venv)
             copied.add(name)

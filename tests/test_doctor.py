@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from sqlalchemy.engine import Engine
 from govtui import db
 from govtui.cli import main
 from govtui.models import Operator
-from govtui.services import directory_targets, doctor, operators
+from govtui.services import directory_targets, doctor, install_integrity, operators
 from govtui.services.doctor_findings import Finding
 
 from .conftest import snapshot
@@ -324,12 +322,10 @@ def test_the_install_checks_are_composed_into_the_report(
 ) -> None:
     """What services.install_integrity.check_install() says comes first, as it says it; one
     of its failures fails the whole report."""
-    # The real install_findings, with a stand-in module behind it.
+    # The real install_findings, with a stand-in check behind it.
     monkeypatch.setattr(doctor, "install_findings", REAL_INSTALL_FINDINGS)
     tampered = Finding("files", "fail", "textual/app.py", "SHA-256 differs from RECORD")
-    module = types.ModuleType("govtui.services.install_integrity")
-    module.check_install = lambda: [tampered]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "govtui.services.install_integrity", module)
+    monkeypatch.setattr(install_integrity, "check_install", lambda: [tampered])
     code, report = run_json(url_of(sqlite_root), capsys)
     assert code == 1
     assert failures(report) == [("files", "textual/app.py", "SHA-256 differs from RECORD")]

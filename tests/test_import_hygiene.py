@@ -15,11 +15,10 @@ from pathlib import Path
 
 import govtui
 
-# A namespace package: its path holds this checkout's govtui/ and, since the scripts install
-# govtui as a wheel, the installed copy in site-packages too (the same files, which
-# test_install_integrity.py checks). The rules are about the checkout's.
-CHECKOUT = Path(__file__).resolve().parents[1] / "govtui"
-(PACKAGE_DIR,) = {Path(p).resolve() for p in govtui.__path__ if Path(p).resolve() == CHECKOUT}
+# The rules are about the checkout's files, which the tests import (pytest puts the checkout
+# first on sys.path; the installed copy is the same, as test_install_integrity.py checks).
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "govtui"
+assert Path(govtui.__file__ or "").resolve().parent == PACKAGE_DIR, "tests import the checkout"
 
 CORE = (
     "govtui.services",

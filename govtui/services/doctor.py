@@ -13,14 +13,12 @@ never an exception: the CLI prints every line, and the TUI's background run neve
 
 from __future__ import annotations
 
-import importlib
 import os
 import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import keyring
 from sqlalchemy.engine import Engine, make_url
@@ -32,7 +30,7 @@ from govtui.directory.connection import is_address, parse_url
 from govtui.errors import ConfigurationError, GovtuiError
 from govtui.models import DirectoryTarget
 from govtui.security import secrets
-from govtui.services import audit, audit_checkpoint, directory_targets
+from govtui.services import audit, audit_checkpoint, directory_targets, install_integrity
 from govtui.services.doctor_findings import Finding, Status, failed
 from govtui.text import one_line
 
@@ -148,18 +146,8 @@ def _finding(check: str, status: Status, subject: object, detail: object) -> Fin
 
 def install_findings() -> list[Finding]:
     """The install checks: installed distributions against requirements.lock, each RECORD's
-    hashes and sizes, stray .py/.pth files (services.install_integrity, imported by name so a
-    build without it says so in one line instead of failing to start)."""
-    name = "govtui.services.install_integrity"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return [
-            _finding("packages", "fail", "install", f"{name} is missing: installed files unchecked")
-        ]
-    return cast(list[Finding], module.check_install())
+    hashes and sizes, stray .py/.pth files."""
+    return install_integrity.check_install()
 
 
 # --- the keyring ---------------------------------------------------------------------------------

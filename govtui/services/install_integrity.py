@@ -38,6 +38,9 @@ from importlib import metadata
 from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES
 from pathlib import Path
 
+from govtui import lockfile
+from govtui.errors import InputError
+from govtui.lockfile import Pin
 from govtui.services.doctor_findings import Finding
 from govtui.text import one_line
 
@@ -53,33 +56,6 @@ _HASHES = frozenset(["sha256", "sha384", "sha512"])
 # What Python runs from a site-packages folder: modules, extension modules, sourceless
 # bytecode next to no source, and .pth files (executed by `site` at every start-up).
 _RUNNABLE = frozenset([*SOURCE_SUFFIXES, *EXTENSION_SUFFIXES, *BYTECODE_SUFFIXES, ".pth"])
-# name==version at the start of a line, then an optional environment marker.
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\#]*?))?\s*(?:\\|#|$)")
-
-
-def canonical(name: str) -> str:
-    """The PEP 503 form of a distribution name: `Jaraco.Classes` and `jaraco_classes` alike."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-@dataclass(frozen=True)
-class Pin:
-    """One package of the lock."""
-
-    name: str  # canonical
-    version: str
-    marker: str | None  # an environment marker: the package is needed only where it holds
-
-
-def read_lock(text: str) -> dict[str, Pin]:
-    """The pins of a pip-compile lock file (`name==version \\`, hashes on the lines below)."""
-    pins: dict[str, Pin] = {}
-    for line in text.splitlines():
-        match = _PIN.match(line)
-        if match:
-            name = canonical(match.group(1))
-            pins[name] = Pin(name, match.group(2), (match.group(3) or "").strip() or None)
-    return pins
 
 
 def site_dirs() -> list[Path]:
@@ -125,7 +101,9 @@ def _installed(dirs: Sequence[Path]) -> list[_Installed]:
             dist = metadata.PathDistribution(Path(entry.path))
             raw_name = dist.metadata["Name"] or entry.name
             found.append(
-                _Installed(canonical(raw_name), dist.version or "?", dist, Path(entry.path), site)
+                _Installed(
+                    lockfile.normalise(raw_name), dist.version or "?", dist, Path(entry.path), site
+                )
             )
     return sorted(found, key=lambda i: (i.name, i.where))
 
@@ -359,15 +337,14 @@ def check_install(*, dirs: Iterable[Path] | None = None, lock: Path | None = Non
     folders = site_dirs() if dirs is None else [Path(d).resolve() for d in dirs]
     lock_file = LOCK if lock is None else lock
     try:
-        pins = read_lock(lock_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        pins = {pin.name: pin for pin in lockfile.read(lock_file)}
+    except InputError as exc:
         return [
             Finding(
                 "packages",
                 "fail",
                 _show(lock_file),
-                f"the lock cannot be read ({_show(getattr(exc, 'strerror', None) or exc)}): "
-                "nothing to check the install against",
+                f"{_show(exc)}: nothing to check the install against",
             )
         ]
     installed = _installed(folders)

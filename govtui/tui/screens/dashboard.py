@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
@@ -190,7 +190,7 @@ class DashboardScreen(GovtuiScreen):
         widget.update(Text(dashboard.chain_line(chain), style=style))
         widget.set_class(chain is not None and not chain.ok, "alert")
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
         # (Besides GovtuiScreen's own: Textual calls each class's handler.) The checks may
         # have ended while another screen was shown.
         self.show_doctor()
