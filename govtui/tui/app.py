@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from govtui import clock
 from govtui.services import catalog_views, convergence, doctor, grants, identity, operators
 from govtui.services.workspace import Workspace
+from govtui.tui import heap
 from govtui.tui.context import SyncSummary, TargetHealth, TuiContext
 from govtui.tui.css_preload import preload
 from govtui.tui.directory_text import first_error, report_text
@@ -190,6 +191,7 @@ class GovtuiApp(App[None]):
         self.title = f"govtui — acting as {line(self.actor_name)}{demo}"
 
     def on_mount(self) -> None:
+        self.call_after_refresh(heap.freeze)  # the app, its stylesheet and the first screen
         if self.context.doctor_on:
             self.run_doctor()
         self.load_clients()

@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from govtui.errors import GovtuiError
 from govtui.services import catalog_views, grant_views
-from govtui.tui import paging
+from govtui.tui import heap, paging
 from govtui.tui.context import TuiContext
 from govtui.tui.plain import notify, plain
 
@@ -120,6 +120,7 @@ class GovtuiScreen(Screen[None]):
         if self._styled_at_mount:
             self._styled_at_mount = False
             event.refresh_styles = False
+            self.call_after_refresh(heap.freeze)  # the screen built: see tui/heap.py
         if self.out_of_date:
             self.refresh_data()
 
