@@ -50,6 +50,8 @@ URL = os.environ.get("GOVTUI_TEST_LDAP_URL", "")
 BASE = os.environ.get("GOVTUI_TEST_LDAP_BASE", "")
 ADMIN = os.environ.get("GOVTUI_TEST_LDAP_ADMIN_DN", "")
 PASSWORD = os.environ.get("GOVTUI_TEST_LDAP_ADMIN_PASSWORD", "")
+# ldapmodify reads it from this file: never on a command line, which ps shows to every login.
+PASSWORD_FILE = os.environ.get("GOVTUI_TEST_LDAP_ADMIN_PASSWORD_FILE", "")
 PEOPLE, GROUPS = f"ou=people,{BASE}", f"ou=groups,{BASE}"
 PLACEHOLDER = f"cn=govtui-empty-group-placeholder,{GROUPS}"  # govtui.directory.naming's
 TEMPLATE = "cn={client}-{project}-{scope}-{access}"  # a target's default group template
@@ -408,7 +410,7 @@ def same_ops(ours: Path, floor: Path, operation: str) -> bool:
 def ldapmodify(ldif: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
-        ["ldapmodify", "-x", "-H", URL, "-D", ADMIN, "-w", PASSWORD, "-f", str(ldif)],
+        ["ldapmodify", "-x", "-H", URL, "-D", ADMIN, "-y", PASSWORD_FILE, "-f", str(ldif)],
         check=True,
         stdout=subprocess.DEVNULL,
         timeout=STEP_TIMEOUT,

@@ -56,6 +56,7 @@ class Directory:
     url: str
     admin: str
     password: str
+    password_file: str  # what ldapmodify reads it from (-y): never on its command line
     people: str
     groups: str
     ca_file: str | None = None
@@ -93,6 +94,7 @@ def openldap() -> Directory:
         url=os.environ["GOVTUI_TEST_LDAP_URL"],
         admin=os.environ["GOVTUI_TEST_LDAP_ADMIN_DN"],
         password=os.environ["GOVTUI_TEST_LDAP_ADMIN_PASSWORD"],
+        password_file=os.environ["GOVTUI_TEST_LDAP_ADMIN_PASSWORD_FILE"],
         people=f"ou=people,{base}",
         groups=f"ou=groups,{base}",
     )
@@ -109,6 +111,7 @@ def active_directory() -> Directory:
         url=url,
         admin=os.environ["GOVTUI_TEST_AD_ADMIN_DN"],
         password=os.environ["GOVTUI_TEST_AD_ADMIN_PASSWORD"],
+        password_file=os.environ["GOVTUI_TEST_AD_ADMIN_PASSWORD_FILE"],
         people=f"OU=people,{bench}",
         groups=f"OU=groups,{bench}",
         ca_file=os.environ["GOVTUI_TEST_AD_CA"],
@@ -206,7 +209,7 @@ def write_ldif(membership: dict[str, list[str]], work: Path) -> Path:
 
 
 def floor(where: Directory, ldif: Path) -> float:
-    command = ["ldapmodify", "-x", "-H", where.url, "-D", where.admin, "-w", where.password]
+    command = ["ldapmodify", "-x", "-H", where.url, "-D", where.admin, "-y", where.password_file]
     start = time.perf_counter()
     subprocess.run(
         [*command, "-f", str(ldif)],

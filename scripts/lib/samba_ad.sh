@@ -149,9 +149,12 @@ start_samba_ad() {
 
     # Ready when LDAPS answers a search, then StartTLS must work too. The certificate is made
     # on samba's first start; it is checked by name in the tests (see TLS naming above).
+    # The tools read the password from a file in the private (0700) directory, never from
+    # their command line, which any login on the machine reads in ps.
+    (umask 077 && printf '%s' "$password" >"$dir/admin.pw")
     tries=0
     until LDAPTLS_REQCERT=never ldapsearch -x -H "ldaps://127.0.0.1:$ldaps_port" \
-        -D "CN=Administrator,CN=Users,$base" -w "$password" -b "$base" -s base dn \
+        -D "CN=Administrator,CN=Users,$base" -y "$dir/admin.pw" -b "$base" -s base dn \
         >/dev/null 2>&1; do
         ((tries++ < 300)) || _samba_ad_fail "$dir" "samba does not answer on LDAPS"
         if [[ -s $dir/dc/run/samba.pid ]] && ! _ad_root kill -0 "$(<"$dir/dc/run/samba.pid")" 2>/dev/null; then
@@ -160,7 +163,7 @@ start_samba_ad() {
         sleep 0.1
     done
     LDAPTLS_REQCERT=never ldapsearch -ZZ -x -H "ldap://127.0.0.1:$ldap_port" \
-        -D "CN=Administrator,CN=Users,$base" -w "$password" -b "$base" -s base dn \
+        -D "CN=Administrator,CN=Users,$base" -y "$dir/admin.pw" -b "$base" -s base dn \
         >/dev/null 2>&1 || _samba_ad_fail "$dir" "samba does not answer LDAP with StartTLS"
 
     # The CA certificate where the tests can read it (the private dir is root's only).
@@ -176,6 +179,7 @@ start_samba_ad() {
     export GOVTUI_TEST_AD_DOMAIN="$_SAMBA_AD_DOMAIN"
     export GOVTUI_TEST_AD_ADMIN_DN="CN=Administrator,CN=Users,$base"
     export GOVTUI_TEST_AD_ADMIN_PASSWORD="$password"
+    export GOVTUI_TEST_AD_ADMIN_PASSWORD_FILE="$dir/admin.pw"
     export GOVTUI_TEST_AD_CA="$dir/ca.pem"
     export GOVTUI_TEST_AD_TLS_NAME="$tls_name"
     export GOVTUI_TEST_AD_NETNS="$ns"
