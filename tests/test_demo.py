@@ -5,6 +5,8 @@ operator can do every task."""
 
 from __future__ import annotations
 
+import io
+import sys
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -24,6 +26,7 @@ from govtui.services import (
     catalog,
     convergence,
     demo,
+    doctor,
     enrollment,
     grants,
     operators,
@@ -36,6 +39,7 @@ from .conftest import FakeClock
 from .directory_support import Directory
 from .factories import small_vendor
 from .memory_keyring import MemoryKeyring
+from .throwaway_ca import make_ca
 
 
 @pytest.fixture
@@ -201,3 +205,71 @@ def test_demo_directory_flags_come_together(sqlite_url: str) -> None:
     assert main(["--db", sqlite_url, "init"]) == 0
     assert main(["--db", sqlite_url, "demo", "--bind-dn", "cn=x"]) == 2
     assert main(["--db", sqlite_url, "demo", "--directory-url", "ldap://127.0.0.1:9"]) == 2
+
+
+def test_the_demo_over_ldaps_with_its_ca_passes_the_doctors_directory_check(
+    tmp_path: Path, sqlite_url: str, memory_keyring: MemoryKeyring, fake_clock: FakeClock
+) -> None:
+    """What scripts/run --demo registers: ldaps:// and the throw-away CA (no network here:
+    registering and the doctor's TLS check read settings only), so the doctor finds no fault
+    in demo-ldap, where the plain ldap:// of old failed it ("no TLS")."""
+    ca = make_ca(tmp_path / "ca")
+    assert main(["--db", sqlite_url, "init"]) == 0
+    engine = _engine(sqlite_url)
+    try:
+        with db.write_session(engine) as session:
+            demo.load(
+                session,
+                contractors=20,
+                directory=demo.DemoDirectory(
+                    url="ldaps://127.0.0.1:636",
+                    bind_dn="cn=admin,dc=govtui,dc=test",
+                    users_base="ou=people,dc=govtui,dc=test",
+                    groups_base="ou=groups,dc=govtui,dc=test",
+                    password="demo-pw",
+                    ca_file=str(ca.cert),
+                ),
+            )
+    finally:
+        engine.dispose()
+    report = doctor.run(sqlite_url, install=False)
+    (found,) = [f for f in report.findings if f.check == "directory"]
+    assert found.status == "ok", found
+    assert found.subject == "directory demo-ldap"
+    assert found.detail.startswith(f"ldaps://, certificate checked against CA file {ca.cert}")
+
+
+def test_demo_ca_file_needs_an_ldaps_directory_and_a_refusal_writes_nothing(
+    tmp_path: Path,
+    sqlite_url: str,
+    memory_keyring: MemoryKeyring,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ca = make_ca(tmp_path / "ca")
+    assert main(["--db", sqlite_url, "init"]) == 0
+    capsys.readouterr()
+    assert main(["--db", sqlite_url, "demo", "--ca-file", str(ca.cert)]) == 2
+    assert "--ca-file needs --directory-url" in capsys.readouterr().err
+    flags = [
+        "--bind-dn",
+        "cn=admin,dc=t",
+        "--users-base",
+        "ou=p,dc=t",
+        "--groups-base",
+        "ou=g,dc=t",
+    ]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("demo-pw\n"))
+    plain = ["--directory-url", "ldap://127.0.0.1:9", *flags, "--password-stdin"]
+    assert main(["--db", sqlite_url, "demo", *plain, "--ca-file", str(ca.cert)]) == 2
+    err = capsys.readouterr().err
+    assert "--ca-file needs ldaps:// or --starttls" in err and len(err.splitlines()) == 1
+    engine = _engine(sqlite_url)
+    try:
+        with db.read_session(engine) as session:
+            assert (
+                session.execute(sa.select(sa.func.count()).select_from(Operator)).scalar_one() == 0
+            )
+    finally:
+        engine.dispose()
+    assert not memory_keyring.entries

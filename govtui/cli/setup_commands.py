@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="with --directory-url: read its bind password from stdin",
     )
+    p.add_argument(
+        "--ca-file",
+        metavar="PATH",
+        help="with an ldaps:// --directory-url: the CA certificate(s) that signed its certificate",
+    )
     p.set_defaults(handler=run_demo)
 
 
@@ -68,7 +73,8 @@ def _demo_directory(args: argparse.Namespace) -> demo.DemoDirectory | None:
         "--groups-base": args.groups_base,
     }
     if args.directory_url is None:
-        extra = [flag for flag, value in given.items() if value is not None]
+        alone = {**given, "--ca-file": args.ca_file}
+        extra = [flag for flag, value in alone.items() if value is not None]
         if extra or args.password_stdin:
             raise InputError(f"{(extra or ['--password-stdin'])[0]} needs --directory-url")
         return None
@@ -84,6 +90,7 @@ def _demo_directory(args: argparse.Namespace) -> demo.DemoDirectory | None:
         users_base=args.users_base,
         groups_base=args.groups_base,
         password=password,
+        ca_file=args.ca_file,
     )
 
 

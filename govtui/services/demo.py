@@ -131,7 +131,9 @@ LAST = [
 
 @dataclass(frozen=True)
 class DemoDirectory:
-    """A directory target for the demo (a private slapd on loopback, say)."""
+    """A directory target for the demo (a private slapd on loopback, say): over ldaps:// with
+    the CA that signed its certificate (`ca_file`, what scripts/run --demo makes), or a plain
+    ldap:// one, registered as --insecure-plaintext (the tests' slapd)."""
 
     url: str
     bind_dn: str
@@ -139,6 +141,7 @@ class DemoDirectory:
     groups_base: str
     password: str
     name: str = "demo-ldap"
+    ca_file: str | None = None
 
 
 @dataclass
@@ -290,6 +293,7 @@ def _target(session: Session, history: _History, quinn: Operator, where: DemoDir
         users_base=where.users_base,
         groups_base=where.groups_base,
         password=where.password,
+        ca_file=where.ca_file,
         insecure_plaintext=where.url.startswith("ldap://"),
     )
     history.tick(minutes=5)
