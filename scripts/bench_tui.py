@@ -406,6 +406,8 @@ class Prober:
         down = True
         while not self.stopped:
             await asyncio.sleep(PROBE_EVERY)
+            if self.stopped:
+                break  # the load ended: a key now is not pressed while it runs
             widget = self.app.focused
             # A widget of the screen being left (the new one not focused yet) never moves:
             # the key goes to the screen that is active when it is handled.
@@ -422,8 +424,9 @@ class Prober:
                     break  # past the app to the widget: as far as a key on no rows goes
                 await asyncio.sleep(POLL)
             await painted(widget if widget is not None else self.app.screen)
-            if not self.stopped:
-                self.samples.append(time.perf_counter() - sent)
+            # Kept when the load ended meanwhile: the key was pressed while it ran, and the
+            # slowest keys are those that wait for its last work.
+            self.samples.append(time.perf_counter() - sent)
             DISPATCHED.pop(id(event), None)
             if moves:
                 down = not down
@@ -433,9 +436,15 @@ class Prober:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stopped = True  # (as LoopLag's)
+        self.stopped = True  # no new key; the one on its way is timed to the end (drain)
+
+    async def drain(self) -> None:
+        """Wait for the key pressed last to reach the screen."""
         assert self._task is not None
-        self._task.cancel()
+        try:
+            await asyncio.wait_for(self._task, STEP_TIMEOUT)
+        except TimeoutError:
+            self._task.cancel()
 
 
 async def painted(widget: Widget) -> None:
@@ -586,6 +595,8 @@ async def measure(
             last = max(c.ended for c in step.calls_shown) - t0
             step.phases = (first, last, rows_at - t0)
     step.calls_all = calls
+    if prober is not None:
+        await prober.drain()
     step.stall = lag.worst
     step.keys = list(prober.samples) if prober is not None else []
     return step
