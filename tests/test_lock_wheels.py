@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
+import subprocess
+import sys
+import tarfile
 import zipfile
 from functools import cache
 from pathlib import Path
@@ -136,3 +140,56 @@ def test_a_bad_lock_or_glibc_is_one_line_exit_2(
     lock.write_text(_pin("pure", "0" * 64))
     assert checker().main([str(lock), "--glibc", "3.1"]) == 2
     assert "--glibc 3.1" in capsys.readouterr().err
+
+
+def _sdist(folder: Path, name: str, mark: Path) -> str:
+    """A source distribution whose build backend (in the sdist, needing nothing from an
+    index) writes `mark` as soon as pip runs it; returns its SHA-256."""
+    path = folder / f"{name}-1.0.tar.gz"
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+        'backend-path = ["."]\n',
+        "backend.py": f"open({str(mark)!r}, 'w').write('ran')\n"
+        "def get_requires_for_build_wheel(config_settings=None):\n    return []\n",
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+    }
+    with tarfile.open(path, "w:gz") as archive:
+        for member, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}-1.0/{member}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.usefixtures("offline_pip")
+def test_the_scripts_install_a_lock_from_wheels_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scripts/lib/common.sh's install_lock, the one install of a lock: a pin that only an
+    sdist provides is refused before its build code runs; a locked wheel installs."""
+    links = tmp_path / "links"
+    links.mkdir()
+    mark = tmp_path / "build code ran"
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+
+    def install(lock: Path) -> subprocess.CompletedProcess[str]:
+        script = f'source {ROOT / "scripts/lib/common.sh"} && install_lock "$1" "$2"'
+        return subprocess.run(
+            ["bash", "-c", script, "install_lock", str(venv), str(lock)],
+            capture_output=True,
+            text=True,
+        )
+
+    sdist_only = tmp_path / "sdist.lock"
+    sdist_only.write_text(_pin("evil", _sdist(links, "evil", mark)))
+    refused = install(sdist_only)
+    assert refused.returncode != 0
+    assert not mark.exists(), "an sdist's build code ran"
+    wheels = tmp_path / "wheels.lock"
+    wheels.write_text(_pin("pure", wheel(links, "pure", "py3-none-any")))
+    assert install(wheels).returncode == 0
+    assert list(venv.glob("lib/python3*/site-packages/pure.py"))

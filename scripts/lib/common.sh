@@ -151,12 +151,23 @@ ensure_govtui() {
     mv "$stamp.tmp" "$stamp"
 }
 
+# install_lock VENV LOCKFILE: installs LOCKFILE's packages into VENV, every file checked against
+# the lock's hashes, and wheels only: no package's build code (setup.py, a build backend) runs
+# here, and scripts/lock refuses a pin without wheels for the Pythons we support
+# (tests/test_lock_wheels.py). govtui itself is built by ensure_govtui with the locked
+# setuptools, so the build fetches nothing the lock did not check.
+install_lock() {
+    # -qq: errors only; the machine's pip configuration can add pages of harmless warnings.
+    "$1/bin/pip" --quiet --quiet --disable-pip-version-check --no-input \
+        install --require-hashes --only-binary :all: -r "$2"
+}
+
 # ensure_venv LOCKFILE: makes $GOVTUI_ROOT/.venv hold exactly LOCKFILE's packages plus govtui
 # itself (ensure_govtui). Reinstalls the packages only when LOCKFILE or pyproject.toml changed
 # since the last successful install, and govtui when its files did, so a second run costs
 # nothing.
 ensure_venv() {
-    local lock=$1 venv="$GOVTUI_ROOT/.venv" stamp want pip
+    local lock=$1 venv="$GOVTUI_ROOT/.venv" stamp want
     [[ -f $lock ]] || die "no lock file: $lock"
     command -v python3 >/dev/null || ensure_debs python3 python3-venv
 
@@ -179,13 +190,7 @@ ensure_venv() {
     fi
 
     step "installing $lock into .venv"
-    # -qq: errors only; the machine's pip configuration can add pages of harmless warnings.
-    pip=("$venv/bin/pip" --quiet --quiet --disable-pip-version-check --no-input)
-    # Every third-party file is checked against the lock's hashes, and only wheels are taken:
-    # no package's build code (setup.py, a build backend) runs here, and scripts/lock refuses a
-    # pin without wheels for the Pythons we support. govtui itself is built by ensure_govtui
-    # with the locked setuptools, so the build fetches nothing the lock did not check.
-    "${pip[@]}" install --require-hashes --only-binary :all: -r "$lock"
+    install_lock "$venv" "$lock"
     rm -f "$venv/.govtui-tree" # pyproject.toml may have changed: install govtui afresh
     ensure_govtui
     # Written last: an interrupted install is retried by the next run.
