@@ -654,7 +654,8 @@ def _rows_shown(screen: Screen[Any]) -> bool:
 async def app_round(engine: Engine) -> dict[str, Step]:
     """One run of the app over every screen; each step's timings."""
     RecordingWorkspace.calls = []
-    app = GovtuiApp(RecordingWorkspace(engine, APPROVER))
+    # As `govtui` starts it: with doctor's checks of the install in the background.
+    app = GovtuiApp(RecordingWorkspace(engine, APPROVER), doctor=True)
     steps: dict[str, Step] = Progress()
     opened = time.perf_counter()
     async with app.run_test(size=SIZE, message_hook=message_hook):
