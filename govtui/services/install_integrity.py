@@ -337,7 +337,6 @@ def _check_files(inst: _Installed, recorded: dict[str, str], tally: _Tally) -> N
             )
         )
     problems: list[tuple[str, str]] = []
-    own_record = os.path.join(inst.folder, "RECORD")
     prefix = str(_prefix(inst.site)) + os.sep
     for row in rows:
         path = os.path.normpath(os.path.join(inst.site, row.path))
@@ -347,8 +346,10 @@ def _check_files(inst: _Installed, recorded: dict[str, str], tally: _Tally) -> N
         if row.algorithm is None or row.digest is None:
             # pip writes RECORD itself and the .pyc files it compiled after unpacking without
             # a hash; any other row without one would make a planted file "listed".
+            # (A RECORD is never run: one naming another .dist-info's RECORD hides nothing.)
             parts = Path(path).parts
-            if path == own_record or (path.endswith(".pyc") and "__pycache__" in parts):
+            is_record = parts[-1] == "RECORD" and parts[-2].endswith(".dist-info")
+            if is_record or (path.endswith(".pyc") and "__pycache__" in parts):
                 recorded[path] = inst.name
             else:
                 problems.append((row.path, "listed without a hash: RECORD lists only itself so"))
