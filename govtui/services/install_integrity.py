@@ -468,8 +468,10 @@ def _path_findings(folders: Sequence[Path], scripts: Path | None) -> list[Findin
         covered.add(scripts.resolve())
     findings: list[Finding] = []
     for entry in dict.fromkeys(sys.path):
+        if not os.path.exists(entry or "."):  # never raises (a folder we may not enter)
+            continue
         where = Path(entry or os.getcwd()).resolve()
-        if not where.exists() or where in covered:
+        if where in covered:
             continue
         if where.parent in stdlib and where.name == "lib-dynload":
             continue
