@@ -1,6 +1,6 @@
 """`govtui doctor`'s install checks: is govtui's environment still what the lock installed?
 
-Three checks, each returning `Finding`s (doctor_findings.py):
+The checks, each returning `Finding`s (doctor_findings.py):
 
 - packages: every distribution in site-packages is in `requirements.lock` at exactly its pinned
   version, none is missing, none is installed twice; one the lock does not name is a warning
@@ -11,7 +11,13 @@ Three checks, each returning `Finding`s (doctor_findings.py):
   an editable govtui fails, since nothing records what its files should be;
 - strays: no file Python could import or run at start-up (.py, .pth, an extension module, a
   sourceless .pyc) and no symbolic link sits in site-packages unless a RECORD lists it. A stray
-  `.pth` is how a poisoned package runs code at every start of Python.
+  `.pth` is how a poisoned package runs code at every start of Python. A RECORD row without a
+  hash lists only a RECORD or a __pycache__ .pyc (what pip writes), and no row may point out
+  of the environment; METADATA, RECORD and the lock are read only as small regular files;
+- startup: a .pth a RECORD lists that runs code or adds a folder to sys.path (a poisoned
+  release ships one with the right hash), but setuptools' distutils-precedence.pth;
+- the scripts folder (.venv/bin, first on sys.path of `.venv/bin/govtui`): no unlisted module;
+- path (the running environment only): no folder on sys.path that none of this covers.
 
 The lock travels with govtui as package data (`govtui/requirements.lock`, in the checkout a
 symbolic link to the repository's lock): an installed govtui finds the lock it was installed
@@ -20,7 +26,8 @@ other file.
 
 What this cannot see, and does not claim to: someone who rewrites a file AND its RECORD line
 (the hash of the wheel it came from is not kept after installation), and `__pycache__/*.pyc`
-files, which pip lists in RECORD without a hash. Read-only: nothing here writes a file.
+files, which pip lists in RECORD without a hash: a forged timestamp .pyc with its source's
+mtime and size runs instead of the unchanged .py (tests/test_attack_issue15.py, xfail). Read-only: nothing here writes a file.
 Standard library only, so it runs before anything else of govtui is trusted."""
 
 from __future__ import annotations
