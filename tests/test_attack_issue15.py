@@ -231,6 +231,39 @@ def test_a_metadata_file_that_is_a_fifo_does_not_hang_the_check(venv: Path) -> N
     assert failed(bad)
 
 
+def test_a_huge_record_and_a_file_of_gigabytes_are_named_without_reading_them(
+    venv: Path,
+) -> None:
+    # Sparse files: a 40 MB RECORD is refused unread, a 4 GB file instead of a recorded one is
+    # named by its size before a byte of it is hashed.
+    record = _record_of(venv, "pyotp")
+    with record.open("r+b") as handle:
+        handle.truncate(40 << 20)
+    big = _site(venv) / "segno" / "writers.py"
+    big.unlink()
+    with big.open("wb") as handle:
+        handle.truncate(4 << 30)
+    bad = _within(10, lambda: _check(venv))
+    details = {f.subject: f.detail for f in bad if f.check == "files"}
+    assert "more than a metadata file holds" in details[record.parent.name]
+    assert f"{4 << 30} bytes, RECORD says" in details["segno/writers.py"]
+
+
+def test_a_package_folder_replaced_by_a_link_to_a_copy_elsewhere_is_named(
+    venv: Path, tmp_path: Path
+) -> None:
+    # Every file still matches RECORD through the link; the copy is the attacker's to change.
+    site = _site(venv)
+    copy = tmp_path / "pyotp-copy"
+    shutil.copytree(site / "pyotp", copy)
+    shutil.rmtree(site / "pyotp")
+    (site / "pyotp").symlink_to(copy)
+    bad = _bad(_check(venv))
+    assert [(f.check, f.subject, f.detail) for f in bad] == [
+        ("strays", "pyotp", "a symbolic link no RECORD lists")
+    ]
+
+
 def test_a_lock_that_is_a_fifo_is_one_line(tmp_path: Path) -> None:
     fifo = tmp_path / "requirements.lock"
     os.mkfifo(fifo)
