@@ -157,6 +157,21 @@ def test_a_listed_pth_that_adds_a_folder_to_the_import_path_is_named(
     assert str(elsewhere) in bad[0].detail
 
 
+def test_a_sitecustomize_that_a_locked_packages_record_lists_is_named(
+    venv: Path, tmp_path: Path
+) -> None:
+    data = b"print('POISONED')\n"
+    (_site(venv) / "sitecustomize.py").write_bytes(data)
+    record = _record_of(venv, "rich")
+    with record.open("a") as handle:
+        handle.write(f"sitecustomize.py,sha256={_digest(data)},{len(data)}\n")
+    assert "POISONED" in _runs_at_startup(venv, tmp_path)
+    bad = _bad(_check(venv))
+    assert [(f.check, f.status, f.subject) for f in bad] == [
+        ("startup", "fail", "sitecustomize.py")
+    ]
+
+
 def test_setuptools_own_pth_is_not_named(venv: Path) -> None:
     # The one start-up hook the runtime lock ships (distutils-precedence.pth) is expected.
     assert (_site(venv) / "distutils-precedence.pth").exists()

@@ -14,8 +14,9 @@ The checks, each returning `Finding`s (doctor_findings.py):
   `.pth` is how a poisoned package runs code at every start of Python. A RECORD row without a
   hash lists only a RECORD or a __pycache__ .pyc (what pip writes), and no row may point out
   of the environment; METADATA, RECORD and the lock are read only as small regular files;
-- startup: a .pth a RECORD lists that runs code or adds a folder to sys.path (a poisoned
-  release ships one with the right hash), but setuptools' distutils-precedence.pth;
+- startup: a .pth a RECORD lists that runs code or adds a folder to sys.path, or a listed
+  sitecustomize/usercustomize module (a poisoned release ships one with the right hash in its
+  RECORD), but setuptools' distutils-precedence.pth;
 - the scripts folder (.venv/bin, first on sys.path of `.venv/bin/govtui`): no unlisted module;
 - path (the running environment only): no folder on sys.path that none of this covers.
 
@@ -73,6 +74,10 @@ MAX_METADATA = 32 << 20
 # The start-up hooks (.pth files with an import line) the runtime lock is known to ship, by
 # distribution and file: setuptools' switch between its distutils and the standard library's.
 KNOWN_HOOKS = frozenset([("setuptools", "distutils-precedence.pth")])
+
+
+# The modules `site` imports at every start-up when they are on sys.path.
+_CUSTOMIZE = frozenset(["sitecustomize", "usercustomize"])
 
 
 class _Unreadable(Exception):
@@ -432,7 +437,16 @@ def _hook_findings(dirs: Sequence[Path], recorded: dict[str, str]) -> list[Findi
         for entry in sorted(os.scandir(top), key=lambda e: e.name):
             path = os.path.normpath(entry.path)
             owner = recorded.get(path)
-            if not entry.name.endswith(".pth") or owner is None:
+            if owner is None:
+                continue
+            if os.path.splitext(entry.name)[0] in _CUSTOMIZE:
+                detail = (
+                    f"{_show(owner)} lists this module in its RECORD; `site` imports it at every "
+                    "start of Python"
+                )
+                findings.append(Finding("startup", "fail", _show(entry.name), detail))
+                continue
+            if not entry.name.endswith(".pth"):
                 continue
             if (owner, entry.name) in KNOWN_HOOKS:
                 continue
