@@ -413,6 +413,23 @@ def test_an_sbom_of_hostile_licence_metadata_is_still_valid_cyclonedx_and_ascii(
     assert errors == []
 
 
+def test_an_sbom_of_a_lock_with_hostile_comments_and_markers_is_valid_and_ascii(
+    tmp_path: Path,
+) -> None:
+    from tests.test_sbom import validator
+
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(
+        "textual==8.2.8 ; python_version >= '3.11'\x1b[2J \\\n"
+        "    --hash=sha256:" + "a" * 64 + "\n"
+        "    # via\n    #   govtui (pyproject.toml)\n    #   evil\u202e\x07[bold]\n"
+    )
+    sbom = _script("sbom")
+    text = sbom.render(sbom.build(lock, warn=[]))
+    assert text.isascii() and hostile_char(text.replace("\n", "")) is None
+    assert list(validator().iter_errors(json.loads(text))) == []
+
+
 @pytest.mark.parametrize("glibc", ["2.x", "2.36.1", "", "2"])
 def test_lock_wheels_refuses_a_malformed_glibc_in_one_line(
     glibc: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
