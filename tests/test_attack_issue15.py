@@ -186,6 +186,37 @@ def test_a_stray_pth_in_a_subfolder_or_with_unicode_in_its_name_is_named(venv: P
     assert subjects == {"textual/deep.pth", "evil\\u202ehtp.pth"}
 
 
+def test_an_unlocked_package_that_plugs_into_keyring_fails_not_warns(
+    venv: Path, tmp_path: Path
+) -> None:
+    # keyring imports every `keyring.backends` entry point when it picks a backend: a package
+    # the lock does not name runs its code in every govtui command, not just sits there.
+    from tests.test_install_integrity import _pip_install, _wheel
+
+    wheel = _wheel(
+        tmp_path,
+        "left-pad",
+        "1.0",
+        {
+            "left_pad.py": "def init():\n    print('POISONED')\n",
+            "left_pad-1.0.dist-info/entry_points.txt": "[keyring.backends]\nx = left_pad:init\n",
+        },
+    )
+    _pip_install(venv, wheel)
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import keyring; keyring.get_keyring()"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "POISONED" in done.stdout
+    bad = _bad(_check(venv))
+    assert [(f.check, f.status, f.subject) for f in bad] == [("packages", "fail", "left-pad")]
+    assert "keyring.backends" in bad[0].detail
+
+
 # --- the folders Python imports from, beyond site-packages ----------------------------------------
 
 

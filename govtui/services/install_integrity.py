@@ -4,7 +4,8 @@ The checks, each returning `Finding`s (doctor_findings.py):
 
 - packages: every distribution in site-packages is in `requirements.lock` at exactly its pinned
   version, none is missing, none is installed twice; one the lock does not name is a warning
-  (pip itself is not a warning at the version Python bundles: `python3 -m venv` put it there);
+  (pip itself is not a warning at the version Python bundles: `python3 -m venv` put it there),
+  a failure when it declares entry points a locked library imports unasked (AUTOLOADED);
 - files: every file each distribution's RECORD lists has the recorded size and SHA-256
   (`importlib.metadata`), is a regular file and no symbolic link. govtui itself is checked the
   same way: the scripts install it as a wheel (not editable), so its RECORD lists its files;
@@ -76,6 +77,10 @@ MAX_METADATA = 32 << 20
 KNOWN_HOOKS = frozenset([("setuptools", "distutils-precedence.pth")])
 
 
+# Entry-point groups a library in the lock imports every member of without being asked:
+# keyring loads every `keyring.backends` plugin installed when it picks its backend. A package
+# the lock does not name that declares one runs its code in govtui: a failure, not a warning.
+AUTOLOADED = frozenset(["keyring.backends"])
 # The modules `site` imports at every start-up when they are on sys.path.
 _CUSTOMIZE = frozenset(["sitecustomize", "usercustomize"])
 
@@ -198,6 +203,19 @@ def _record(inst: _Installed) -> list[_Row] | None:
     return rows
 
 
+def _autoloaded_groups(inst: _Installed) -> list[str]:
+    """The entry-point groups of AUTOLOADED that the distribution declares (entry_points.txt;
+    one that cannot be read counts as declaring them all)."""
+    try:
+        text = _read_small(inst.folder / "entry_points.txt", 1 << 20)
+    except FileNotFoundError:
+        return []
+    except _Unreadable:
+        return sorted(AUTOLOADED)
+    groups = {m.strip() for m in re.findall(r"^\s*\[([^\]]*)\]", text, re.MULTILINE)}
+    return sorted(groups & AUTOLOADED)
+
+
 def _bundled_pip() -> str | None:
     """The pip version this Python bundles (what `python3 -m venv` installs), if it has one."""
     try:
@@ -231,6 +249,15 @@ def _check_packages(installed: list[_Installed], pins: dict[str, Pin]) -> list[F
         if pin is None:
             if name == "pip" and inst.version == pip:
                 continue  # the installer `python3 -m venv` put there, as this Python bundles it
+            hooks = _autoloaded_groups(inst)
+            if hooks:
+                detail = (
+                    f"installed {_show(inst.version)}, not in requirements.lock, and it declares "
+                    f"{_show(', '.join(hooks))} entry points, which govtui's libraries import at "
+                    "every start: its code runs in govtui"
+                )
+                findings.append(Finding("packages", "fail", shown, detail))
+                continue
             findings.append(
                 Finding(
                     "packages",
