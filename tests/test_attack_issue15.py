@@ -172,6 +172,16 @@ def test_a_sitecustomize_that_a_locked_packages_record_lists_is_named(
     ]
 
 
+def test_a_listed_pth_naming_a_folder_inside_site_packages_is_not_named(venv: Path) -> None:
+    # That folder's files are walked by the strays check already (pywin32-style .pth files).
+    data = b"rich\n"
+    (_site(venv) / "rich-path.pth").write_bytes(data)
+    record = _record_of(venv, "rich")
+    with record.open("a") as handle:
+        handle.write(f"rich-path.pth,sha256={_digest(data)},{len(data)}\n")
+    assert _bad(_check(venv)) == []
+
+
 def test_setuptools_own_pth_is_not_named(venv: Path) -> None:
     # The one start-up hook the runtime lock ships (distutils-precedence.pth) is expected.
     assert (_site(venv) / "distutils-precedence.pth").exists()

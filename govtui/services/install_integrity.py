@@ -491,8 +491,10 @@ def _hook_findings(dirs: Sequence[Path], recorded: dict[str, str]) -> list[Findi
                     what = f"runs code at every start of Python (import line: {_show(line)})"
                 else:
                     folder = os.path.normpath(os.path.join(top, line))
-                    if not os.path.isdir(folder) or Path(folder).resolve() in dirs:
+                    if not os.path.isdir(folder):
                         continue
+                    if any(Path(folder).resolve().is_relative_to(d) for d in dirs):
+                        continue  # a folder of site-packages: the strays check walks it
                     what = f"puts {_show(folder)} on the import path, and no check covers it"
                 detail = f"{_show(owner)} lists this .pth file in its RECORD; it {what}"
                 findings.append(Finding("startup", "fail", _show(entry.name), detail))
