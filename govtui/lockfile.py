@@ -9,7 +9,9 @@ rather than skipped. Standard library only, and nothing from govtui but the erro
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from govtui.errors import InputError
 # writes them.
 PROJECT_VIA = "govtui (pyproject.toml)"
 BUILD_VIA_PREFIX = "-r "
+# A lock larger than this is refused unread (requirements-dev.lock is ~60 KB).
+MAX_LOCK = 16 << 20
 
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
 _PIN = re.compile(
@@ -54,7 +58,16 @@ class Pin:
 def read(path: Path) -> list[Pin]:
     """The pins of the lock file at `path`, in file order."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # Not path.read_text: a FIFO would make it wait forever, /dev/zero read forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(f"cannot read the lock file {path}: not a regular file")
+            data = handle.read(MAX_LOCK + 1)
+        if len(data) > MAX_LOCK:
+            raise InputError(f"cannot read the lock file {path}: larger than {MAX_LOCK} bytes")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise InputError(f"cannot read the lock file {path}: {reason}") from None

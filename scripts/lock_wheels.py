@@ -41,9 +41,10 @@ _HASH_MISMATCH = re.compile(r"^\s+([A-Za-z0-9._-]+)==\S+ from ", re.MULTILINE)
 def platforms(arch: str, glibc: str) -> list[str]:
     """Every manylinux tag a glibc `glibc` machine of `arch` runs (PEP 600 and its legacy
     aliases), newest first; pip expands none of the PEP 600 ones by itself."""
-    major, minor = (int(part) for part in glibc.split("."))
-    if major != 2 or minor < 5:
-        raise InputError(f"--glibc {glibc}: expected 2.N with N >= 5")
+    found = re.fullmatch(r"2\.([0-9]{1,3})", glibc)
+    if found is None or int(found[1]) < 5:
+        raise InputError(f"--glibc {one_line(glibc, 40)}: expected 2.N with N >= 5")
+    minor = int(found[1])
     tags = [f"manylinux_2_{n}_{arch}" for n in range(minor, 4, -1)]
     legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
     tags += [f"{name}_{arch}" for n, name in legacy.items() if n <= minor]
