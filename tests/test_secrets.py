@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import keyring
@@ -258,3 +261,30 @@ def test_a_failed_commit_after_an_enrolment_leaves_the_keyring_as_it_was(
     assert _secret_of(engine, "ann", pending=True) is None
     # the old secret's entry is gone from the keyring once the row points at the new one
     assert old not in memory_keyring.entries.values()
+
+
+def test_govtui_runs_no_program_from_path_to_choose_its_keyring(tmp_path: Path) -> None:
+    """keyring's own detection asks its macOS backend, whose find_library runs `gcc` and `ld`
+    from PATH on Linux: govtui picks the backend itself, so a planted `ld` never runs."""
+    planted = tmp_path / "bin"
+    planted.mkdir()
+    ran = tmp_path / "ran"
+    for tool in ("gcc", "ld", "cc", "objdump"):
+        script = planted / tool
+        script.write_text(f"#!/bin/sh\necho {tool} >> '{ran}'\nexit 1\n")
+        script.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{planted}:{os.environ['PATH']}",
+        "GOVTUI_DB": f"sqlite:///{tmp_path / 'absent.db'}",
+    }
+    env.pop("PYTHON_KEYRING_BACKEND", None)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "govtui"), "doctor", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert '"check": "keyring"' in done.stdout, done.stderr
+    assert not ran.exists(), f"ran from PATH: {ran.read_text()}"

@@ -15,6 +15,7 @@ from govtui import db
 from govtui.cli.arguments import Parser
 from govtui.cli.context import Context, acting_name
 from govtui.errors import GovtuiError
+from govtui.security import secrets
 from govtui.text import cut_quoted, hostile_char, one_line, quoted
 
 MAX_ERROR = 1000  # a message of govtui's own may be long (a hint, a step to take); not more
@@ -117,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"govtui: error: {refusal}", file=sys.stderr)
         return 2
     args = build_parser(words).parse_args(words)
+    secrets.choose_backend()
     url = "(not resolved)"
     try:
         url = db.resolve_url(args.db)

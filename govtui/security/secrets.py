@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets as random_source
+import sys
 
 import keyring
+import keyring.core
 import keyring.errors
 from keyring.backend import KeyringBackend
+from keyring.backends import SecretService, fail
 from keyring.backends.chainer import ChainerBackend
 from sqlmodel import Session
 
@@ -32,6 +35,36 @@ def _unsafe(backend: KeyringBackend) -> bool:
         children = getattr(backend, "backends", None)
         return not children or any(_unsafe(child) for child in children)
     return False
+
+
+def choose_backend() -> None:
+    """Pick the keyring backend before anything uses one, without keyring's detection.
+
+    The detection imports every backend to ask its priority, and on Linux the macOS one calls
+    ctypes.util.find_library, which runs `gcc` and `ld` found on PATH: a program named `ld`
+    early on PATH would run inside every govtui start. On Linux the backend is therefore the
+    one the user named (PYTHON_KEYRING_BACKEND or keyringrc.cfg, each loading only that
+    backend), else the Secret Service when one answers, else keyring's `fail` backend, which
+    require_safe_backend refuses with how to get a real one. A backend set already
+    (keyring.set_keyring: the tests, a program embedding govtui) is kept."""
+    # keyring keeps its choice in a module global and has no public way to ask whether one
+    # was made without making it (get_keyring runs the detection); keyring is pinned.
+    if not sys.platform.startswith("linux") or keyring.core._keyring_backend is not None:
+        return
+    chosen: KeyringBackend
+    try:
+        chosen = keyring.core.load_env() or keyring.core.load_config() or _secret_service()
+    except Exception:  # a backend named but not usable here: refused as "fail" when used
+        chosen = fail.Keyring()  # type: ignore[no-untyped-call]
+    keyring.set_keyring(chosen)
+
+
+def _secret_service() -> KeyringBackend:
+    try:
+        SecretService.Keyring.priority  # noqa: B018 - raises when no Secret Service answers
+    except RuntimeError:
+        return fail.Keyring()  # type: ignore[no-untyped-call]
+    return SecretService.Keyring()  # type: ignore[no-untyped-call]
 
 
 def require_safe_backend() -> KeyringBackend:
