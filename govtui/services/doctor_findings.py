@@ -14,7 +14,7 @@ Status = Literal["ok", "warn", "fail"]
 class Finding:
     """One line of the report: which check, on what, and (unless ok) what is wrong."""
 
-    check: str  # "packages", "files", "strays", "keyring", "database", "directory"
+    check: str  # packages, files, strays, startup, path, keyring, database, directory
     status: Status
     subject: str  # what was looked at: a distribution, a file, a target, the database
     detail: str  # one line a person can act on; for ok, what was verified ("35 packages")
