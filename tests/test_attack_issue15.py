@@ -5,9 +5,7 @@ limits that are still open (they fail today, and pass the day someone closes the
 
 from __future__ import annotations
 
-import base64
 import email.message
-import hashlib
 import importlib.util
 import json
 import os
@@ -16,7 +14,6 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,53 +23,34 @@ from govtui.cli.doctor_commands import finding_line
 from govtui.errors import InputError
 from govtui.services import doctor
 from govtui.services.doctor_findings import Finding, failed
-from govtui.services.install_integrity import LOCK, check_install
+from govtui.services.install_integrity import check_install
 from govtui.text import hostile_char
 from govtui.tui.doctor_line import doctor_text
-from tests.install_support import SITE, runtime_copy
+from tests import install_support
+from tests.install_support import (
+    make_wheel,
+    not_ok,
+    own_file,
+    pip_install,
+    record_digest,
+    script,
+    site_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-PINS = {p.name: p for p in lockfile.read(LOCK)}
+# The tampering fixtures, shared with the other install tests (bound here for pytest to find).
+pristine = install_support.pristine
+venv = install_support.venv
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return runtime_copy(tmp_path_factory.mktemp("pristine") / "venv")
-
-
-@pytest.fixture
-def venv(pristine: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "venv"
-    shutil.copytree(pristine, copy, symlinks=True, copy_function=os.link)
-    return copy
-
-
-def _site(venv: Path) -> Path:
-    return (venv / SITE).resolve()
-
-
 def _check(venv: Path, **kwargs: Any) -> list[Finding]:
-    return check_install(dirs=[_site(venv)], scripts=venv / "bin", **kwargs)
-
-
-def _bad(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.status != "ok"]
-
-
-def _own_file(path: Path) -> None:
-    data = path.read_bytes()
-    path.unlink()
-    path.write_bytes(data)
-
-
-def _digest(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return check_install(dirs=[site_of(venv)], scripts=venv / "bin", **kwargs)
 
 
 def _record_of(venv: Path, name: str) -> Path:
-    (record,) = _site(venv).glob(f"{name}-*.dist-info/RECORD")
-    _own_file(record)
+    (record,) = site_of(venv).glob(f"{name}-*.dist-info/RECORD")
+    own_file(record)
     return record
 
 
@@ -105,21 +83,21 @@ def _within(seconds: float, fn: Callable[[], list[Finding]]) -> list[Finding]:
 
 def test_a_pth_file_named_only_dot_pth_runs_and_is_named(venv: Path, tmp_path: Path) -> None:
     # os.path.splitext(".pth") is (".pth", ""): no suffix; Python 3.11's site runs it anyway.
-    (_site(venv) / ".pth").write_text("import sys; print('POISONED')\n")
+    (site_of(venv) / ".pth").write_text("import sys; print('POISONED')\n")
     assert "POISONED" in _runs_at_startup(venv, tmp_path)
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.status, f.subject) for f in bad] == [("strays", "fail", ".pth")]
 
 
 def test_a_hashless_record_line_does_not_hide_a_stray_pth(venv: Path, tmp_path: Path) -> None:
     # pip writes only RECORD itself and __pycache__/*.pyc without a hash; a line `evil.pth,,`
     # added to any RECORD must not make a stray .pth "listed".
-    (_site(venv) / "zz_evil.pth").write_text("import sys; print('POISONED')\n")
+    (site_of(venv) / "zz_evil.pth").write_text("import sys; print('POISONED')\n")
     record = _record_of(venv, "pyotp")
     with record.open("a") as handle:
         handle.write("zz_evil.pth,,\n")
     assert "POISONED" in _runs_at_startup(venv, tmp_path)
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert ("files", "fail", "zz_evil.pth") in [(f.check, f.status, f.subject) for f in bad]
     assert ("strays", "fail", "zz_evil.pth") in [(f.check, f.status, f.subject) for f in bad]
 
@@ -130,12 +108,12 @@ def test_a_pth_that_a_locked_packages_record_lists_and_that_runs_code_is_named(
     # A poisoned release of a locked package (what the lock's hash pinned) ships a start-up
     # hook; its RECORD lists it with the right hash. It runs at every start of Python.
     data = b"import sys; print('POISONED')\n"
-    (_site(venv) / "rich-init.pth").write_bytes(data)
+    (site_of(venv) / "rich-init.pth").write_bytes(data)
     record = _record_of(venv, "rich")
     with record.open("a") as handle:
-        handle.write(f"rich-init.pth,sha256={_digest(data)},{len(data)}\n")
+        handle.write(f"rich-init.pth,sha256={record_digest(data)},{len(data)}\n")
     assert "POISONED" in _runs_at_startup(venv, tmp_path)
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.status, f.subject) for f in bad] == [("startup", "fail", "rich-init.pth")]
     assert "rich" in bad[0].detail and "import" in bad[0].detail
 
@@ -148,11 +126,11 @@ def test_a_listed_pth_that_adds_a_folder_to_the_import_path_is_named(
     elsewhere.mkdir()
     (elsewhere / "keyring.py").write_text("print('POISONED')\n")
     data = f"{elsewhere}\n".encode()
-    (_site(venv) / "rich-path.pth").write_bytes(data)
+    (site_of(venv) / "rich-path.pth").write_bytes(data)
     record = _record_of(venv, "rich")
     with record.open("a") as handle:
-        handle.write(f"rich-path.pth,sha256={_digest(data)},{len(data)}\n")
-    bad = _bad(_check(venv))
+        handle.write(f"rich-path.pth,sha256={record_digest(data)},{len(data)}\n")
+    bad = not_ok(_check(venv))
     assert [(f.check, f.status, f.subject) for f in bad] == [("startup", "fail", "rich-path.pth")]
     assert str(elsewhere) in bad[0].detail
 
@@ -161,12 +139,12 @@ def test_a_sitecustomize_that_a_locked_packages_record_lists_is_named(
     venv: Path, tmp_path: Path
 ) -> None:
     data = b"print('POISONED')\n"
-    (_site(venv) / "sitecustomize.py").write_bytes(data)
+    (site_of(venv) / "sitecustomize.py").write_bytes(data)
     record = _record_of(venv, "rich")
     with record.open("a") as handle:
-        handle.write(f"sitecustomize.py,sha256={_digest(data)},{len(data)}\n")
+        handle.write(f"sitecustomize.py,sha256={record_digest(data)},{len(data)}\n")
     assert "POISONED" in _runs_at_startup(venv, tmp_path)
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.status, f.subject) for f in bad] == [
         ("startup", "fail", "sitecustomize.py")
     ]
@@ -175,24 +153,24 @@ def test_a_sitecustomize_that_a_locked_packages_record_lists_is_named(
 def test_a_listed_pth_naming_a_folder_inside_site_packages_is_not_named(venv: Path) -> None:
     # That folder's files are walked by the strays check already (pywin32-style .pth files).
     data = b"rich\n"
-    (_site(venv) / "rich-path.pth").write_bytes(data)
+    (site_of(venv) / "rich-path.pth").write_bytes(data)
     record = _record_of(venv, "rich")
     with record.open("a") as handle:
-        handle.write(f"rich-path.pth,sha256={_digest(data)},{len(data)}\n")
-    assert _bad(_check(venv)) == []
+        handle.write(f"rich-path.pth,sha256={record_digest(data)},{len(data)}\n")
+    assert not_ok(_check(venv)) == []
 
 
 def test_setuptools_own_pth_is_not_named(venv: Path) -> None:
     # The one start-up hook the runtime lock ships (distutils-precedence.pth) is expected.
-    assert (_site(venv) / "distutils-precedence.pth").exists()
-    assert _bad(_check(venv)) == []
+    assert (site_of(venv) / "distutils-precedence.pth").exists()
+    assert not_ok(_check(venv)) == []
 
 
 def test_a_stray_pth_in_a_subfolder_or_with_unicode_in_its_name_is_named(venv: Path) -> None:
-    site = _site(venv)
+    site = site_of(venv)
     (site / "textual" / "deep.pth").write_text("import os\n")
     (site / "evil\u202ehtp.pth").write_text("import os\n")
-    subjects = {f.subject for f in _bad(_check(venv))}
+    subjects = {f.subject for f in not_ok(_check(venv))}
     assert subjects == {"textual/deep.pth", "evil\\u202ehtp.pth"}
 
 
@@ -201,9 +179,7 @@ def test_an_unlocked_package_that_plugs_into_keyring_fails_not_warns(
 ) -> None:
     # keyring imports every `keyring.backends` entry point when it picks a backend: a package
     # the lock does not name runs its code in every govtui command, not just sits there.
-    from tests.test_install_integrity import _pip_install, _wheel
-
-    wheel = _wheel(
+    wheel = make_wheel(
         tmp_path,
         "left-pad",
         "1.0",
@@ -212,7 +188,7 @@ def test_an_unlocked_package_that_plugs_into_keyring_fails_not_warns(
             "left_pad-1.0.dist-info/entry_points.txt": "[keyring.backends]\nx = left_pad:init\n",
         },
     )
-    _pip_install(venv, wheel)
+    pip_install(venv, wheel)
     done = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import keyring; keyring.get_keyring()"],
         cwd=tmp_path,
@@ -222,7 +198,7 @@ def test_an_unlocked_package_that_plugs_into_keyring_fails_not_warns(
         check=True,
     )
     assert "POISONED" in done.stdout
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.status, f.subject) for f in bad] == [("packages", "fail", "left-pad")]
     assert "keyring.backends" in bad[0].detail
 
@@ -233,7 +209,7 @@ def test_an_unlocked_package_that_plugs_into_keyring_fails_not_warns(
 def test_a_module_beside_the_govtui_script_shadows_a_package_and_is_named(venv: Path) -> None:
     # `.venv/bin/govtui` runs with .venv/bin first on sys.path: bin/keyring.py replaces keyring.
     (venv / "bin" / "keyring.py").write_text("print('POISONED')\n")
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.status, f.subject) for f in bad] == [("strays", "fail", "bin/keyring.py")]
 
 
@@ -256,7 +232,7 @@ def test_a_folder_on_the_import_path_that_no_check_covers_is_named(
         text=True,
         check=True,
     )
-    bad = _bad([Finding(**f) for f in json.loads(done.stdout)])
+    bad = not_ok([Finding(**f) for f in json.loads(done.stdout)])
     assert ("path", "fail", str(elsewhere)) in [(f.check, f.status, f.subject) for f in bad]
 
 
@@ -280,7 +256,7 @@ def test_a_record_that_is_a_fifo_or_a_link_to_dev_zero_does_not_hang_the_check(
 
 
 def test_a_metadata_file_that_is_a_fifo_does_not_hang_the_check(venv: Path) -> None:
-    (metadata_file,) = _site(venv).glob("pyotp-*.dist-info/METADATA")
+    (metadata_file,) = site_of(venv).glob("pyotp-*.dist-info/METADATA")
     metadata_file.unlink()
     os.mkfifo(metadata_file)
     bad = _within(30, lambda: _check(venv))
@@ -295,7 +271,7 @@ def test_a_huge_record_and_a_file_of_gigabytes_are_named_without_reading_them(
     record = _record_of(venv, "pyotp")
     with record.open("r+b") as handle:
         handle.truncate(40 << 20)
-    big = _site(venv) / "segno" / "writers.py"
+    big = site_of(venv) / "segno" / "writers.py"
     big.unlink()
     with big.open("wb") as handle:
         handle.truncate(4 << 30)
@@ -309,12 +285,12 @@ def test_a_package_folder_replaced_by_a_link_to_a_copy_elsewhere_is_named(
     venv: Path, tmp_path: Path
 ) -> None:
     # Every file still matches RECORD through the link; the copy is the attacker's to change.
-    site = _site(venv)
+    site = site_of(venv)
     copy = tmp_path / "pyotp-copy"
     shutil.copytree(site / "pyotp", copy)
     shutil.rmtree(site / "pyotp")
     (site / "pyotp").symlink_to(copy)
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.subject, f.detail) for f in bad] == [
         ("strays", "pyotp", "a symbolic link no RECORD lists")
     ]
@@ -338,7 +314,7 @@ def test_a_record_line_escaping_the_environment_is_named(venv: Path) -> None:
     record = _record_of(venv, "pyotp")
     with record.open("a") as handle:
         handle.write("../../../../../../../../etc/hostname,sha256=AAAA,1\n")
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.status) for f in bad] == [("files", "fail")]
     assert "outside the environment" in bad[0].detail
 
@@ -346,8 +322,8 @@ def test_a_record_line_escaping_the_environment_is_named(venv: Path) -> None:
 def test_a_distribution_whose_dist_info_is_removed_leaves_its_files_as_strays(
     venv: Path,
 ) -> None:
-    shutil.rmtree(next(_site(venv).glob("pyotp-*.dist-info")))
-    bad = _bad(_check(venv))
+    shutil.rmtree(next(site_of(venv).glob("pyotp-*.dist-info")))
+    bad = not_ok(_check(venv))
     assert ("packages", "pyotp") in [(f.check, f.subject) for f in bad]
     assert ("strays", "pyotp/__init__.py") in [(f.check, f.subject) for f in bad]
 
@@ -355,14 +331,16 @@ def test_a_distribution_whose_dist_info_is_removed_leaves_its_files_as_strays(
 @pytest.mark.xfail(strict=True, reason="known limit: a file changed with its RECORD line")
 def test_a_file_changed_together_with_its_record_line_is_named(venv: Path) -> None:
     # Needs a digest kept outside site-packages at install time (see the report of issue 15).
-    target = _site(venv) / "pyotp" / "totp.py"
-    _own_file(target)
+    target = site_of(venv) / "pyotp" / "totp.py"
+    own_file(target)
     data = target.read_bytes() + b"\nPOISONED = True\n"
     target.write_bytes(data)
     record = _record_of(venv, "pyotp")
     rows = record.read_text().splitlines()
     rows = [
-        f"pyotp/totp.py,sha256={_digest(data)},{len(data)}" if r.startswith("pyotp/totp.py,") else r
+        f"pyotp/totp.py,sha256={record_digest(data)},{len(data)}"
+        if r.startswith("pyotp/totp.py,")
+        else r
         for r in rows
     ]
     record.write_text("\n".join(rows) + "\n")
@@ -375,7 +353,7 @@ def test_a_forged_pyc_with_the_sources_mtime_and_size_is_named(venv: Path, tmp_p
     # reading the source: the .py file still matches RECORD, and what runs is the attacker's.
     from importlib._bootstrap_external import _code_to_timestamp_pyc  # type: ignore[attr-defined]
 
-    source = _site(venv) / "pyotp" / "__init__.py"
+    source = site_of(venv) / "pyotp" / "__init__.py"
     cached = Path(importlib.util.cache_from_source(str(source)))
     info = source.stat()
     code = compile("print('POISONED')\n", str(source), "exec")
@@ -399,7 +377,7 @@ def test_a_forged_pyc_with_the_sources_mtime_and_size_is_named(venv: Path, tmp_p
 def test_escape_codes_and_markup_in_a_package_name_version_and_file_reach_no_output(
     venv: Path,
 ) -> None:
-    site = _site(venv)
+    site = site_of(venv)
     dist_info = site / "evil-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text(
@@ -408,7 +386,7 @@ def test_escape_codes_and_markup_in_a_package_name_version_and_file_reach_no_out
     (dist_info / "RECORD").write_text(
         "evil\x1b[31m[/].py,sha256=AAAA,3\nevil-1.0.dist-info/RECORD,,\n"
     )
-    findings = _bad(_check(venv))
+    findings = not_ok(_check(venv))
     assert len(findings) >= 2
     for f in findings:
         assert hostile_char(f.subject) is None and hostile_char(f.detail) is None, f
@@ -419,14 +397,6 @@ def test_escape_codes_and_markup_in_a_package_name_version_and_file_reach_no_out
 
 
 # --- scripts/sbom with hostile metadata, scripts/lock_wheels.py with hostile arguments ------------
-
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"attack_{name}", ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -442,7 +412,7 @@ def test_an_sbom_of_hostile_licence_metadata_is_still_valid_cyclonedx_and_ascii(
 ) -> None:
     from tests.test_sbom import validator
 
-    sbom = _script("sbom")
+    sbom = script("sbom")
     meta = email.message.Message()
     for key, value in fields.items():
         meta[key] = value
@@ -465,7 +435,7 @@ def test_an_sbom_of_a_lock_with_hostile_comments_and_markers_is_valid_and_ascii(
         "    --hash=sha256:" + "a" * 64 + "\n"
         "    # via\n    #   govtui (pyproject.toml)\n    #   evil\u202e\x07[bold]\n"
     )
-    sbom = _script("sbom")
+    sbom = script("sbom")
     text = sbom.render(sbom.build(lock, warn=[]))
     assert text.isascii() and hostile_char(text.replace("\n", "")) is None
     assert list(validator().iter_errors(json.loads(text))) == []
@@ -477,6 +447,6 @@ def test_lock_wheels_refuses_a_malformed_glibc_in_one_line(
 ) -> None:
     lock = tmp_path / "a.lock"
     lock.write_text("pure==1.0 \\\n    --hash=sha256:" + "0" * 64 + "\n")
-    assert _script("lock_wheels").main([str(lock), "--glibc", glibc]) == 2
+    assert script("lock_wheels").main([str(lock), "--glibc", glibc]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--glibc" in err

@@ -15,28 +15,27 @@ import json
 import os
 import shutil
 import subprocess
-import zipfile
 from importlib import metadata
 from pathlib import Path
-
-import pytest
 
 from govtui import lockfile
 from govtui.services import install_integrity
 from govtui.services.doctor_findings import Finding, failed
 from govtui.services.install_integrity import LOCK, check_install
-from tests.install_support import SITE, runtime_copy
+from tests import install_support
+from tests.install_support import (
+    PINS,
+    make_wheel,
+    not_ok,
+    own_file,
+    pip_install,
+    site_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-PINS = {p.name: p for p in lockfile.read(LOCK)}
-# No pip configuration of the machine (find-links, extra indexes, constraints) and no index.
-PIP_ENV = {
-    **os.environ,
-    "PIP_CONFIG_FILE": os.devnull,
-    "PIP_NO_INDEX": "1",
-    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-    "PIP_NO_INPUT": "1",
-}
+# The tampering fixtures, shared with the other install tests (bound here for pytest to find).
+pristine = install_support.pristine
+venv = install_support.venv
 
 
 def _installed_govtui() -> metadata.Distribution:
@@ -49,69 +48,8 @@ def _installed_govtui() -> metadata.Distribution:
     return dists[0]
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A runtime environment as scripts/run installs it: the lock's packages, pip, govtui."""
-    return runtime_copy(tmp_path_factory.mktemp("pristine") / "venv")
-
-
-@pytest.fixture
-def venv(pristine: Path, tmp_path: Path) -> Path:
-    """A copy of the pristine environment for one test to tamper with (hard links: fast)."""
-    copy = tmp_path / "venv"
-    shutil.copytree(pristine, copy, symlinks=True, copy_function=os.link)
-    return copy
-
-
-def _site(venv: Path) -> Path:
-    return (venv / SITE).resolve()
-
-
 def _check(venv: Path) -> list[Finding]:
-    return check_install(dirs=[_site(venv)])
-
-
-def _bad(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.status != "ok"]
-
-
-def _own_file(path: Path) -> None:
-    """Break the hard link to the pristine copy, so changing `path` changes only this copy."""
-    data = path.read_bytes()
-    path.unlink()
-    path.write_bytes(data)
-
-
-def _wheel(folder: Path, name: str, version: str, files: dict[str, str]) -> Path:
-    """A minimal pure-Python wheel, as a build backend would write it."""
-    dist_info = f"{name.replace('-', '_')}-{version}.dist-info"
-    members = {
-        **files,
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-    }
-    record = []
-    for member, text in members.items():
-        data = text.encode()
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{member},sha256={digest},{len(data)}")
-    record.append(f"{dist_info}/RECORD,,")
-    path = folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as archive:
-        for member, text in members.items():
-            archive.writestr(member, text)
-        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
-    return path
-
-
-def _pip_install(venv: Path, wheel: Path) -> None:
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "-qq", "install", "--no-deps", str(wheel)],
-        check=True,
-        env=PIP_ENV,
-        cwd=wheel.parent,
-    )
+    return check_install(dirs=[site_of(venv)])
 
 
 def test_an_untouched_install_passes_run_by_its_own_python(venv: Path, tmp_path: Path) -> None:
@@ -132,18 +70,18 @@ def test_an_untouched_install_passes_run_by_its_own_python(venv: Path, tmp_path:
         check=True,
     )
     report = json.loads(result.stdout)
-    assert Path(report["module"]).is_relative_to(_site(venv))
+    assert Path(report["module"]).is_relative_to(site_of(venv))
     assert Path(report["lock"]).read_bytes() == (ROOT / "requirements.lock").read_bytes()
     findings = [Finding(**f) for f in report["findings"]]
-    assert _bad(findings) == [], findings
+    assert not_ok(findings) == [], findings
     assert {f.check for f in findings} == {"packages", "files", "strays"}
     packages = next(f for f in findings if f.check == "packages")
     assert packages.detail == f"{len(PINS)} distributions installed at their locked versions"
 
 
 def test_one_byte_changed_in_a_textual_file_is_named(venv: Path) -> None:
-    target = _site(venv) / "textual" / "widget.py"
-    _own_file(target)
+    target = site_of(venv) / "textual" / "widget.py"
+    own_file(target)
     with target.open("r+b") as handle:
         handle.seek(1000)
         byte = handle.read(1)
@@ -151,7 +89,7 @@ def test_one_byte_changed_in_a_textual_file_is_named(venv: Path) -> None:
         handle.write(b"X" if byte != b"X" else b"Y")
     findings = _check(venv)
     assert failed(findings)
-    assert _bad(findings) == [
+    assert not_ok(findings) == [
         Finding(
             "files",
             "fail",
@@ -162,10 +100,10 @@ def test_one_byte_changed_in_a_textual_file_is_named(venv: Path) -> None:
 
 
 def test_a_stray_pth_file_is_named(venv: Path) -> None:
-    (_site(venv) / "zz_startup.pth").write_text("import os; os.environ['POISONED'] = '1'\n")
+    (site_of(venv) / "zz_startup.pth").write_text("import os; os.environ['POISONED'] = '1'\n")
     findings = _check(venv)
     assert failed(findings)
-    assert _bad(findings) == [
+    assert not_ok(findings) == [
         Finding(
             "strays",
             "fail",
@@ -176,23 +114,23 @@ def test_a_stray_pth_file_is_named(venv: Path) -> None:
 
 
 def test_an_unlocked_package_installed_is_named_as_a_warning(venv: Path, tmp_path: Path) -> None:
-    wheel = _wheel(tmp_path, "left-pad", "1.0", {"left_pad.py": "def pad(s):\n    return s\n"})
-    _pip_install(venv, wheel)
+    wheel = make_wheel(tmp_path, "left-pad", "1.0", {"left_pad.py": "def pad(s):\n    return s\n"})
+    pip_install(venv, wheel)
     findings = _check(venv)
     # Extras are a warning, not a failure; the files pip installed match their new RECORD.
     assert not failed(findings)
-    assert _bad(findings) == [
+    assert not_ok(findings) == [
         Finding("packages", "warn", "left-pad", "installed 1.0, not in requirements.lock")
     ]
 
 
 def test_a_downgraded_package_is_named(venv: Path, tmp_path: Path) -> None:
     # pip uninstalls the locked rich and installs an older one, as `pip install rich==13.9.4`.
-    wheel = _wheel(tmp_path, "rich", "13.9.4", {"rich/__init__.py": "OLD = True\n"})
-    _pip_install(venv, wheel)
+    wheel = make_wheel(tmp_path, "rich", "13.9.4", {"rich/__init__.py": "OLD = True\n"})
+    pip_install(venv, wheel)
     findings = _check(venv)
     assert failed(findings)
-    assert _bad(findings) == [
+    assert not_ok(findings) == [
         Finding(
             "packages",
             "fail",
@@ -207,12 +145,12 @@ def test_a_missing_locked_package_and_a_missing_file_are_named(venv: Path) -> No
     # Distribution.files leaves out missing files. The check must not go through it.
     import importlib_metadata  # noqa: F401
 
-    site = _site(venv)
+    site = site_of(venv)
     # What `pip uninstall pyotp` leaves: neither its files nor its RECORD.
     shutil.rmtree(next(site.glob("pyotp-*.dist-info")))
     shutil.rmtree(site / "pyotp")
     (site / "segno" / "writers.py").unlink()
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert (
         Finding(
             "packages",
@@ -229,16 +167,16 @@ def test_a_missing_locked_package_and_a_missing_file_are_named(venv: Path) -> No
 
 
 def test_a_file_grown_by_a_byte_and_a_symlinked_file_are_named(venv: Path) -> None:
-    site = _site(venv)
+    site = site_of(venv)
     grown = site / "ldap3" / "__init__.py"
-    _own_file(grown)
+    own_file(grown)
     with grown.open("ab") as handle:
         handle.write(b"\n")
     size = grown.stat().st_size
     linked = site / "pyotp" / "totp.py"
     linked.unlink()
     linked.symlink_to(site / "pyotp" / "hotp.py")
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert (
         Finding(
             "files",
@@ -260,14 +198,14 @@ def test_a_file_grown_by_a_byte_and_a_symlinked_file_are_named(venv: Path) -> No
 
 
 def test_a_package_installed_twice_is_named(venv: Path) -> None:
-    site = _site(venv)
+    site = site_of(venv)
     old = site / "pyotp-2.11.0.dist-info"
     shutil.copytree(next(site.glob("pyotp-*.dist-info")), old)
     metadata_file = old / "METADATA"
     metadata_file.write_text(
         metadata_file.read_text().replace("Version: 2.12.0", "Version: 2.11.0")
     )
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.status, f.subject) for f in bad] == [("packages", "fail", "pyotp")]
     assert bad[0].detail == (
         "installed more than once: 2.11.0 (pyotp-2.11.0.dist-info), 2.12.0 (pyotp-2.12.0.dist-info)"
@@ -276,11 +214,11 @@ def test_a_package_installed_twice_is_named(venv: Path) -> None:
 
 def test_an_editable_govtui_fails(venv: Path) -> None:
     # What `pip install -e` leaves: a RECORD naming a path hook, none of govtui's files.
-    dist_info = next(_site(venv).glob("govtui-*.dist-info"))
+    dist_info = next(site_of(venv).glob("govtui-*.dist-info"))
     direct_url = dist_info / "direct_url.json"
     direct_url.unlink()
     direct_url.write_text('{"dir_info": {"editable": true}, "url": "file:///src/govtui"}')
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert (
         Finding(
             "files",
@@ -294,20 +232,20 @@ def test_an_editable_govtui_fails(venv: Path) -> None:
 
 
 def test_a_change_to_govtui_itself_is_named(venv: Path) -> None:
-    target = _site(venv) / "govtui" / "services" / "grants.py"
-    _own_file(target)
+    target = site_of(venv) / "govtui" / "services" / "grants.py"
+    own_file(target)
     target.write_text(target.read_text().replace("def ", "def  ", 1))
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.subject) for f in bad] == [("files", "govtui/services/grants.py")]
 
 
 def test_the_lock_shipped_with_govtui_is_checked_like_its_other_files(venv: Path) -> None:
     # Adding a pin for the attacker's package to the lock is itself a changed file of govtui.
-    lock = _site(venv) / "govtui" / "requirements.lock"
-    _own_file(lock)
+    lock = site_of(venv) / "govtui" / "requirements.lock"
+    own_file(lock)
     with lock.open("a") as handle:
         handle.write("left-pad==1.0 \\\n    --hash=sha256:" + "0" * 64 + "\n")
-    bad = _bad(check_install(dirs=[_site(venv)], lock=lock))
+    bad = not_ok(check_install(dirs=[site_of(venv)], lock=lock))
     assert [(f.check, f.subject) for f in bad] == [
         ("packages", "left-pad"),  # pinned, not installed
         ("files", "govtui/requirements.lock"),
@@ -315,13 +253,13 @@ def test_the_lock_shipped_with_govtui_is_checked_like_its_other_files(venv: Path
 
 
 def test_stray_modules_and_hostile_names_are_named_escaped(venv: Path) -> None:
-    site = _site(venv)
+    site = site_of(venv)
     (site / "sitecustomize.py").write_text("print('hello')\n")
     (site / "textual" / "_extra.py").write_text("")
     (site / "evil\x1b[2J.pth").write_text("")
     (site / "README.txt").write_text("not runnable: not a stray")
     (site / "textual" / "__pycache__" / "cached.cpython-311.pyc").write_bytes(b"")
-    bad = _bad(_check(venv))
+    bad = not_ok(_check(venv))
     assert [(f.check, f.subject) for f in bad] == [
         ("strays", "evil\\x1b[2J.pth"),
         ("strays", "sitecustomize.py"),
@@ -347,11 +285,11 @@ def test_a_package_behind_a_marker_may_be_absent(venv: Path, tmp_path: Path) -> 
     lock = tmp_path / "requirements.lock"
     pin = 'tomli==2.0.0 ; python_version < "3.11" \\\n    --hash=sha256:' + "1" * 64 + "\n"
     lock.write_text(LOCK.read_text() + pin)
-    assert _bad(check_install(dirs=[_site(venv)], lock=lock)) == []
+    assert not_ok(check_install(dirs=[site_of(venv)], lock=lock)) == []
 
 
 def test_an_unreadable_lock_is_one_failing_line(venv: Path, tmp_path: Path) -> None:
-    (finding,) = check_install(dirs=[_site(venv)], lock=tmp_path / "absent.lock")
+    (finding,) = check_install(dirs=[site_of(venv)], lock=tmp_path / "absent.lock")
     assert finding.status == "fail" and "cannot read the lock file" in finding.detail
 
 

@@ -6,30 +6,18 @@ folder of tiny real wheels (--no-index --find-links), never an index."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import subprocess
 import sys
 import tarfile
 import zipfile
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.install_support import script
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@cache
-def checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "govtui_lock_wheels", ROOT / "scripts" / "lock_wheels.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def wheel(folder: Path, name: str, tag: str) -> str:
@@ -84,7 +72,7 @@ def test_pins_without_a_locked_wheel_are_refused_by_name(
         + _pin("sdistonly", hashlib.sha256(b"not built here").hexdigest())
         + _pin("unlocked", "0" * 64)
     )
-    rc = checker().main(
+    rc = script("lock_wheels").main(
         [str(lock), "--python", "3.11", "--python", "3.13", "--", "--no-index",
          "--find-links", str(links)]
     )  # fmt: skip
@@ -114,7 +102,7 @@ def test_a_lock_of_wheels_for_every_python_passes(
         _pin("pure", wheel(links, "pure", "py3-none-any"))
         + _pin("stable", wheel(links, "stable", "cp39-abi3-manylinux2014_x86_64"))
     )
-    rc = checker().main([str(lock), "--", "--no-index", "--find-links", str(links)])
+    rc = script("lock_wheels").main([str(lock), "--", "--no-index", "--find-links", str(links)])
     out, err = capsys.readouterr()
     assert (rc, err) == (0, "")
     assert out == (
@@ -124,7 +112,7 @@ def test_a_lock_of_wheels_for_every_python_passes(
 
 
 def test_platforms_are_every_manylinux_tag_the_glibc_runs() -> None:
-    tags = checker().platforms("x86_64", "2.17")
+    tags = script("lock_wheels").platforms("x86_64", "2.17")
     assert tags[0] == "manylinux_2_17_x86_64" and "manylinux_2_5_x86_64" in tags
     assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(tags)
     assert "manylinux_2_18_x86_64" not in tags
@@ -135,10 +123,10 @@ def test_a_bad_lock_or_glibc_is_one_line_exit_2(
 ) -> None:
     lock = tmp_path / "bad.lock"
     lock.write_text("textual>=8\n")
-    assert checker().main([str(lock)]) == 2
+    assert script("lock_wheels").main([str(lock)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     lock.write_text(_pin("pure", "0" * 64))
-    assert checker().main([str(lock), "--glibc", "3.1"]) == 2
+    assert script("lock_wheels").main([str(lock), "--glibc", "3.1"]) == 2
     assert "--glibc 3.1" in capsys.readouterr().err
 
 
@@ -177,9 +165,9 @@ def test_the_scripts_install_a_lock_from_wheels_only(
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
 
     def install(lock: Path) -> subprocess.CompletedProcess[str]:
-        script = f'source {ROOT / "scripts/lib/common.sh"} && install_lock "$1" "$2"'
+        command = f'source {ROOT / "scripts/lib/common.sh"} && install_lock "$1" "$2"'
         return subprocess.run(
-            ["bash", "-c", script, "install_lock", str(venv), str(lock)],
+            ["bash", "-c", command, "install_lock", str(venv), str(lock)],
             capture_output=True,
             text=True,
         )

@@ -7,7 +7,6 @@ locks for it and for scripts/lock's wheel check."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,7 +14,6 @@ import sys
 from email.message import Message
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
@@ -25,20 +23,12 @@ from referencing.jsonschema import DRAFT7
 
 from govtui import lockfile
 from govtui.errors import InputError
+from tests.install_support import script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas" / "cyclonedx"
 SCRIPT = ROOT / "scripts" / "sbom.py"
 LOCK = ROOT / "requirements.lock"
-
-
-@cache
-def sbom_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("govtui_sbom_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @cache
@@ -227,7 +217,7 @@ def test_lockfile_reads_markers_via_lists_and_the_build_pin() -> None:
 
 
 def test_licences_unit_cases() -> None:
-    licences = sbom_module().licences
+    licences = script("sbom").licences
     ids = frozenset({"MIT", "BSD-3-Clause"})
 
     def meta(**fields: str | list[str]) -> Message:
