@@ -163,6 +163,12 @@ _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
 
 
+def valid_tls_name(name: str) -> bool:
+    """Whether `name` can be the name a server's certificate must carry: a host name or an
+    address, never a wildcard (which would match any server)."""
+    return bool(_HOST_NAME.fullmatch(name) or is_address(name)) and len(name) <= 253
+
+
 def settings(
     *,
     name: str,
@@ -199,7 +205,7 @@ def settings(
     if tls_name is not None:
         if not encrypted:
             raise InputError("--tls-name needs ldaps:// or --starttls")
-        if not (_HOST_NAME.fullmatch(tls_name) or is_address(tls_name)) or len(tls_name) > 253:
+        if not valid_tls_name(tls_name):
             raise InputError(
                 f"invalid TLS name {tls_name!r}: a host name or an address, no wildcard"
             )

@@ -352,9 +352,7 @@ def tls_problems(target: DirectoryTarget) -> list[str]:
         problems.append(
             "marked --insecure-plaintext though it uses TLS: `directory add` never stores that"
         )
-    if target.tls_name is not None and (
-        "*" in target.tls_name or not target.tls_name.strip() or len(target.tls_name) > 253
-    ):
+    if target.tls_name is not None and not directory_targets.valid_tls_name(target.tls_name):
         problems.append(f"TLS name {target.tls_name!r} is no host name (a wildcard matches any)")
     if target.ca_file is not None:
         problems += _ca_problems(target.ca_file)
