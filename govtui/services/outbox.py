@@ -121,7 +121,7 @@ def enqueue_membership_where(
             sa.literal(0),
             now,
             now,
-        )
+        ).order_by(grant_id)  # ids follow the grants: PostgreSQL's join order is its own
         result = session.execute(
             sa.insert(_OUTBOX)
             .from_select(
